@@ -1,0 +1,38 @@
+# pg_consistency — built with PGXS like any PostgreSQL extension.
+EXTENSION = pg_consistency
+EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
+
+include sources.mk
+MODULE_big = pg_consistency
+OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
+
+# The install script is assembled from one file per pillar, in name order.
+SQL_PARTS := $(sort $(wildcard src/sql/*.sql))
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql
+DATA = $(wildcard upgrade/$(EXTENSION)--*--*.sql)
+
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --inputdir=. --outputdir=build/regress
+
+PG_CONFIG ?= pg_config
+PG_CPPFLAGS = -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server) -isystem $(shell $(PG_CONFIG) --includedir) -DPGC_VERSION='"$(EXTVERSION)"'
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-register -Wno-missing-field-initializers \
+              -fvisibility-inlines-hidden -MMD -MP $(EXTRA_CXXFLAGS)
+SHLIB_LINK = -lrdkafka -lpq -lstdc++ $(EXTRA_LDFLAGS)
+EXTRA_CLEAN = $(OBJS:.o=.d) build
+
+# PGXS would also emit LLVM bitcode with clang, without our -std flag; the JIT gains
+# nothing from this library, so skip it.
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) $(EXTENSION).control
+	cat $(SQL_PARTS) > $@
+
+installcheck: | build/regress
+build/regress:
+	mkdir -p $@
+
+-include $(OBJS:.o=.d)

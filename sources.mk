@@ -1,0 +1,32 @@
+# The one list of C++ sources, read by the Makefile (PGXS) and by CMakeLists.txt.
+# CORE_SRCS never include PostgreSQL headers: they are also built into the unit tests.
+# PG_SRCS form the PostgreSQL boundary and everything that uses it.
+# One file per line, `CORE_SRCS += path` or `PG_SRCS += path`.
+
+CORE_SRCS += src/common/backoff.cpp
+
+PG_SRCS += src/pg/component.cpp
+PG_SRCS += src/pg/guard.cpp
+PG_SRCS += src/pg/module.cpp
+PG_SRCS += src/pg/spi.cpp
+PG_SRCS += src/pg/version.cpp
+PG_SRCS += src/worker/launcher.cpp
+PG_SRCS += src/worker/shared_state.cpp
+PG_SRCS += src/worker/status.cpp
+PG_SRCS += src/worker/wake.cpp
+PG_SRCS += src/worker/worker_main.cpp
+
+# --- event store ---------------------------------------------------------------
+
+
+# --- outbox and Kafka relay ----------------------------------------------------
+
+
+# --- sagas ---------------------------------------------------------------------
+
+
+# --- two-phase commit ----------------------------------------------------------
+
+
+# --- operations ----------------------------------------------------------------
+
