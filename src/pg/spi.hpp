@@ -1,0 +1,50 @@
+// SPI helpers. Hot statements are prepared once per backend and kept (SPI_keepplan);
+// PostgreSQL's plan cache revalidates them after DDL, so they survive ALTER/DROP+CREATE.
+#pragma once
+
+#include <exception>
+#include <initializer_list>
+
+#include "pg/postgres.hpp"
+
+namespace pgc::pg {
+
+// A statement text with its argument types, prepared on first use.
+// Declare as a function-local static: `static SavedPlan plan(sql, {INT8OID, TEXTOID});`
+class SavedPlan {
+ public:
+  static constexpr int kMaxArgs = 16;
+  SavedPlan(const char* sql, std::initializer_list<Oid> argtypes);
+
+  // Runs the statement (SPI must be connected); returns SPI's result code, ereports on error.
+  int execute(const Datum* values, const char* nulls, bool read_only, long count = 0);
+  SPIPlanPtr plan();
+
+ private:
+  const char* sql_;
+  int nargs_ = 0;
+  Oid argtypes_[kMaxArgs] = {};
+  SPIPlanPtr plan_ = nullptr;
+};
+
+// SPI_connect/SPI_finish as a scope; SPI_finish is also safe on the error path because
+// an abort cleans SPI up, and the destructor skips it then.
+class SpiScope {
+ public:
+  SpiScope();
+  ~SpiScope();
+  SpiScope(const SpiScope&) = delete;
+  SpiScope& operator=(const SpiScope&) = delete;
+  void finish();
+
+ private:
+  bool connected_ = false;
+};
+
+// Reads column `col` (1-based) of row `row` of SPI_tuptable.
+Datum spi_value(uint64 row, int col, bool* isnull);
+int64 spi_int64(uint64 row, int col, int64 if_null = 0);
+// Text copied into the upper (caller's) memory context, or nullptr for NULL.
+char* spi_text_copy(uint64 row, int col);
+
+}  // namespace pgc::pg
