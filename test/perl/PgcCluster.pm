@@ -1,0 +1,76 @@
+# Test helpers around PostgreSQL::Test::Cluster: a node with pg_consistency preloaded.
+package PgcCluster;
+
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+use Exporter 'import';
+our @EXPORT_OK = qw(new_node wait_until worker_pid process_gone);
+
+# new_node($name, conf => "extra lines", databases => 'postgres', extension => 1, start => 1)
+sub new_node {
+  my ($name, %opts) = @_;
+  my $node = PostgreSQL::Test::Cluster->new($name);
+  $node->init;
+  my $dbs = $opts{databases} // 'postgres';
+  $node->append_conf('postgresql.conf', <<"CONF" . ($opts{conf} // ''));
+shared_preload_libraries = 'pg_consistency'
+max_prepared_transactions = 64
+max_worker_processes = 32
+pg_consistency.database = '$dbs'
+pg_consistency.poll_interval = '200ms'
+log_min_messages = info
+restart_after_crash = on
+CONF
+  if ($opts{start} // 1) {
+    $node->start;
+    $node->safe_psql('postgres', 'CREATE EXTENSION pg_consistency') if $opts{extension} // 1;
+  }
+  return $node;
+}
+
+# Polls $sql on $db until it returns $expected (string compare) or $timeout seconds pass.
+sub wait_until {
+  my ($node, $sql, $expected, $timeout, $db) = @_;
+  $timeout //= 30;
+  $db //= 'postgres';
+  my $deadline = time + $timeout;
+  my $last = '';
+  while (time < $deadline) {
+    $last = eval { $node->safe_psql($db, $sql) } // '';
+    return 1 if $last eq $expected;
+    usleep(50_000);
+  }
+  diag("wait_until timed out: `$sql` returned '$last', wanted '$expected'");
+  return 0;
+}
+
+# PID of the worker for $db (or '' when none runs).
+sub worker_pid {
+  my ($node, $db) = @_;
+  $db //= 'postgres';
+  return $node->safe_psql('postgres',
+    "SELECT coalesce(max(pid)::text, '') FROM consistency.worker_status() "
+    . "WHERE kind = 'worker' AND database = '$db'");
+}
+
+# True when $pid no longer runs (gone, or a zombie not yet reaped by its parent).
+sub process_gone {
+  my ($pid, $timeout) = @_;
+  my $deadline = time + ($timeout // 10);
+  while (time < $deadline) {
+    return 1 unless kill(0, $pid);
+    if (open(my $fh, '<', "/proc/$pid/stat")) {
+      my $stat = <$fh> // '';
+      close $fh;
+      return 1 if $stat =~ /^\d+ \(.*\) Z/;
+    }
+    usleep(50_000);
+  }
+  return 0;
+}
+
+1;

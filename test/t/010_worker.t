@@ -1,0 +1,96 @@
+# The background worker: starts with preload, is visible in pg_stat_activity, survives
+# an error inside a tick, applies a reloaded interval, comes back after kill -9 with the
+# postmaster still up, exits on SIGTERM; without preload the SQL API still works.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+use PgcCluster qw(new_node wait_until worker_pid process_gone);
+
+my $node = new_node('worker');
+
+ok(wait_until($node, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_consistency launcher'", '1'),
+   'launcher visible in pg_stat_activity');
+ok(wait_until($node, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_consistency worker' AND datname = 'postgres'", '1'),
+   'worker visible in pg_stat_activity for its database');
+ok(wait_until($node, "SELECT state FROM consistency.worker_status() WHERE kind = 'worker'", 'running'),
+   'worker_status says running');
+my $pid = worker_pid($node);
+like($pid, qr/^\d+$/, "worker pid $pid");
+
+# Interval reload: with 5 s the worker ticks rarely; after SIGHUP with 50 ms, often.
+$node->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.poll_interval = '5s'; SELECT pg_reload_conf()");
+sleep 1;
+my $t0 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'");
+sleep 3;
+my $t1 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'");
+cmp_ok($t1 - $t0, '<=', 2, "at 5 s interval: " . ($t1 - $t0) . " ticks in 3 s");
+$node->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.poll_interval = '50ms'; SELECT pg_reload_conf()");
+sleep 1;
+$t0 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'");
+sleep 2;
+$t1 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'");
+cmp_ok($t1 - $t0, '>=', 15, "after SIGHUP reload to 50 ms: " . ($t1 - $t0) . " ticks in 2 s");
+
+# An error inside a tick is logged and backed off; the same process goes on.
+my $log_offset = -s $node->logfile;
+$node->safe_psql('postgres', "SELECT consistency._debug_fail_worker_ticks(2)");
+ok(wait_until($node, "SELECT errors >= 2 FROM consistency.worker_status() WHERE kind = 'worker'", 't', 30),
+   'two tick errors recorded');
+like(slurp_file($node->logfile, $log_offset), qr/pg_consistency worker: worker failed: injected failure/,
+     'tick error logged with its cause');
+is(worker_pid($node), $pid, 'same worker process after tick errors (no restart)');
+ok(wait_until($node, "SELECT state FROM consistency.worker_status() WHERE kind = 'worker'", 'running', 30),
+   'worker back to running after the backoff');
+like($node->safe_psql('postgres', "SELECT last_error FROM consistency.worker_status() WHERE kind = 'worker'"),
+     qr/injected failure/, 'last_error shows the cause');
+
+# kill -9 of the worker: the postmaster survives (crash restart) and the worker returns.
+my $postmaster = $node->{_pid};
+BAIL_OUT("no worker pid") unless $pid =~ /^\d+$/;
+kill 'KILL', $pid;
+my $start = time;
+my $back = 0;
+while (time - $start < 30) {
+  my $p = eval { worker_pid($node) } // '';
+  if ($p ne '' && $p ne $pid) { $back = 1; last }
+  usleep(100_000);
+}
+ok($back, sprintf('worker back after kill -9 within %.1f s', time - $start));
+ok(kill(0, $postmaster), 'postmaster still running after kill -9 of the worker');
+cmp_ok(time - $start, '<', 10, 'worker back within seconds');
+
+# SIGTERM: the worker exits, the log says so, and the launcher starts a new one.
+$pid = worker_pid($node);
+$log_offset = -s $node->logfile;
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+ok(wait_until($node, "SELECT count(*) FROM pg_stat_activity WHERE pid = $pid", '0', 10), 'worker exited on SIGTERM');
+ok(wait_until($node, "SELECT (pid IS NOT NULL AND pid <> $pid)::text FROM consistency.worker_status() WHERE kind = 'worker'", 'true', 15),
+   'launcher restarted the terminated worker');
+
+# A second database added by reload gets its own worker once the extension exists there.
+$node->safe_psql('postgres', 'CREATE DATABASE shop');
+$node->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.database = 'postgres,shop'; SELECT pg_reload_conf()");
+ok(wait_until($node, "SELECT state FROM consistency.worker_status() WHERE database = 'shop'", 'waiting_for_extension', 15),
+   'worker in new database waits for the extension');
+$node->safe_psql('shop', 'CREATE EXTENSION pg_consistency');
+ok(wait_until($node, "SELECT state FROM consistency.worker_status() WHERE database = 'shop'", 'running', 15),
+   'worker in new database runs after CREATE EXTENSION');
+$node->stop('fast');
+ok(process_gone($postmaster), 'cluster stopped cleanly');
+
+# Without preload: the extension installs and answers; status says not preloaded.
+my $plain = PostgreSQL::Test::Cluster->new('no_preload');
+$plain->init;
+$plain->start;
+$plain->safe_psql('postgres', 'CREATE EXTENSION pg_consistency');
+like($plain->safe_psql('postgres', 'SELECT consistency.version()'), qr/^\d+\.\d+\.\d+$/, 'version without preload');
+is($plain->safe_psql('postgres', 'SELECT state FROM consistency.worker_status()'), 'not_preloaded',
+   'status without preload says not_preloaded');
+is($plain->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'pg_consistency%'"), '0',
+   'no worker without preload');
+$plain->stop;
+
+done_testing();
