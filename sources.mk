@@ -20,6 +20,14 @@ PG_SRCS += src/worker/worker_main.cpp
 
 
 # --- outbox and Kafka relay ----------------------------------------------------
+CORE_SRCS += src/outbox/names.cpp
+CORE_SRCS += src/relay/batch.cpp
+CORE_SRCS += src/relay/circuit_breaker.cpp
+CORE_SRCS += src/relay/kafka.cpp
+CORE_SRCS += src/relay/murmur2.cpp
+CORE_SRCS += src/relay/properties.cpp
+PG_SRCS += src/outbox/publish.cpp
+PG_SRCS += src/relay/relay.cpp
 
 
 # --- sagas ---------------------------------------------------------------------
