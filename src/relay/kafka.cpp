@@ -148,7 +148,7 @@ void Producer::on_delivery(rd_kafka_t*, const void* msg, void* opaque) {
   const auto* m = static_cast<const rd_kafka_message_t*>(msg);
   if (self == nullptr || self->dr_fn_ == nullptr) return;
   const char* text = m->err ? rd_kafka_err2str(m->err) : "";
-  self->dr_fn_(self->dr_ctx_, reinterpret_cast<uint64_t>(m->_private), m->err, text);
+  self->dr_fn_(self->dr_ctx_, reinterpret_cast<uint64_t>(m->_private), m->partition, m->err, text);
 }
 
 void Producer::on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque) {

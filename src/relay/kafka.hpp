@@ -41,8 +41,9 @@ struct TxnResult {
 
 class Producer {
  public:
-  // Called from poll() for every delivery report: tag is what produce() was given.
-  using DeliveryFn = void (*)(void* ctx, uint64_t tag, int err, const char* errstr);
+  // Called from poll() for every delivery report: tag is what produce() was given,
+  // partition where the message went (or -1).
+  using DeliveryFn = void (*)(void* ctx, uint64_t tag, int32_t partition, int err, const char* errstr);
 
   static std::unique_ptr<Producer> create(const KafkaConfig& cfg, std::string* error);
   ~Producer();

@@ -303,7 +303,7 @@ Runtime& runtime() {
   return *g_rt;
 }
 
-void on_delivery(void* ctx, uint64_t tag, int err, const char* errstr) {
+void on_delivery(void* ctx, uint64_t tag, int32_t, int err, const char* errstr) {
   auto* rt = static_cast<Runtime*>(ctx);
   Inflight* f = rt->inflight.get();
   uint32_t gen = static_cast<uint32_t>(tag >> 32);
