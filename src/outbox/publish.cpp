@@ -130,7 +130,8 @@ PGC_FUNCTION(pgc_publish_text) {
     try {
       jb = pgc::pg::pg_call([&] { return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json))); });
     } catch (const pgc::pg::PgError& e) {
-      throw invalid_argument(std::string("invalid payload: not valid JSON: ") + e.what(), {},
+      const char* detail = e.edata() && e.edata()->detail ? e.edata()->detail : "";
+      throw invalid_argument(std::string("invalid payload: not valid JSON: ") + e.what(), detail,
                              "Pass a jsonb value, or a bytea value for raw bytes.");
     }
     payload = jsonb_bytes(jb);

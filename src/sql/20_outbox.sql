@@ -246,8 +246,8 @@ CREATE FUNCTION consistency._integrity_relay()
    WHERE topic !~ '^[a-zA-Z0-9._-]{1,249}$' OR topic IN ('.', '..')
   UNION ALL
   SELECT 'relay_open_batches',
-         count(*) <= 1 AND coalesce(bool_and(b.batch > s.last_batch), true),
-         count(*) || ' open exactly-once batch(es); last finished batch ' || max(s.last_batch)
+         count(b.batch) <= 1 AND coalesce(bool_and(b.batch > s.last_batch), true),
+         count(b.batch) || ' open exactly-once batch(es); last finished batch ' || max(s.last_batch)
     FROM consistency.relay_stats s LEFT JOIN consistency.relay_batches b ON true
   UNION ALL
   SELECT 'event_routes_trigger',
