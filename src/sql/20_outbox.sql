@@ -187,22 +187,21 @@ CREATE FUNCTION consistency._relay_runtime(
   RETURNS record LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_relay_runtime';
 
 CREATE VIEW consistency.outbox_status AS
-SELECT (SELECT count(*) FROM consistency.outbox) AS pending,
-       (SELECT pg_catalog.now() - o.created_at FROM consistency.outbox o ORDER BY o.id LIMIT 1)
-         AS oldest_pending_age,
+SELECT o.pending,
+       pg_catalog.now() - o.oldest AS oldest_pending_age,
        s.delivered_total,
        (SELECT count(*) FROM consistency.dead_letters) AS dead_lettered,
        r.relay_state,
        r.last_error,
        s.last_delivery_at
-  FROM consistency.relay_stats s, consistency._relay_runtime() r;
+  FROM (SELECT count(*) AS pending, min(created_at) AS oldest FROM consistency.outbox) o,
+       consistency.relay_stats s, consistency._relay_runtime() r;
 
 -- Counters and gauges for consistency.metrics().
 CREATE FUNCTION consistency._metrics_relay()
   RETURNS TABLE(metric text, kind text, help text, labels jsonb, value double precision)
   LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-  WITH o AS (SELECT count(*) AS pending,
-                    coalesce(extract(epoch FROM now() - (SELECT created_at FROM consistency.outbox ORDER BY id LIMIT 1)), 0) AS age
+  WITH o AS (SELECT count(*) AS pending, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age
                FROM consistency.outbox),
        s AS (SELECT * FROM consistency.relay_stats),
        r AS (SELECT * FROM consistency._relay_runtime())
