@@ -264,6 +264,7 @@ struct Row {
   bool key_null = false;
   std::string payload;
   bool payload_null = false;
+  int attempts = 0;
   std::vector<Header> headers;
 };
 
@@ -476,7 +477,7 @@ void build_headers(Runtime& rt, int64_t id, const std::string& topic, const std:
 std::vector<Row> load_batch(Runtime& rt) {
   return in_transaction("pg_consistency relay: reading outbox", false, [&] {
     static pg::SavedPlan plan(
-        "SELECT id, topic, key, payload, headers, content_type, created_at "
+        "SELECT id, topic, key, payload, headers, content_type, created_at, attempts "
         "FROM consistency.outbox ORDER BY id LIMIT $1",
         {INT4OID});
     if (rt.ce_source.empty()) {
@@ -508,6 +509,7 @@ std::vector<Row> load_batch(Runtime& rt) {
         headers = null_headers ? nullptr : DatumGetJsonbP(d);
         ctype = DatumGetTextPP(pg::spi_value(i, 6, &isnull));
         created = DatumGetTimestampTz(pg::spi_value(i, 7, &isnull));
+        r.attempts = DatumGetInt32(pg::spi_value(i, 8, &isnull));
       });
       r.topic.assign(VARDATA_ANY(topic), VARSIZE_ANY_EXHDR(topic));
       r.key_null = key == nullptr;
@@ -815,6 +817,8 @@ long continue_inflight(Runtime& rt) {
         return 100;
       }
       std::unique_ptr<Inflight> done = std::move(rt.inflight);
+      // Nothing of an aborted transaction was delivered, whatever the reports said.
+      done->batch.abort_all(Outcome::kSkipped, "transaction aborted");
       std::string why = done->batch.first_error();
       if (why.empty()) why = "progress record: " + done->progress_error;
       bool permanent = done->batch.count(Outcome::kPermanent) > 0;
@@ -917,6 +921,14 @@ long relay_tick() {
 
   std::vector<Row> rows = load_batch(rt);
   if (rows.empty()) return gucs::poll_interval_ms;
+  // A row whose earlier attempt failed goes alone, so that a refusal is pinned on the
+  // message that caused it (a broker refuses a whole record batch, neighbours included).
+  auto retried = std::find_if(rows.begin(), rows.end(), [](const Row& r) { return r.attempts > 0; });
+  if (retried == rows.begin()) {
+    rows.resize(1);
+  } else if (retried != rows.end()) {
+    rows.erase(retried, rows.end());
+  }
   if (!ensure_topics(rt, rows)) {
     set_state(State::kBrokerUnavailable, 0);
     return std::max<int64_t>(1, rt.breaker.wait_ms(now_ms()));
