@@ -11,7 +11,8 @@ use Test::More;
 use Time::HiRes qw(usleep time);
 use PgcCluster qw(new_node wait_until);
 use Exporter 'import';
-our @EXPORT_OK = qw(relay_node publish_sequences wait_drained check_delivery relay_status);
+our @EXPORT_OK = qw(relay_node publish_sequences wait_drained check_delivery relay_status
+  publish_logged logged_ids wait_ready);
 
 # relay_node($name, $kafka, mode => 'exactly_once', batch_size => 200, conf => "extra")
 sub relay_node {
@@ -54,6 +55,48 @@ END
 \$\$;
 SQL
   return $total;
+}
+
+# Publishes $n messages over $keys keys in transactions of $txn rows, recording each
+# outbox id in public.published_log in the same transaction, so the set of committed ids
+# is known exactly even if a crash cuts a client off during COMMIT. Failed transactions
+# (the server restarting) are retried until $n rows are in. Returns the rows added.
+sub publish_logged {
+  my ($node, $topic, %o) = @_;
+  my $n    = $o{n} // 1000;
+  my $keys = $o{keys} // 50;
+  my $txn  = $o{txn} // 100;
+  $node->safe_psql('postgres', 'CREATE TABLE IF NOT EXISTS public.published_log (id bigint PRIMARY KEY)');
+  my $start = $node->safe_psql('postgres', 'SELECT count(*) FROM public.published_log');
+  my $deadline = time + 300;
+  while (time < $deadline) {
+    my $have = $node->safe_psql('postgres', 'SELECT count(*) FROM public.published_log');
+    last if $have - $start >= $n;
+    my $rows = $txn < $n - ($have - $start) ? $txn : $n - ($have - $start);
+    my ($ret) = $node->psql('postgres', qq{
+      INSERT INTO public.published_log
+      SELECT consistency.publish('$topic', 'key-' || (g % $keys), jsonb_build_object('g', g, 'pad', repeat('p', 100)))
+        FROM generate_series($have, $have + $rows - 1) g});
+    usleep(100_000) if $ret != 0;
+  }
+  return $node->safe_psql('postgres', 'SELECT count(*) FROM public.published_log') - $start;
+}
+
+sub logged_ids {
+  my ($node) = @_;
+  return [ split /\n/, $node->safe_psql('postgres', 'SELECT id FROM public.published_log ORDER BY id') ];
+}
+
+# Waits until the server accepts queries again (after a crash restart) and the relay runs.
+sub wait_ready {
+  my ($node, $timeout) = @_;
+  my $deadline = time + ($timeout // 60);
+  while (time < $deadline) {
+    my ($ret, $out) = $node->psql('postgres', 'SELECT relay_state FROM consistency.outbox_status');
+    return 1 if $ret == 0 && $out eq 'running';
+    usleep(100_000);
+  }
+  return 0;
 }
 
 sub wait_drained {
