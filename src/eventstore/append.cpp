@@ -20,8 +20,16 @@ namespace {
 
 // ---- validation helpers (no PostgreSQL calls while C++ strings are alive) -----------
 
+// The stream of the call being validated, for messages.
+const char* g_stream_for_messages = "";
+
+std::string event_label(int index) {
+  return "event " + std::to_string(index + 1) + " for stream \"" +
+         truncate_utf8(g_stream_for_messages, 200) + "\"";
+}
+
 [[noreturn]] void throw_bad_event(int index, const char* problem) {
-  throw invalid_argument("event " + std::to_string(index + 1) + " of the call: " + problem);
+  throw invalid_argument(event_label(index) + ": " + problem);
 }
 
 void check_type(int index, const char* type, int len) {
@@ -45,7 +53,7 @@ void check_expected(bool any, int64 v) {
 }
 
 [[noreturn]] void throw_too_large(int index, int64 bytes) {
-  throw invalid_argument("event " + std::to_string(index + 1) + " is " + std::to_string(bytes) +
+  throw invalid_argument(event_label(index) + " is " + std::to_string(bytes) +
                              " bytes; the limit is " + std::to_string(g_max_event_bytes) + " bytes",
                          "The size counts the event's data and metadata in jsonb format.",
                          "Raise pg_consistency.max_event_bytes or store large payloads elsewhere.");
@@ -394,6 +402,7 @@ PGC_FUNCTION(pgc_es_append_events) {
   bool any = PG_ARGISNULL(1);
   int64 expected = any ? 0 : PG_GETARG_INT64(1);
   check_expected(any, expected);
+  g_stream_for_messages = stream;
   if (PG_ARGISNULL(2)) throw pgc::invalid_argument("events must not be NULL");
   Jsonb* events = PG_GETARG_JSONB_P(2);
   int n = 0;
@@ -407,6 +416,7 @@ PGC_FUNCTION(pgc_es_append_event) {
   bool any = PG_ARGISNULL(1);
   int64 expected = any ? 0 : PG_GETARG_INT64(1);
   check_expected(any, expected);
+  g_stream_for_messages = stream;
   if (PG_ARGISNULL(2)) throw pgc::invalid_argument("event type must not be NULL");
   EventInput ev;
   memset(&ev, 0, sizeof(ev));
@@ -414,13 +424,15 @@ PGC_FUNCTION(pgc_es_append_event) {
   check_type(0, VARDATA_ANY(ev.type), VARSIZE_ANY_EXHDR(ev.type));
   if (PG_ARGISNULL(3)) throw pgc::invalid_argument("event data must not be NULL");
   Jsonb* data = PG_GETARG_JSONB_P(3);
-  if (!JB_ROOT_IS_OBJECT(data)) throw pgc::invalid_argument("event data must be a JSON object");
+  if (!JB_ROOT_IS_OBJECT(data) || JB_ROOT_IS_SCALAR(data))
+    throw pgc::invalid_argument(event_label(0) + ": data must be a JSON object");
   ev.data = JsonbPGetDatum(data);
   if (PG_ARGISNULL(4)) {
     ev.metadata = empty_object();
   } else {
     Jsonb* meta = PG_GETARG_JSONB_P(4);
-    if (!JB_ROOT_IS_OBJECT(meta)) throw pgc::invalid_argument("event metadata must be a JSON object");
+    if (!JB_ROOT_IS_OBJECT(meta) || JB_ROOT_IS_SCALAR(meta))
+      throw pgc::invalid_argument(event_label(0) + ": metadata must be a JSON object");
     ev.metadata = JsonbPGetDatum(meta);
   }
   check_size(0, ev.data, ev.metadata);

@@ -81,6 +81,7 @@ int64 g_floor = 0;
 int64 g_pending_last = 0;      // highest position appended, including this transaction
 int64 g_session_last = 0;      // ... by committed (or prepared) transactions
 int g_dbflag_index = -1;
+bool g_wake_pending = false;   // wake the worker once this transaction has committed
 
 int slot_count() { return MaxBackends + NUM_AUXILIARY_PROCS; }
 
@@ -218,15 +219,28 @@ void on_xact(XactEvent event, void*) {
       break;
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT:
+      clear_slot();
+      g_session_last = g_pending_last;
+      catalog_at_xact_end();
+      // Only now, with our bound gone, can the worker's horizon pass our events: a
+      // wake-up sent earlier (wake_at_commit runs before this callback) could find the
+      // bound still set and leave the events to the next poll.
+      if (g_wake_pending) {
+        g_wake_pending = false;
+        worker::wake_now(&kComponent);
+      }
+      break;
     case XACT_EVENT_PREPARE:
       clear_slot();
       g_session_last = g_pending_last;
+      g_wake_pending = false;  // COMMIT PREPARED may come from anywhere; the poll covers it
       catalog_at_xact_end();
       break;
     case XACT_EVENT_ABORT:
     case XACT_EVENT_PARALLEL_ABORT:
       clear_slot();
       g_pending_last = g_session_last;
+      g_wake_pending = false;
       catalog_at_xact_end();
       break;
     default:
@@ -384,7 +398,7 @@ bool subscriptions_may_be_active() {
 }
 
 void wake_subscriptions_at_commit() {
-  if (subscriptions_may_be_active()) worker::wake_at_commit(&kComponent);
+  if (subscriptions_may_be_active()) g_wake_pending = true;
 }
 
 }  // namespace pgc::eventstore
