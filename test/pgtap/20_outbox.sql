@@ -1,7 +1,7 @@
 -- Outbox semantics: shapes of the contract's objects, what publish stores, ordering,
 -- transactional behaviour, dead-letter retry, status and the security settings.
 BEGIN;
-SELECT plan(53);
+SELECT plan(60);
 
 -- The contract's objects and shapes.
 SELECT has_table('consistency', 'outbox', 'outbox table');
@@ -100,6 +100,24 @@ SELECT is((SELECT count(*)::int FROM consistency._metrics_relay() WHERE kind NOT
 SELECT is((SELECT value FROM consistency._metrics_relay() WHERE metric = 'pg_consistency_outbox_pending'),
           (SELECT count(*)::float8 FROM consistency.outbox), 'pending metric matches');
 SELECT ok((SELECT bool_and(ok) FROM consistency._integrity_relay()), 'integrity checks pass');
+
+-- Routed events: same transaction, one row per event and route, key = stream, value = data.
+SELECT lives_ok($$SELECT consistency.route_events('taporder', 'tap.events')$$, 'route a category');
+SELECT is((SELECT count(*)::int FROM pg_trigger WHERE tgrelid = 'consistency.events'::regclass
+             AND tgname = 'pgc_route_events' AND tgenabled = 'O'), 1, 'one statement trigger on the event table');
+SELECT consistency.append_events('taporder-1', 0, '[{"type": "A", "data": {"i": 1}}, {"type": "B", "data": {"i": 2}}, {"type": "C", "data": {"i": 3}}]');
+SELECT consistency.append_event('tapother-1', 0, 'X', '{}');
+SELECT is((SELECT array_agg(headers->>'ce_type' ORDER BY id) FROM consistency.outbox WHERE topic = 'tap.events'),
+          ARRAY['A', 'B', 'C'], 'three routed events in global order');
+SELECT is((SELECT count(*)::int FROM consistency.outbox WHERE key = 'tapother-1'), 0, 'the other category is not routed');
+SELECT ok((SELECT bool_and(key = 'taporder-1' AND topic = 'tap.events') FROM consistency.outbox WHERE topic = 'tap.events'),
+          'key is the stream, topic the route''s');
+SELECT is((SELECT array_agg(convert_from(o.payload, 'UTF8')::jsonb ORDER BY o.id) FROM consistency.outbox o WHERE o.topic = 'tap.events'),
+          (SELECT array_agg(data ORDER BY global_position) FROM consistency.events WHERE stream = 'taporder-1'),
+          'values are the events'' data');
+SELECT is((SELECT array_agg(headers->>'ce_id' ORDER BY id) FROM consistency.outbox WHERE topic = 'tap.events'),
+          (SELECT array_agg(event_id::text ORDER BY global_position) FROM consistency.events WHERE stream = 'taporder-1'),
+          'ce_id is the event id');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -86,6 +86,26 @@ is($by{ce}{headers}{ce_source}, '/shop', "caller's ce_source replaces the defaul
 is($by{ce}{headers}{'content-type'}, 'application/cloudevents+json', "caller's content-type replaces the default");
 is(scalar(grep { $_ eq 'ce_type' } @{ $by{ce}{header_list} }), 1, 'no header is sent twice');
 
+# Routed events reach Kafka: key = stream, value = data, CloudEvents headers from the event.
+$node->safe_psql('postgres', q{
+  SELECT consistency.route_events('order', 'order.events');
+  SELECT consistency.append_events('order-77', 0,
+    '[{"type": "OrderPlaced", "data": {"total": 5}}, {"type": "OrderPaid", "data": {"amount": 5}}]');
+  SELECT consistency.append_event('order-78', 0, 'OrderPlaced', '{"total": 9}');
+  SELECT consistency.append_event('invoice-1', 0, 'InvoiceIssued', '{}');
+});
+ok(wait_drained($node, 30), 'routed events drained');
+my $ev = $kafka->consume('order.events');
+is(scalar @$ev, 3, 'three routed events (the invoice category is not routed)');
+my @o77 = grep { $_->{key} eq 'order-77' } @$ev;
+is(join(',', map { $_->{headers}{ce_type} } @o77), 'OrderPlaced,OrderPaid', "one stream's events in order");
+is($o77[0]{value}, '{"total": 5}', 'value is the event data');
+my $eid = $node->safe_psql('postgres', "SELECT event_id FROM consistency.events WHERE stream = 'order-77' AND version = 1");
+is($o77[0]{headers}{ce_id}, $eid, 'ce_id is the event id');
+is($o77[0]{headers}{ce_subject}, 'order-77', 'ce_subject is the stream');
+is($o77[1]{headers}{stream_version}, '2', 'stream_version header');
+is($o77[0]{headers}{'content-type'}, 'application/json', 'content-type application/json');
+
 # Commit-to-delivery on an idle relay (poll_interval is 10 s): woken at commit.
 my @lat;
 for my $i (1 .. 5) {
@@ -102,12 +122,12 @@ cmp_ok($worst, '<', 3, 'an idle relay delivers a new row without waiting for its
 # The contract's status after all this.
 my ($pending, $delivered, $dead, $state) = split /\|/, relay_status($node);
 is($pending, 0, 'nothing pending');
-is($delivered, 10000 + 4 + 5, 'delivered_total counts every acknowledged message');
+is($delivered, 10000 + 4 + 3 + 5, 'delivered_total counts every acknowledged message');
 is($dead, 0, 'no dead letters');
 is($state, 'running', 'relay running');
 ok($node->safe_psql('postgres', 'SELECT last_delivery_at > now() - interval \'1 minute\' FROM consistency.outbox_status') eq 't',
    'last_delivery_at is recent');
-like($node->safe_psql('postgres', 'SELECT consistency.metrics()'), qr/^pg_consistency_outbox_delivered_total 10009$/m,
+like($node->safe_psql('postgres', 'SELECT consistency.metrics()'), qr/^pg_consistency_outbox_delivered_total 10012$/m,
      'metrics() exposes the relay counters');
 
 # An invalid topic is refused at publish, with the worker running too.
