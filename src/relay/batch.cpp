@@ -58,6 +58,7 @@ void Batch::fail(std::size_t i, int err, std::string message) {
   e.error_code = err;
   e.error = std::move(message);
   e.outcome = classify_error(err) == ErrorClass::kPermanent ? Outcome::kPermanent : Outcome::kTransient;
+  failures_++;
   if (!e.key_null) blocked_keys_.insert(e.key);
 }
 
@@ -111,6 +112,7 @@ void Batch::abort_all(Outcome as, std::string reason) {
   for (auto& e : entries_) {
     if (e.outcome == Outcome::kDelivered || e.outcome == Outcome::kPending) {
       e.outcome = as;
+      if (as == Outcome::kPermanent || as == Outcome::kTransient) failures_++;
       e.error = reason;
     }
   }

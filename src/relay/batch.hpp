@@ -59,7 +59,8 @@ class Batch {
   std::vector<int64_t> ids() const;
   std::vector<int64_t> delivered_ids() const;
   std::size_t count(Outcome o) const;
-  bool any_failed() const { return count(Outcome::kPermanent) + count(Outcome::kTransient) > 0; }
+  // O(1): called once per produced message.
+  bool any_failed() const { return failures_ > 0; }
   // Rows whose attempt failed for good: (id, reason).
   std::vector<std::pair<int64_t, std::string>> permanent_failures() const;
   // The first error of the batch, for logs and last_error.
@@ -77,6 +78,7 @@ class Batch {
   std::vector<BatchEntry> entries_;
   std::unordered_set<std::string> blocked_keys_;
   std::size_t outstanding_ = 0;
+  std::size_t failures_ = 0;  // entries now kPermanent or kTransient
 };
 
 // Progress record of the exactly-once protocol, written to the progress topic inside the

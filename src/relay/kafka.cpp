@@ -133,6 +133,9 @@ std::unique_ptr<Producer> Producer::create(const KafkaConfig& cfg, std::string* 
 }
 
 Producer::~Producer() {
+  for (auto& [name, rkt] : topics_) rd_kafka_topic_destroy(rkt);
+  topics_.clear();
+  last_rkt_ = nullptr;
   if (rk_ != nullptr) {
     // Undelivered messages stay in the outbox; do not wait for them here.
     rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
@@ -171,27 +174,60 @@ void Producer::on_log(const rd_kafka_t* rk, int level, const char* fac, const ch
   if (self->logs_.size() < 100) self->logs_.push_back(std::string(fac ? fac : "") + ": " + (buf ? buf : ""));
 }
 
-int Producer::produce(const std::string& topic, int32_t partition, const char* key,
-                      std::size_t key_len, bool key_null, const char* value, std::size_t value_len,
-                      bool value_null, const std::vector<Header>& headers, uint64_t tag,
+rd_kafka_topic_t* Producer::topic_handle(std::string_view topic) {
+  if (last_rkt_ != nullptr && topic == last_topic_) return last_rkt_;
+  std::string name(topic);
+  rd_kafka_topic_t* rkt = nullptr;
+  auto it = topics_.find(name);
+  if (it != topics_.end()) {
+    rkt = it->second;
+  } else {
+    rkt = rd_kafka_topic_new(rk_, name.c_str(), nullptr);
+    if (rkt == nullptr) return nullptr;
+    topics_.emplace(name, rkt);
+  }
+  last_topic_ = std::move(name);
+  last_rkt_ = rkt;
+  return rkt;
+}
+
+int Producer::produce(std::string_view topic, int32_t partition, const char* key, std::size_t key_len,
+                      bool key_null, const char* value, std::size_t value_len, bool value_null,
+                      const std::vector<Header>& headers, uint64_t tag, std::string* errstr,
+                      int queue_wait_ms) {
+  std::vector<HeaderView> views;
+  views.reserve(headers.size());
+  for (const auto& h : headers) views.push_back(HeaderView{h.name.data(), h.name.size(), h.value.data(), h.value.size(), h.null});
+  return produce(topic, partition, key, key_len, key_null, value, value_len, value_null, views.data(),
+                 views.size(), tag, errstr, queue_wait_ms);
+}
+
+int Producer::produce(std::string_view topic, int32_t partition, const char* key, std::size_t key_len,
+                      bool key_null, const char* value, std::size_t value_len, bool value_null,
+                      const HeaderView* headers, std::size_t header_count, uint64_t tag,
                       std::string* errstr, int queue_wait_ms) {
   auto deadline = Clock::now() + std::chrono::milliseconds(queue_wait_ms);
+  rd_kafka_topic_t* rkt = topic_handle(topic);
+  if (rkt == nullptr) {
+    *errstr = rd_kafka_err2str(rd_kafka_last_error());
+    return rd_kafka_last_error();
+  }
   for (;;) {
-    rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());
-    for (const auto& h : headers) {
-      rd_kafka_header_add(hdrs, h.name.data(), static_cast<ssize_t>(h.name.size()),
-                          h.null ? nullptr : h.value.data(),
-                          h.null ? 0 : static_cast<ssize_t>(h.value.size()));
+    rd_kafka_headers_t* hdrs = header_count > 0 ? rd_kafka_headers_new(header_count) : nullptr;
+    for (std::size_t i = 0; i < header_count; i++) {
+      const HeaderView& h = headers[i];
+      rd_kafka_header_add(hdrs, h.name, static_cast<ssize_t>(h.name_len), h.null ? nullptr : h.value,
+                          h.null ? 0 : static_cast<ssize_t>(h.value_len));
     }
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk_, RD_KAFKA_V_TOPIC(topic.c_str()),
+        rk_, RD_KAFKA_V_RKT(rkt),
         RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
         RD_KAFKA_V_KEY(key_null ? nullptr : const_cast<char*>(key), key_null ? 0 : key_len),
         RD_KAFKA_V_VALUE(value_null ? nullptr : const_cast<char*>(value), value_null ? 0 : value_len),
         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(tag)), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return 0;  // headers now belong to the message
-    rd_kafka_headers_destroy(hdrs);
+    if (hdrs != nullptr) rd_kafka_headers_destroy(hdrs);
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && ms_left(deadline) > 0) {
       rd_kafka_poll(rk_, 10);  // back-pressure: let reports drain the queue
       continue;

@@ -7,12 +7,15 @@
 
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "relay/properties.hpp"
 
 typedef struct rd_kafka_s rd_kafka_t;
+typedef struct rd_kafka_topic_s rd_kafka_topic_t;
 
 namespace pgc::relay {
 
@@ -27,6 +30,15 @@ struct Header {
   std::string name;
   std::string value;
   bool null = false;
+};
+
+// A header as views: what produce() copies into the message.
+struct HeaderView {
+  const char* name;
+  std::size_t name_len;
+  const char* value;
+  std::size_t value_len;
+  bool null;
 };
 
 // Outcome of a transactional call, following librdkafka's error classes.
@@ -58,7 +70,12 @@ class Producer {
   // Queues one message (payload copied). partition < 0: the murmur2 partitioner chooses.
   // Returns 0 or the librdkafka error code, with its text in *errstr. A full local queue
   // is waited out by polling for at most queue_wait_ms.
-  int produce(const std::string& topic, int32_t partition, const char* key, std::size_t key_len,
+  int produce(std::string_view topic, int32_t partition, const char* key, std::size_t key_len,
+              bool key_null, const char* value, std::size_t value_len, bool value_null,
+              const HeaderView* headers, std::size_t header_count, uint64_t tag, std::string* errstr,
+              int queue_wait_ms = 5000);
+  // The same with owned headers.
+  int produce(std::string_view topic, int32_t partition, const char* key, std::size_t key_len,
               bool key_null, const char* value, std::size_t value_len, bool value_null,
               const std::vector<Header>& headers, uint64_t tag, std::string* errstr,
               int queue_wait_ms = 5000);
@@ -100,7 +117,12 @@ class Producer {
   static void on_error(rd_kafka_t*, int err, const char* reason, void* opaque);
   static void on_log(const rd_kafka_t*, int level, const char* fac, const char* buf);
 
+  rd_kafka_topic_t* topic_handle(std::string_view topic);
+
   rd_kafka_t* rk_ = nullptr;
+  std::unordered_map<std::string, rd_kafka_topic_t*> topics_;  // handles kept for the producer's life
+  std::string last_topic_;  // the previous produce()'s topic and handle: rows mostly share one
+  rd_kafka_topic_t* last_rkt_ = nullptr;
   DeliveryFn dr_fn_ = nullptr;
   void* dr_ctx_ = nullptr;
   bool all_brokers_down_ = false;

@@ -14,6 +14,7 @@
 #include "relay/relay.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <memory>
 #include <random>
 #include <string>
@@ -147,6 +148,8 @@ struct RelaySlot {
   uint64 batches;
   uint64 errors;
   int64 in_flight;
+  double pg_seconds;     // time in PostgreSQL work (reading, recording, finishing batches)
+  double kafka_seconds;  // time producing and waiting for Kafka (acks, commits)
 };
 
 struct RelayShared {
@@ -213,6 +216,16 @@ void set_state(State st, int64 in_flight) {
   SpinLockRelease(&g_shared->mutex);
 }
 
+// Adds elapsed time to one of the two sides (plain data, for the benchmark and operators).
+void add_time(bool postgres_side, TimestampTz since) {
+  RelaySlot* slot = my_slot();
+  if (slot == nullptr) return;
+  double secs = (GetCurrentTimestamp() - since) / 1e6;
+  SpinLockAcquire(&g_shared->mutex);
+  (postgres_side ? slot->pg_seconds : slot->kafka_seconds) += secs;
+  SpinLockRelease(&g_shared->mutex);
+}
+
 void count_batch() {
   RelaySlot* slot = my_slot();
   if (slot == nullptr) return;
@@ -257,15 +270,41 @@ double unit_random() {
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
 
+// A batch's rows: every string lives in one byte arena (few allocations per batch, not
+// a dozen per row); rows and headers refer to it by offset.
+struct Span {
+  uint32_t off = 0;
+  uint32_t len = 0;
+};
+
+struct OwnHeader {
+  Span name;
+  Span value;
+  bool null = false;
+};
+
 struct Row {
   int64_t id = 0;
-  std::string topic;
-  std::string key;
+  Span topic, key, payload, content_type;
   bool key_null = false;
-  std::string payload;
   bool payload_null = false;
+  int64_t created_at = 0;
   int attempts = 0;
-  std::vector<Header> headers;
+  uint32_t hdr_begin = 0;
+  uint32_t hdr_count = 0;
+};
+
+struct RowSet {
+  std::string blob;
+  std::vector<Row> rows;
+  std::vector<OwnHeader> headers;
+
+  Span add(const char* p, size_t n) {
+    Span sp{static_cast<uint32_t>(blob.size()), static_cast<uint32_t>(n)};
+    blob.append(p, n);
+    return sp;
+  }
+  std::string_view view(Span sp) const { return std::string_view(blob.data() + sp.off, sp.len); }
 };
 
 constexpr uint32_t kProgressIndex = 0xffffffffu;
@@ -295,6 +334,10 @@ struct Runtime {
   std::unordered_set<std::string> known_topics;
   std::string ce_source;
   bool broker_down = false;
+  RowSet rows;                             // the current batch's rows, reused
+  std::vector<HeaderView> header_scratch;  // reused for every message
+  int64_t time_cache_key = 0;
+  std::string time_cache;
 };
 
 Runtime* g_rt = nullptr;
@@ -407,79 +450,62 @@ int64 exec_count(pg::SavedPlan& plan, const Datum* values, const char* nulls) {
   });
 }
 
-// Appends the jsonb object's entries as Kafka headers (values as text, JSON null as a
-// null header). Plain data around PostgreSQL calls; strings are built between them.
-void jsonb_headers(Jsonb* jb, std::vector<Header>* out) {
+// Appends the jsonb object's entries to the row set as headers (values as text, JSON
+// null as a null header). Runs under pg_call: plain locals around PostgreSQL calls.
+void jsonb_headers(Jsonb* jb, RowSet* set, Row* row) {
+  row->hdr_begin = static_cast<uint32_t>(set->headers.size());
+  row->hdr_count = 0;
   if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_COUNT(jb) == 0) return;
   JsonbIterator* it = JsonbIteratorInit(&jb->root);
   JsonbValue v;
   JsonbIteratorToken tok;
   while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE) {
     if (tok == WJB_KEY) {
-      out->push_back(Header{std::string(v.val.string.val, v.val.string.len), std::string(), false});
-    } else if (tok == WJB_VALUE && !out->empty()) {
-      Header& h = out->back();
+      OwnHeader h;
+      h.name = set->add(v.val.string.val, v.val.string.len);
+      set->headers.push_back(h);
+      row->hdr_count++;
+    } else if (tok == WJB_VALUE && row->hdr_count > 0) {
+      OwnHeader& h = set->headers.back();
       switch (v.type) {
         case jbvString:
-          h.value.assign(v.val.string.val, v.val.string.len);
+          h.value = set->add(v.val.string.val, v.val.string.len);
           break;
         case jbvNumeric: {
-          char* s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric)));
-          h.value.assign(s);
-          pfree(s);
+          char* txt = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric)));
+          h.value = set->add(txt, strlen(txt));
+          pfree(txt);
           break;
         }
         case jbvBool:
-          h.value = v.val.boolean ? "true" : "false";
+          h.value = v.val.boolean ? set->add("true", 4) : set->add("false", 5);
           break;
         case jbvNull:
           h.null = true;
           break;
         default:
-          h.value = "";  // publish() refuses nested values; a direct insert gets an empty header
-          break;
+          break;  // publish() refuses nested values; a direct insert gets an empty header
       }
     }
   }
 }
 
-// Builds the Kafka headers of a row: outbox_id and the CloudEvents attributes first (the
-// row's own ce_* / content-type values replace the defaults), then the row's other headers.
-void build_headers(Runtime& rt, int64_t id, const std::string& topic, const std::string& content_type,
-                   int64_t created_at, std::vector<Header>&& own, std::vector<Header>* out) {
-  std::string ce_id = std::to_string(id), ce_type = topic, ce_source = rt.ce_source,
-              ce_time = format_rfc3339_utc(created_at), ctype = content_type;
-  std::vector<Header> rest;
-  for (auto& h : own) {
-    if (h.null) {
-      rest.push_back(std::move(h));
-      continue;
-    }
-    if (h.name == "ce_id") ce_id = h.value;
-    else if (h.name == "ce_type") ce_type = h.value;
-    else if (h.name == "ce_source") ce_source = h.value;
-    else if (h.name == "ce_time") ce_time = h.value;
-    else if (h.name == "content-type") ctype = h.value;
-    else rest.push_back(std::move(h));
-  }
-  out->clear();
-  out->push_back(Header{"outbox_id", std::to_string(id), false});
-  out->push_back(Header{"ce_id", std::move(ce_id), false});
-  out->push_back(Header{"ce_type", std::move(ce_type), false});
-  out->push_back(Header{"ce_source", std::move(ce_source), false});
-  out->push_back(Header{"ce_specversion", "1.0", false});
-  out->push_back(Header{"ce_time", std::move(ce_time), false});
-  out->push_back(Header{"content-type", std::move(ctype), false});
-  for (auto& h : rest) out->push_back(std::move(h));
-}
-
-// Reads the next batch of rows in id order.
-std::vector<Row> load_batch(Runtime& rt) {
-  return in_transaction("pg_consistency relay: reading outbox", false, [&] {
+// Reads the next batch of rows in id order. A row whose earlier attempt failed goes
+// alone, so that a refusal is pinned on the message that caused it (a broker refuses a
+// whole record batch, neighbours included). exactly_once: the batch's ids are recorded in
+// relay_batches in the same transaction, committed synchronously, before anything of it
+// can be committed to Kafka.
+void load_batch(Runtime& rt, RowSet* set, int64_t record_as) {
+  set->blob.clear();
+  set->rows.clear();
+  set->headers.clear();
+  in_transaction("pg_consistency relay: reading outbox", record_as > 0, [&] {
     static pg::SavedPlan plan(
         "SELECT id, topic, key, payload, headers, content_type, created_at, attempts "
         "FROM consistency.outbox ORDER BY id LIMIT $1",
         {INT4OID});
+    static pg::SavedPlan record("INSERT INTO consistency.relay_batches (batch, ids) VALUES ($1, $2)",
+                                {INT8OID, INT8ARRAYOID});
     if (rt.ce_source.empty()) {
       char* db = pg::pg_call([] { return get_database_name(MyDatabaseId); });
       rt.ce_source = std::string("/pg_consistency/") + (db ? db : "");
@@ -487,41 +513,46 @@ std::vector<Row> load_batch(Runtime& rt) {
     Datum args[1] = {Int32GetDatum(g_batch_size)};
     pg::pg_call([&] { plan.execute(args, nullptr, true, g_batch_size); });
     uint64 n = SPI_processed;
-    std::vector<Row> rows(n);
+    set->rows.resize(n);
+    set->blob.reserve(n * 256);
     for (uint64 i = 0; i < n; i++) {
-      Row& r = rows[i];
-      // Plain locals while PostgreSQL detoasts; copies are made afterwards.
-      bool null_key = false, null_payload = false, null_headers = false, isnull = false;
-      text* topic = nullptr;
-      text* key = nullptr;
-      bytea* payload = nullptr;
-      Jsonb* headers = nullptr;
-      text* ctype = nullptr;
-      TimestampTz created = 0;
+      Row& r = set->rows[i];
       pg::pg_call([&] {
+        bool isnull = false, null_key = false, null_payload = false, null_headers = false;
         r.id = DatumGetInt64(pg::spi_value(i, 1, &isnull));
-        topic = DatumGetTextPP(pg::spi_value(i, 2, &isnull));
+        text* topic = DatumGetTextPP(pg::spi_value(i, 2, &isnull));
+        r.topic = set->add(VARDATA_ANY(topic), VARSIZE_ANY_EXHDR(topic));
         Datum d = pg::spi_value(i, 3, &null_key);
-        key = null_key ? nullptr : DatumGetTextPP(d);
+        r.key_null = null_key;
+        if (!null_key) {
+          text* key = DatumGetTextPP(d);
+          r.key = set->add(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+        }
         d = pg::spi_value(i, 4, &null_payload);
-        payload = null_payload ? nullptr : DatumGetByteaPP(d);
+        r.payload_null = null_payload;
+        if (!null_payload) {
+          bytea* payload = DatumGetByteaPP(d);
+          r.payload = set->add(VARDATA_ANY(payload), VARSIZE_ANY_EXHDR(payload));
+        }
         d = pg::spi_value(i, 5, &null_headers);
-        headers = null_headers ? nullptr : DatumGetJsonbP(d);
-        ctype = DatumGetTextPP(pg::spi_value(i, 6, &isnull));
-        created = DatumGetTimestampTz(pg::spi_value(i, 7, &isnull));
+        if (!null_headers) jsonb_headers(DatumGetJsonbP(d), set, &r);
+        text* ctype = DatumGetTextPP(pg::spi_value(i, 6, &isnull));
+        r.content_type = set->add(VARDATA_ANY(ctype), VARSIZE_ANY_EXHDR(ctype));
+        r.created_at = DatumGetTimestampTz(pg::spi_value(i, 7, &isnull));
         r.attempts = DatumGetInt32(pg::spi_value(i, 8, &isnull));
       });
-      r.topic.assign(VARDATA_ANY(topic), VARSIZE_ANY_EXHDR(topic));
-      r.key_null = key == nullptr;
-      if (key) r.key.assign(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
-      r.payload_null = payload == nullptr;
-      if (payload) r.payload.assign(VARDATA_ANY(payload), VARSIZE_ANY_EXHDR(payload));
-      std::vector<Header> own;
-      if (headers) pg::pg_call([&] { jsonb_headers(headers, &own); });
-      std::string content_type(VARDATA_ANY(ctype), VARSIZE_ANY_EXHDR(ctype));
-      build_headers(rt, r.id, r.topic, content_type, created, std::move(own), &r.headers);
+      if (r.attempts > 0) {
+        set->rows.resize(i == 0 ? 1 : i);  // alone, or stop before it
+        break;
+      }
     }
-    return rows;
+    if (record_as > 0 && !set->rows.empty()) {
+      std::vector<int64_t> ids;
+      ids.reserve(set->rows.size());
+      for (const auto& r : set->rows) ids.push_back(r.id);
+      Datum a[2] = {Int64GetDatum(record_as), int8_array(ids)};
+      exec_count(record, a, nullptr);
+    }
   });
 }
 
@@ -584,17 +615,6 @@ int64 finalize_batch(const Batch& batch, bool exactly_once) {
                   Int64GetDatum(batch.number())};
     exec_count(stats, s, nullptr);
     return dead_count;
-  });
-}
-
-// exactly_once: records the batch's ids durably before its Kafka transaction commits.
-void record_batch(const Batch& batch) {
-  std::vector<int64_t> ids = batch.ids();
-  in_transaction("pg_consistency relay: recording batch", true, [&] {
-    static pg::SavedPlan ins("INSERT INTO consistency.relay_batches (batch, ids) VALUES ($1, $2)",
-                             {INT8OID, INT8ARRAYOID});
-    Datum a[2] = {Int64GetDatum(batch.number()), int8_array(ids)};
-    exec_count(ins, a, nullptr);
   });
 }
 
@@ -693,13 +713,17 @@ bool create_producer(Runtime& rt) {
 }
 
 // Creates the batch's topics that the relay has not seen yet. False = broker trouble.
-bool ensure_topics(Runtime& rt, const std::vector<Row>& rows) {
+bool ensure_topics(Runtime& rt, const RowSet& set) {
   if (g_topic_partitions == 0) return true;  // the broker auto-creates topics
   std::vector<std::string> missing;
-  for (const auto& r : rows) {
-    if (rt.known_topics.count(r.topic) == 0 &&
-        std::find(missing.begin(), missing.end(), r.topic) == missing.end())
-      missing.push_back(r.topic);
+  std::string_view last;
+  for (const auto& r : set.rows) {
+    std::string_view t = set.view(r.topic);
+    if (t == last) continue;
+    last = t;
+    std::string topic(t);
+    if (rt.known_topics.count(topic) == 0 && std::find(missing.begin(), missing.end(), topic) == missing.end())
+      missing.push_back(std::move(topic));
   }
   if (missing.empty()) return true;
   std::vector<std::string> errors;
@@ -753,13 +777,52 @@ bool prepare_exactly_once(Runtime& rt) {
   return true;
 }
 
-// Produces one row; false when produce() refused it (recorded in the batch).
-void produce_row(Runtime& rt, Inflight& f, size_t i, const Row& r) {
+// Produces row i of the set: outbox_id and the CloudEvents attributes first (the row's
+// own ce_* / content-type values replace the defaults), then the row's other headers.
+// Headers are views into the row set and stack buffers: nothing is allocated per row.
+void produce_row(Runtime& rt, Inflight& f, size_t i, const RowSet& set) {
   if (!f.batch.may_send(i)) return;
+  const Row& r = set.rows[i];
+  char idbuf[24];
+  size_t idlen = static_cast<size_t>(std::to_chars(idbuf, idbuf + sizeof idbuf, r.id).ptr - idbuf);
+  if (r.created_at != rt.time_cache_key || rt.time_cache.empty()) {
+    rt.time_cache = format_rfc3339_utc(r.created_at);
+    rt.time_cache_key = r.created_at;
+  }
+  auto view = [](std::string_view v) { return std::pair<const char*, size_t>(v.data(), v.size()); };
+  std::pair<const char*, size_t> ce_id{idbuf, idlen}, ce_type = view(set.view(r.topic)),
+                                 ce_source = view(rt.ce_source), ce_time = view(rt.time_cache),
+                                 ctype = view(set.view(r.content_type));
+  std::vector<HeaderView>& hv = rt.header_scratch;
+  hv.clear();
+  hv.push_back(HeaderView{"outbox_id", 9, idbuf, idlen, false});
+  size_t fixed = hv.size();
+  hv.resize(fixed + 6);
+  for (uint32_t h = r.hdr_begin; h < r.hdr_begin + r.hdr_count; h++) {
+    const OwnHeader& oh = set.headers[h];
+    std::string_view name = set.view(oh.name);
+    std::string_view value = set.view(oh.value);
+    if (!oh.null) {
+      if (name == "ce_id") { ce_id = view(value); continue; }
+      if (name == "ce_type") { ce_type = view(value); continue; }
+      if (name == "ce_source") { ce_source = view(value); continue; }
+      if (name == "ce_time") { ce_time = view(value); continue; }
+      if (name == "content-type") { ctype = view(value); continue; }
+    }
+    hv.push_back(HeaderView{name.data(), name.size(), value.data(), value.size(), oh.null});
+  }
+  hv[fixed + 0] = HeaderView{"ce_id", 5, ce_id.first, ce_id.second, false};
+  hv[fixed + 1] = HeaderView{"ce_type", 7, ce_type.first, ce_type.second, false};
+  hv[fixed + 2] = HeaderView{"ce_source", 9, ce_source.first, ce_source.second, false};
+  hv[fixed + 3] = HeaderView{"ce_specversion", 14, "1.0", 3, false};
+  hv[fixed + 4] = HeaderView{"ce_time", 7, ce_time.first, ce_time.second, false};
+  hv[fixed + 5] = HeaderView{"content-type", 12, ctype.first, ctype.second, false};
+
   std::string err;
   uint64_t tag = (static_cast<uint64_t>(f.generation) << 32) | static_cast<uint64_t>(i);
-  int rc = rt.producer->produce(r.topic, -1, r.key.data(), r.key.size(), r.key_null, r.payload.data(),
-                                r.payload.size(), r.payload_null, r.headers, tag, &err);
+  std::string_view key = set.view(r.key), payload = set.view(r.payload);
+  int rc = rt.producer->produce(set.view(r.topic), -1, key.data(), key.size(), r.key_null, payload.data(),
+                                payload.size(), r.payload_null, hv.data(), hv.size(), tag, &err);
   if (rc == 0) {
     f.batch.sent(i);
   } else {
@@ -769,7 +832,29 @@ void produce_row(Runtime& rt, Inflight& f, size_t i, const Row& r) {
 
 // Waits (bounded) for the batch in flight; finishes it when everything is answered.
 // Returns the delay before the next tick.
+long continue_inflight_body(Runtime& rt);
+
 long continue_inflight(Runtime& rt) {
+  // Everything but the PostgreSQL transactions (timed inside) counts as Kafka time.
+  TimestampTz start = GetCurrentTimestamp();
+  RelaySlot* slot = my_slot();
+  double pg_before = 0;
+  if (slot != nullptr) {
+    SpinLockAcquire(&g_shared->mutex);
+    pg_before = slot->pg_seconds;
+    SpinLockRelease(&g_shared->mutex);
+  }
+  long next = continue_inflight_body(rt);
+  if (slot != nullptr) {
+    double total = (GetCurrentTimestamp() - start) / 1e6;
+    SpinLockAcquire(&g_shared->mutex);
+    slot->kafka_seconds += std::max(0.0, total - (slot->pg_seconds - pg_before));
+    SpinLockRelease(&g_shared->mutex);
+  }
+  return next;
+}
+
+long continue_inflight_body(Runtime& rt) {
   Inflight& f = *rt.inflight;
   const int64_t budget_end = now_ms() + 250;
   while (!(f.batch.complete() && (!f.progress_sent || f.progress_reported))) {
@@ -837,7 +922,9 @@ long continue_inflight(Runtime& rt) {
   bool transient = done->batch.count(Outcome::kTransient) > 0;
   bool any_delivered = done->batch.count(Outcome::kDelivered) > 0;
   if (done->transactional) rt.ready = false;  // if finishing fails, recovery settles the batch
+  TimestampTz t_fin = GetCurrentTimestamp();
   finalize_batch(done->batch, done->transactional);
+  add_time(true, t_fin);
   if (done->transactional) rt.ready = true;
   count_batch();
   if (transient) {
@@ -919,34 +1006,30 @@ long relay_tick() {
   }
   set_state(State::kRunning, 0);
 
-  std::vector<Row> rows = load_batch(rt);
-  if (rows.empty()) return gucs::poll_interval_ms;
-  // A row whose earlier attempt failed goes alone, so that a refusal is pinned on the
-  // message that caused it (a broker refuses a whole record batch, neighbours included).
-  auto retried = std::find_if(rows.begin(), rows.end(), [](const Row& r) { return r.attempts > 0; });
-  if (retried == rows.begin()) {
-    rows.resize(1);
-  } else if (retried != rows.end()) {
-    rows.erase(retried, rows.end());
-  }
-  if (!ensure_topics(rt, rows)) {
-    set_state(State::kBrokerUnavailable, 0);
-    return std::max<int64_t>(1, rt.breaker.wait_ms(now_ms()));
-  }
+  TimestampTz t_load = GetCurrentTimestamp();
+  const int64_t number = rt.exactly_once ? rt.next_batch : 0;
+  RowSet& set = rt.rows;
+  load_batch(rt, &set, number);
+  add_time(true, t_load);
+  if (set.rows.empty()) return gucs::poll_interval_ms;
+  if (rt.exactly_once) rt.next_batch++;
 
   auto f = std::make_unique<Inflight>();
   f->generation = ++rt.generation;
   f->transactional = rt.exactly_once;
   f->started_ms = now_ms();
-  f->batch = Batch(rt.exactly_once ? rt.next_batch : 0);
-  for (const auto& r : rows) f->batch.add(r.id, r.key, r.key_null);
+  f->batch = Batch(number);
+  for (const auto& r : set.rows) f->batch.add(r.id, std::string(set.view(r.key)), r.key_null);
 
+  if (!ensure_topics(rt, set)) {
+    if (rt.exactly_once) abandon_batch(f->batch);  // nothing was produced: forget the record
+    set_state(State::kBrokerUnavailable, 0);
+    return std::max<int64_t>(1, rt.breaker.wait_ms(now_ms()));
+  }
   if (rt.exactly_once) {
-    record_batch(f->batch);
-    rt.next_batch++;
     TxnResult b = rt.producer->begin_transaction();
     if (!b.ok) {
-      abandon_batch(Batch(f->batch.number()));
+      abandon_batch(f->batch);
       record_error("begin_transaction: " + kafka_error_text(b) + "; recovering");
       teardown(rt);
       return 100;
@@ -954,17 +1037,18 @@ long relay_tick() {
   }
   rt.inflight = std::move(f);
   Inflight& fl = *rt.inflight;
-  for (size_t i = 0; i < rows.size(); i++) {
-    produce_row(rt, fl, i, rows[i]);
+  TimestampTz t_produce = GetCurrentTimestamp();
+  for (size_t i = 0; i < set.rows.size(); i++) {
+    produce_row(rt, fl, i, set);
     if (fl.transactional && fl.batch.any_failed()) break;  // the whole transaction aborts anyway
   }
   if (fl.transactional && !fl.batch.any_failed()) {
-    std::string value = encode_progress(fl.batch.number(), rows.size());
+    std::string value = encode_progress(fl.batch.number(), set.rows.size());
     std::string err;
     const std::string& key = rt.config.transactional_id;
     uint64_t tag = (static_cast<uint64_t>(fl.generation) << 32) | kProgressIndex;
     int rc = rt.producer->produce(g_progress_topic, 0, key.data(), key.size(), false, value.data(),
-                                  value.size(), false, {}, tag, &err);
+                                  value.size(), false, nullptr, 0, tag, &err);
     fl.progress_sent = rc == 0;
     if (rc != 0) {
       fl.progress_reported = true;
@@ -978,6 +1062,7 @@ long relay_tick() {
     fl.batch.abort_all(Outcome::kSkipped, "transaction aborted after a refused message");
     fl.progress_sent = false;
   }
+  add_time(false, t_produce);
   return continue_inflight(rt);
 }
 
@@ -1015,8 +1100,8 @@ PGC_FUNCTION(pgc_relay_runtime) {
   if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
     elog(ERROR, "pg_consistency: _relay_runtime must return a record");
   tupdesc = BlessTupleDesc(tupdesc);
-  Datum values[7];
-  bool nulls[7] = {};
+  Datum values[9];
+  bool nulls[9] = {};
   RelaySlot snap;
   memset(&snap, 0, sizeof snap);
   bool found = false;
@@ -1042,5 +1127,7 @@ PGC_FUNCTION(pgc_relay_runtime) {
   values[4] = Int64GetDatum(static_cast<int64>(snap.batches));
   values[5] = Int64GetDatum(static_cast<int64>(snap.errors));
   values[6] = Int64GetDatum(snap.in_flight);
+  values[7] = Float8GetDatum(snap.pg_seconds);
+  values[8] = Float8GetDatum(snap.kafka_seconds);
   PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -47,6 +47,8 @@ CREATE TABLE consistency.relay_batches (
   ids        bigint[] NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now()
 );
+-- Written once per batch and read only at recovery: not worth compressing.
+ALTER TABLE consistency.relay_batches ALTER COLUMN ids SET STORAGE EXTERNAL;
 
 -- Durable relay counters (one row).
 CREATE TABLE consistency.relay_stats (
@@ -183,7 +185,8 @@ $fn$;
 -- What the worker's relay is doing now (shared memory; 'stopped' without a worker).
 CREATE FUNCTION consistency._relay_runtime(
     OUT relay_state text, OUT relay_mode text, OUT last_error text, OUT last_error_at timestamptz,
-    OUT batches bigint, OUT errors bigint, OUT in_flight bigint)
+    OUT batches bigint, OUT errors bigint, OUT in_flight bigint,
+    OUT postgres_seconds double precision, OUT kafka_seconds double precision)
   RETURNS record LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_relay_runtime';
 
 CREATE VIEW consistency.outbox_status AS
@@ -219,6 +222,10 @@ CREATE FUNCTION consistency._metrics_relay()
   SELECT 'pg_consistency_relay_batches_total', 'counter', 'Relay batches finished', '{}', s.batches_total::float8 FROM s
   UNION ALL
   SELECT 'pg_consistency_relay_errors_total', 'counter', 'Relay errors since the worker started', '{}', r.errors::float8 FROM r
+  UNION ALL
+  SELECT 'pg_consistency_relay_postgres_seconds_total', 'counter', 'Relay time spent in PostgreSQL work since the worker started', '{}', r.postgres_seconds FROM r
+  UNION ALL
+  SELECT 'pg_consistency_relay_kafka_seconds_total', 'counter', 'Relay time spent producing to and waiting for Kafka since the worker started', '{}', r.kafka_seconds FROM r
   UNION ALL
   SELECT 'pg_consistency_relay_state', 'gauge', 'Relay state (1 = current)', jsonb_build_object('state', st), (r.relay_state = st)::int::float8
     FROM r, unnest(ARRAY['stopped', 'running', 'broker_unavailable']) AS st

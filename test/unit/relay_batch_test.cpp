@@ -150,3 +150,43 @@ TEST(Rfc3339, FormatsUtc) {
   EXPECT_EQ(format_rfc3339_utc(t), "2024-02-29T12:34:56.789000Z");
   EXPECT_EQ(format_rfc3339_utc(-946684800LL * 1000000), "1970-01-01T00:00:00.000000Z");
 }
+
+TEST(Batch, AnyFailedTracksEveryWayOfFailing) {
+  Batch b;
+  size_t a = b.add(1, "a", false), c = b.add(2, "c", false), d = b.add(3, "d", false);
+  b.sent(a);
+  b.sent(c);
+  EXPECT_FALSE(b.any_failed());
+  b.reported(a, 0, "");
+  EXPECT_FALSE(b.any_failed());
+  b.reported(c, RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, "timed out");
+  EXPECT_TRUE(b.any_failed());
+
+  Batch r;
+  r.refused(r.add(1, "a", false), RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, "too large");
+  EXPECT_TRUE(r.any_failed());
+
+  Batch t;
+  t.sent(t.add(1, "a", false));
+  t.abort_all(Outcome::kSkipped, "aborted");
+  EXPECT_FALSE(t.any_failed()) << "skipped entries are not failures";
+  Batch u;
+  u.sent(u.add(1, "a", false));
+  u.abort_all(Outcome::kTransient, "commit failed");
+  EXPECT_TRUE(u.any_failed());
+  (void)d;
+}
+
+TEST(Batch, LargeBatchBookkeepingIsLinear) {
+  // 200,000 entries with a failure check after each produce, as the relay does.
+  Batch b;
+  for (int64_t i = 0; i < 200000; i++) {
+    size_t k = b.add(i, "key-" + std::to_string(i % 1000), false);
+    ASSERT_TRUE(b.may_send(k));
+    b.sent(k);
+    ASSERT_FALSE(b.any_failed());
+  }
+  for (size_t i = 0; i < b.size(); i++) b.reported(i, 0, "");
+  EXPECT_TRUE(b.complete());
+  EXPECT_EQ(b.delivered_ids().size(), 200000u);
+}
