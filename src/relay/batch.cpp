@@ -23,6 +23,10 @@ ErrorClass classify_error(int code) {
     case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
     case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
     case RD_KAFKA_RESP_ERR__INVALID_ARG:
+    // librdkafka gave up finding the topic in the cluster's metadata (after
+    // topic.metadata.propagation.max.ms): a topic that cannot be created must not block
+    // the relay forever. The broker's UNKNOWN_TOPIC_OR_PART stays transient.
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
     case RD_KAFKA_RESP_ERR__BAD_MSG:
       return ErrorClass::kPermanent;
     default:

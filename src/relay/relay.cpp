@@ -294,6 +294,10 @@ struct Row {
   uint32_t hdr_count = 0;
 };
 
+// A batch stops growing past this many bytes of row data (offsets are 32-bit; and a huge
+// batch only delays its acknowledgement).
+constexpr size_t kMaxBatchBytes = 256u << 20;
+
 struct RowSet {
   std::string blob;
   std::vector<Row> rows;
@@ -543,6 +547,10 @@ void load_batch(Runtime& rt, RowSet* set, int64_t record_as) {
       });
       if (r.attempts > 0) {
         set->rows.resize(i == 0 ? 1 : i);  // alone, or stop before it
+        break;
+      }
+      if (set->blob.size() >= kMaxBatchBytes) {  // large rows: fewer of them per batch
+        set->rows.resize(i + 1);
         break;
       }
     }

@@ -16,6 +16,8 @@ TEST(ErrorClass, PermanentVersusTransient) {
   EXPECT_EQ(classify_error(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN), ErrorClass::kTransient);
   EXPECT_EQ(classify_error(RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION), ErrorClass::kTransient);
   EXPECT_EQ(classify_error(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART), ErrorClass::kTransient);
+  EXPECT_EQ(classify_error(RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC), ErrorClass::kPermanent)
+      << "a topic still missing after the metadata wait must not block the relay";
   EXPECT_EQ(classify_error(RD_KAFKA_RESP_ERR__QUEUE_FULL), ErrorClass::kTransient);
 }
 
