@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 #include <memory>
 #include <random>
 #include <string>
@@ -339,6 +340,11 @@ struct Runtime {
   std::string ce_source;
   bool broker_down = false;
   RowSet rows;                             // the current batch's rows, reused
+  RowSet next_rows;                        // the next batch, read while the current one is at Kafka
+  bool has_next = false;
+  int64_t next_number = 0;                 // exactly_once: its recorded batch number
+  bool prefetch_tried = false;             // for the batch in flight
+  int pipelined = 0;                       // batches started from a prefetch in a row
   std::vector<HeaderView> header_scratch;  // reused for every message
   int64_t time_cache_key = 0;
   std::string time_cache;
@@ -392,6 +398,9 @@ void teardown(Runtime& rt) {
   rt.producer.reset();
   rt.ready = false;
   rt.known_topics.clear();
+  // An exactly_once record of a prefetched batch stays: recovery discards it.
+  rt.has_next = false;
+  rt.pipelined = 0;
 }
 
 // ---------------------------------------------------------------- PostgreSQL side
@@ -499,22 +508,22 @@ void jsonb_headers(Jsonb* jb, RowSet* set, Row* row) {
 // whole record batch, neighbours included). exactly_once: the batch's ids are recorded in
 // relay_batches in the same transaction, committed synchronously, before anything of it
 // can be committed to Kafka.
-void load_batch(Runtime& rt, RowSet* set, int64_t record_as) {
+void load_batch(Runtime& rt, RowSet* set, int64_t record_as, int64_t after_id) {
   set->blob.clear();
   set->rows.clear();
   set->headers.clear();
   in_transaction("pg_consistency relay: reading outbox", record_as > 0, [&] {
     static pg::SavedPlan plan(
         "SELECT id, topic, key, payload, headers, content_type, created_at, attempts "
-        "FROM consistency.outbox ORDER BY id LIMIT $1",
-        {INT4OID});
+        "FROM consistency.outbox WHERE id > $2 ORDER BY id LIMIT $1",
+        {INT4OID, INT8OID});
     static pg::SavedPlan record("INSERT INTO consistency.relay_batches (batch, ids) VALUES ($1, $2)",
                                 {INT8OID, INT8ARRAYOID});
     if (rt.ce_source.empty()) {
       char* db = pg::pg_call([] { return get_database_name(MyDatabaseId); });
       rt.ce_source = std::string("/pg_consistency/") + (db ? db : "");
     }
-    Datum args[1] = {Int32GetDatum(g_batch_size)};
+    Datum args[2] = {Int32GetDatum(g_batch_size), Int64GetDatum(after_id)};
     pg::pg_call([&] { plan.execute(args, nullptr, true, g_batch_size); });
     uint64 n = SPI_processed;
     set->rows.resize(n);
@@ -840,6 +849,93 @@ void produce_row(Runtime& rt, Inflight& f, size_t i, const RowSet& set) {
 
 // Waits (bounded) for the batch in flight; finishes it when everything is answered.
 // Returns the delay before the next tick.
+// Produces a loaded batch (exactly_once: `number` is already recorded) and leaves it in
+// flight. Returns the delay before the next tick when it could not start.
+long start_batch(Runtime& rt, RowSet& set, int64_t number) {
+  auto f = std::make_unique<Inflight>();
+  f->generation = ++rt.generation;
+  f->transactional = rt.exactly_once;
+  f->started_ms = now_ms();
+  f->batch = Batch(number);
+  for (const auto& r : set.rows) f->batch.add(r.id, std::string(set.view(r.key)), r.key_null);
+
+  if (!ensure_topics(rt, set)) {
+    if (rt.exactly_once) abandon_batch(f->batch);  // nothing was produced: forget the record
+    set_state(State::kBrokerUnavailable, 0);
+    return std::max<int64_t>(1, rt.breaker.wait_ms(now_ms()));
+  }
+  if (rt.exactly_once) {
+    TxnResult b = rt.producer->begin_transaction();
+    if (!b.ok) {
+      abandon_batch(f->batch);
+      record_error("begin_transaction: " + kafka_error_text(b) + "; recovering");
+      teardown(rt);
+      return 100;
+    }
+  }
+  rt.inflight = std::move(f);
+  rt.prefetch_tried = false;
+  Inflight& fl = *rt.inflight;
+  TimestampTz t_produce = GetCurrentTimestamp();
+  for (size_t i = 0; i < set.rows.size(); i++) {
+    produce_row(rt, fl, i, set);
+    if (fl.transactional && fl.batch.any_failed()) break;  // the whole transaction aborts anyway
+  }
+  if (fl.transactional && !fl.batch.any_failed()) {
+    std::string value = encode_progress(fl.batch.number(), set.rows.size());
+    std::string err;
+    const std::string& key = rt.config.transactional_id;
+    uint64_t tag = (static_cast<uint64_t>(fl.generation) << 32) | kProgressIndex;
+    int rc = rt.producer->produce(g_progress_topic, 0, key.data(), key.size(), false, value.data(),
+                                  value.size(), false, nullptr, 0, tag, &err);
+    fl.progress_sent = rc == 0;
+    if (rc != 0) {
+      fl.progress_reported = true;
+      fl.progress_err = rc;
+      fl.progress_error = err;
+    }
+  }
+  if (fl.transactional && fl.batch.any_failed()) {
+    // Do not wait for the rest: mark what is still out as abandoned with the transaction.
+    rt.producer->flush(2000);
+    fl.batch.abort_all(Outcome::kSkipped, "transaction aborted after a refused message");
+    fl.progress_sent = false;
+  }
+  add_time(false, t_produce);
+  return 0;
+}
+
+// While a batch is at Kafka, read the next one (the rows after it; exactly_once records
+// it), so that it can be produced as soon as the current one is settled. At most one
+// batch is ever at Kafka: per-key order is the same as without the pipeline. A full
+// scan from the lowest id happens whenever the pipeline restarts and at least every
+// kMaxPipelined batches, so rows of transactions that committed late with lower ids are
+// not left behind.
+constexpr int kMaxPipelined = 8;
+
+void maybe_prefetch(Runtime& rt) {
+  Inflight& f = *rt.inflight;
+  if (rt.has_next || rt.prefetch_tried || f.batch.any_failed() || rt.broker_down ||
+      rt.pipelined >= kMaxPipelined || f.batch.size() == 0)
+    return;
+  rt.prefetch_tried = true;
+  const int64_t number = rt.exactly_once ? rt.next_batch : 0;
+  TimestampTz t = GetCurrentTimestamp();
+  load_batch(rt, &rt.next_rows, number, f.batch.entry(f.batch.size() - 1).id);
+  add_time(true, t);
+  if (rt.next_rows.rows.empty()) return;
+  if (rt.exactly_once) rt.next_batch++;
+  rt.next_number = number;
+  rt.has_next = true;
+}
+
+// Forgets the prefetched batch (its rows are simply read again later).
+void drop_prefetch(Runtime& rt) {
+  if (!rt.has_next) return;
+  rt.has_next = false;
+  if (rt.exactly_once) abandon_batch(Batch(rt.next_number));
+}
+
 long continue_inflight_body(Runtime& rt);
 
 long continue_inflight(Runtime& rt) {
@@ -863,6 +959,7 @@ long continue_inflight(Runtime& rt) {
 }
 
 long continue_inflight_body(Runtime& rt) {
+  maybe_prefetch(rt);
   Inflight& f = *rt.inflight;
   const int64_t budget_end = now_ms() + 250;
   while (!(f.batch.complete() && (!f.progress_sent || f.progress_reported))) {
@@ -910,6 +1007,7 @@ long continue_inflight_body(Runtime& rt) {
         return 100;
       }
       std::unique_ptr<Inflight> done = std::move(rt.inflight);
+      drop_prefetch(rt);
       // Nothing of an aborted transaction was delivered, whatever the reports said.
       done->batch.abort_all(Outcome::kSkipped, "transaction aborted");
       std::string why = done->batch.first_error();
@@ -929,11 +1027,26 @@ long continue_inflight_body(Runtime& rt) {
   std::unique_ptr<Inflight> done = std::move(rt.inflight);
   bool transient = done->batch.count(Outcome::kTransient) > 0;
   bool any_delivered = done->batch.count(Outcome::kDelivered) > 0;
-  if (done->transactional) rt.ready = false;  // if finishing fails, recovery settles the batch
+  // The next batch goes to Kafka now, while this one is finished in PostgreSQL; after a
+  // failure it is dropped instead, so that nothing overtakes the failed rows.
+  if (done->batch.any_failed() || done->batch.count(Outcome::kSkipped) > 0) {
+    drop_prefetch(rt);
+  } else if (rt.has_next) {
+    rt.has_next = false;
+    std::swap(rt.rows, rt.next_rows);
+    rt.pipelined++;
+    start_batch(rt, rt.rows, rt.next_number);
+  }
   TimestampTz t_fin = GetCurrentTimestamp();
-  finalize_batch(done->batch, done->transactional);
+  try {
+    finalize_batch(done->batch, done->transactional);
+  } catch (...) {
+    // exactly_once: the batch is committed in Kafka but still recorded here; a fresh
+    // producer's recovery settles it. (at_least_once: its rows are simply sent again.)
+    if (done->transactional) teardown(rt);
+    throw;
+  }
   add_time(true, t_fin);
-  if (done->transactional) rt.ready = true;
   count_batch();
   if (transient) {
     note_transient_failure(rt, "batch partly undelivered: " + done->batch.first_error());
@@ -946,6 +1059,7 @@ long continue_inflight_body(Runtime& rt) {
   set_state(rt.breaker.state() == CircuitBreaker::State::kClosed && !rt.broker_down ? State::kRunning
                                                                                     : State::kBrokerUnavailable,
             0);
+  if (rt.inflight) return 0;  // the next batch is already at Kafka
   if (transient) return rt.breaker.wait_ms(now_ms()) + 1;
   return done->batch.size() >= static_cast<size_t>(g_batch_size) ? 0 : 1;
 }
@@ -1016,62 +1130,13 @@ long relay_tick() {
 
   TimestampTz t_load = GetCurrentTimestamp();
   const int64_t number = rt.exactly_once ? rt.next_batch : 0;
-  RowSet& set = rt.rows;
-  load_batch(rt, &set, number);
+  load_batch(rt, &rt.rows, number, std::numeric_limits<int64_t>::min());
   add_time(true, t_load);
-  if (set.rows.empty()) return gucs::poll_interval_ms;
+  if (rt.rows.rows.empty()) return gucs::poll_interval_ms;
   if (rt.exactly_once) rt.next_batch++;
-
-  auto f = std::make_unique<Inflight>();
-  f->generation = ++rt.generation;
-  f->transactional = rt.exactly_once;
-  f->started_ms = now_ms();
-  f->batch = Batch(number);
-  for (const auto& r : set.rows) f->batch.add(r.id, std::string(set.view(r.key)), r.key_null);
-
-  if (!ensure_topics(rt, set)) {
-    if (rt.exactly_once) abandon_batch(f->batch);  // nothing was produced: forget the record
-    set_state(State::kBrokerUnavailable, 0);
-    return std::max<int64_t>(1, rt.breaker.wait_ms(now_ms()));
-  }
-  if (rt.exactly_once) {
-    TxnResult b = rt.producer->begin_transaction();
-    if (!b.ok) {
-      abandon_batch(f->batch);
-      record_error("begin_transaction: " + kafka_error_text(b) + "; recovering");
-      teardown(rt);
-      return 100;
-    }
-  }
-  rt.inflight = std::move(f);
-  Inflight& fl = *rt.inflight;
-  TimestampTz t_produce = GetCurrentTimestamp();
-  for (size_t i = 0; i < set.rows.size(); i++) {
-    produce_row(rt, fl, i, set);
-    if (fl.transactional && fl.batch.any_failed()) break;  // the whole transaction aborts anyway
-  }
-  if (fl.transactional && !fl.batch.any_failed()) {
-    std::string value = encode_progress(fl.batch.number(), set.rows.size());
-    std::string err;
-    const std::string& key = rt.config.transactional_id;
-    uint64_t tag = (static_cast<uint64_t>(fl.generation) << 32) | kProgressIndex;
-    int rc = rt.producer->produce(g_progress_topic, 0, key.data(), key.size(), false, value.data(),
-                                  value.size(), false, nullptr, 0, tag, &err);
-    fl.progress_sent = rc == 0;
-    if (rc != 0) {
-      fl.progress_reported = true;
-      fl.progress_err = rc;
-      fl.progress_error = err;
-    }
-  }
-  if (fl.transactional && fl.batch.any_failed()) {
-    // Do not wait for the rest: mark what is still out as abandoned with the transaction.
-    rt.producer->flush(2000);
-    fl.batch.abort_all(Outcome::kSkipped, "transaction aborted after a refused message");
-    fl.progress_sent = false;
-  }
-  add_time(false, t_produce);
-  return continue_inflight(rt);
+  rt.pipelined = 0;
+  long next = start_batch(rt, rt.rows, number);
+  return rt.inflight ? continue_inflight(rt) : next;
 }
 
 void relay_exit() {
