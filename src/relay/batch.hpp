@@ -40,6 +40,7 @@ class Batch {
 
   int64_t number() const { return number_; }
   std::size_t add(int64_t id, std::string key, bool key_null);
+  void reserve(std::size_t n) { entries_.reserve(n); }
   std::size_t size() const { return entries_.size(); }
   const BatchEntry& entry(std::size_t i) const { return entries_[i]; }
 

@@ -598,8 +598,24 @@ int64 finalize_batch(const Batch& batch, bool exactly_once) {
         "last_delivery_at = CASE WHEN $1 > 0 THEN clock_timestamp() ELSE last_delivery_at END",
         {INT8OID, INT8OID, INT8OID});
     if (!delivered.empty()) {
-      Datum a[1] = {int8_array(delivered)};
-      exec_count(del, a, nullptr);
+      // Common case, the whole batch acknowledged: its rows are the only visible rows of its
+      // id range unless a transaction with a lower id committed late inside that range. One
+      // statement (one snapshot) counts the range and deletes it only if the count matches,
+      // which walks the index once instead of descending it once per id.
+      int64 gone = 0;
+      if (delivered.size() == batch.size()) {
+        static pg::SavedPlan range(
+            "WITH c AS (SELECT count(*) AS n FROM consistency.outbox WHERE id BETWEEN $1 AND $2) "
+            "DELETE FROM consistency.outbox WHERE id BETWEEN $1 AND $2 AND (SELECT n FROM c) = $3",
+            {INT8OID, INT8OID, INT8OID});
+        Datum a[3] = {Int64GetDatum(delivered.front()), Int64GetDatum(delivered.back()),
+                      Int64GetDatum(static_cast<int64>(delivered.size()))};
+        gone = exec_count(range, a, nullptr);
+      }
+      if (gone == 0) {
+        Datum a[1] = {int8_array(delivered)};
+        exec_count(del, a, nullptr);
+      }
     }
     int64 dead_count = 0;
     if (!failures.empty()) {
@@ -857,6 +873,7 @@ long start_batch(Runtime& rt, RowSet& set, int64_t number) {
   f->transactional = rt.exactly_once;
   f->started_ms = now_ms();
   f->batch = Batch(number);
+  f->batch.reserve(set.rows.size());
   for (const auto& r : set.rows) f->batch.add(r.id, std::string(set.view(r.key)), r.key_null);
 
   if (!ensure_topics(rt, set)) {
