@@ -508,7 +508,10 @@ void jsonb_headers(Jsonb* jb, RowSet* set, Row* row) {
 // whole record batch, neighbours included). exactly_once: the batch's ids are recorded in
 // relay_batches in the same transaction, committed synchronously, before anything of it
 // can be committed to Kafka.
-void load_batch(Runtime& rt, RowSet* set, int64_t record_as, int64_t after_id) {
+// after_id: rows with a greater id only. below: when >= 0, return rows only if exactly
+// `below` rows with id <= after_id are visible in the same snapshot (the batch in flight),
+// i.e. no transaction with a lower id has committed late: its rows must not be overtaken.
+void load_batch(Runtime& rt, RowSet* set, int64_t record_as, int64_t after_id, int64_t below = -1) {
   set->blob.clear();
   set->rows.clear();
   set->headers.clear();
@@ -523,8 +526,13 @@ void load_batch(Runtime& rt, RowSet* set, int64_t record_as, int64_t after_id) {
       char* db = pg::pg_call([] { return get_database_name(MyDatabaseId); });
       rt.ce_source = std::string("/pg_consistency/") + (db ? db : "");
     }
-    Datum args[2] = {Int32GetDatum(g_batch_size), Int64GetDatum(after_id)};
-    pg::pg_call([&] { plan.execute(args, nullptr, true, g_batch_size); });
+    static pg::SavedPlan guarded(
+        "WITH below AS (SELECT count(*) AS n FROM consistency.outbox WHERE id <= $2) "
+        "SELECT id, topic, key, payload, headers, content_type, created_at, attempts "
+        "FROM consistency.outbox WHERE id > $2 AND (SELECT n FROM below) = $3 ORDER BY id LIMIT $1",
+        {INT4OID, INT8OID, INT8OID});
+    Datum args[3] = {Int32GetDatum(g_batch_size), Int64GetDatum(after_id), Int64GetDatum(below)};
+    pg::pg_call([&] { (below >= 0 ? guarded : plan).execute(args, nullptr, true, g_batch_size); });
     uint64 n = SPI_processed;
     set->rows.resize(n);
     set->blob.reserve(n * 256);
@@ -924,10 +932,12 @@ long start_batch(Runtime& rt, RowSet& set, int64_t number) {
 
 // While a batch is at Kafka, read the next one (the rows after it; exactly_once records
 // it), so that it can be produced as soon as the current one is settled. At most one
-// batch is ever at Kafka: per-key order is the same as without the pipeline. A full
-// scan from the lowest id happens whenever the pipeline restarts and at least every
-// kMaxPipelined batches, so rows of transactions that committed late with lower ids are
-// not left behind.
+// batch is ever at Kafka. The read returns nothing when a row below the batch in flight
+// has become visible meanwhile (a transaction that took a lower id committed late): the
+// next batch then comes from a full scan, so per-key order is the same as without the
+// pipeline. (For writers that serialise on a key, a late row whose successor of the same
+// key is visible is itself visible in that snapshot.) A full scan also happens at least
+// every kMaxPipelined batches.
 constexpr int kMaxPipelined = 8;
 
 void maybe_prefetch(Runtime& rt) {
@@ -938,7 +948,8 @@ void maybe_prefetch(Runtime& rt) {
   rt.prefetch_tried = true;
   const int64_t number = rt.exactly_once ? rt.next_batch : 0;
   TimestampTz t = GetCurrentTimestamp();
-  load_batch(rt, &rt.next_rows, number, f.batch.entry(f.batch.size() - 1).id);
+  load_batch(rt, &rt.next_rows, number, f.batch.entry(f.batch.size() - 1).id,
+             static_cast<int64_t>(f.batch.size()));
   add_time(true, t);
   if (rt.next_rows.rows.empty()) return;
   if (rt.exactly_once) rt.next_batch++;
