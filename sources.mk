@@ -23,6 +23,9 @@ PG_SRCS += src/worker/worker_main.cpp
 
 
 # --- sagas ---------------------------------------------------------------------
+CORE_SRCS += src/saga/json.cpp
+CORE_SRCS += src/saga/definition.cpp
+CORE_SRCS += src/saga/machine.cpp
 
 
 # --- two-phase commit ----------------------------------------------------------
