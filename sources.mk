@@ -26,6 +26,9 @@ PG_SRCS += src/worker/worker_main.cpp
 CORE_SRCS += src/saga/json.cpp
 CORE_SRCS += src/saga/definition.cpp
 CORE_SRCS += src/saga/machine.cpp
+PG_SRCS += src/saga/api.cpp
+PG_SRCS += src/saga/executor.cpp
+PG_SRCS += src/saga/pg_saga.cpp
 
 
 # --- two-phase commit ----------------------------------------------------------

@@ -164,11 +164,13 @@ std::string events_json(const std::vector<Event>& events) {
     if (!first) out += ", ";
     first = false;
     std::string data = e.data.dump();
-    if (!e.output_json.empty()) {
-      // data is an object that dump() closed with '}': splice the raw output in.
+    if (!e.raw_json.empty()) {
+      // data is an object that dump() closed with '}': splice the raw JSON in.
       data.pop_back();
-      data += data.size() > 1 ? ", \"output\": " : "\"output\": ";
-      data += e.output_json;
+      if (data.size() > 1) data += ", ";
+      json::append_quoted(data, e.raw_key);
+      data += ": ";
+      data += e.raw_json;
       data += "}";
     }
     out += "{\"type\": ";

@@ -40,12 +40,13 @@ struct State {
   int64_t deadline = kNever;  // the whole saga's deadline (running only)
 };
 
-// One audit record: an event type and its data. `output_json`, when not empty, is raw
-// JSON text added to the data as "output" (a step's result, passed through unparsed).
+// One audit record: an event type and its data. `raw_json`, when not empty, is JSON
+// text added to the data under `raw_key` (a step's output, a saga's input) unparsed.
 struct Event {
   std::string type;
   json::Value data = json::Value::object();
-  std::string output_json;
+  std::string raw_json;
+  std::string raw_key = "output";
 };
 
 // Serializes events as the JSON array consistency.append_events takes.
