@@ -17,6 +17,13 @@ PG_SRCS += src/worker/wake.cpp
 PG_SRCS += src/worker/worker_main.cpp
 
 # --- event store ---------------------------------------------------------------
+CORE_SRCS += src/eventstore/core.cpp
+PG_SRCS += src/eventstore/aggregates.cpp
+PG_SRCS += src/eventstore/append.cpp
+PG_SRCS += src/eventstore/catalog.cpp
+PG_SRCS += src/eventstore/read.cpp
+PG_SRCS += src/eventstore/state.cpp
+PG_SRCS += src/eventstore/subscriptions.cpp
 
 
 # --- outbox and Kafka relay ----------------------------------------------------

@@ -1,0 +1,449 @@
+// append_events / append_event / stream_version.
+//
+// Concurrency: every append locks its stream row in `consistency.streams` (an upsert or
+// an UPDATE guarded by the expected version), so appends to one stream serialise and the
+// loser of a race sees the winner's version after the lock wait (READ COMMITTED re-checks
+// the row) and gets CS001 -- never a unique violation. Versions are assigned from the
+// locked row, positions from the gap-safe position source.
+#include "eventstore/core.hpp"
+#include "eventstore/es.hpp"
+#include "pg/guard.hpp"
+
+extern "C" {
+#include "utils/array.h"
+#include "utils/lsyscache.h"
+}
+
+namespace pgc::eventstore {
+
+namespace {
+
+// ---- validation helpers (no PostgreSQL calls while C++ strings are alive) -----------
+
+// The stream of the call being validated, for messages.
+const char* g_stream_for_messages = "";
+
+std::string event_label(int index) {
+  return "event " + std::to_string(index + 1) + " for stream \"" +
+         truncate_utf8(g_stream_for_messages, 200) + "\"";
+}
+
+[[noreturn]] void throw_bad_event(int index, const char* problem) {
+  throw invalid_argument(event_label(index) + ": " + problem);
+}
+
+void check_type(int index, const char* type, int len) {
+  auto p = event_type_problem(std::string_view(type, len), database_is_utf8());
+  if (p) throw_bad_event(index, p->c_str());
+}
+
+void check_expected(bool any, int64 v) {
+  auto p = expected_version_problem(Expected{any, v});
+  if (p) throw invalid_argument(*p);
+}
+
+[[noreturn]] void throw_wrong_version(const char* stream, bool any, int64 expected, int64 actual) {
+  std::string exp = describe_expected(Expected{any, expected});
+  std::string act = actual == 0 ? std::string("the stream does not exist (version 0)")
+                                : "the stream is at version " + std::to_string(actual);
+  throw Error(sqlstate::kWrongExpectedVersion,
+              "wrong expected version for stream \"" + truncate_utf8(stream, 200) + "\": expected " +
+                  exp + ", but " + act,
+              "", "Re-read the stream and retry the command.");
+}
+
+[[noreturn]] void throw_too_large(int index, int64 bytes) {
+  throw invalid_argument(event_label(index) + " is " + std::to_string(bytes) +
+                             " bytes; the limit is " + std::to_string(g_max_event_bytes) + " bytes",
+                         "The size counts the event's data and metadata in jsonb format.",
+                         "Raise pg_consistency.max_event_bytes or store large payloads elsewhere.");
+}
+
+void parse_id(int index, const char* s, int len, pg_uuid_t* out) {
+  if (!parse_uuid(std::string_view(s, len), out->data))
+    throw_bad_event(index, "\"id\" must be a UUID string");
+}
+
+// ---- JSON input -----------------------------------------------------------------
+
+Datum jsonb_from_binary(const JsonbValue* v) {
+  JsonbValue copy = *v;
+  return JsonbPGetDatum(JsonbValueToJsonb(&copy));
+}
+
+bool is_object_container(const JsonbValue* v) {
+  return v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data);
+}
+
+Datum empty_object() {
+  static Datum cached = 0;
+  if (cached == 0) {
+    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+    cached = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+    MemoryContextSwitchTo(old);
+  }
+  return cached;
+}
+
+void check_size(int index, Datum data, Datum metadata) {
+  int64 bytes = static_cast<int64>(VARSIZE_ANY(DatumGetPointer(data))) +
+                static_cast<int64>(VARSIZE_ANY(DatumGetPointer(metadata)));
+  if (bytes > g_max_event_bytes) throw_too_large(index, bytes);
+}
+
+// Parses the `events` argument of append_events into a palloc'd array.
+EventInput* parse_events(Jsonb* events, int* count) {
+  if (!JB_ROOT_IS_ARRAY(events) || JB_ROOT_IS_SCALAR(events))
+    throw invalid_argument("events must be a JSON array of event objects",
+                           "Each event is {\"type\": text, \"data\": object, \"metadata\"?: object, \"id\"?: uuid}.");
+  int n = static_cast<int>(JsonContainerSize(&events->root));
+  if (n == 0) throw invalid_argument("events must not be an empty array");
+  EventInput* out = static_cast<EventInput*>(palloc0(sizeof(EventInput) * n));
+  for (int i = 0; i < n; i++) {
+    JsonbValue* elem = getIthJsonbValueFromContainer(&events->root, i);
+    if (elem == nullptr || !is_object_container(elem)) throw_bad_event(i, "not a JSON object");
+    JsonbContainer* obj = elem->val.binary.data;
+    JsonbValue v;
+    if (getKeyJsonValueFromContainer(obj, "type", 4, &v) == nullptr || v.type != jbvString)
+      throw_bad_event(i, "\"type\" must be a string");
+    check_type(i, v.val.string.val, v.val.string.len);
+    out[i].type = cstring_to_text_with_len(v.val.string.val, v.val.string.len);
+    if (getKeyJsonValueFromContainer(obj, "data", 4, &v) == nullptr || !is_object_container(&v))
+      throw_bad_event(i, "\"data\" must be a JSON object");
+    out[i].data = jsonb_from_binary(&v);
+    if (getKeyJsonValueFromContainer(obj, "metadata", 8, &v) == nullptr || v.type == jbvNull) {
+      out[i].metadata = empty_object();
+    } else if (is_object_container(&v)) {
+      out[i].metadata = jsonb_from_binary(&v);
+    } else {
+      throw_bad_event(i, "\"metadata\" must be a JSON object");
+    }
+    if (getKeyJsonValueFromContainer(obj, "id", 2, &v) != nullptr && v.type != jbvNull) {
+      if (v.type != jbvString) throw_bad_event(i, "\"id\" must be a UUID string");
+      parse_id(i, v.val.string.val, v.val.string.len, &out[i].id);
+      out[i].has_id = true;
+      for (int j = 0; j < i; j++)
+        if (out[j].has_id && memcmp(out[j].id.data, out[i].id.data, UUID_LEN) == 0)
+          throw_bad_event(i, "its \"id\" appears twice in the call");
+    }
+    check_size(i, out[i].data, out[i].metadata);
+  }
+  *count = n;
+  return out;
+}
+
+void random_uuid(pg_uuid_t* u) {
+  if (!pg_strong_random(u->data, UUID_LEN))
+    ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not generate random values")));
+  u->data[6] = (u->data[6] & 0x0f) | 0x40;  // version 4
+  u->data[8] = (u->data[8] & 0x3f) | 0x80;  // RFC 4122 variant
+}
+
+Datum uuid_datum(const pg_uuid_t* u) {
+  pg_uuid_t* copy = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
+  *copy = *u;
+  return UUIDPGetDatum(copy);
+}
+
+ArrayType* make_array(Datum* elems, int n, Oid type) {
+  int16 typlen;
+  bool typbyval;
+  char typalign;
+  get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+  return construct_array(elems, n, type, typlen, typbyval, typalign);
+}
+
+// ---- statements ---------------------------------------------------------------------
+
+pg::SavedPlan& plan_upsert_any() {
+  static pg::SavedPlan p(
+      "INSERT INTO consistency.streams AS s (stream, version) VALUES ($1, $2) "
+      "ON CONFLICT (stream) DO UPDATE SET version = s.version + EXCLUDED.version, updated_at = now() "
+      "RETURNING s.version",
+      {TEXTOID, INT8OID});
+  return p;
+}
+pg::SavedPlan& plan_create() {
+  static pg::SavedPlan p(
+      "INSERT INTO consistency.streams (stream, version) VALUES ($1, $2) "
+      "ON CONFLICT (stream) DO NOTHING RETURNING version",
+      {TEXTOID, INT8OID});
+  return p;
+}
+pg::SavedPlan& plan_advance() {
+  static pg::SavedPlan p(
+      "UPDATE consistency.streams SET version = version + $3, updated_at = now() "
+      "WHERE stream = $1 AND version = $2 RETURNING version",
+      {TEXTOID, INT8OID, INT8OID});
+  return p;
+}
+pg::SavedPlan& plan_version() {
+  static pg::SavedPlan p("SELECT version FROM consistency.streams WHERE stream = $1", {TEXTOID});
+  return p;
+}
+pg::SavedPlan& plan_lock() {
+  static pg::SavedPlan p("SELECT version FROM consistency.streams WHERE stream = $1 FOR UPDATE",
+                         {TEXTOID});
+  return p;
+}
+pg::SavedPlan& plan_set_version() {
+  static pg::SavedPlan p(
+      "UPDATE consistency.streams SET version = $2, updated_at = now() WHERE stream = $1",
+      {TEXTOID, INT8OID});
+  return p;
+}
+pg::SavedPlan& plan_find_ids() {
+  static pg::SavedPlan p(
+      "SELECT u.ord, e.version, (e.type = u.type AND e.data = u.data AND e.metadata = u.metadata) "
+      "FROM unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[]) WITH ORDINALITY "
+      "AS u(id, type, data, metadata, ord) "
+      "JOIN consistency.events e ON e.event_id = u.id AND e.stream = $1",
+      {TEXTOID, UUIDARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID});
+  return p;
+}
+pg::SavedPlan& plan_insert_one() {
+  static pg::SavedPlan p(
+      "INSERT INTO consistency.events "
+      "(global_position, stream, version, event_id, type, schema_version, data, metadata) "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+      {INT8OID, TEXTOID, INT8OID, UUIDOID, TEXTOID, INT4OID, JSONBOID, JSONBOID});
+  return p;
+}
+pg::SavedPlan& plan_insert_many() {
+  static pg::SavedPlan p(
+      "INSERT INTO consistency.events "
+      "(global_position, stream, version, event_id, type, schema_version, data, metadata) "
+      "SELECT u.p, $1, $2 + u.o, u.i, u.t, u.s, u.d, u.m "
+      "FROM unnest($3::int8[], $4::uuid[], $5::text[], $6::int4[], $7::jsonb[], $8::jsonb[]) "
+      "WITH ORDINALITY AS u(p, i, t, s, d, m, o)",
+      {TEXTOID, INT8OID, INT8ARRAYOID, UUIDARRAYOID, TEXTARRAYOID, INT4ARRAYOID, JSONBARRAYOID,
+       JSONBARRAYOID});
+  return p;
+}
+
+int64 current_version(Datum stream) {
+  Datum v[1] = {stream};
+  spi_run(plan_version(), v, nullptr, false, 1);
+  if (SPI_processed == 0) return 0;
+  return pg::spi_int64(0, 1);
+}
+
+// Locks the stream row for the idempotency path, creating it (version 0) if needed.
+// Returns the version under the lock.
+int64 lock_stream(Datum stream) {
+  for (int attempt = 0; attempt < 100; attempt++) {
+    Datum v1[1] = {stream};
+    spi_run(plan_lock(), v1, nullptr, false, 1);
+    if (SPI_processed > 0) return pg::spi_int64(0, 1);
+    Datum v2[2] = {stream, Int64GetDatum(0)};
+    spi_run(plan_create(), v2, nullptr, false);
+    if (SPI_processed > 0) return 0;  // our new row: locked until we commit
+    // Created concurrently and committed between our two statements: lock it now.
+  }
+  throw Error(sqlstate::kInternal, "could not lock the stream row after 100 attempts");
+}
+
+// The idempotency check of a call whose events carry ids. Returns true and sets
+// *version when the same events were appended before.
+bool already_appended(const char* stream_name, Datum stream, EventInput* ev, int n, int64* version) {
+  Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  Datum* types = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  Datum* datas = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  Datum* metas = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  bool* has_id = static_cast<bool*>(palloc(sizeof(bool) * n));
+  pg_uuid_t nil;
+  memset(&nil, 0, sizeof(nil));
+  for (int i = 0; i < n; i++) {
+    // Events without id cannot match: the nil UUID stands in (never stored by us).
+    ids[i] = uuid_datum(ev[i].has_id ? &ev[i].id : &nil);
+    types[i] = PointerGetDatum(ev[i].type);
+    datas[i] = ev[i].data;
+    metas[i] = ev[i].metadata;
+    has_id[i] = ev[i].has_id;
+  }
+  Datum args[5] = {stream, PointerGetDatum(make_array(ids, n, UUIDOID)),
+                   PointerGetDatum(make_array(types, n, TEXTOID)),
+                   PointerGetDatum(make_array(datas, n, JSONBOID)),
+                   PointerGetDatum(make_array(metas, n, JSONBOID))};
+  spi_run(plan_find_ids(), args, nullptr, false);
+  uint64 found_n = SPI_processed;
+  if (found_n == 0) return false;
+  size_t* idx = static_cast<size_t*>(palloc(sizeof(size_t) * found_n));
+  int64* vers = static_cast<int64*>(palloc(sizeof(int64) * found_n));
+  bool* same = static_cast<bool*>(palloc(sizeof(bool) * found_n));
+  for (uint64 r = 0; r < found_n; r++) {
+    bool isnull;
+    idx[r] = static_cast<size_t>(pg::spi_int64(r, 1) - 1);
+    vers[r] = pg::spi_int64(r, 2);
+    Datum s = pg::spi_value(r, 3, &isnull);
+    same[r] = !isnull && DatumGetBool(s);
+  }
+  int outcome = 0;
+  int64 decided_version = 0;
+  {
+    // Pure decision; its strings die before any PostgreSQL call.
+    std::vector<bool> has(has_id, has_id + n);
+    std::vector<FoundEvent> found;
+    for (uint64 r = 0; r < found_n; r++) found.push_back(FoundEvent{idx[r], vers[r], same[r]});
+    IdempotencyDecision d = decide_idempotency(has, std::move(found));
+    if (d.outcome == Idempotency::kAlreadyAppended) {
+      outcome = 1;
+      decided_version = d.version;
+    } else if (d.outcome == Idempotency::kClash) {
+      throw Error(sqlstate::kWrongExpectedVersion,
+                  "event ids clash with events already in stream \"" +
+                      truncate_utf8(stream_name, 200) + "\": " + d.reason,
+                  "", "Resend exactly the same events (same ids, same order, same content) or use new ids.");
+    }
+  }
+  if (outcome == 1) {
+    *version = decided_version;
+    return true;
+  }
+  return false;
+}
+
+int64 do_append(const char* stream_name, int stream_len, bool any, int64 expected, EventInput* ev,
+                int n) {
+  Datum stream = PointerGetDatum(cstring_to_text_with_len(stream_name, stream_len));
+  bool any_id = false;
+  for (int i = 0; i < n; i++) any_id |= ev[i].has_id;
+
+  SavedUser su;
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  enter_owner(&su);
+
+  int64 base = 0;  // version before this call
+  if (!any_id) {
+    if (any) {
+      Datum v[2] = {stream, Int64GetDatum(n)};
+      spi_run(plan_upsert_any(), v, nullptr, false);
+      base = pg::spi_int64(0, 1) - n;
+    } else if (expected == 0) {
+      Datum v[2] = {stream, Int64GetDatum(n)};
+      spi_run(plan_create(), v, nullptr, false);
+      if (SPI_processed == 0) throw_wrong_version(stream_name, false, 0, current_version(stream));
+      base = 0;
+    } else {
+      Datum v[3] = {stream, Int64GetDatum(expected), Int64GetDatum(n)};
+      spi_run(plan_advance(), v, nullptr, false);
+      if (SPI_processed == 0) throw_wrong_version(stream_name, false, expected, current_version(stream));
+      base = expected;
+    }
+  } else {
+    int64 current = lock_stream(stream);
+    int64 prior = 0;
+    if (current > 0 && already_appended(stream_name, stream, ev, n, &prior)) {
+      leave_owner(&su);
+      SPI_finish();
+      return prior;
+    }
+    if (!any && expected != current) throw_wrong_version(stream_name, false, expected, current);
+    Datum v[2] = {stream, Int64GetDatum(current + n)};
+    spi_run(plan_set_version(), v, nullptr, false);
+    base = current;
+  }
+
+  int64 last_position = 0;
+  if (n == 1) {
+    pg_uuid_t id = ev[0].id;
+    if (!ev[0].has_id) random_uuid(&id);
+    text* type = ev[0].type;
+    int32 sv = latest_schema_version(VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type));
+    last_position = take_position();
+    Datum v[8] = {Int64GetDatum(last_position), stream, Int64GetDatum(base + 1), uuid_datum(&id),
+                  PointerGetDatum(type), Int32GetDatum(sv), ev[0].data, ev[0].metadata};
+    spi_run(plan_insert_one(), v, nullptr, false);
+  } else {
+    Datum* pos = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+    Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+    Datum* types = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+    Datum* svs = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+    Datum* datas = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+    Datum* metas = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+    pg_uuid_t* uuids = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t) * n));
+    for (int i = 0; i < n; i++) {
+      uuids[i] = ev[i].id;
+      if (!ev[i].has_id) random_uuid(&uuids[i]);
+      ids[i] = UUIDPGetDatum(&uuids[i]);
+      types[i] = PointerGetDatum(ev[i].type);
+      svs[i] = Int32GetDatum(latest_schema_version(VARDATA_ANY(ev[i].type), VARSIZE_ANY_EXHDR(ev[i].type)));
+      datas[i] = ev[i].data;
+      metas[i] = ev[i].metadata;
+    }
+    for (int i = 0; i < n; i++) pos[i] = Int64GetDatum(take_position());
+    last_position = DatumGetInt64(pos[n - 1]);
+    Datum v[8] = {stream,
+                  Int64GetDatum(base),
+                  PointerGetDatum(make_array(pos, n, INT8OID)),
+                  PointerGetDatum(make_array(ids, n, UUIDOID)),
+                  PointerGetDatum(make_array(types, n, TEXTOID)),
+                  PointerGetDatum(make_array(svs, n, INT4OID)),
+                  PointerGetDatum(make_array(datas, n, JSONBOID)),
+                  PointerGetDatum(make_array(metas, n, JSONBOID))};
+    spi_run(plan_insert_many(), v, nullptr, false);
+  }
+  leave_owner(&su);
+  SPI_finish();
+  note_appended(last_position);
+  wake_subscriptions_at_commit();
+  return base + n;
+}
+
+}  // namespace
+}  // namespace pgc::eventstore
+
+using namespace pgc::eventstore;
+namespace pg = pgc::pg;
+
+PGC_FUNCTION(pgc_es_append_events) {
+  int stream_len = 0;
+  char* stream = checked_stream_arg(fcinfo, 0, "stream", &stream_len);
+  bool any = PG_ARGISNULL(1);
+  int64 expected = any ? 0 : PG_GETARG_INT64(1);
+  check_expected(any, expected);
+  g_stream_for_messages = stream;
+  if (PG_ARGISNULL(2)) throw pgc::invalid_argument("events must not be NULL");
+  Jsonb* events = PG_GETARG_JSONB_P(2);
+  int n = 0;
+  EventInput* ev = parse_events(events, &n);
+  PG_RETURN_INT64(do_append(stream, stream_len, any, expected, ev, n));
+}
+
+PGC_FUNCTION(pgc_es_append_event) {
+  int stream_len = 0;
+  char* stream = checked_stream_arg(fcinfo, 0, "stream", &stream_len);
+  bool any = PG_ARGISNULL(1);
+  int64 expected = any ? 0 : PG_GETARG_INT64(1);
+  check_expected(any, expected);
+  g_stream_for_messages = stream;
+  if (PG_ARGISNULL(2)) throw pgc::invalid_argument("event type must not be NULL");
+  EventInput ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.type = PG_GETARG_TEXT_P(2);
+  check_type(0, VARDATA_ANY(ev.type), VARSIZE_ANY_EXHDR(ev.type));
+  if (PG_ARGISNULL(3)) throw pgc::invalid_argument("event data must not be NULL");
+  Jsonb* data = PG_GETARG_JSONB_P(3);
+  if (!JB_ROOT_IS_OBJECT(data) || JB_ROOT_IS_SCALAR(data))
+    throw pgc::invalid_argument(event_label(0) + ": data must be a JSON object");
+  ev.data = JsonbPGetDatum(data);
+  if (PG_ARGISNULL(4)) {
+    ev.metadata = empty_object();
+  } else {
+    Jsonb* meta = PG_GETARG_JSONB_P(4);
+    if (!JB_ROOT_IS_OBJECT(meta) || JB_ROOT_IS_SCALAR(meta))
+      throw pgc::invalid_argument(event_label(0) + ": metadata must be a JSON object");
+    ev.metadata = JsonbPGetDatum(meta);
+  }
+  check_size(0, ev.data, ev.metadata);
+  PG_RETURN_INT64(do_append(stream, stream_len, any, expected, &ev, 1));
+}
+
+PGC_FUNCTION(pgc_es_stream_version) {
+  int len = 0;
+  char* stream = checked_stream_arg(fcinfo, 0, "stream", &len);
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  int64 v = current_version(PointerGetDatum(cstring_to_text_with_len(stream, len)));
+  SPI_finish();
+  PG_RETURN_INT64(v);
+}

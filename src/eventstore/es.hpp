@@ -1,0 +1,141 @@
+// The event store's PostgreSQL side: shared declarations of its modules.
+//
+// Style rule for these files: functions that call PostgreSQL (which may ereport and
+// longjmp) keep only plain-data locals (palloc'd memory, PostgreSQL types, PODs); C++
+// containers and strings live only in the pure core (core.hpp) and in short helpers that
+// call no PostgreSQL function. Our own errors are thrown as pgc::Error; the PGC_FUNCTION
+// wrapper raises them after leaving C++.
+#pragma once
+
+#include "pg/postgres.hpp"
+#include "pg/spi.hpp"
+
+extern "C" {
+#include "fmgr.h"
+#include "utils/uuid.h"
+}
+
+namespace pgc::pg {
+struct Component;
+}
+
+namespace pgc::eventstore {
+
+// ----------------------------------------------------------------------------------------
+// state.cpp: the component, its GUCs and shared memory, gap safety
+// ----------------------------------------------------------------------------------------
+extern const pg::Component kComponent;
+extern int g_max_event_bytes;          // pg_consistency.max_event_bytes
+extern int g_subscription_max_attempts;  // pg_consistency.subscription_max_attempts
+extern int g_subscription_batch_size;    // pg_consistency.subscription_batch_size
+extern int g_subscription_retry_ms;      // pg_consistency.subscription_retry_delay
+extern int g_subscription_max_retry_ms;  // pg_consistency.subscription_max_retry_delay
+
+// True when the library was preloaded and the shared-memory writer slots exist.
+bool have_shared_memory();
+
+// Takes the next global position for the current transaction, after publishing this
+// transaction's lower bound (the first time in the transaction). Caller is elevated or
+// otherwise allowed to use the position sequence.
+int64 take_position();
+// Remembers the highest position appended in this transaction (last_appended_position).
+void note_appended(int64 position);
+
+// The read horizon H: every position below H that will ever be visible is visible to a
+// snapshot taken after this call. Raises on a standby.
+int64 read_horizon();
+
+// Subscription progress: the worker broadcasts after committing a checkpoint.
+void broadcast_progress();
+// Waits for progress or until `timeout_ms`; returns at once when woken.
+void prepare_progress_wait();
+void wait_progress(long timeout_ms);
+void cancel_progress_wait();
+
+// Whether this database has active subscriptions (so appends wake the worker).
+void set_active_subscriptions(uint32 count);
+bool subscriptions_may_be_active();
+// Wakes the worker at commit when subscriptions may be waiting for events.
+void wake_subscriptions_at_commit();
+
+// ----------------------------------------------------------------------------------------
+// catalog.cpp: object ids, caches, privileges, SPI helpers
+// ----------------------------------------------------------------------------------------
+struct Oids {
+  Oid schema;
+  Oid events;
+  Oid streams;
+  Oid sequence;
+  Oid snapshots;
+  Oid upcasters;
+  Oid aggregates;
+  Oid subscriptions;
+  Oid owner;  // owner of consistency.events: the role our own statements run as
+};
+// Looks the objects up once per backend (again after DDL); raises if missing.
+const Oids& oids();
+
+// Runs our own statements as the extension owner. The caller's identity is restored by
+// leave_owner, or by the transaction/subtransaction abort on an error.
+struct SavedUser {
+  Oid userid;
+  int sec_context;
+};
+void enter_owner(SavedUser* saved);
+void leave_owner(const SavedUser* saved);
+
+// Executes a saved plan with search_path pinned to pg_catalog, so that neither the plan
+// nor its re-planning after DDL can resolve names through the caller's search_path.
+int spi_run(pg::SavedPlan& plan, const Datum* values, const char* nulls, bool read_only,
+            long count = 0);
+// Same with a snapshot taken now (after the caller computed the read horizon).
+int spi_run_latest(pg::SavedPlan& plan, const Datum* values, const char* nulls, long count = 0);
+
+// Upcasting. The latest schema version of an event type (1 without upcasters).
+int32 latest_schema_version(const char* type, int len);
+// Returns `data` upcast from `schema_version` to the latest version of `type`, and sets
+// *out_version. Calls the registered functions as the current user.
+Datum upcast(const char* type, int len, int32 schema_version, Datum data, int32* out_version);
+
+// Aggregates registered for a category, or nullptr.
+struct AggregateDef {
+  Oid apply_fn;
+  Datum initial_state;  // jsonb, in cache memory
+  int32 snapshot_every;
+  FmgrInfo* finfo;      // lazily filled, in cache memory
+};
+const AggregateDef* find_aggregate(const char* category, int len);
+
+// Registers the cache invalidation and transaction callbacks (once per backend).
+void register_catalog_callbacks();
+// End of a top-level transaction: frees cache generations retired during it.
+void catalog_at_xact_end();
+
+// Helpers for arguments and SPI results.
+bool database_is_utf8();
+char* text_arg_cstring(FunctionCallInfo fcinfo, int argno, int* len);
+// Raises CS002 when the stream name is invalid; returns it as a C string.
+char* checked_stream_arg(FunctionCallInfo fcinfo, int argno, const char* argname, int* len);
+bool role_is_admin(Oid role);
+// Raises 42501 unless the current user may manage an object owned by `owner`.
+void require_manage_rights(Oid owner, const char* what, const char* name);
+
+// ----------------------------------------------------------------------------------------
+// append.cpp / read.cpp
+// ----------------------------------------------------------------------------------------
+// Appends `n` events; the entry point used by the SQL functions (and via SPI by other
+// pillars through consistency.append_events).
+struct EventInput {
+  text* type;
+  Datum data;      // jsonb
+  Datum metadata;  // jsonb
+  pg_uuid_t id;
+  bool has_id;
+};
+
+// ----------------------------------------------------------------------------------------
+// subscriptions.cpp
+// ----------------------------------------------------------------------------------------
+long subscriptions_tick();
+
+}  // namespace pgc::eventstore

@@ -1,0 +1,119 @@
+// read_stream and read_all. Both return events upcast to the latest schema version of
+// their type; read_all only returns positions below the read horizon and reads them with
+// a snapshot taken after the horizon was computed (docs/eventstore.md).
+#include "eventstore/core.hpp"
+#include "eventstore/es.hpp"
+#include "pg/guard.hpp"
+
+namespace pgc::eventstore {
+
+namespace {
+
+constexpr int kCols = 9;  // global_position .. created_at, as selected below
+
+#define EVENT_COLUMNS \
+  "global_position, stream, version, event_id, type, schema_version, data, metadata, created_at"
+
+pg::SavedPlan& plan_stream() {
+  static pg::SavedPlan p("SELECT " EVENT_COLUMNS " FROM consistency.events "
+                         "WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
+                         {TEXTOID, INT8OID, INT8OID});
+  return p;
+}
+pg::SavedPlan& plan_all() {
+  static pg::SavedPlan p("SELECT " EVENT_COLUMNS " FROM consistency.events "
+                         "WHERE global_position > $1 AND global_position < $2 "
+                         "ORDER BY global_position LIMIT $3",
+                         {INT8OID, INT8OID, INT8OID});
+  return p;
+}
+pg::SavedPlan& plan_category() {
+  static pg::SavedPlan p("SELECT " EVENT_COLUMNS " FROM consistency.events "
+                         "WHERE category = $4 AND global_position > $1 AND global_position < $2 "
+                         "ORDER BY global_position LIMIT $3",
+                         {INT8OID, INT8OID, INT8OID, TEXTOID});
+  return p;
+}
+
+// Emits the rows of SPI_tuptable into the function's tuplestore, upcast. Upcasters run
+// in a per-row memory context.
+void emit_rows(ReturnSetInfo* rsinfo) {
+  SPITupleTable* tt = SPI_tuptable;
+  uint64 n = SPI_processed;
+  MemoryContext row_cxt =
+      AllocSetContextCreate(CurrentMemoryContext, "pg_consistency read row", ALLOCSET_DEFAULT_SIZES);
+  for (uint64 r = 0; r < n; r++) {
+    Datum values[kCols];
+    bool nulls[kCols];
+    heap_deform_tuple(tt->vals[r], tt->tupdesc, values, nulls);
+    MemoryContext old = MemoryContextSwitchTo(row_cxt);
+    text* type = DatumGetTextPP(values[4]);
+    int32 sv = DatumGetInt32(values[5]);
+    int32 out_sv = sv;
+    values[6] = upcast(VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type), sv, values[6], &out_sv);
+    values[5] = Int32GetDatum(out_sv);
+    MemoryContextSwitchTo(old);
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    MemoryContextReset(row_cxt);
+  }
+  MemoryContextDelete(row_cxt);
+}
+
+int64 checked_count(FunctionCallInfo fcinfo, int argno) {
+  if (PG_ARGISNULL(argno)) throw invalid_argument("max_count must not be NULL");
+  int32 c = PG_GETARG_INT32(argno);
+  if (c < 1) throw invalid_argument("max_count must be at least 1, not " + std::to_string(c));
+  return c;
+}
+
+void check_category(const char* c, int len) {
+  auto p = category_problem(std::string_view(c, len), database_is_utf8());
+  if (p) throw invalid_argument(*p);
+}
+
+}  // namespace
+}  // namespace pgc::eventstore
+
+using namespace pgc::eventstore;
+namespace pg = pgc::pg;
+
+PGC_FUNCTION(pgc_es_read_stream) {
+  int len = 0;
+  char* stream = checked_stream_arg(fcinfo, 0, "stream", &len);
+  if (PG_ARGISNULL(1)) throw pgc::invalid_argument("from_version must not be NULL");
+  int64 from = PG_GETARG_INT64(1);
+  if (from < 0) throw pgc::invalid_argument("from_version must not be negative, not " + std::to_string(from));
+  int64 count = checked_count(fcinfo, 2);
+  InitMaterializedSRF(fcinfo, 0);
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  Datum v[3] = {PointerGetDatum(cstring_to_text_with_len(stream, len)), Int64GetDatum(from),
+                Int64GetDatum(count)};
+  spi_run(plan_stream(), v, nullptr, true);
+  emit_rows(reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo));
+  SPI_finish();
+  return (Datum)0;
+}
+
+PGC_FUNCTION(pgc_es_read_all) {
+  if (PG_ARGISNULL(0)) throw pgc::invalid_argument("after_position must not be NULL");
+  int64 after = PG_GETARG_INT64(0);
+  if (after < 0) throw pgc::invalid_argument("after_position must not be negative, not " + std::to_string(after));
+  int64 count = checked_count(fcinfo, 1);
+  text* category = nullptr;
+  if (!PG_ARGISNULL(2)) {
+    category = PG_GETARG_TEXT_PP(2);
+    check_category(VARDATA_ANY(category), VARSIZE_ANY_EXHDR(category));
+  }
+  InitMaterializedSRF(fcinfo, 0);
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  // The horizon first, then a snapshot: see docs/eventstore.md.
+  int64 horizon = pgc::eventstore::read_horizon();
+  if (horizon - 1 > after) {
+    Datum v[4] = {Int64GetDatum(after), Int64GetDatum(horizon), Int64GetDatum(count),
+                  PointerGetDatum(category)};
+    spi_run_latest(category != nullptr ? plan_category() : plan_all(), v, nullptr);
+    emit_rows(reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo));
+  }
+  SPI_finish();
+  return (Datum)0;
+}

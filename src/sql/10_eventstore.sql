@@ -1,0 +1,394 @@
+-- pg_consistency: event store (streams, events, upcasting, snapshots and aggregates,
+-- subscriptions). The hot paths are C++ functions with cached plans; see docs/eventstore.md.
+
+\echo Use "CREATE EXTENSION pg_consistency" to load this file. \quit
+
+-- Global positions. CACHE 1 is part of the gap-safety method: the reader's horizon reads
+-- the sequence's next value, which must never lie above a position a backend holds
+-- in a private cache (check_integrity reports a changed cache).
+CREATE SEQUENCE consistency.event_position_seq AS bigint
+  START WITH 1 MINVALUE 1 NO MAXVALUE CACHE 1 NO CYCLE;
+
+-- The default of events.global_position: publishes this transaction's lower bound for
+-- the read horizon, then takes the next position (so even a direct INSERT is gap-safe).
+CREATE FUNCTION consistency._next_position() RETURNS bigint
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_es_next_position';
+
+CREATE TABLE consistency.streams (
+  stream     text PRIMARY KEY,
+  category   text GENERATED ALWAYS AS (pg_catalog.split_part(stream, '-', 1)) STORED,
+  version    bigint NOT NULL CHECK (version >= 0),
+  created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+) WITH (fillfactor = 80);  -- room for HOT updates of the version
+COMMENT ON TABLE consistency.streams IS 'One row per stream: its current version (= number of events).';
+
+CREATE TABLE consistency.events (
+  global_position bigint NOT NULL DEFAULT consistency._next_position(),
+  stream          text NOT NULL,
+  version         bigint NOT NULL CHECK (version >= 1),
+  event_id        uuid NOT NULL,
+  type            text NOT NULL,
+  schema_version  int NOT NULL DEFAULT 1 CHECK (schema_version >= 1),
+  data            jsonb NOT NULL,
+  metadata        jsonb NOT NULL DEFAULT '{}',
+  created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  category        text GENERATED ALWAYS AS (pg_catalog.split_part(stream, '-', 1)) STORED,
+  CONSTRAINT events_pkey PRIMARY KEY (global_position),
+  CONSTRAINT events_stream_version_key UNIQUE (stream, version)
+);
+CREATE INDEX events_category_position_idx ON consistency.events (category, global_position);
+CREATE INDEX events_event_id_idx ON consistency.events (event_id);
+COMMENT ON TABLE consistency.events IS 'Append-only event log; write with consistency.append_events.';
+
+-- Events are immutable: UPDATE, DELETE and TRUNCATE are refused by this trigger (for
+-- every role, also in replica mode) on top of the missing privileges.
+CREATE FUNCTION consistency._events_immutable() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RAISE EXCEPTION 'consistency.events is append-only: % is not allowed', TG_OP
+    USING ERRCODE = 'insufficient_privilege',
+          HINT = 'Events are immutable; append a compensating event instead.';
+END
+$$;
+CREATE TRIGGER events_immutable
+  BEFORE UPDATE OR DELETE OR TRUNCATE ON consistency.events
+  FOR EACH STATEMENT EXECUTE FUNCTION consistency._events_immutable();
+ALTER TABLE consistency.events ENABLE ALWAYS TRIGGER events_immutable;
+
+CREATE TABLE consistency.snapshots (
+  stream     text NOT NULL,
+  version    bigint NOT NULL CHECK (version >= 1),
+  state      jsonb NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  PRIMARY KEY (stream, version)
+);
+
+CREATE TABLE consistency.upcasters (
+  event_type          text NOT NULL,
+  from_schema_version int NOT NULL CHECK (from_schema_version >= 1),
+  fn                  regprocedure NOT NULL,
+  registered_by       oid NOT NULL,
+  registered_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  PRIMARY KEY (event_type, from_schema_version)
+);
+
+CREATE TABLE consistency.aggregates (
+  category       text PRIMARY KEY,
+  apply_fn       regprocedure NOT NULL,
+  initial_state  jsonb NOT NULL,
+  snapshot_every int NOT NULL CHECK (snapshot_every >= 0),
+  registered_by  oid NOT NULL,
+  registered_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+CREATE TABLE consistency.subscription_state (
+  name            text PRIMARY KEY,
+  handler         regprocedure NOT NULL,
+  categories      text[],
+  event_types     text[],
+  position        bigint NOT NULL CHECK (position >= 0),
+  status          text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'failed')),
+  attempts        int NOT NULL DEFAULT 0,
+  max_attempts    int NOT NULL CHECK (max_attempts >= 1),
+  last_error      text,
+  next_attempt_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  owner           oid NOT NULL,
+  processed       bigint NOT NULL DEFAULT 0,
+  created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+-- Backends cache upcasters and aggregates; any change to those tables tells them to
+-- reload (a relcache invalidation, delivered at commit).
+CREATE FUNCTION consistency._eventstore_invalidate() RETURNS trigger
+  LANGUAGE c AS 'MODULE_PATHNAME', 'pgc_es_invalidate';
+CREATE TRIGGER upcasters_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+  ON consistency.upcasters FOR EACH STATEMENT EXECUTE FUNCTION consistency._eventstore_invalidate();
+CREATE TRIGGER aggregates_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+  ON consistency.aggregates FOR EACH STATEMENT EXECUTE FUNCTION consistency._eventstore_invalidate();
+
+-- pg_dump keeps the data of these tables (the extension recreates the objects).
+SELECT pg_catalog.pg_extension_config_dump('consistency.streams', '');
+SELECT pg_catalog.pg_extension_config_dump('consistency.events', '');
+SELECT pg_catalog.pg_extension_config_dump('consistency.snapshots', '');
+SELECT pg_catalog.pg_extension_config_dump('consistency.upcasters', '');
+SELECT pg_catalog.pg_extension_config_dump('consistency.aggregates', '');
+SELECT pg_catalog.pg_extension_config_dump('consistency.subscription_state', '');
+SELECT pg_catalog.pg_extension_config_dump('consistency.event_position_seq', '');
+
+-- ---------------------------------------------------------------------------------
+-- Appending and reading
+-- ---------------------------------------------------------------------------------
+CREATE FUNCTION consistency.append_events(stream text, expected_version bigint, events jsonb)
+  RETURNS bigint LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_es_append_events';
+
+CREATE FUNCTION consistency.append_event(stream text, expected_version bigint, type text,
+                                         data jsonb, metadata jsonb DEFAULT '{}')
+  RETURNS bigint LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_es_append_event';
+
+CREATE FUNCTION consistency.stream_version(stream text) RETURNS bigint
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_es_stream_version';
+
+CREATE FUNCTION consistency.read_stream(stream text, from_version bigint DEFAULT 1,
+                                        max_count int DEFAULT 1000)
+  RETURNS TABLE(global_position bigint, stream text, version bigint, event_id uuid, type text,
+                schema_version int, data jsonb, metadata jsonb, created_at timestamptz)
+  LANGUAGE c VOLATILE ROWS 100 AS 'MODULE_PATHNAME', 'pgc_es_read_stream';
+
+CREATE FUNCTION consistency.read_all(after_position bigint DEFAULT 0, max_count int DEFAULT 1000,
+                                     category text DEFAULT NULL)
+  RETURNS TABLE(global_position bigint, stream text, version bigint, event_id uuid, type text,
+                schema_version int, data jsonb, metadata jsonb, created_at timestamptz)
+  LANGUAGE c VOLATILE ROWS 100 AS 'MODULE_PATHNAME', 'pgc_es_read_all';
+
+CREATE FUNCTION consistency.last_appended_position() RETURNS bigint
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_es_last_appended_position';
+
+-- The current read horizon H: read_all returns positions below it.
+CREATE FUNCTION consistency.read_horizon() RETURNS bigint
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_es_read_horizon';
+
+-- Transactions that hold back the read horizon: each appending transaction still open,
+-- with the lower bound of the positions it may hold.
+CREATE FUNCTION consistency._open_writers(OUT pid int, OUT lower_bound bigint,
+                                          OUT since timestamptz, OUT prepared_xid xid)
+  RETURNS SETOF record LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_es_open_writers';
+
+CREATE VIEW consistency.open_writers AS
+  SELECT w.pid, w.lower_bound,
+         coalesce(w.since, a.xact_start, p.prepared) AS since,
+         pg_catalog.now() - coalesce(w.since, a.xact_start, p.prepared) AS age,
+         p.gid AS prepared_gid,
+         a.state, a.query
+    FROM consistency._open_writers() w
+    LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = w.pid
+    LEFT JOIN pg_catalog.pg_prepared_xacts p ON p.transaction = w.prepared_xid;
+
+-- ---------------------------------------------------------------------------------
+-- Event versioning, snapshots and aggregates
+-- ---------------------------------------------------------------------------------
+CREATE FUNCTION consistency.register_upcaster(event_type text, from_schema_version int,
+                                              fn regprocedure)
+  RETURNS void LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_es_register_upcaster';
+
+CREATE FUNCTION consistency.save_snapshot(stream text, version bigint, state jsonb)
+  RETURNS void LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_es_save_snapshot';
+
+CREATE FUNCTION consistency.load_snapshot(stream text)
+  RETURNS TABLE(version bigint, state jsonb)
+  LANGUAGE c VOLATILE ROWS 1 AS 'MODULE_PATHNAME', 'pgc_es_load_snapshot';
+
+CREATE FUNCTION consistency.register_aggregate(category text, apply_fn regprocedure,
+                                               initial_state jsonb DEFAULT '{}',
+                                               snapshot_every int DEFAULT 100)
+  RETURNS void LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_es_register_aggregate';
+
+CREATE FUNCTION consistency.aggregate_state(stream text)
+  RETURNS TABLE(version bigint, state jsonb)
+  LANGUAGE c VOLATILE ROWS 1 AS 'MODULE_PATHNAME', 'pgc_es_aggregate_state';
+
+-- ---------------------------------------------------------------------------------
+-- Subscriptions
+-- ---------------------------------------------------------------------------------
+CREATE FUNCTION consistency.create_subscription(name text, handler regprocedure,
+                                                categories text[] DEFAULT NULL,
+                                                event_types text[] DEFAULT NULL,
+                                                from_position bigint DEFAULT 0)
+  RETURNS void LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_es_create_subscription';
+
+CREATE FUNCTION consistency.drop_subscription(name text)
+  RETURNS void LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_es_drop_subscription';
+
+CREATE FUNCTION consistency.reset_subscription(name text, to_position bigint DEFAULT 0)
+  RETURNS void LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_es_reset_subscription';
+
+CREATE FUNCTION consistency.wait_for_subscription(name text, "position" bigint,
+                                                  timeout interval DEFAULT '5 seconds')
+  RETURNS boolean LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_es_wait_for_subscription';
+
+-- Runs one batch of a subscription in the caller's transaction, as the worker would
+-- (ignoring the retry schedule). For tests and operators; superuser only.
+CREATE FUNCTION consistency._subscription_step(name text) RETURNS int
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_es_subscription_step';
+
+-- Matching events behind the checkpoint.
+CREATE FUNCTION consistency._subscription_lag(s consistency.subscription_state) RETURNS bigint
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT count(*) FROM consistency.events e
+   WHERE e.global_position > s.position
+     AND (s.categories IS NULL OR e.category = ANY (s.categories))
+     AND (s.event_types IS NULL OR e.type = ANY (s.event_types))
+$$;
+
+CREATE VIEW consistency.subscriptions AS
+  SELECT s.name, s.position, s.status, s.last_error,
+         consistency._subscription_lag(s) AS lag,
+         s.handler, s.owner::regrole AS owner, s.categories, s.event_types,
+         s.attempts, s.max_attempts, s.next_attempt_at, s.processed,
+         s.created_at, s.updated_at
+    FROM consistency.subscription_state s;
+
+-- ---------------------------------------------------------------------------------
+-- Operations: metrics and integrity checks, aggregated by consistency.metrics() and
+-- consistency.check_integrity().
+-- ---------------------------------------------------------------------------------
+CREATE FUNCTION consistency._metrics_eventstore()
+  RETURNS TABLE(metric text, kind text, help text, labels jsonb, value double precision)
+  LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  SELECT 'pg_consistency_events_total', 'counter', 'Events stored in the event store.',
+         '{}'::jsonb, coalesce(sum(version), 0)::float8 FROM consistency.streams
+  UNION ALL
+  SELECT 'pg_consistency_streams_total', 'gauge', 'Streams in the event store.',
+         '{}'::jsonb, count(*)::float8 FROM consistency.streams
+  UNION ALL
+  SELECT 'pg_consistency_events_last_position', 'gauge', 'Highest global position stored.',
+         '{}'::jsonb, coalesce(max(global_position), 0)::float8 FROM consistency.events
+  UNION ALL
+  SELECT 'pg_consistency_events_read_horizon', 'gauge',
+         'read_all returns positions below this value (gap safety).',
+         '{}'::jsonb, consistency.read_horizon()::float8
+  UNION ALL
+  SELECT 'pg_consistency_open_writers', 'gauge',
+         'Open transactions that appended events and hold back the read horizon.',
+         '{}'::jsonb, count(*)::float8 FROM consistency.open_writers
+  UNION ALL
+  SELECT 'pg_consistency_oldest_open_writer_age_seconds', 'gauge',
+         'Age of the oldest open appending transaction (0 when none).',
+         '{}'::jsonb, coalesce(extract(epoch FROM max(age)), 0)::float8 FROM consistency.open_writers
+  UNION ALL
+  SELECT 'pg_consistency_subscription_lag_events', 'gauge',
+         'Matching events behind the subscription checkpoint.',
+         jsonb_build_object('subscription', name), lag::float8 FROM consistency.subscriptions
+  UNION ALL
+  SELECT 'pg_consistency_subscription_position', 'gauge',
+         'Global position up to which the subscription has processed events.',
+         jsonb_build_object('subscription', name), position::float8 FROM consistency.subscriptions
+  UNION ALL
+  SELECT 'pg_consistency_subscription_failed', 'gauge',
+         '1 when the subscription is parked after max_attempts failures.',
+         jsonb_build_object('subscription', name), (status = 'failed')::int::float8
+    FROM consistency.subscriptions
+  UNION ALL
+  SELECT 'pg_consistency_subscription_processed_total', 'counter',
+         'Events handled by the subscription since it was created.',
+         jsonb_build_object('subscription', name), processed::float8 FROM consistency.subscriptions
+$$;
+
+CREATE FUNCTION consistency._integrity_eventstore()
+  RETURNS TABLE(check_name text, ok boolean, detail text)
+  LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  WITH per_stream AS (
+    SELECT e.stream, count(*) AS n, min(e.version) AS lo, max(e.version) AS hi
+      FROM consistency.events e GROUP BY e.stream
+  ),
+  versions AS (
+    SELECT coalesce(s.stream, p.stream) AS stream, coalesce(s.version, 0) AS version,
+           coalesce(p.n, 0) AS n, p.lo, p.hi
+      FROM consistency.streams s FULL JOIN per_stream p ON p.stream = s.stream
+  ),
+  bad_versions AS (
+    SELECT * FROM versions WHERE version <> n OR (n > 0 AND hi <> version)
+  ),
+  gaps AS (
+    SELECT * FROM per_stream WHERE lo <> 1 OR hi - lo + 1 <> n
+  ),
+  chains AS (
+    SELECT event_type, count(*) AS n, max(from_schema_version) AS hi
+      FROM consistency.upcasters GROUP BY event_type
+  ),
+  bad_chains AS (SELECT * FROM chains WHERE hi <> n)
+  SELECT 'eventstore.stream_versions',
+         NOT EXISTS (SELECT 1 FROM bad_versions),
+         CASE WHEN NOT EXISTS (SELECT 1 FROM bad_versions)
+              THEN 'every stream version equals its number of events'
+              ELSE (SELECT count(*) || ' stream(s) whose version differs from their events, e.g. '
+                           || string_agg(format('%s: version %s, %s events', stream, version, n), '; ')
+                      FROM (SELECT * FROM bad_versions ORDER BY stream LIMIT 5) b) END
+  UNION ALL
+  SELECT 'eventstore.version_gaps',
+         NOT EXISTS (SELECT 1 FROM gaps),
+         CASE WHEN NOT EXISTS (SELECT 1 FROM gaps)
+              THEN 'every stream has versions 1..n without gaps'
+              ELSE (SELECT count(*) || ' stream(s) with missing versions, e.g. '
+                           || string_agg(format('%s: %s events over versions %s..%s', stream, n, lo, hi), '; ')
+                      FROM (SELECT * FROM gaps ORDER BY stream LIMIT 5) g) END
+  UNION ALL
+  SELECT 'eventstore.position_sequence',
+         (SELECT seqcache = 1 AND seqincrement = 1 FROM pg_sequence
+           WHERE seqrelid = 'consistency.event_position_seq'::regclass)
+         AND coalesce((SELECT max(global_position) FROM consistency.events), 0)
+             <= (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END
+                   FROM consistency.event_position_seq),
+         'the position sequence must have CACHE 1 and INCREMENT 1 and lie at or above every stored position'
+  UNION ALL
+  SELECT 'eventstore.immutability_trigger',
+         EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'consistency.events'::regclass
+                    AND tgname = 'events_immutable' AND tgenabled = 'A'),
+         'trigger events_immutable on consistency.events must be enabled ALWAYS'
+  UNION ALL
+  SELECT 'eventstore.upcaster_chains',
+         NOT EXISTS (SELECT 1 FROM bad_chains),
+         CASE WHEN NOT EXISTS (SELECT 1 FROM bad_chains)
+              THEN 'every upcaster chain starts at schema version 1 without gaps'
+              ELSE (SELECT 'broken chains: ' || string_agg(event_type, ', ') FROM bad_chains) END
+  UNION ALL
+  SELECT 'eventstore.subscription_positions',
+         NOT EXISTS (SELECT 1 FROM consistency.subscription_state s
+                      WHERE s.position > (SELECT last_value FROM consistency.event_position_seq)),
+         'no subscription checkpoint lies beyond the last position handed out'
+$$;
+
+-- ---------------------------------------------------------------------------------
+-- Privileges: readers read, writers append and subscribe, admins define.
+-- The C functions run as the caller and switch to the extension owner only for their
+-- own fixed, schema-qualified statements (see docs/eventstore.md, "Security").
+-- ---------------------------------------------------------------------------------
+REVOKE ALL ON consistency.streams, consistency.events, consistency.snapshots,
+  consistency.upcasters, consistency.aggregates, consistency.subscription_state,
+  consistency.subscriptions, consistency.open_writers FROM PUBLIC;
+REVOKE ALL ON SEQUENCE consistency.event_position_seq FROM PUBLIC;
+GRANT SELECT ON consistency.streams, consistency.events, consistency.snapshots,
+  consistency.upcasters, consistency.aggregates, consistency.subscriptions,
+  consistency.open_writers TO consistency_reader;
+GRANT SELECT ON SEQUENCE consistency.event_position_seq TO consistency_reader;
+
+REVOKE ALL ON FUNCTION
+  consistency._next_position(), consistency._events_immutable(), consistency._eventstore_invalidate(),
+  consistency.append_events(text, bigint, jsonb),
+  consistency.append_event(text, bigint, text, jsonb, jsonb),
+  consistency.stream_version(text), consistency.read_stream(text, bigint, int),
+  consistency.read_all(bigint, int, text), consistency.last_appended_position(),
+  consistency.read_horizon(), consistency._open_writers(),
+  consistency.register_upcaster(text, int, regprocedure),
+  consistency.save_snapshot(text, bigint, jsonb), consistency.load_snapshot(text),
+  consistency.register_aggregate(text, regprocedure, jsonb, int),
+  consistency.aggregate_state(text),
+  consistency.create_subscription(text, regprocedure, text[], text[], bigint),
+  consistency.drop_subscription(text), consistency.reset_subscription(text, bigint),
+  consistency.wait_for_subscription(text, bigint, interval),
+  consistency._subscription_step(text),
+  consistency._subscription_lag(consistency.subscription_state),
+  consistency._metrics_eventstore(), consistency._integrity_eventstore()
+  FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION
+  consistency.stream_version(text), consistency.read_stream(text, bigint, int),
+  consistency.read_all(bigint, int, text), consistency.last_appended_position(),
+  consistency.read_horizon(), consistency._open_writers(),
+  consistency.load_snapshot(text), consistency.aggregate_state(text),
+  consistency.wait_for_subscription(text, bigint, interval),
+  consistency._subscription_lag(consistency.subscription_state),
+  consistency._metrics_eventstore(), consistency._integrity_eventstore()
+  TO consistency_reader;
+GRANT EXECUTE ON FUNCTION
+  consistency.append_events(text, bigint, jsonb),
+  consistency.append_event(text, bigint, text, jsonb, jsonb),
+  consistency.save_snapshot(text, bigint, jsonb),
+  consistency.create_subscription(text, regprocedure, text[], text[], bigint),
+  consistency.drop_subscription(text), consistency.reset_subscription(text, bigint)
+  TO consistency_writer;
+GRANT EXECUTE ON FUNCTION
+  consistency.register_upcaster(text, int, regprocedure),
+  consistency.register_aggregate(text, regprocedure, jsonb, int)
+  TO consistency_admin;
