@@ -175,6 +175,8 @@ SELECT consistency._advance_sagas() AS pay_attempt_2;
 SELECT status, current_step, attempts, last_error FROM consistency.saga_status(:'declined');
 SELECT consistency._advance_sagas() AS release;
 SELECT status, current_step, attempts, data, last_error FROM consistency.saga_status(:'declined');
+-- Every transition is in the event store, in stream saga-<id>.
+SELECT version, type, data FROM consistency.read_stream('saga-' || :'declined') ORDER BY version;
 -- The failed attempts' own effects were rolled back with them.
 SELECT effect FROM shop.effects ORDER BY seq;
 SELECT available FROM shop.stock;
@@ -203,12 +205,14 @@ UPDATE consistency.saga_instances SET data = data || '{"release_failures": 0}' W
 SELECT consistency.retry_saga(:'stuck');
 SELECT status, current_step, attempts FROM consistency.saga_status(:'stuck');
 SELECT consistency._advance_sagas() AS release_after_fix;
+SELECT version, type, data - 'error' AS data FROM consistency.read_stream('saga-' || :'stuck', 8) ORDER BY version;
 SELECT status, current_step, attempts FROM consistency.saga_status(:'stuck');
 
 -- Operators: abort and retry.
 SELECT consistency.start_saga('order', '{"sku": "apple", "qty": 1}') AS to_abort \gset
 SELECT consistency.abort_saga(:'to_abort', 'customer called');
 SELECT status, current_step, attempts, last_error FROM consistency.saga_status(:'to_abort');
+SELECT type, data FROM consistency.read_stream('saga-' || :'to_abort') ORDER BY version;
 SELECT consistency._advance_sagas() AS aborted_sagas_do_not_run;
 SELECT pg_temp.err(format('SELECT consistency.abort_saga(%L, %L)', :'to_abort', 'again'));
 SELECT pg_temp.err(format('SELECT consistency.retry_saga(%L)', :'to_abort'));
@@ -288,7 +292,7 @@ SELECT consistency._advance_sagas() > 0 AS advanced;
 SELECT status, data FROM consistency.saga_status(:'alice_saga');
 
 -- Operations.
-SELECT metric, kind, labels, value FROM consistency._metrics_saga() WHERE metric = 'pgc_sagas' ORDER BY labels::text;
+SELECT metric, kind, labels, value FROM consistency._metrics_saga() WHERE metric = 'pg_consistency_sagas' ORDER BY labels::text;
 SELECT metric, value > 0 AS nonzero FROM consistency._metrics_saga() WHERE kind = 'counter' ORDER BY metric;
 SELECT * FROM consistency._integrity_saga();
 UPDATE consistency.saga_instances SET step_index = 42 WHERE id = :'ok1';

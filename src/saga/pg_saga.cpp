@@ -204,10 +204,6 @@ bool load_for_update(const pg_uuid_t& id, SagaRow* out) {
 
 void append_audit(const std::string& id_text, const std::vector<Event>& events) {
   if (events.empty()) return;
-  // Until the event store is installed alongside, the audit trail is skipped.
-  static bool present = false;
-  static const Oid argtypes[] = {TEXTOID, INT8OID, JSONBOID};
-  if (!function_exists("append_events", 3, argtypes, &present)) return;
   static SavedPlan plan("SELECT consistency.append_events($1, NULL, $2)", {TEXTOID, JSONBOID});
   std::string stream = "saga-" + id_text;
   std::string body = events_json(events);

@@ -116,19 +116,19 @@ CREATE FUNCTION consistency._metrics_saga()
   RETURNS TABLE(metric text, kind text, help text, labels jsonb, value double precision)
   LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
   AS $$
-  SELECT 'pgc_sagas', 'gauge', 'Sagas by status.', jsonb_build_object('status', st.status),
+  SELECT 'pg_consistency_sagas', 'gauge', 'Sagas by status.', jsonb_build_object('status', st.status),
          count(s.id)::double precision
     FROM unnest(ARRAY['running', 'compensating', 'completed', 'compensated', 'failed', 'aborted'])
          AS st(status)
     LEFT JOIN consistency.saga_instances s ON s.status = st.status
    GROUP BY st.status
   UNION ALL
-  SELECT 'pgc_saga_waiting_replies', 'gauge', 'Sagas waiting for a reply to a command.',
+  SELECT 'pg_consistency_saga_waiting_replies', 'gauge', 'Sagas waiting for a reply to a command.',
          '{}'::jsonb, count(*)::double precision
     FROM consistency.saga_instances
    WHERE status IN ('running', 'compensating') AND phase = 'waiting'
   UNION ALL
-  SELECT 'pgc_saga_overdue_seconds', 'gauge',
+  SELECT 'pg_consistency_saga_overdue_seconds', 'gauge',
          'How long the most overdue ready saga step has been waiting for the worker.',
          '{}'::jsonb,
          coalesce(extract(epoch FROM clock_timestamp() - min(next_run_at)), 0)::double precision
@@ -145,12 +145,12 @@ CREATE FUNCTION consistency._metrics_saga()
                  coalesce(sum(timeouts), 0) AS timeouts
             FROM consistency.saga_worker_stats) t,
          LATERAL (VALUES
-           ('pgc_saga_steps_executed_total', 'Saga step attempts run or sent by the worker.', t.steps_executed::double precision),
-           ('pgc_saga_step_failures_total', 'Saga step attempts that failed.', t.step_failures::double precision),
-           ('pgc_saga_retries_total', 'Saga step and compensation attempts after the first.', t.retries::double precision),
-           ('pgc_saga_compensations_total', 'Compensation attempts run or sent.', t.compensations::double precision),
-           ('pgc_saga_compensation_failures_total', 'Compensation attempts that failed.', t.compensation_failures::double precision),
-           ('pgc_saga_timeouts_total', 'Reply timeouts and saga timeouts.', t.timeouts::double precision)
+           ('pg_consistency_saga_steps_executed_total', 'Saga step attempts run or sent by the worker.', t.steps_executed::double precision),
+           ('pg_consistency_saga_step_failures_total', 'Saga step attempts that failed.', t.step_failures::double precision),
+           ('pg_consistency_saga_retries_total', 'Saga step and compensation attempts after the first.', t.retries::double precision),
+           ('pg_consistency_saga_compensations_total', 'Compensation attempts run or sent.', t.compensations::double precision),
+           ('pg_consistency_saga_compensation_failures_total', 'Compensation attempts that failed.', t.compensation_failures::double precision),
+           ('pg_consistency_saga_timeouts_total', 'Reply timeouts and saga timeouts.', t.timeouts::double precision)
          ) AS m(metric, help, value);
 $$;
 
@@ -172,6 +172,11 @@ CREATE FUNCTION consistency._integrity_saga()
         OR (s.status IN ('running', 'compensating') AND s.phase = 'ready' AND s.next_run_at IS NULL)
         OR (s.status = 'running' AND s.failed_step IS NOT NULL)
         OR jsonb_typeof(s.data) <> 'object'
+  ), no_audit AS (
+    SELECT s.id
+      FROM consistency.saga_instances s
+     WHERE NOT EXISTS (SELECT 1 FROM consistency.streams st
+                        WHERE st.stream = 'saga-' || s.id::text AND st.version > 0)
   ), orphan_owner AS (
     SELECT d.name, d.version
       FROM consistency.saga_definitions d
@@ -183,6 +188,13 @@ CREATE FUNCTION consistency._integrity_saga()
               THEN (SELECT count(*) FROM bad_state) || ' saga(s) with an impossible state, e.g. '
                    || (SELECT min(id::text) FROM bad_state)
               ELSE (SELECT count(*) FROM consistency.saga_instances) || ' sagas checked' END
+  UNION ALL
+  SELECT 'saga_audit_trail',
+         NOT EXISTS (SELECT 1 FROM no_audit),
+         CASE WHEN EXISTS (SELECT 1 FROM no_audit)
+              THEN (SELECT count(*) FROM no_audit) || ' saga(s) without events in their stream saga-<id>, e.g. '
+                   || (SELECT min(id::text) FROM no_audit)
+              ELSE 'every saga has its audit stream' END
   UNION ALL
   SELECT 'saga_definition_owners_exist',
          NOT EXISTS (SELECT 1 FROM orphan_owner),
