@@ -178,25 +178,35 @@ std::string error_text(const PgError& e) {
 }
 
 // Arms statement_timeout for a step function; disarms it, and forgets a timeout that
-// fired after the function had already returned.
+// fired after the function had already returned. A statement timeout already running
+// (a session calling _advance_sagas) keeps its own deadline: the earlier one applies
+// during the step, and the session's is restored afterwards.
 class StepTimeout {
  public:
   explicit StepTimeout(int64_t ms) {
     if (ms <= 0) return;
     int delay = static_cast<int>(std::min<int64_t>(ms, INT_MAX));
-    pg_call([&] { enable_timeout_after(STATEMENT_TIMEOUT, delay); });
-    armed_ = true;
+    pg_call([&] {
+      if (get_timeout_active(STATEMENT_TIMEOUT)) {
+        outer_finish_ = get_timeout_finish_time(STATEMENT_TIMEOUT);
+        if (outer_finish_ <= TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay)) return;
+      }
+      enable_timeout_after(STATEMENT_TIMEOUT, delay);
+      armed_ = true;
+    });
   }
   ~StepTimeout() {
     if (!armed_) return;
     disable_timeout(STATEMENT_TIMEOUT, true);
     if (get_timeout_indicator(STATEMENT_TIMEOUT, true)) QueryCancelPending = false;
+    if (outer_finish_ != 0) enable_timeout_at(STATEMENT_TIMEOUT, outer_finish_);
   }
   StepTimeout(const StepTimeout&) = delete;
   StepTimeout& operator=(const StepTimeout&) = delete;
 
  private:
   bool armed_ = false;
+  TimestampTz outer_finish_ = 0;
 };
 
 // Calls the step function as the saga's owner. Returns its jsonb object, or 0 for NULL.
