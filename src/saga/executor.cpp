@@ -297,29 +297,37 @@ std::string in_subtransaction(F&& body) {
   return error;
 }
 
+// The step function runs in a subtransaction; the outcome is stored after it, in the
+// batch's transaction, which holds the saga's row lock (an update of the locked row
+// from inside the subtransaction would turn the lock into a MultiXact).
 void run_function_step(SagaRow& row, const State& attempt, const Action& a, BatchStats& st) {
   bool compensation = attempt.status == Status::kCompensating;
   const Step& step = row.def->steps[static_cast<size_t>(attempt.step)];
-  std::string error = in_subtransaction([&] {
-    Datum output = call_step_function(row, a, step.timeout_ms);
+  Datum output = 0;
+  std::string error =
+      in_subtransaction([&] { output = call_step_function(row, a, step.timeout_ms); });
+  if (error.empty()) {
     store_transition(row, succeeded(attempt, *row.def, GetCurrentTimestamp()), output);
-  });
-  if (error.empty()) return;
+    return;
+  }
   (compensation ? st.compensation_failures : st.step_failures)++;
   store_transition(row, failed(attempt, *row.def, GetCurrentTimestamp(), error, unit_random()), 0);
 }
 
 void send_command(SagaRow& row, const State& attempt, const Action& a, BatchStats& st) {
   bool compensation = attempt.status == Status::kCompensating;
+  int64 outbox_id = 0;
   std::string error = in_subtransaction([&] {
     SagaRow sending = row;
     sending.state = attempt;
-    int64 outbox_id = publish_command(sending, a, attempt.attempts, compensation);
+    outbox_id = publish_command(sending, a, attempt.attempts, compensation);
+  });
+  if (error.empty()) {
     Transition t = command_sent(attempt, *row.def, GetCurrentTimestamp());
     t.events.front().data.set("outbox_id", json::Value::integer(outbox_id));
     store_transition(row, t, 0);
-  });
-  if (error.empty()) return;
+    return;
+  }
   (compensation ? st.compensation_failures : st.step_failures)++;
   store_transition(row,
                    failed(attempt, *row.def, GetCurrentTimestamp(),
@@ -361,7 +369,7 @@ struct Claimed {
   char* name;
   int32 version;
   Oid owner;
-  char* compiled;
+  char* definition_xmin;
   Datum data;
 };
 
@@ -371,17 +379,25 @@ struct BatchResult {
   bool ready = true;      // false: the extension is not installed here
 };
 
+// The due sagas first (an index scan in next_run_at order, locked, skipping rows other
+// workers hold), then their definitions: a join inside the locking query could be
+// planned as a scan and sort of every due row.
 SavedPlan& claim_plan() {
   static SavedPlan plan(
-      "SELECT s.id, s.name, s.definition_version, d.owner, d.compiled::text, s.data, "
+      "WITH due AS MATERIALIZED ("
+      "  SELECT id, name, definition_version, data, status, step_index, failed_step, phase, "
+      "         attempts, next_run_at, deadline "
+      "    FROM consistency.saga_instances "
+      "   WHERE status IN ('running', 'compensating') AND next_run_at <= $1 "
+      "   ORDER BY next_run_at "
+      "   LIMIT $2 "
+      "     FOR UPDATE SKIP LOCKED) "
+      "SELECT s.id, s.name, s.definition_version, d.owner, d.xmin::text, s.data, "
       "       s.status, s.step_index, s.failed_step, s.phase, s.attempts, s.next_run_at, s.deadline "
-      "  FROM consistency.saga_instances s "
+      "  FROM due s "
       "  JOIN consistency.saga_definitions d "
       "    ON d.name = s.name AND d.version = s.definition_version "
-      " WHERE s.status IN ('running', 'compensating') AND s.next_run_at <= $1 "
-      " ORDER BY s.next_run_at "
-      " LIMIT $2 "
-      "   FOR UPDATE OF s SKIP LOCKED",
+      " ORDER BY s.next_run_at",
       {TIMESTAMPTZOID, INT4OID});
   return plan;
 }
@@ -429,7 +445,7 @@ void advance_due(int worker_id, int limit, BatchResult* result) {
       c.name = pgc::pg::spi_text_copy(i, 2);
       c.version = DatumGetInt32(pgc::pg::spi_value(i, 3, &isnull));
       c.owner = DatumGetObjectId(pgc::pg::spi_value(i, 4, &isnull));
-      c.compiled = pgc::pg::spi_text_copy(i, 5);
+      c.definition_xmin = pgc::pg::spi_text_copy(i, 5);
       Datum d = pgc::pg::spi_value(i, 6, &isnull);
       c.data = isnull ? 0 : SPI_datumTransfer(d, false, -1);
     });
@@ -447,7 +463,8 @@ void advance_due(int worker_id, int limit, BatchResult* result) {
     row.version = claimed[i].version;
     row.owner = claimed[i].owner;
     row.state = state_of[i];
-    row.def = definition_from_compiled(claimed[i].compiled ? claimed[i].compiled : "");
+    row.def = definition_by_version(row.name, row.version,
+                                    claimed[i].definition_xmin ? claimed[i].definition_xmin : "");
     row.data = claimed[i].data;
     process(row, st);
   }

@@ -67,6 +67,28 @@ std::shared_ptr<const Definition> definition_from_compiled(const std::string& co
   return def;
 }
 
+std::shared_ptr<const Definition> definition_by_version(const std::string& name, int version,
+                                                         const std::string& row_xmin) {
+  static std::unordered_map<std::string, std::shared_ptr<const Definition>> cache;
+  std::string key = name + '\n' + std::to_string(version) + '\n' + row_xmin;
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  static SavedPlan plan(
+      "SELECT compiled::text FROM consistency.saga_definitions WHERE name = $1 AND version = $2",
+      {TEXTOID, INT4OID});
+  char* compiled = pg_call([&] {
+    Datum args[2] = {CStringGetTextDatum(name.c_str()), Int32GetDatum(version)};
+    plan.execute(args, nullptr, false, 1);
+    if (SPI_processed != 1)
+      elog(ERROR, "pg_consistency: saga definition \"%s\" version %d is missing", name.c_str(), version);
+    return pgc::pg::spi_text_copy(0, 1);
+  });
+  auto def = definition_from_compiled(compiled ? compiled : "");
+  if (cache.size() >= 1000) cache.clear();
+  cache.emplace(std::move(key), def);
+  return def;
+}
+
 std::string uuid_text(const pg_uuid_t& id) {
   static const char* hex = "0123456789abcdef";
   std::string out;

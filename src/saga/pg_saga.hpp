@@ -53,6 +53,10 @@ Oid tables_owner();
 
 // Parsed definitions, keyed by their compiled text (versions never change).
 std::shared_ptr<const Definition> definition_from_compiled(const std::string& compiled);
+// The same, keyed by name, version and the xmin of the definition's row (which tells a
+// re-created definition from a cached one); reads the compiled form on a miss.
+std::shared_ptr<const Definition> definition_by_version(const std::string& name, int version,
+                                                         const std::string& row_xmin);
 
 // One saga row, as the state machine sees it.
 struct SagaRow {

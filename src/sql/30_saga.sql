@@ -16,17 +16,18 @@ CREATE TABLE consistency.saga_definitions (
 );
 
 -- One row per saga. The worker claims rows whose next_run_at has come with
--- FOR UPDATE SKIP LOCKED; replies and operators lock the row the same way.
+-- FOR UPDATE SKIP LOCKED; replies and operators lock the row the same way. Only the
+-- extension writes these rows; instead of CHECK and FOREIGN KEY constraints (which cost
+-- every step a re-parse or a lookup) consistency._integrity_saga() verifies them.
 CREATE TABLE consistency.saga_instances (
   id                 uuid        PRIMARY KEY,
   name               text        NOT NULL,
   definition_version int         NOT NULL,
-  status             text        NOT NULL
-    CHECK (status IN ('running', 'compensating', 'completed', 'compensated', 'failed', 'aborted')),
+  status             text        NOT NULL,  -- running compensating completed compensated failed aborted
   step_index         int         NOT NULL DEFAULT 0,   -- 0-based index of current_step
   current_step       text,
   failed_step        int,                              -- the step whose failure started compensation
-  phase              text        NOT NULL DEFAULT 'ready' CHECK (phase IN ('ready', 'waiting')),
+  phase              text        NOT NULL DEFAULT 'ready',  -- ready, or waiting for a reply
   attempts           int         NOT NULL DEFAULT 0,
   next_run_at        timestamptz,                      -- due time, reply deadline; NULL = nothing scheduled
   deadline           timestamptz,                      -- the saga's own timeout; NULL = none
@@ -35,8 +36,7 @@ CREATE TABLE consistency.saga_instances (
   last_error         text,
   idempotency_key    text,
   created_at         timestamptz NOT NULL DEFAULT now(),
-  updated_at         timestamptz NOT NULL DEFAULT now(),
-  FOREIGN KEY (name, definition_version) REFERENCES consistency.saga_definitions (name, version)
+  updated_at         timestamptz NOT NULL DEFAULT now()
 );
 CREATE UNIQUE INDEX saga_instances_idempotency ON consistency.saga_instances (name, idempotency_key)
   WHERE idempotency_key IS NOT NULL;
@@ -161,8 +161,11 @@ CREATE FUNCTION consistency._integrity_saga()
   WITH bad_state AS (
     SELECT s.id
       FROM consistency.saga_instances s
-      JOIN consistency.saga_definitions d ON d.name = s.name AND d.version = s.definition_version
-     WHERE s.step_index < 0
+      LEFT JOIN consistency.saga_definitions d ON d.name = s.name AND d.version = s.definition_version
+     WHERE d.name IS NULL
+        OR s.status NOT IN ('running', 'compensating', 'completed', 'compensated', 'failed', 'aborted')
+        OR s.phase NOT IN ('ready', 'waiting')
+        OR s.step_index < 0
         OR s.step_index >= jsonb_array_length(d.compiled -> 'steps')
         OR s.attempts < 0
         OR (s.status IN ('compensating', 'compensated', 'failed') AND s.failed_step IS NULL)
@@ -185,7 +188,7 @@ CREATE FUNCTION consistency._integrity_saga()
   SELECT 'saga_state_consistent',
          NOT EXISTS (SELECT 1 FROM bad_state),
          CASE WHEN EXISTS (SELECT 1 FROM bad_state)
-              THEN (SELECT count(*) FROM bad_state) || ' saga(s) with an impossible state, e.g. '
+              THEN (SELECT count(*) FROM bad_state) || ' saga(s) with an impossible state or no definition, e.g. '
                    || (SELECT min(id::text) FROM bad_state)
               ELSE (SELECT count(*) FROM consistency.saga_instances) || ' sagas checked' END
   UNION ALL
