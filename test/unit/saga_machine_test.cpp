@@ -432,12 +432,14 @@ TEST(SagaMachine, EventsSerializeWithOutputSpliced) {
   std::vector<Event> ev;
   ev.push_back({"StepSucceeded", json::Value::object().set("step", json::Value::string("a")), R"({"x": 1})"});
   ev.push_back({"SagaCompleted", json::Value::object(), R"([1])"});
-  ev.push_back({"SagaAborted", json::Value::object().set("reason", json::Value::string("q\"")), ""});
+  ev.push_back({"SagaAborted", json::Value::object().set("reason", json::Value::string("q\"")), "", "output"});
+  ev.push_back({"SagaStarted", json::Value::object(), R"({"a": 1})", "input"});
   EXPECT_EQ(events_json(ev),
             R"([{"type": "StepSucceeded", "data": {"step": "a", "output": {"x": 1}}}, )"
             R"({"type": "SagaCompleted", "data": {"output": [1]}}, )"
-            R"({"type": "SagaAborted", "data": {"reason": "q\""}}])");
-  EXPECT_EQ(json::parse(events_json(ev)).items().size(), 3u);
+            R"({"type": "SagaAborted", "data": {"reason": "q\""}}, )"
+            R"({"type": "SagaStarted", "data": {"input": {"a": 1}}}])");
+  EXPECT_EQ(json::parse(events_json(ev)).items().size(), 4u);
   EXPECT_EQ(events_json({}), "[]");
 }
 
