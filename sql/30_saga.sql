@@ -10,6 +10,9 @@ DROP ROLE IF EXISTS saga_bob;
 DROP ROLE IF EXISTS saga_reader;
 DROP ROLE IF EXISTS saga_operator;
 RESET client_min_messages;
+-- One step per transaction (per _advance_sagas call), to follow each step; chaining is
+-- shown at the end.
+SET pg_consistency.saga_chain_steps = 1;
 
 -- SQLSTATE | message | detail | hint of a statement's error, saga ids masked.
 CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
@@ -299,6 +302,28 @@ UPDATE consistency.saga_instances SET step_index = 42 WHERE id = :'ok1';
 SELECT check_name, ok, regexp_replace(detail, '[0-9a-f-]{36}', '<uuid>') AS detail
   FROM consistency._integrity_saga() WHERE NOT ok;
 UPDATE consistency.saga_instances SET step_index = 2 WHERE id = :'ok1';
+
+-- Chained steps: a saga goes on with its next due step in the same transaction (up to
+-- saga_chain_steps); its row and audit stream are written once for the chain.
+DO $$ BEGIN WHILE consistency._advance_sagas() > 0 LOOP END LOOP; END $$;
+SELECT count(*) AS still_running FROM consistency.sagas WHERE status IN ('running', 'compensating');
+SET pg_consistency.saga_chain_steps = 4;
+SELECT consistency.define_saga('chained', '{"steps": [{"name": "a", "action": {"function": "shop.reserve"}}, {"name": "b", "action": {"function": "shop.pay"}}, {"name": "c", "action": {"function": "shop.complete"}}]}');
+SELECT consistency.start_saga('chained', '{"sku": "apple", "qty": 1}') AS chained \gset
+SELECT consistency._advance_sagas() AS one_call;
+SELECT status, data FROM consistency.saga_status(:'chained');
+SELECT effect FROM shop.effects WHERE saga_id = :'chained' ORDER BY seq;
+SELECT version, type, data->>'step' AS step, data->'output' AS output
+  FROM consistency.read_stream('saga-' || :'chained') ORDER BY version;
+SELECT count(DISTINCT xmin::text) AS transactions_after_start
+  FROM consistency.events WHERE stream = 'saga-' || :'chained' AND version > 1;
+SET pg_consistency.saga_chain_steps = 2;
+SELECT consistency.start_saga('chained', '{"sku": "apple", "qty": 1}') AS chained2 \gset
+SELECT consistency._advance_sagas() AS two_steps;
+SELECT status, current_step FROM consistency.saga_status(:'chained2');
+SELECT consistency._advance_sagas() AS the_third;
+SELECT status, current_step FROM consistency.saga_status(:'chained2');
+SET pg_consistency.saga_chain_steps = 1;
 
 -- Clean up the cluster-wide roles.
 DROP FUNCTION public.saga_alice_step(uuid, jsonb);

@@ -65,7 +65,8 @@ constexpr long kRestartPauseMs = 1000;
 constexpr long kInlineBudgetMs = 200;
 
 int g_saga_workers = 1;
-int g_batch_size = 32;
+int g_batch_size = 16;
+int g_chain_steps = 4;
 
 // ---------------------------------------------------------------------------------
 // Shared memory: where the saga workers of each database are, so that a committing
@@ -140,9 +141,15 @@ void define_gucs() {
       "(FOR UPDATE SKIP LOCKED); 0 runs saga steps inside the per-database worker.",
       &g_saga_workers, 1, 0, kMaxExecutors, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable(
-      "pg_consistency.saga_batch_size", "Sagas a saga worker advances per transaction.",
-      "Each saga advances one step per transaction; a batch shares one commit.", &g_batch_size,
-      32, 1, 1000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+      "pg_consistency.saga_batch_size", "Sagas a saga worker claims per transaction.",
+      "The steps of a batch share one commit.", &g_batch_size, 16, 1, 1000, PGC_SIGHUP, 0,
+      nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "pg_consistency.saga_chain_steps",
+      "Consecutive steps one saga may run in one transaction.",
+      "A saga goes on with its next step in the same transaction while that step is due at "
+      "once; 1 runs every step in a transaction of its own.",
+      &g_chain_steps, 4, 1, 100, PGC_SUSET, 0, nullptr, nullptr, nullptr);
 }
 
 long worker_tick();
@@ -297,71 +304,91 @@ std::string in_subtransaction(F&& body) {
   return error;
 }
 
-// The step function runs in a subtransaction; the outcome is stored after it, in the
-// batch's transaction, which holds the saga's row lock (an update of the locked row
-// from inside the subtransaction would turn the lock into a MultiXact).
-void run_function_step(SagaRow& row, const State& attempt, const Action& a, BatchStats& st) {
-  bool compensation = attempt.status == Status::kCompensating;
-  const Step& step = row.def->steps[static_cast<size_t>(attempt.step)];
-  Datum output = 0;
-  std::string error =
-      in_subtransaction([&] { output = call_step_function(row, a, step.timeout_ms); });
-  if (error.empty()) {
-    store_transition(row, succeeded(attempt, *row.def, GetCurrentTimestamp()), output);
-    return;
-  }
-  (compensation ? st.compensation_failures : st.step_failures)++;
-  store_transition(row, failed(attempt, *row.def, GetCurrentTimestamp(), error, unit_random()), 0);
+Datum merge_data(Datum data, Datum output) {
+  if (data == 0) return output;
+  return pg_call([&] { return DirectFunctionCall2(jsonb_concat, data, output); });
 }
 
-void send_command(SagaRow& row, const State& attempt, const Action& a, BatchStats& st) {
-  bool compensation = attempt.status == Status::kCompensating;
-  int64 outbox_id = 0;
-  std::string error = in_subtransaction([&] {
-    SagaRow sending = row;
-    sending.state = attempt;
-    outbox_id = publish_command(sending, a, attempt.attempts, compensation);
-  });
-  if (error.empty()) {
-    Transition t = command_sent(attempt, *row.def, GetCurrentTimestamp());
-    t.events.front().data.set("outbox_id", json::Value::integer(outbox_id));
-    store_transition(row, t, 0);
-    return;
-  }
-  (compensation ? st.compensation_failures : st.step_failures)++;
-  store_transition(row,
-                   failed(attempt, *row.def, GetCurrentTimestamp(),
-                          "could not send command \"" + a.command + "\": " + error, unit_random()),
-                   0);
-}
-
+// Advances one claimed saga: runs what is due, and goes on with the next step while one
+// is due at once (up to pg_consistency.saga_chain_steps), all in this transaction. Each
+// function step runs in its own subtransaction and sees the data its predecessors
+// returned. The saga's row is written and its audit events appended once, at the end,
+// in the batch's transaction (which holds the row lock: an update from inside a
+// subtransaction would turn that lock into a MultiXact).
 void process(SagaRow& row, BatchStats& st) {
-  Work w = next_work(row.state, *row.def, GetCurrentTimestamp());
-  bool compensating = row.state.status == Status::kCompensating;
-  switch (w.kind) {
-    case Work::Kind::kNone:
-      return;
-    case Work::Kind::kSagaTimeout:
-      st.timeouts++;
-      st.step_failures++;
-      store_transition(row, saga_timed_out(row.state, *row.def, GetCurrentTimestamp()), 0);
-      return;
-    case Work::Kind::kReplyTimeout:
-      st.timeouts++;
-      (compensating ? st.compensation_failures : st.step_failures)++;
-      store_transition(row, reply_timed_out(row.state, *row.def, GetCurrentTimestamp(), unit_random()), 0);
-      return;
-    case Work::Kind::kRunAction:
-    case Work::Kind::kRunCompensation: {
-      const Action& a = current_action(row.state, *row.def);
-      State attempt = begin_attempt(row.state);
-      (compensating ? st.compensations : st.steps)++;
-      if (attempt.attempts > 1) st.retries++;
-      if (a.is_function()) run_function_step(row, attempt, a, st);
-      else send_command(row, attempt, a, st);
-      return;
+  const Definition& def = *row.def;
+  std::vector<Event> events;
+  bool set_error = false;
+  std::string error;
+  bool data_changed = false;
+  for (int n = 0; n < g_chain_steps; n++) {
+    TimestampTz now = GetCurrentTimestamp();
+    Work w = next_work(row.state, def, now);
+    if (w.kind == Work::Kind::kNone) break;
+    bool compensating = row.state.status == Status::kCompensating;
+    Transition t;
+    Datum output = 0;
+    bool waiting = false;
+    switch (w.kind) {
+      case Work::Kind::kNone:
+        break;
+      case Work::Kind::kSagaTimeout:
+        st.timeouts++;
+        st.step_failures++;
+        t = saga_timed_out(row.state, def, now);
+        break;
+      case Work::Kind::kReplyTimeout:
+        st.timeouts++;
+        (compensating ? st.compensation_failures : st.step_failures)++;
+        t = reply_timed_out(row.state, def, now, unit_random());
+        break;
+      case Work::Kind::kRunAction:
+      case Work::Kind::kRunCompensation: {
+        const Action& a = current_action(row.state, def);
+        State attempt = begin_attempt(row.state);
+        row.state = attempt;
+        (compensating ? st.compensations : st.steps)++;
+        if (attempt.attempts > 1) st.retries++;
+        std::string failure;
+        if (a.is_function()) {
+          int64_t timeout_ms = def.steps[static_cast<size_t>(attempt.step)].timeout_ms;
+          failure = in_subtransaction([&] { output = call_step_function(row, a, timeout_ms); });
+          if (failure.empty()) t = succeeded(attempt, def, GetCurrentTimestamp());
+        } else {
+          int64 outbox_id = 0;
+          failure = in_subtransaction(
+              [&] { outbox_id = publish_command(row, a, attempt.attempts, compensating); });
+          if (failure.empty()) {
+            t = command_sent(attempt, def, GetCurrentTimestamp());
+            t.events.front().data.set("outbox_id", json::Value::integer(outbox_id));
+            waiting = true;
+          } else {
+            failure = "could not send command \"" + a.command + "\": " + failure;
+          }
+        }
+        if (!failure.empty()) {
+          output = 0;
+          (compensating ? st.compensation_failures : st.step_failures)++;
+          t = failed(attempt, def, GetCurrentTimestamp(), failure, unit_random());
+        }
+        break;
+      }
     }
+    if (output != 0) {
+      t.events.front().raw_json = jsonb_text(output);
+      row.data = merge_data(row.data, output);
+      data_changed = true;
+    }
+    for (Event& e : t.events) events.push_back(std::move(e));
+    if (t.set_error) {
+      set_error = true;
+      error = t.error;
+    }
+    row.state = t.state;
+    if (waiting) break;
   }
+  if (events.empty()) return;
+  store_state(row, row.state, events, set_error, error, data_changed ? row.data : 0);
 }
 
 struct Claimed {

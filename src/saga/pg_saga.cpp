@@ -269,6 +269,18 @@ int64 publish_command(const SagaRow& row, const Action& action, int attempt, boo
 }
 
 void store_transition(const SagaRow& row, const Transition& t, Datum output) {
+  if (output != 0 && !t.events.empty()) {
+    // The step's output goes into the audit record of its success.
+    std::vector<Event> events = t.events;
+    events.front().raw_json = jsonb_text(output);
+    store_state(row, t.state, events, t.set_error, t.error, output);
+  } else {
+    store_state(row, t.state, t.events, t.set_error, t.error, output);
+  }
+}
+
+void store_state(const SagaRow& row, const State& s, const std::vector<Event>& events,
+                 bool set_error, const std::string& error, Datum data) {
   static SavedPlan plan(
       "UPDATE consistency.saga_instances "
       "   SET status = $2, step_index = $3, current_step = $4, failed_step = $5, phase = $6, "
@@ -279,7 +291,6 @@ void store_transition(const SagaRow& row, const Transition& t, Datum output) {
       " WHERE id = $1",
       {UUIDOID, TEXTOID, INT4OID, TEXTOID, INT4OID, TEXTOID, INT4OID, TIMESTAMPTZOID,
        TIMESTAMPTZOID, BOOLOID, TEXTOID, JSONBOID});
-  const State& s = t.state;
   std::string step = current_step_name(s, *row.def);
   pg_call([&] {
     Datum v[12];
@@ -299,22 +310,15 @@ void store_transition(const SagaRow& row, const Transition& t, Datum output) {
                           : kNever,
                       &n[7]);
     v[8] = time_datum(s.deadline, &n[8]);
-    v[9] = BoolGetDatum(t.set_error);
-    v[10] = t.set_error ? CStringGetTextDatum(t.error.c_str()) : 0;
-    n[10] = t.set_error ? ' ' : 'n';
-    v[11] = output;
-    n[11] = output == 0 ? 'n' : ' ';
+    v[9] = BoolGetDatum(set_error);
+    v[10] = set_error ? CStringGetTextDatum(error.c_str()) : 0;
+    n[10] = set_error ? ' ' : 'n';
+    v[11] = data;
+    n[11] = data == 0 ? 'n' : ' ';
     plan.execute(v, n, false, 0);
     if (SPI_processed != 1) elog(ERROR, "pg_consistency: saga %s vanished", row.id_text.c_str());
   });
-  if (output != 0 && !t.events.empty()) {
-    // The step's output goes into the audit record of its success.
-    std::vector<Event> events = t.events;
-    events.front().raw_json = jsonb_text(output);
-    append_audit(row.id_text, events);
-  } else {
-    append_audit(row.id_text, t.events);
-  }
+  append_audit(row.id_text, events);
 }
 
 }  // namespace pgc::saga::pg

@@ -78,8 +78,11 @@ bool load_for_update(const pg_uuid_t& id, SagaRow* out);
 // column `first`).
 void read_state(uint64 row, int first, State* out);
 
-// Writes a transition: the new state, last_error if set, `output` (jsonb or 0) merged
-// into data, and the audit events. The one place a saga's state changes after start.
+// Writes a saga's new state, last_error if set, `data` (jsonb or 0) merged into its
+// data, and appends the audit events. The one place a saga's state changes after start.
+void store_state(const SagaRow& row, const State& s, const std::vector<Event>& events,
+                 bool set_error, const std::string& error, Datum data);
+// store_state for one transition whose step returned `output` (jsonb or 0).
 void store_transition(const SagaRow& row, const Transition& t, Datum output);
 
 // The audit call site: appends `events` to stream saga-<uuid> in the event store.

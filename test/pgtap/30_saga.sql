@@ -3,7 +3,9 @@
 -- transaction): compensation in reverse order, retries and backoff, saga and step
 -- timeouts, data merging, definition versions, the audit stream, operators.
 BEGIN;
-SELECT plan(85);
+SELECT plan(90);
+-- One step per transaction unless said otherwise (see the chaining test at the end).
+SET LOCAL pg_consistency.saga_chain_steps = 1;
 
 -- Objects.
 SELECT has_table('consistency', 'saga_definitions', 'table saga_definitions');
@@ -212,6 +214,24 @@ SELECT throws_ok(format('SELECT consistency.retry_saga(%L)', (SELECT id FROM ids
 SELECT throws_ok(format('SELECT consistency.abort_saga(%L, %L)', (SELECT id FROM ids WHERE name = 'ok'), 'x'), 'CS003', NULL, 'nor aborted');
 SELECT throws_ok($$SELECT consistency.define_saga('x', '{"steps": [{"name": "a", "action": {"function": "public.step_a"}, "retry": {"max_attempts": 0}}]}')$$,
                  'CS002', NULL, 'invalid definition');
+
+-- Chaining: with saga_chain_steps = 4 a saga runs what is due at once in one
+-- transaction - a step, its immediate retry, the compensation - and its row and audit
+-- stream are written once.
+SET LOCAL pg_consistency.saga_chain_steps = 4;
+SELECT is(consistency.define_saga('chain3', '{"steps": [
+  {"name": "a", "action": {"function": "public.step_a"}, "compensation": {"function": "public.undo_a"}},
+  {"name": "b", "action": {"function": "public.step_b"}, "retry": {"max_attempts": 2, "backoff": "0 ms"}}]}'), 1, 'chain3 saga');
+INSERT INTO ids SELECT 'chained', consistency.start_saga('chain3', '{"fail": "b"}');
+SELECT is(consistency._advance_sagas(), 1, 'one saga advanced once');
+SELECT is(status || ' ' || (data->>'last'), 'compensated undo_a', 'a, b twice, undo_a: all in that call')
+  FROM consistency.saga_status((SELECT id FROM ids WHERE name = 'chained'));
+SELECT results_eq($$SELECT entry FROM public.saga_log WHERE saga = (SELECT id FROM ids WHERE name = 'chained') ORDER BY seq$$,
+                  ARRAY['a', 'undo_a'], 'b''s failed attempts rolled back, the rest took effect');
+SELECT results_eq($$SELECT type FROM consistency.read_stream('saga-' || (SELECT id FROM ids WHERE name = 'chained')) ORDER BY version$$,
+                  ARRAY['SagaStarted', 'StepSucceeded', 'StepFailed', 'StepFailed', 'CompensationStarted',
+                        'CompensationSucceeded', 'SagaCompensated'], 'every transition audited, in order');
+SET LOCAL pg_consistency.saga_chain_steps = 1;
 
 -- Operations.
 SELECT is((SELECT count(*)::int FROM consistency._metrics_saga() WHERE metric = 'pg_consistency_sagas'), 6, 'one gauge per status');
