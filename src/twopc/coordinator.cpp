@@ -180,7 +180,10 @@ void pre_commit() {
       ArrayType* arr = construct_array(ids.data(), static_cast<int>(ids.size()), INT4OID, 4,
                                        true, TYPALIGN_INT);
       Datum args[2] = {PointerGetDatum(arr), UInt64GetDatum(xid)};
+      // Portals are closed at PRE_COMMIT: the statement needs a snapshot of its own.
+      PushActiveSnapshot(GetTransactionSnapshot());
       plan.execute(args, nullptr, false);
+      PopActiveSnapshot();
     });
   }
 
