@@ -4,8 +4,8 @@
 
 namespace pgc::twopc {
 
-LocalStatus parse_local_status(const char* s, bool is_future) {
-  if (is_future) return LocalStatus::kFuture;
+LocalStatus parse_local_status(const char* s, bool unassigned) {
+  if (unassigned) return LocalStatus::kUnassigned;
   if (s == nullptr) return LocalStatus::kTooOld;
   if (std::strcmp(s, "in progress") == 0) return LocalStatus::kInProgress;
   if (std::strcmp(s, "committed") == 0) return LocalStatus::kCommitted;
@@ -16,13 +16,12 @@ LocalStatus parse_local_status(const char* s, bool is_future) {
 Action decide(bool decision_recorded, LocalStatus status) {
   if (decision_recorded) return Action::kCommit;
   switch (status) {
-    case LocalStatus::kCommitted:
-      return Action::kCommit;
     case LocalStatus::kInProgress:
-    case LocalStatus::kFuture:
       return Action::kLeave;
+    case LocalStatus::kCommitted:
     case LocalStatus::kAborted:
     case LocalStatus::kTooOld:
+    case LocalStatus::kUnassigned:
       return Action::kRollback;
   }
   return Action::kLeave;

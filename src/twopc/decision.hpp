@@ -1,10 +1,18 @@
 // What recovery does with one prepared transaction it finds on a participant.
 //
 // The coordinator's local commit is the decision point. A participant's prepared
-// transaction is committed when the coordinator's local transaction committed (its
-// decision row, written inside that transaction, is visible), rolled back when that
-// transaction is over without a decision (presumed abort), and left alone while it still
-// runs: it may be between its PREPAREs and its commit.
+// transaction is committed when the coordinator's local transaction committed with a
+// decision row for that participant (written inside that transaction, so it exists
+// exactly when it committed), rolled back when that transaction is over without one
+// (presumed abort), and left alone while it still runs: it may be between its PREPAREs
+// and its commit.
+//
+// "Over" includes an xid the coordinator has not even assigned (yet): a transaction
+// that crashed before any of its WAL reached disk leaves no trace, and after crash
+// recovery its xid will be handed out again. Such a gid must be rolled back, and a
+// later transaction that reuses the xid decides only for the participants it wrote
+// decision rows for: "committed without a decision row for this participant" is
+// therefore a rollback too.
 //
 // The caller must learn the local status BEFORE it reads the decision (a later snapshot):
 // a transaction that commits between the two reads is then seen with its decision. No
@@ -20,21 +28,19 @@ enum class LocalStatus {
   kCommitted,
   kAborted,     // aborted, or crashed before its commit
   kTooOld,      // older than the coordinator's commit log still knows (pg_xact_status NULL)
-  kFuture,      // not yet assigned here: a gid from another incarnation of this cluster
+  kUnassigned,  // at or past the next xid: lost in a crash, or from another incarnation
 };
 
 enum class Action { kCommit, kRollback, kLeave };
 
 // pg_xact_status() text (nullptr for SQL NULL) → LocalStatus.
-LocalStatus parse_local_status(const char* pg_xact_status_text, bool is_future);
+LocalStatus parse_local_status(const char* pg_xact_status_text, bool unassigned);
 
 // The decision table.
-//   decision recorded                      → commit
-//   no decision, local xact committed      → commit (the local commit is the decision;
-//                                            the row can only be missing if removed by hand)
-//   no decision, local xact running        → leave
-//   no decision, xid not yet assigned here → leave (never guess for another incarnation)
-//   no decision, aborted or too old        → roll back (presumed abort)
+//   decision recorded                          → commit
+//   no decision, local transaction running     → leave
+//   no decision, local transaction over        → roll back (presumed abort): aborted,
+//     crashed, too old, not assigned, or committed without touching this participant
 Action decide(bool decision_recorded, LocalStatus status);
 
 const char* action_name(Action a);          // "commit" / "rollback" / "leave"

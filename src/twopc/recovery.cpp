@@ -23,6 +23,7 @@
 #include "twopc/gid.hpp"
 
 extern "C" {
+#include "access/transam.h"
 #include "access/xlog.h"
 #include "pgstat.h"
 #include "utils/array.h"
@@ -34,6 +35,17 @@ namespace pgc::twopc {
 namespace {
 
 std::map<int32, PGconn*> g_worker_conns;  // the worker's connections, by participant id
+
+// Last failure logged per participant, so an unreachable one is not logged every pass.
+struct Logged {
+  std::string message;
+  TimestampTz at = 0;
+};
+std::map<int32, Logged> g_logged;
+
+// Retry delay while something is left: an unreachable participant, or a prepared
+// transaction whose local transaction still runs.
+constexpr long kRetryMs = 1000;
 
 Datum xid_array(const std::vector<uint64>& xids) {
   std::vector<Datum> d;
@@ -193,19 +205,21 @@ std::vector<LocalStatus> local_statuses(const std::vector<uint64>& xids) {
   std::vector<LocalStatus> out;
   if (xids.empty()) return out;
   Datum arr = xid_array(xids);
+  // Xids at or past the next one are not assigned (pg_xact_status would raise an error).
+  uint64 next = U64FromFullTransactionId(ReadNextFullTransactionId());
   uint64 n = pg::pg_call([&] {
     static pg::SavedPlan plan(
-        "SELECT CASE WHEN u.x >= pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot()) "
-        "THEN 'future' ELSE pg_catalog.pg_xact_status(u.x) END "
+        "SELECT CASE WHEN u.x >= $2 THEN 'unassigned' ELSE pg_catalog.pg_xact_status(u.x) END "
         "FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(x, n) ORDER BY u.n",
-        {XID8ARRAYOID});
-    plan.execute(&arr, nullptr, true);
+        {XID8ARRAYOID, XID8OID});
+    Datum args[2] = {arr, UInt64GetDatum(next)};
+    plan.execute(args, nullptr, true);
     return SPI_processed;
   });
   for (uint64 i = 0; i < n; i++) {
     char* s = pg::pg_call([&] { return pg::spi_text_copy(i, 1); });
-    bool future = s != nullptr && strcmp(s, "future") == 0;
-    out.push_back(parse_local_status(s, future));
+    bool unassigned = s != nullptr && strcmp(s, "unassigned") == 0;
+    out.push_back(parse_local_status(s, unassigned));
   }
   return out;
 }
@@ -258,14 +272,25 @@ long recovery_tick() {
       failure = e.what();
       detail = e.detail();
     }
+    Logged& logged = g_logged[w.row.id];
     if (!failure.empty()) {
       close_connection(g_worker_conns[w.row.id]);
       pass.unreachable++;
       count(&Stats::recovery_failures);
-      ereport(LOG, (errmsg("pg_consistency: two-phase commit recovery skipped participant "
-                           "\"%s\": %s",
-                           w.row.name.c_str(), failure.c_str()),
-                    detail.empty() ? 0 : errdetail("%s", detail.c_str())));
+      TimestampTz now = GetCurrentTimestamp();
+      if (logged.message != failure || TimestampDifferenceExceeds(logged.at, now, 60000)) {
+        ereport(LOG, (errmsg("pg_consistency: two-phase commit recovery skipped participant "
+                             "\"%s\": %s",
+                             w.row.name.c_str(), failure.c_str()),
+                      detail.empty() ? 0 : errdetail("%s", detail.c_str())));
+        logged.message = failure;
+        logged.at = now;
+      }
+    } else if (!logged.message.empty()) {
+      ereport(LOG, (errmsg("pg_consistency: two-phase commit recovery reached participant "
+                           "\"%s\" again",
+                           w.row.name.c_str())));
+      logged.message.clear();
     }
   }
   for (auto it = g_worker_conns.begin(); it != g_worker_conns.end();) {
@@ -283,6 +308,8 @@ long recovery_tick() {
     pg_atomic_write_u64(&s->last_recovery_at, static_cast<uint64>(GetCurrentTimestamp()));
   }
   pgstat_report_activity(STATE_IDLE, nullptr);
+  if ((pass.unreachable > 0 || pass.in_doubt > 0) && gucs::recovery_interval_ms > kRetryMs)
+    return kRetryMs;
   return gucs::recovery_interval_ms;
 }
 

@@ -9,22 +9,25 @@ using pgc::twopc::parse_local_status;
 
 TEST(TwopcDecision, DecisionPresentMeansCommitWhateverTheStatus) {
   for (LocalStatus s : {LocalStatus::kInProgress, LocalStatus::kCommitted, LocalStatus::kAborted,
-                        LocalStatus::kTooOld, LocalStatus::kFuture})
+                        LocalStatus::kTooOld, LocalStatus::kUnassigned})
     EXPECT_EQ(decide(true, s), Action::kCommit);
 }
 
 TEST(TwopcDecision, FinishedWithoutDecisionMeansRollback) {
   EXPECT_EQ(decide(false, LocalStatus::kAborted), Action::kRollback);
   EXPECT_EQ(decide(false, LocalStatus::kTooOld), Action::kRollback);
+  // Lost in a crash before any WAL reached disk: the xid will be handed out again.
+  EXPECT_EQ(decide(false, LocalStatus::kUnassigned), Action::kRollback);
 }
 
 TEST(TwopcDecision, StillRunningMeansLeave) {
   EXPECT_EQ(decide(false, LocalStatus::kInProgress), Action::kLeave);
-  EXPECT_EQ(decide(false, LocalStatus::kFuture), Action::kLeave);
 }
 
-TEST(TwopcDecision, CommittedLocallyIsTheDecisionEvenWithoutRow) {
-  EXPECT_EQ(decide(false, LocalStatus::kCommitted), Action::kCommit);
+TEST(TwopcDecision, CommittedWithoutDecisionForThisParticipantIsRollback) {
+  // A reused xid whose new transaction committed elsewhere does not decide for the gid
+  // an earlier, crashed transaction left on this participant.
+  EXPECT_EQ(decide(false, LocalStatus::kCommitted), Action::kRollback);
 }
 
 TEST(TwopcDecision, ParsesPgXactStatus) {
@@ -32,7 +35,8 @@ TEST(TwopcDecision, ParsesPgXactStatus) {
   EXPECT_EQ(parse_local_status("committed", false), LocalStatus::kCommitted);
   EXPECT_EQ(parse_local_status("aborted", false), LocalStatus::kAborted);
   EXPECT_EQ(parse_local_status(nullptr, false), LocalStatus::kTooOld);
-  EXPECT_EQ(parse_local_status("future", true), LocalStatus::kFuture);
+  EXPECT_EQ(parse_local_status(nullptr, true), LocalStatus::kUnassigned);
+  EXPECT_EQ(parse_local_status("aborted", true), LocalStatus::kUnassigned);
   EXPECT_EQ(parse_local_status("something else", false), LocalStatus::kAborted);
 }
 
