@@ -266,6 +266,9 @@ void finish_prepared(std::vector<Entry*>& list, bool commit) {
       count(commit ? &Stats::committed : &Stats::rolled_back);
       continue;
     }
+    if (o.kind == Outcome::kRemoteError && o.sqlstate == "55000" &&
+        o.message.find("is busy") != std::string::npos)
+      continue;  // the worker's recovery is finishing it right now
     if (o.kind != Outcome::kRemoteError && !cancel_and_drain(e->conn, 1000))
       close_connection(e->conn);
     warn(*e, verb, outcome_text(o));

@@ -43,6 +43,12 @@ struct Logged {
 };
 std::map<int32, Logged> g_logged;
 
+// A prepared transaction is acted on only once it has been seen by an earlier pass at
+// least this long ago: the backend that prepared it normally finishes it within
+// milliseconds, and recovery should not race it for the same gid.
+constexpr long kGraceMs = 2000;
+std::map<std::string, TimestampTz> g_first_seen;  // gid -> when a pass first listed it
+
 // Retry delay while something is left: an unreachable participant, or a prepared
 // transaction whose local transaction still runs.
 constexpr long kRetryMs = 1000;
@@ -109,7 +115,8 @@ struct Pass {
   uint32 unreachable = 0;
 };
 
-void recover_participant(const ParticipantRow& p, const std::set<uint64>& decided, Pass* pass) {
+void recover_participant(const ParticipantRow& p, const std::set<uint64>& decided, Pass* pass,
+                         std::set<std::string>* seen_now) {
   PGconn*& conn = g_worker_conns[p.id];
   if (conn != nullptr && PQstatus(conn) != CONNECTION_OK) close_connection(conn);
   if (conn == nullptr)
@@ -130,6 +137,7 @@ void recover_participant(const ParticipantRow& p, const std::set<uint64>& decide
 
   std::set<uint64> listed, committed;
   size_t u = 0;
+  TimestampTz now = GetCurrentTimestamp();
   for (auto& x : list) {
     listed.insert(x.xid);
     Action a = Action::kCommit;
@@ -137,7 +145,9 @@ void recover_participant(const ParticipantRow& p, const std::set<uint64>& decide
       a = decide(recorded[u], status[u]);
       u++;
     }
-    if (a == Action::kLeave) continue;
+    auto seen = g_first_seen.emplace(x.gid, now).first;
+    seen_now->insert(x.gid);
+    if (a == Action::kLeave || !TimestampDifferenceExceeds(seen->second, now, kGraceMs)) continue;
     bool commit = a == Action::kCommit;
     Outcome o = run(conn,
                     {std::string(commit ? "COMMIT" : "ROLLBACK") + " PREPARED " +
@@ -263,11 +273,12 @@ long recovery_tick() {
   });
   Pass pass;
   std::set<int32> live;
+  std::set<std::string> seen_now;
   for (auto& w : work) {
     live.insert(w.row.id);
     std::string failure, detail;
     try {
-      recover_participant(w.row, w.decided, &pass);
+      recover_participant(w.row, w.decided, &pass, &seen_now);
     } catch (const Error& e) {
       failure = e.what();
       detail = e.detail();
@@ -292,6 +303,12 @@ long recovery_tick() {
                            w.row.name.c_str())));
       logged.message.clear();
     }
+  }
+  for (auto it = g_first_seen.begin(); it != g_first_seen.end();) {
+    if (seen_now.count(it->first) == 0)
+      it = g_first_seen.erase(it);
+    else
+      ++it;
   }
   for (auto it = g_worker_conns.begin(); it != g_worker_conns.end();) {
     if (live.count(it->first) == 0) {
