@@ -239,6 +239,17 @@ ok($p{p1}->poll_query_until('postgres',
   "SET pg_consistency.twopc_timeout = '500ms'; SELECT consistency.remote_exec('p1', 'SELECT pg_sleep(30)')");
 like($err, qr/participant "p1" did not answer statement within 500 ms/, 'a slow participant hits the timeout');
 
+# --- 11. a participant restarted between two transactions of one session ---------------
+# The session's cached connection to p1 dies with the restart; the next transaction
+# reconnects transparently.
+my $p1data = $p{p1}->data_dir;
+($rc, $out, $err) = $coord->psql('postgres',
+  transfer_sql(11, ['p1', 4, -1], ['p2', 4, 1])
+  . "\\! pg_ctl -D '$p1data' -m fast -w restart >/dev/null 2>&1\n"
+  . transfer_sql(12, ['p1', 4, -1], ['p2', 4, 1]));
+is($rc, 0, 'both transfers of the session commit across the participant restart') or diag($err);
+is(ledger_count(12), 2, 'the transfer after the restart is on both participants');
+
 # --- the end: money conserved, nothing left ---------------------------------------------
 is(total_balance(), 30000, 'money is conserved across the three databases');
 is(prepared_left(), 0, 'no prepared transaction left behind');
