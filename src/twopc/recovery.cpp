@@ -119,10 +119,21 @@ void recover_participant(const ParticipantRow& p, const std::set<uint64>& decide
                          std::set<std::string>* seen_now) {
   PGconn*& conn = g_worker_conns[p.id];
   if (conn != nullptr && PQstatus(conn) != CONNECTION_OK) close_connection(conn);
+  bool reused = conn != nullptr;
   if (conn == nullptr)
     conn = connect_participant(p.name, p.conninfo, p.trusted, gucs::timeout_ms,
                                WaitMode::kInterruptible, false);
-  std::vector<PreparedXact> list = list_prepared(conn, p.name, p.id, WaitMode::kInterruptible);
+  std::vector<PreparedXact> list;
+  try {
+    list = list_prepared(conn, p.name, p.id, WaitMode::kInterruptible);
+  } catch (const Error&) {
+    // A cached connection may have died with a participant restart: one fresh attempt.
+    if (!reused) throw;
+    close_connection(conn);
+    conn = connect_participant(p.name, p.conninfo, p.trusted, gucs::timeout_ms,
+                               WaitMode::kInterruptible, false);
+    list = list_prepared(conn, p.name, p.id, WaitMode::kInterruptible);
+  }
   pass->in_doubt += static_cast<uint32>(list.size());
 
   std::vector<uint64> undecided;

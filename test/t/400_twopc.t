@@ -253,7 +253,7 @@ is(ledger_count(12), 2, 'the transfer after the restart is on both participants'
 # --- the end: money conserved, nothing left ---------------------------------------------
 is(total_balance(), 30000, 'money is conserved across the three databases');
 is(prepared_left(), 0, 'no prepared transaction left behind');
-is($coord->safe_psql('postgres', 'SELECT bool_and(ok) FROM consistency._integrity_twopc()'), 't',
+ok(wait_until($coord, 'SELECT bool_and(ok) FROM consistency._integrity_twopc()', 't', 30),
    'integrity checks pass');
 
 $coord->stop;

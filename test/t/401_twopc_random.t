@@ -166,7 +166,7 @@ for my $t (sort { $a <=> $b } keys %crashed) {
   }
 }
 
-is($coord->safe_psql('postgres', 'SELECT bool_and(ok) FROM consistency._integrity_twopc()'), 't', 'integrity checks pass');
+ok(wait_until($coord, 'SELECT bool_and(ok) FROM consistency._integrity_twopc()', 't', 30), 'integrity checks pass');
 $coord->stop;
 $p{$_}->stop for @names;
 done_testing();
