@@ -175,6 +175,20 @@ is(scalar(@committed), 3, 'recovery committed the three prepared transactions');
 ok(wait_until($coord, 'SELECT count(*) FROM consistency.twopc_decisions', '0', 30),
    'decision rows cleaned up after recovery');
 
+# --- 6b. the same with an immediate stop right after the local commit ---------------------
+$log = -s $coord->logfile;
+($bout, $berr) = ('', '');
+$h = IPC::Run::start(['psql', '-X', '-d', $coord->connstr('postgres'), '-c',
+    "SET pg_consistency.twopc_debug_pause_at = 'after_local_commit'; SET pg_consistency.twopc_debug_pause_ms = 60000;",
+    '-c', transfer_sql(8, @all)], '>', \$bout, '2>', \$berr);
+$coord->wait_for_log(qr/pausing 60000 ms after_local_commit/, $log);
+is(prepared_left(), 3, 'all three participants prepared, none committed yet');
+$coord->stop('immediate');
+$h->finish;
+$coord->start;
+wait_prepared_gone('immediate stop after the local commit');
+is(ledger_count(8), 3, 'transfer 8 committed on all three participants after the immediate stop');
+
 # --- 7. a participant is down at COMMIT PREPARED time -----------------------------------
 # Keep the periodic recovery quiet so that the backend meets the stopped participant.
 $coord->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.twopc_recovery_interval = '1h'; SELECT pg_reload_conf()");
