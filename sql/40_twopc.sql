@@ -112,6 +112,11 @@ BEGIN
 END $$;
 SELECT * FROM twopc_remote WHERE id >= 20 ORDER BY id;
 
+-- The outcome is recorded locally: a read-only transaction cannot use participants.
+BEGIN READ ONLY;
+SELECT consistency.remote_exec('self', 'SELECT 1');
+ROLLBACK;
+
 -- A transaction with remote work cannot be prepared locally.
 BEGIN;
 SELECT consistency.remote_exec('self', 'SELECT 1');

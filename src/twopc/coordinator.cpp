@@ -467,6 +467,13 @@ Result execute_remote(const std::string& name, const std::string& sql) {
         "The participant's transaction is bound to the local one: it is committed or rolled "
         "back with it.",
         "Use COMMIT, ROLLBACK or SAVEPOINT locally; they are carried to the participants.");
+  if (XactReadOnly)
+    throw Error("25006",
+                "cannot run statements on participant \"" + name +
+                    "\" in a read-only transaction",
+                "The outcome of a distributed transaction is recorded in this database at "
+                "COMMIT.",
+                "Run it in a read-write transaction (on the primary).");
   if (g_committing)
     throw Error(sqlstate::kFeatureNotSupported,
                 "cannot run statements on participant \"" + name +

@@ -176,6 +176,9 @@ void recover_participant(const ParticipantRow& p, const std::set<uint64>& decide
       if (pass->in_doubt > 0) pass->in_doubt--;
       continue;
     }
+    if (o.kind == Outcome::kRemoteError && o.sqlstate == "55000" &&
+        o.message.find("is busy") != std::string::npos)
+      continue;  // its backend is finishing it right now
     if (o.kind != Outcome::kRemoteError)
       throw Error(sqlstate::kRemoteFailure,
                   "participant \"" + p.name + "\" failed during recovery", o.message);
