@@ -82,7 +82,8 @@ while ($tid < 500) {
   $batches++;
   my @scripts = ('', '');
   my $hook;
-  $hook = (rand() < 0.5 ? 'after_prepare' : 'after_local_commit') if rand() < 0.6;
+  # The first batches always carry a crash hook, later ones in 60% of the cases.
+  $hook = (rand() < 0.5 ? 'after_prepare' : 'after_local_commit') if $batches <= 4 || rand() < 0.6;
   my $hook_tid;
   for my $s (0, 1) {
     my $n = 5 + int(rand(25));
