@@ -163,6 +163,13 @@ pg::SavedPlan& plan_upsert_any() {
       {TEXTOID, INT8OID});
   return p;
 }
+pg::SavedPlan& plan_bump() {
+  static pg::SavedPlan p(
+      "UPDATE consistency.streams SET version = version + $2, updated_at = now() "
+      "WHERE stream = $1 RETURNING version",
+      {TEXTOID, INT8OID});
+  return p;
+}
 pg::SavedPlan& plan_create() {
   static pg::SavedPlan p(
       "INSERT INTO consistency.streams (stream, version) VALUES ($1, $2) "
@@ -316,8 +323,11 @@ int64 do_append(const char* stream_name, int stream_len, bool any, int64 expecte
   int64 base = 0;  // version before this call
   if (!any_id) {
     if (any) {
+      // Most appends go to an existing stream: a plain UPDATE is the cheapest lock; a
+      // new stream (or one created concurrently) goes through the upsert.
       Datum v[2] = {stream, Int64GetDatum(n)};
-      spi_run(plan_upsert_any(), v, nullptr, false);
+      spi_run(plan_bump(), v, nullptr, false);
+      if (SPI_processed == 0) spi_run(plan_upsert_any(), v, nullptr, false);
       base = pg::spi_int64(0, 1) - n;
     } else if (expected == 0) {
       Datum v[2] = {stream, Int64GetDatum(n)};
