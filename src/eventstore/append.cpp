@@ -85,9 +85,11 @@ Datum empty_object() {
   return cached;
 }
 
+// The bytes of data and metadata in jsonb format, varlena headers not counted (so the
+// count does not depend on how a value happened to be stored or passed).
 void check_size(int index, Datum data, Datum metadata) {
-  int64 bytes = static_cast<int64>(VARSIZE_ANY(DatumGetPointer(data))) +
-                static_cast<int64>(VARSIZE_ANY(DatumGetPointer(metadata)));
+  int64 bytes = static_cast<int64>(VARSIZE_ANY_EXHDR(DatumGetPointer(data))) +
+                static_cast<int64>(VARSIZE_ANY_EXHDR(DatumGetPointer(metadata)));
   if (bytes > g_max_event_bytes) throw_too_large(index, bytes);
 }
 
@@ -158,15 +160,16 @@ ArrayType* make_array(Datum* elems, int n, Oid type) {
 pg::SavedPlan& plan_upsert_any() {
   static pg::SavedPlan p(
       "INSERT INTO consistency.streams AS s (stream, version) VALUES ($1, $2) "
-      "ON CONFLICT (stream) DO UPDATE SET version = s.version + EXCLUDED.version, updated_at = now() "
+      "ON CONFLICT (stream) DO UPDATE SET version = s.version OPERATOR(pg_catalog.+) EXCLUDED.version, "
+      "updated_at = pg_catalog.now() "
       "RETURNING s.version",
       {TEXTOID, INT8OID});
   return p;
 }
 pg::SavedPlan& plan_bump() {
   static pg::SavedPlan p(
-      "UPDATE consistency.streams SET version = version + $2, updated_at = now() "
-      "WHERE stream = $1 RETURNING version",
+      "UPDATE consistency.streams SET version = version OPERATOR(pg_catalog.+) $2, updated_at = pg_catalog.now() "
+      "WHERE stream OPERATOR(pg_catalog.=) $1 RETURNING version",
       {TEXTOID, INT8OID});
   return p;
 }
@@ -179,32 +182,35 @@ pg::SavedPlan& plan_create() {
 }
 pg::SavedPlan& plan_advance() {
   static pg::SavedPlan p(
-      "UPDATE consistency.streams SET version = version + $3, updated_at = now() "
-      "WHERE stream = $1 AND version = $2 RETURNING version",
+      "UPDATE consistency.streams SET version = version OPERATOR(pg_catalog.+) $3, updated_at = pg_catalog.now() "
+      "WHERE stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2 RETURNING version",
       {TEXTOID, INT8OID, INT8OID});
   return p;
 }
 pg::SavedPlan& plan_version() {
-  static pg::SavedPlan p("SELECT version FROM consistency.streams WHERE stream = $1", {TEXTOID});
+  static pg::SavedPlan p(
+      "SELECT version FROM consistency.streams WHERE stream OPERATOR(pg_catalog.=) $1", {TEXTOID});
   return p;
 }
 pg::SavedPlan& plan_lock() {
-  static pg::SavedPlan p("SELECT version FROM consistency.streams WHERE stream = $1 FOR UPDATE",
-                         {TEXTOID});
+  static pg::SavedPlan p(
+      "SELECT version FROM consistency.streams WHERE stream OPERATOR(pg_catalog.=) $1 FOR UPDATE", {TEXTOID});
   return p;
 }
 pg::SavedPlan& plan_set_version() {
   static pg::SavedPlan p(
-      "UPDATE consistency.streams SET version = $2, updated_at = now() WHERE stream = $1",
+      "UPDATE consistency.streams SET version = $2, updated_at = pg_catalog.now() "
+      "WHERE stream OPERATOR(pg_catalog.=) $1",
       {TEXTOID, INT8OID});
   return p;
 }
 pg::SavedPlan& plan_find_ids() {
   static pg::SavedPlan p(
-      "SELECT u.ord, e.version, (e.type = u.type AND e.data = u.data AND e.metadata = u.metadata) "
-      "FROM unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[]) WITH ORDINALITY "
-      "AS u(id, type, data, metadata, ord) "
-      "JOIN consistency.events e ON e.event_id = u.id AND e.stream = $1",
+      "SELECT u.ord, e.version, (e.type OPERATOR(pg_catalog.=) u.type AND e.data OPERATOR(pg_catalog.=) u.data "
+      "AND e.metadata OPERATOR(pg_catalog.=) u.metadata) "
+      "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
+      "pg_catalog.unnest($5)) WITH ORDINALITY AS u(id, type, data, metadata, ord) "
+      "JOIN consistency.events e ON e.event_id OPERATOR(pg_catalog.=) u.id AND e.stream OPERATOR(pg_catalog.=) $1",
       {TEXTOID, UUIDARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID});
   return p;
 }
@@ -220,8 +226,9 @@ pg::SavedPlan& plan_insert_many() {
   static pg::SavedPlan p(
       "INSERT INTO consistency.events "
       "(global_position, stream, version, event_id, type, schema_version, data, metadata) "
-      "SELECT u.p, $1, $2 + u.o, u.i, u.t, u.s, u.d, u.m "
-      "FROM unnest($3::int8[], $4::uuid[], $5::text[], $6::int4[], $7::jsonb[], $8::jsonb[]) "
+      "SELECT u.p, $1, $2 OPERATOR(pg_catalog.+) u.o, u.i, u.t, u.s, u.d, u.m "
+      "FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
+      "pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8)) "
       "WITH ORDINALITY AS u(p, i, t, s, d, m, o)",
       {TEXTOID, INT8OID, INT8ARRAYOID, UUIDARRAYOID, TEXTARRAYOID, INT4ARRAYOID, JSONBARRAYOID,
        JSONBARRAYOID});

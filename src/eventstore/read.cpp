@@ -16,20 +16,23 @@ constexpr int kCols = 9;  // global_position .. created_at, as selected below
 
 pg::SavedPlan& plan_stream() {
   static pg::SavedPlan p("SELECT " EVENT_COLUMNS " FROM consistency.events "
-                         "WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
+                         "WHERE stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.>=) $2 "
+                         "ORDER BY version LIMIT $3",
                          {TEXTOID, INT8OID, INT8OID});
   return p;
 }
 pg::SavedPlan& plan_all() {
   static pg::SavedPlan p("SELECT " EVENT_COLUMNS " FROM consistency.events "
-                         "WHERE global_position > $1 AND global_position < $2 "
+                         "WHERE global_position OPERATOR(pg_catalog.>) $1 "
+                         "AND global_position OPERATOR(pg_catalog.<) $2 "
                          "ORDER BY global_position LIMIT $3",
                          {INT8OID, INT8OID, INT8OID});
   return p;
 }
 pg::SavedPlan& plan_category() {
   static pg::SavedPlan p("SELECT " EVENT_COLUMNS " FROM consistency.events "
-                         "WHERE category = $4 AND global_position > $1 AND global_position < $2 "
+                         "WHERE category OPERATOR(pg_catalog.=) $4 AND global_position OPERATOR(pg_catalog.>) $1 "
+                         "AND global_position OPERATOR(pg_catalog.<) $2 "
                          "ORDER BY global_position LIMIT $3",
                          {INT8OID, INT8OID, INT8OID, TEXTOID});
   return p;
