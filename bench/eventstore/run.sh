@@ -77,7 +77,7 @@ run_id=0
 pgb() {
   local script="$1" clients="$2" sync="$3"; shift 3
   local jobs=$(( clients < 2 ? clients : 2 ))
-  run_id=$((run_id + 1))
+  run_id="$(date +%s%N)"
   local out
   out="$(PGOPTIONS="-c synchronous_commit=$sync" pgbench -n -M prepared -c "$clients" -j "$jobs" \
            -D run="$run_id" -D n=0 -f "$work/$script" "$@" 2>&1)" || { echo "$out" >&2; return 1; }
