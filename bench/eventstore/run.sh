@@ -72,7 +72,6 @@ done
   echo ") AS v(version, data);"
 } > "$work/batch_insert.sql"
 
-run_id=0
 # pgbench SCRIPT CLIENTS SYNC [extra args] -> prints "tps latency_ms"
 pgb() {
   local script="$1" clients="$2" sync="$3"; shift 3
@@ -87,6 +86,42 @@ pgb() {
   echo "${tps:-0} ${lat:-0}"
 }
 
+# Backend CPU time (user + system clock ticks) of the given processes.
+cpu_ticks() {
+  local t=0 p
+  for p in "$@"; do
+    if [ -r "/proc/$p/stat" ]; then t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); fi
+  done
+  echo "$t"
+}
+hz="$(getconf CLK_TCK)"
+
+# pgb_cpu SCRIPT CLIENTS SYNC SEQUENCE -> "tps cpu_us_per_transaction": also samples the
+# CPU time the pgbench backends use, over the events appended meanwhile (counted by the
+# store's position sequence), from 1 s after the start to 1 s before the end. CPU time is
+# far less sensitive than throughput to other load on a shared machine.
+pgb_cpu() {
+  local script="$1" clients="$2" sync="$3" seq="$4"
+  local jobs=$(( clients < 2 ? clients : 2 ))
+  local out="$work/pgbench.out"
+  PGOPTIONS="-c synchronous_commit=$sync" pgbench -n -M prepared -c "$clients" -j "$jobs" \
+    -D run="$(date +%s%N)" -D n=0 -f "$work/$script" -T "$DURATION" > "$out" 2>&1 &
+  local bg=$!
+  sleep 1
+  local pids s0 c0 s1 c1
+  pids="$(psql -XAtq -c "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE application_name = 'pgbench'")"
+  s0="$(psql -XAtq -c "SELECT pg_sequence_last_value('$seq')")"
+  c0="$(cpu_ticks $pids)"
+  sleep $((DURATION - 2))
+  s1="$(psql -XAtq -c "SELECT pg_sequence_last_value('$seq')")"
+  c1="$(cpu_ticks $pids)"
+  wait "$bg" || { cat "$out" >&2; return 1; }
+  local tps
+  tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$out")"
+  awk -v t="${tps:-0}" -v c=$((c1 - c0)) -v n=$((s1 - s0)) -v hz="$hz" \
+    'BEGIN { printf "%s %.1f\n", t, (n > 0) ? c * 1000000 / hz / n : 0 }'
+}
+
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }'; }
 fmt() { awk -v x="$1" 'BEGIN { printf "%.0f", x }'; }
@@ -94,41 +129,47 @@ fmt() { awk -v x="$1" 'BEGIN { printf "%.0f", x }'; }
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A R
 echo "== single-event appends ($ROUNDS rounds x ${DURATION}s, medians) =="
+declare -A SEQ=([limit]=bench.limit_seq [es]=consistency.event_position_seq [plpgsql]=bench.pl_seq)
+declare -A C
 for sync in off on; do
   for clients in 1 8; do
-    for variant in limit es plpgsql; do R[$variant]=""; done
+    for variant in limit es plpgsql; do R[$variant]=""; C[$variant]=""; done
     for round in $(seq 1 "$ROUNDS"); do
       # rotate the order so no variant always runs first
       case $((round % 3)) in
         1) order="limit es plpgsql" ;; 2) order="es plpgsql limit" ;; *) order="plpgsql limit es" ;;
       esac
       for variant in $order; do
-        read -r tps _ < <(pgb "append_$variant.sql" "$clients" "$sync" -T "$DURATION")
+        read -r tps cpu < <(pgb_cpu "append_$variant.sql" "$clients" "$sync" "${SEQ[$variant]}")
         R[$variant]+="$tps"$'\n'
+        C[$variant]+="$cpu"$'\n'
       done
     done
     l="$(printf '%s' "${R[limit]}" | median)"; e="$(printf '%s' "${R[es]}" | median)"; p="$(printf '%s' "${R[plpgsql]}" | median)"
-    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$clients" "$sync" "$(fmt "$e")" "$(fmt "$l")" "$(fmt "$p")" \
-      "$(ratio "$e" "$l")" "$(ratio "$e" "$p")" | tee -a "$DIR/append.rows"
+    cl="$(printf '%s' "${C[limit]}" | median)"; ce="$(printf '%s' "${C[es]}" | median)"; cp="$(printf '%s' "${C[plpgsql]}" | median)"
+    printf '| %s | %s | %s | %s | %s | **%s** | %s | %s / %s / %s | %s |\n' "$clients" "$sync" "$(fmt "$e")" "$(fmt "$l")" "$(fmt "$p")" \
+      "$(ratio "$e" "$l")" "$(ratio "$e" "$p")" "$(fmt "$ce")" "$(fmt "$cl")" "$(fmt "$cp")" "$(ratio "$cl" "$ce")" | tee -a "$DIR/append.rows"
   done
 done
 
 echo "== append_events of 100 events vs multi-row INSERT ($ROUNDS rounds x ${DURATION}s) =="
 for sync in off on; do
   for clients in 1 8; do
-    es=""; ins=""
+    es=""; ins=""; ces=""; cins=""
     for round in $(seq 1 "$ROUNDS"); do
-      if [ $((round % 2)) -eq 1 ]; then
-        read -r t _ < <(pgb batch_es.sql "$clients" "$sync" -T "$DURATION"); es+="$t"$'\n'
-        read -r t _ < <(pgb batch_insert.sql "$clients" "$sync" -T "$DURATION"); ins+="$t"$'\n'
-      else
-        read -r t _ < <(pgb batch_insert.sql "$clients" "$sync" -T "$DURATION"); ins+="$t"$'\n'
-        read -r t _ < <(pgb batch_es.sql "$clients" "$sync" -T "$DURATION"); es+="$t"$'\n'
-      fi
+      if [ $((round % 2)) -eq 1 ]; then order="es insert"; else order="insert es"; fi
+      for variant in $order; do
+        if [ "$variant" = es ]; then
+          read -r t c < <(pgb_cpu batch_es.sql "$clients" "$sync" consistency.event_position_seq); es+="$t"$'\n'; ces+="$c"$'\n'
+        else
+          read -r t c < <(pgb_cpu batch_insert.sql "$clients" "$sync" bench.limit_seq); ins+="$t"$'\n'; cins+="$c"$'\n'
+        fi
+      done
     done
     e="$(printf '%s' "$es" | median)"; i="$(printf '%s' "$ins" | median)"
-    printf '| %s | %s | %s | %s | %s |\n' "$clients" "$sync" "$(fmt "$(awk -v x="$e" 'BEGIN{print x*100}')")" \
-      "$(fmt "$(awk -v x="$i" 'BEGIN{print x*100}')")" "$(ratio "$e" "$i")" | tee -a "$DIR/batch.rows"
+    ce="$(printf '%s' "$ces" | median)"; ci="$(printf '%s' "$cins" | median)"
+    printf '| %s | %s | %s | %s | **%s** | %s / %s | %s |\n' "$clients" "$sync" "$(fmt "$(awk -v x="$e" 'BEGIN{print x*100}')")" \
+      "$(fmt "$(awk -v x="$i" 'BEGIN{print x*100}')")" "$(ratio "$e" "$i")" "$ce" "$ci" "$(ratio "$ci" "$ce")" | tee -a "$DIR/batch.rows"
   done
 done
 
@@ -160,14 +201,14 @@ load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   echo "Single-event appends, transactions/s (10,000 existing streams, random stream per append, expected version NULL):"
   echo
-  echo "| clients | synchronous_commit | append_event | physical limit | PL/pgSQL append | vs limit | vs PL/pgSQL |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| clients | synchronous_commit | append_event | physical limit | PL/pgSQL append | vs limit | vs PL/pgSQL | backend CPU µs/append: ours / limit / PL/pgSQL | limit CPU ÷ ours |"
+  echo "|---|---|---|---|---|---|---|---|---|"
   cat "$DIR/append.rows"
   echo
   echo "Batch of 100 events into a new stream, events/s:"
   echo
-  echo "| clients | synchronous_commit | append_events | multi-row INSERT | ratio |"
-  echo "|---|---|---|---|---|"
+  echo "| clients | synchronous_commit | append_events | multi-row INSERT | ratio | backend CPU µs/event: ours / INSERT | INSERT CPU ÷ ours |"
+  echo "|---|---|---|---|---|---|---|"
   cat "$DIR/batch.rows"
   echo
   echo "read_stream of 1,000 events, reads/s:"
