@@ -27,9 +27,23 @@ PG_SRCS += src/eventstore/subscriptions.cpp
 
 
 # --- outbox and Kafka relay ----------------------------------------------------
+CORE_SRCS += src/outbox/names.cpp
+CORE_SRCS += src/relay/batch.cpp
+CORE_SRCS += src/relay/circuit_breaker.cpp
+CORE_SRCS += src/relay/kafka.cpp
+CORE_SRCS += src/relay/murmur2.cpp
+CORE_SRCS += src/relay/properties.cpp
+PG_SRCS += src/outbox/publish.cpp
+PG_SRCS += src/relay/relay.cpp
 
 
 # --- sagas ---------------------------------------------------------------------
+CORE_SRCS += src/saga/json.cpp
+CORE_SRCS += src/saga/definition.cpp
+CORE_SRCS += src/saga/machine.cpp
+PG_SRCS += src/saga/api.cpp
+PG_SRCS += src/saga/executor.cpp
+PG_SRCS += src/saga/pg_saga.cpp
 
 
 # --- two-phase commit ----------------------------------------------------------
