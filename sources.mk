@@ -27,6 +27,14 @@ PG_SRCS += src/eventstore/subscriptions.cpp
 
 
 # --- outbox and Kafka relay ----------------------------------------------------
+CORE_SRCS += src/outbox/names.cpp
+CORE_SRCS += src/relay/batch.cpp
+CORE_SRCS += src/relay/circuit_breaker.cpp
+CORE_SRCS += src/relay/kafka.cpp
+CORE_SRCS += src/relay/murmur2.cpp
+CORE_SRCS += src/relay/properties.cpp
+PG_SRCS += src/outbox/publish.cpp
+PG_SRCS += src/relay/relay.cpp
 
 
 # --- sagas ---------------------------------------------------------------------
@@ -39,6 +47,17 @@ PG_SRCS += src/saga/pg_saga.cpp
 
 
 # --- two-phase commit ----------------------------------------------------------
+CORE_SRCS += src/twopc/decision.cpp
+CORE_SRCS += src/twopc/gid.cpp
+CORE_SRCS += src/twopc/row_json.cpp
+CORE_SRCS += src/twopc/savepoints.cpp
+CORE_SRCS += src/twopc/statement.cpp
+PG_SRCS += src/twopc/coordinator.cpp
+PG_SRCS += src/twopc/functions.cpp
+PG_SRCS += src/twopc/ops.cpp
+PG_SRCS += src/twopc/recovery.cpp
+PG_SRCS += src/twopc/remote.cpp
+PG_SRCS += src/twopc/state.cpp
 
 
 # --- operations ----------------------------------------------------------------

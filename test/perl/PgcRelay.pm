@@ -1,0 +1,154 @@
+# Helpers for the outbox/relay TAP tests (test/t/2NN_*.t): a node whose worker relays to a
+# PgcKafka broker, bulk publishing with known per-key sequences, and the delivery check
+# that reads a topic back (read_committed) and judges completeness, duplicates and
+# per-key order by the outbox_id header.
+package PgcRelay;
+
+use strict;
+use warnings;
+use JSON::PP;
+use Test::More;
+use Time::HiRes qw(usleep time);
+use PgcCluster qw(new_node wait_until);
+use Exporter 'import';
+our @EXPORT_OK = qw(relay_node publish_sequences wait_drained check_delivery relay_status
+  publish_logged logged_ids wait_ready);
+
+# relay_node($name, $kafka, mode => 'exactly_once', batch_size => 200, conf => "extra")
+sub relay_node {
+  my ($name, $kafka, %o) = @_;
+  my $conf = "pg_consistency.kafka_brokers = '" . $kafka->bootstrap . "'\n"
+    . "pg_consistency.relay_mode = '" . ($o{mode} // 'at_least_once') . "'\n"
+    . "pg_consistency.batch_size = " . ($o{batch_size} // 1000) . "\n"
+    . "pg_consistency.topic_partitions = " . ($o{partitions} // 4) . "\n"
+    . ($o{conf} // '');
+  my $node = new_node($name, conf => $conf);
+  wait_until($node, "SELECT relay_state FROM consistency.outbox_status", 'running', 60)
+    or diag("relay did not reach running: " . $node->safe_psql('postgres', 'SELECT * FROM consistency.outbox_status'));
+  return $node;
+}
+
+# Publishes $keys * $per_key messages to $topic in transactions of $txn rows. Message g
+# (counting from $first) has key "$prefix-(g % keys)" and seq = g / keys, so each key's
+# seq grows with its outbox order.
+sub publish_sequences {
+  my ($node, $topic, %o) = @_;
+  my $keys   = $o{keys} // 100;
+  my $total  = $keys * ($o{per_key} // 100);
+  my $first  = $o{first} // 0;
+  my $txn    = $o{txn} // 500;
+  my $prefix = $o{prefix} // 'key';
+  my $pad    = 'x' x ($o{pad} // 120);
+  $node->safe_psql('postgres', <<"SQL");
+DO \$\$
+DECLARE s int := $first;
+BEGIN
+  WHILE s < $first + $total LOOP
+    PERFORM consistency.publish('$topic', '$prefix-' || (g % $keys),
+              jsonb_build_object('seq', g / $keys, 'g', g, 'pad', '$pad'),
+              jsonb_build_object('batch_start', s))
+       FROM generate_series(s, least(s + $txn, $first + $total) - 1) g;
+    COMMIT;
+    s := s + $txn;
+  END LOOP;
+END
+\$\$;
+SQL
+  return $total;
+}
+
+# Publishes $n messages over $keys keys in transactions of $txn rows, recording each
+# outbox id in public.published_log in the same transaction, so the set of committed ids
+# is known exactly even if a crash cuts a client off during COMMIT. Failed transactions
+# (the server restarting) are retried until $n rows are in. Returns the rows added.
+sub publish_logged {
+  my ($node, $topic, %o) = @_;
+  my $n    = $o{n} // 1000;
+  my $keys = $o{keys} // 50;
+  my $txn  = $o{txn} // 100;
+  $node->safe_psql('postgres', 'CREATE TABLE IF NOT EXISTS public.published_log (id bigint PRIMARY KEY)');
+  my $start = $node->safe_psql('postgres', 'SELECT count(*) FROM public.published_log');
+  my $deadline = time + 300;
+  while (time < $deadline) {
+    my $have = $node->safe_psql('postgres', 'SELECT count(*) FROM public.published_log');
+    last if $have - $start >= $n;
+    my $rows = $txn < $n - ($have - $start) ? $txn : $n - ($have - $start);
+    my ($ret) = $node->psql('postgres', qq{
+      INSERT INTO public.published_log
+      SELECT consistency.publish('$topic', 'key-' || (g % $keys), jsonb_build_object('g', g, 'pad', repeat('p', 100)))
+        FROM generate_series($have, $have + $rows - 1) g});
+    usleep(100_000) if $ret != 0;
+  }
+  return $node->safe_psql('postgres', 'SELECT count(*) FROM public.published_log') - $start;
+}
+
+sub logged_ids {
+  my ($node) = @_;
+  return [ split /\n/, $node->safe_psql('postgres', 'SELECT id FROM public.published_log ORDER BY id') ];
+}
+
+# Waits until the server accepts queries again (after a crash restart) and the relay runs.
+sub wait_ready {
+  my ($node, $timeout) = @_;
+  my $deadline = time + ($timeout // 60);
+  while (time < $deadline) {
+    my ($ret, $out) = $node->psql('postgres', 'SELECT relay_state FROM consistency.outbox_status');
+    return 1 if $ret == 0 && $out eq 'running';
+    usleep(100_000);
+  }
+  return 0;
+}
+
+sub wait_drained {
+  my ($node, $timeout) = @_;
+  return wait_until($node, "SELECT pending FROM consistency.outbox_status", '0', $timeout // 120);
+}
+
+sub relay_status {
+  my ($node) = @_;
+  return $node->safe_psql('postgres',
+    "SELECT pending || '|' || delivered_total || '|' || dead_lettered || '|' || relay_state || '|' || coalesce(last_error, '') FROM consistency.outbox_status");
+}
+
+# check_delivery($kafka, $topic, ids => [expected outbox ids], exactly_once => 1)
+# Returns a hash: total, distinct, missing, duplicates, order_violations, bad_headers, msgs.
+sub check_delivery {
+  my ($kafka, $topic, %o) = @_;
+  my $msgs = $kafka->consume($topic, isolation => 'read_committed', timeout => 120);
+  my %expected = map { $_ => 1 } @{ $o{ids} // [] };
+  my (%seen, %last, $dups, $order, $bad_headers, %first_bad);
+  ($dups, $order, $bad_headers) = (0, 0, 0);
+  for my $m (@$msgs) {
+    my $h  = $m->{headers};
+    my $id = $h->{outbox_id};
+    if (!defined $id || !defined $h->{ce_id} || ($h->{ce_specversion} // '') ne '1.0'
+        || !defined $h->{ce_source} || !defined $h->{ce_type} || !defined $h->{'content-type'}
+        || ($h->{ce_time} // '') !~ /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/) {
+      $bad_headers++;
+      $first_bad{headers} //= JSON::PP->new->canonical->encode($m->{header_list});
+      next;
+    }
+    if ($seen{$id}++) { $dups++; next; }
+    my $key = $m->{key} // '';
+    if (defined $last{$key} && $id <= $last{$key}) {
+      $order++;
+      $first_bad{order} //= "key $key: outbox id $id after $last{$key}";
+    }
+    $last{$key} = $id;
+  }
+  my @missing = grep { !$seen{$_} } sort { $a <=> $b } keys %expected;
+  my %r = (
+    total            => scalar @$msgs,
+    distinct         => scalar keys %seen,
+    missing          => scalar @missing,
+    first_missing    => (@missing ? "@missing[0 .. ($#missing < 9 ? $#missing : 9)]" : ''),
+    duplicates       => $dups,
+    order_violations => $order,
+    bad_headers      => $bad_headers,
+    first_bad        => \%first_bad,
+    msgs             => $msgs,
+  );
+  return \%r;
+}
+
+1;
