@@ -65,7 +65,7 @@ void spi_connect() {
 
 pg::SavedPlan& plan_latest_snapshot() {
   static pg::SavedPlan p(
-      "SELECT version, state FROM consistency.snapshots WHERE stream = $1 "
+      "SELECT version, state FROM consistency.snapshots WHERE stream OPERATOR(pg_catalog.=) $1 "
       "ORDER BY version DESC LIMIT 1",
       {TEXTOID});
   return p;
@@ -74,7 +74,7 @@ pg::SavedPlan& plan_latest_snapshot() {
 pg::SavedPlan& plan_fold_events() {
   static pg::SavedPlan p(
       "SELECT version, type, schema_version, data FROM consistency.events "
-      "WHERE stream = $1 AND version > $2 ORDER BY version LIMIT $3",
+      "WHERE stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.>) $2 ORDER BY version LIMIT $3",
       {TEXTOID, INT8OID, INT8OID});
   return p;
 }
@@ -83,7 +83,7 @@ pg::SavedPlan& plan_save_auto_snapshot() {
   static pg::SavedPlan p(
       "WITH saved AS (INSERT INTO consistency.snapshots (stream, version, state) VALUES ($1, $2, $3) "
       "ON CONFLICT (stream, version) DO NOTHING RETURNING 1) "
-      "DELETE FROM consistency.snapshots WHERE stream = $1 AND version < $2",
+      "DELETE FROM consistency.snapshots WHERE stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.<) $2",
       {TEXTOID, INT8OID, JSONBOID});
   return p;
 }
@@ -129,11 +129,12 @@ PGC_FUNCTION(pgc_es_register_upcaster) {
 
   static pg::SavedPlan lock("LOCK TABLE consistency.upcasters IN SHARE ROW EXCLUSIVE MODE", {});
   static pg::SavedPlan latest(
-      "SELECT count(*) FROM consistency.upcasters WHERE event_type = $1", {TEXTOID});
+      "SELECT pg_catalog.count(*) FROM consistency.upcasters WHERE event_type OPERATOR(pg_catalog.=) $1",
+      {TEXTOID});
   static pg::SavedPlan upsert(
       "INSERT INTO consistency.upcasters (event_type, from_schema_version, fn, registered_by) "
       "VALUES ($1, $2, $3, $4) ON CONFLICT (event_type, from_schema_version) "
-      "DO UPDATE SET fn = EXCLUDED.fn, registered_by = EXCLUDED.registered_by, registered_at = now()",
+      "DO UPDATE SET fn = EXCLUDED.fn, registered_by = EXCLUDED.registered_by, registered_at = pg_catalog.now()",
       {TEXTOID, INT4OID, REGPROCEDUREOID, OIDOID});
   Oid caller = GetUserId();
   spi_connect();
@@ -160,10 +161,11 @@ PGC_FUNCTION(pgc_es_save_snapshot) {
   if (PG_ARGISNULL(2)) throw pgc::invalid_argument("state must not be NULL");
   Datum state = PG_GETARG_DATUM(2);
 
-  static pg::SavedPlan current("SELECT version FROM consistency.streams WHERE stream = $1", {TEXTOID});
+  static pg::SavedPlan current(
+      "SELECT version FROM consistency.streams WHERE stream OPERATOR(pg_catalog.=) $1", {TEXTOID});
   static pg::SavedPlan upsert(
       "INSERT INTO consistency.snapshots (stream, version, state) VALUES ($1, $2, $3) "
-      "ON CONFLICT (stream, version) DO UPDATE SET state = EXCLUDED.state, created_at = now()",
+      "ON CONFLICT (stream, version) DO UPDATE SET state = EXCLUDED.state, created_at = pg_catalog.now()",
       {TEXTOID, INT8OID, JSONBOID});
   spi_connect();
   SavedUser su;
@@ -219,17 +221,18 @@ PGC_FUNCTION(pgc_es_register_aggregate) {
     throw pgc::invalid_argument("snapshot_every must be 0 (never) or positive, not " + std::to_string(every));
 
   static pg::SavedPlan existing(
-      "SELECT apply_fn::oid = $2 AND initial_state = $3 FROM consistency.aggregates "
-      "WHERE category = $1 FOR UPDATE",
+      "SELECT apply_fn::pg_catalog.oid OPERATOR(pg_catalog.=) $2 AND initial_state OPERATOR(pg_catalog.=) $3 "
+      "FROM consistency.aggregates WHERE category OPERATOR(pg_catalog.=) $1 FOR UPDATE",
       {TEXTOID, OIDOID, JSONBOID});
   static pg::SavedPlan upsert(
       "INSERT INTO consistency.aggregates (category, apply_fn, initial_state, snapshot_every, registered_by) "
       "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (category) DO UPDATE SET apply_fn = EXCLUDED.apply_fn, "
       "initial_state = EXCLUDED.initial_state, snapshot_every = EXCLUDED.snapshot_every, "
-      "registered_by = EXCLUDED.registered_by, registered_at = now()",
+      "registered_by = EXCLUDED.registered_by, registered_at = pg_catalog.now()",
       {TEXTOID, REGPROCEDUREOID, JSONBOID, INT4OID, OIDOID});
   static pg::SavedPlan drop_snapshots(
-      "DELETE FROM consistency.snapshots WHERE split_part(stream, '-', 1) = $1", {TEXTOID});
+      "DELETE FROM consistency.snapshots WHERE pg_catalog.split_part(stream, '-', 1) OPERATOR(pg_catalog.=) $1",
+      {TEXTOID});
   Oid caller = GetUserId();
   spi_connect();
   SavedUser su;

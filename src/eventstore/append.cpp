@@ -85,10 +85,42 @@ Datum empty_object() {
   return cached;
 }
 
+// The bytes of data and metadata in jsonb format, varlena headers not counted (so the
+// count does not depend on how a value happened to be stored or passed).
 void check_size(int index, Datum data, Datum metadata) {
-  int64 bytes = static_cast<int64>(VARSIZE_ANY(DatumGetPointer(data))) +
-                static_cast<int64>(VARSIZE_ANY(DatumGetPointer(metadata)));
+  int64 bytes = static_cast<int64>(VARSIZE_ANY_EXHDR(DatumGetPointer(data))) +
+                static_cast<int64>(VARSIZE_ANY_EXHDR(DatumGetPointer(metadata)));
   if (bytes > g_max_event_bytes) throw_too_large(index, bytes);
+}
+
+struct IdAt {
+  pg_uuid_t id;
+  int index;
+};
+
+int compare_id_at(const void* a, const void* b) {
+  const IdAt* x = static_cast<const IdAt*>(a);
+  const IdAt* y = static_cast<const IdAt*>(b);
+  int c = memcmp(x->id.data, y->id.data, UUID_LEN);
+  if (c != 0) return c;
+  return x->index - y->index;
+}
+
+// The same id twice in one call is refused (naming the later event); sorting keeps large
+// batches cheap.
+void check_duplicate_ids(const EventInput* ev, int n) {
+  IdAt* ids = static_cast<IdAt*>(palloc(sizeof(IdAt) * (n + 1)));
+  int k = 0;
+  for (int i = 0; i < n; i++)
+    if (ev[i].has_id) ids[k++] = IdAt{ev[i].id, i};
+  if (k < 2) return;
+  qsort(ids, k, sizeof(IdAt), compare_id_at);
+  int dup = -1;
+  for (int i = 1; i < k; i++)
+    if (memcmp(ids[i - 1].id.data, ids[i].id.data, UUID_LEN) == 0 && (dup < 0 || ids[i].index < dup))
+      dup = ids[i].index;
+  pfree(ids);
+  if (dup >= 0) throw_bad_event(dup, "its \"id\" appears twice in the call");
 }
 
 // Parses the `events` argument of append_events into a palloc'd array.
@@ -122,12 +154,10 @@ EventInput* parse_events(Jsonb* events, int* count) {
       if (v.type != jbvString) throw_bad_event(i, "\"id\" must be a UUID string");
       parse_id(i, v.val.string.val, v.val.string.len, &out[i].id);
       out[i].has_id = true;
-      for (int j = 0; j < i; j++)
-        if (out[j].has_id && memcmp(out[j].id.data, out[i].id.data, UUID_LEN) == 0)
-          throw_bad_event(i, "its \"id\" appears twice in the call");
     }
     check_size(i, out[i].data, out[i].metadata);
   }
+  check_duplicate_ids(out, n);
   *count = n;
   return out;
 }
@@ -155,12 +185,68 @@ ArrayType* make_array(Datum* elems, int n, Oid type) {
 
 // ---- statements ---------------------------------------------------------------------
 
-pg::SavedPlan& plan_upsert_any() {
+// One statement per append: a CTE that locks and advances the stream row, and the INSERT
+// of the events, whose versions come from the row and whose positions come from the
+// column default consistency._next_position() (the gap-safe position source), taken
+// after the stream lock. No row from the CTE means no event is written.
+//   $1 stream, $2 number of events, $3 expected version (when used),
+//   one event: $4 id, $5 type, $6 schema version, $7 data, $8 metadata;
+//   n events:  the same as arrays, inserted in array order.
+#define STREAM_BUMP                                                                          \
+  "WITH s AS (UPDATE consistency.streams SET version = version OPERATOR(pg_catalog.+) $2, "   \
+  "updated_at = pg_catalog.now() WHERE stream OPERATOR(pg_catalog.=) $1 RETURNING version) "
+#define STREAM_EXPECT                                                                        \
+  "WITH s AS (UPDATE consistency.streams SET version = version OPERATOR(pg_catalog.+) $2, "   \
+  "updated_at = pg_catalog.now() WHERE stream OPERATOR(pg_catalog.=) $1 "                     \
+  "AND version OPERATOR(pg_catalog.=) $3 RETURNING version) "
+#define STREAM_CREATE                                                                        \
+  "WITH s AS (INSERT INTO consistency.streams (stream, version) VALUES ($1, $2) "            \
+  "ON CONFLICT (stream) DO NOTHING RETURNING version) "
+#define STREAM_UPSERT                                                                        \
+  "WITH s AS (INSERT INTO consistency.streams AS st (stream, version) VALUES ($1, $2) "      \
+  "ON CONFLICT (stream) DO UPDATE SET version = st.version OPERATOR(pg_catalog.+) "          \
+  "EXCLUDED.version, updated_at = pg_catalog.now() RETURNING version) "
+#define EVENTS_ONE                                                                           \
+  "INSERT INTO consistency.events (stream, version, event_id, type, schema_version, data, metadata) " \
+  "SELECT $1, s.version, $4, $5, $6, $7, $8 FROM s RETURNING version"
+#define EVENTS_MANY                                                                          \
+  "INSERT INTO consistency.events (stream, version, event_id, type, schema_version, data, metadata) " \
+  "SELECT $1, s.version OPERATOR(pg_catalog.-) $2 OPERATOR(pg_catalog.+) u.o, u.i, u.t, u.sv, u.d, u.m " \
+  "FROM s, ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), " \
+  "pg_catalog.unnest($7), pg_catalog.unnest($8)) WITH ORDINALITY AS u(i, t, sv, d, m, o) "   \
+  "ORDER BY u.o RETURNING version"
+#define ONE_TYPES {TEXTOID, INT8OID, INT8OID, UUIDOID, TEXTOID, INT4OID, JSONBOID, JSONBOID}
+#define MANY_TYPES \
+  {TEXTOID, INT8OID, INT8OID, UUIDARRAYOID, TEXTARRAYOID, INT4ARRAYOID, JSONBARRAYOID, JSONBARRAYOID}
+
+enum class StreamStep { kBump, kExpect, kCreate, kUpsert };
+
+pg::SavedPlan& append_plan(StreamStep step, bool many) {
+  static pg::SavedPlan bump1(STREAM_BUMP EVENTS_ONE, ONE_TYPES);
+  static pg::SavedPlan bumpn(STREAM_BUMP EVENTS_MANY, MANY_TYPES);
+  static pg::SavedPlan expect1(STREAM_EXPECT EVENTS_ONE, ONE_TYPES);
+  static pg::SavedPlan expectn(STREAM_EXPECT EVENTS_MANY, MANY_TYPES);
+  static pg::SavedPlan create1(STREAM_CREATE EVENTS_ONE, ONE_TYPES);
+  static pg::SavedPlan createn(STREAM_CREATE EVENTS_MANY, MANY_TYPES);
+  static pg::SavedPlan upsert1(STREAM_UPSERT EVENTS_ONE, ONE_TYPES);
+  static pg::SavedPlan upsertn(STREAM_UPSERT EVENTS_MANY, MANY_TYPES);
+  switch (step) {
+    case StreamStep::kBump: return many ? bumpn : bump1;
+    case StreamStep::kExpect: return many ? expectn : expect1;
+    case StreamStep::kCreate: return many ? createn : create1;
+    case StreamStep::kUpsert: return many ? upsertn : upsert1;
+  }
+  return bump1;
+}
+
+pg::SavedPlan& plan_version() {
   static pg::SavedPlan p(
-      "INSERT INTO consistency.streams AS s (stream, version) VALUES ($1, $2) "
-      "ON CONFLICT (stream) DO UPDATE SET version = s.version + EXCLUDED.version, updated_at = now() "
-      "RETURNING s.version",
-      {TEXTOID, INT8OID});
+      "SELECT version FROM consistency.streams WHERE stream OPERATOR(pg_catalog.=) $1", {TEXTOID});
+  return p;
+}
+pg::SavedPlan& plan_lock() {
+  static pg::SavedPlan p(
+      "SELECT version FROM consistency.streams WHERE stream OPERATOR(pg_catalog.=) $1 FOR UPDATE", {TEXTOID});
   return p;
 }
 pg::SavedPlan& plan_create() {
@@ -170,57 +256,16 @@ pg::SavedPlan& plan_create() {
       {TEXTOID, INT8OID});
   return p;
 }
-pg::SavedPlan& plan_advance() {
-  static pg::SavedPlan p(
-      "UPDATE consistency.streams SET version = version + $3, updated_at = now() "
-      "WHERE stream = $1 AND version = $2 RETURNING version",
-      {TEXTOID, INT8OID, INT8OID});
-  return p;
-}
-pg::SavedPlan& plan_version() {
-  static pg::SavedPlan p("SELECT version FROM consistency.streams WHERE stream = $1", {TEXTOID});
-  return p;
-}
-pg::SavedPlan& plan_lock() {
-  static pg::SavedPlan p("SELECT version FROM consistency.streams WHERE stream = $1 FOR UPDATE",
-                         {TEXTOID});
-  return p;
-}
-pg::SavedPlan& plan_set_version() {
-  static pg::SavedPlan p(
-      "UPDATE consistency.streams SET version = $2, updated_at = now() WHERE stream = $1",
-      {TEXTOID, INT8OID});
-  return p;
-}
 pg::SavedPlan& plan_find_ids() {
   static pg::SavedPlan p(
-      "SELECT u.ord, e.version, (e.type = u.type AND e.data = u.data AND e.metadata = u.metadata) "
-      "FROM unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[]) WITH ORDINALITY "
-      "AS u(id, type, data, metadata, ord) "
-      "JOIN consistency.events e ON e.event_id = u.id AND e.stream = $1",
+      "SELECT u.ord, e.version, (e.type OPERATOR(pg_catalog.=) u.type AND e.data OPERATOR(pg_catalog.=) u.data "
+      "AND e.metadata OPERATOR(pg_catalog.=) u.metadata) "
+      "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
+      "pg_catalog.unnest($5)) WITH ORDINALITY AS u(id, type, data, metadata, ord) "
+      "JOIN consistency.events e ON e.event_id OPERATOR(pg_catalog.=) u.id AND e.stream OPERATOR(pg_catalog.=) $1",
       {TEXTOID, UUIDARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID});
   return p;
 }
-pg::SavedPlan& plan_insert_one() {
-  static pg::SavedPlan p(
-      "INSERT INTO consistency.events "
-      "(global_position, stream, version, event_id, type, schema_version, data, metadata) "
-      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-      {INT8OID, TEXTOID, INT8OID, UUIDOID, TEXTOID, INT4OID, JSONBOID, JSONBOID});
-  return p;
-}
-pg::SavedPlan& plan_insert_many() {
-  static pg::SavedPlan p(
-      "INSERT INTO consistency.events "
-      "(global_position, stream, version, event_id, type, schema_version, data, metadata) "
-      "SELECT u.p, $1, $2 + u.o, u.i, u.t, u.s, u.d, u.m "
-      "FROM unnest($3::int8[], $4::uuid[], $5::text[], $6::int4[], $7::jsonb[], $8::jsonb[]) "
-      "WITH ORDINALITY AS u(p, i, t, s, d, m, o)",
-      {TEXTOID, INT8OID, INT8ARRAYOID, UUIDARRAYOID, TEXTARRAYOID, INT4ARRAYOID, JSONBARRAYOID,
-       JSONBARRAYOID});
-  return p;
-}
-
 int64 current_version(Datum stream) {
   Datum v[1] = {stream};
   spi_run(plan_version(), v, nullptr, false, 1);
@@ -303,32 +348,83 @@ bool already_appended(const char* stream_name, Datum stream, EventInput* ev, int
   return false;
 }
 
+// Runs the append statement; returns the stream's new version, or 0 when the CTE
+// produced no row (nothing written).
+int64 run_append(StreamStep step, bool many, const Datum* args) {
+  spi_run(append_plan(step, many), args, nullptr, false);
+  if (SPI_processed == 0) return 0;
+  return pg::spi_int64(SPI_processed - 1, 1);
+}
+
 int64 do_append(const char* stream_name, int stream_len, bool any, int64 expected, EventInput* ev,
                 int n) {
   Datum stream = PointerGetDatum(cstring_to_text_with_len(stream_name, stream_len));
   bool any_id = false;
   for (int i = 0; i < n; i++) any_id |= ev[i].has_id;
 
+  // Statement arguments (see EVENTS_ONE / EVENTS_MANY).
+  Datum args[8];
+  args[0] = stream;
+  args[1] = Int64GetDatum(n);
+  args[2] = Int64GetDatum(expected);
+  bool many = n > 1;
+  if (!many) {
+    pg_uuid_t* id = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
+    *id = ev[0].id;
+    if (!ev[0].has_id) random_uuid(id);
+    text* type = ev[0].type;
+    args[3] = UUIDPGetDatum(id);
+    args[4] = PointerGetDatum(type);
+    args[6] = ev[0].data;
+    args[7] = ev[0].metadata;
+  } else {
+    Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+    Datum* types = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+    Datum* datas = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+    Datum* metas = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+    pg_uuid_t* uuids = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t) * n));
+    for (int i = 0; i < n; i++) {
+      uuids[i] = ev[i].id;
+      if (!ev[i].has_id) random_uuid(&uuids[i]);
+      ids[i] = UUIDPGetDatum(&uuids[i]);
+      types[i] = PointerGetDatum(ev[i].type);
+      datas[i] = ev[i].data;
+      metas[i] = ev[i].metadata;
+    }
+    args[3] = PointerGetDatum(make_array(ids, n, UUIDOID));
+    args[4] = PointerGetDatum(make_array(types, n, TEXTOID));
+    args[6] = PointerGetDatum(make_array(datas, n, JSONBOID));
+    args[7] = PointerGetDatum(make_array(metas, n, JSONBOID));
+  }
+
   SavedUser su;
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
   enter_owner(&su);
 
-  int64 base = 0;  // version before this call
+  // Appends are stamped with the latest schema version of their type.
+  if (!many) {
+    args[5] = Int32GetDatum(latest_schema_version(VARDATA_ANY(ev[0].type), VARSIZE_ANY_EXHDR(ev[0].type)));
+  } else {
+    Datum* svs = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+    for (int i = 0; i < n; i++)
+      svs[i] = Int32GetDatum(latest_schema_version(VARDATA_ANY(ev[i].type), VARSIZE_ANY_EXHDR(ev[i].type)));
+    args[5] = PointerGetDatum(make_array(svs, n, INT4OID));
+  }
+
+  int64 version = 0;
   if (!any_id) {
     if (any) {
-      Datum v[2] = {stream, Int64GetDatum(n)};
-      spi_run(plan_upsert_any(), v, nullptr, false);
-      base = pg::spi_int64(0, 1) - n;
+      // Most appends go to an existing stream: a plain UPDATE is the cheapest lock; a
+      // new stream (or one created concurrently) goes through the upsert.
+      version = run_append(StreamStep::kBump, many, args);
+      if (version == 0) version = run_append(StreamStep::kUpsert, many, args);
+      if (version == 0) elog(ERROR, "pg_consistency: upsert of stream \"%s\" returned no row", stream_name);
     } else if (expected == 0) {
-      Datum v[2] = {stream, Int64GetDatum(n)};
-      spi_run(plan_create(), v, nullptr, false);
-      if (SPI_processed == 0) throw_wrong_version(stream_name, false, 0, current_version(stream));
-      base = 0;
+      version = run_append(StreamStep::kCreate, many, args);
+      if (version == 0) throw_wrong_version(stream_name, false, 0, current_version(stream));
     } else {
-      Datum v[3] = {stream, Int64GetDatum(expected), Int64GetDatum(n)};
-      spi_run(plan_advance(), v, nullptr, false);
-      if (SPI_processed == 0) throw_wrong_version(stream_name, false, expected, current_version(stream));
-      base = expected;
+      version = run_append(StreamStep::kExpect, many, args);
+      if (version == 0) throw_wrong_version(stream_name, false, expected, current_version(stream));
     }
   } else {
     int64 current = lock_stream(stream);
@@ -339,55 +435,14 @@ int64 do_append(const char* stream_name, int stream_len, bool any, int64 expecte
       return prior;
     }
     if (!any && expected != current) throw_wrong_version(stream_name, false, expected, current);
-    Datum v[2] = {stream, Int64GetDatum(current + n)};
-    spi_run(plan_set_version(), v, nullptr, false);
-    base = current;
-  }
-
-  int64 last_position = 0;
-  if (n == 1) {
-    pg_uuid_t id = ev[0].id;
-    if (!ev[0].has_id) random_uuid(&id);
-    text* type = ev[0].type;
-    int32 sv = latest_schema_version(VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type));
-    last_position = take_position();
-    Datum v[8] = {Int64GetDatum(last_position), stream, Int64GetDatum(base + 1), uuid_datum(&id),
-                  PointerGetDatum(type), Int32GetDatum(sv), ev[0].data, ev[0].metadata};
-    spi_run(plan_insert_one(), v, nullptr, false);
-  } else {
-    Datum* pos = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-    Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-    Datum* types = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-    Datum* svs = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-    Datum* datas = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-    Datum* metas = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-    pg_uuid_t* uuids = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t) * n));
-    for (int i = 0; i < n; i++) {
-      uuids[i] = ev[i].id;
-      if (!ev[i].has_id) random_uuid(&uuids[i]);
-      ids[i] = UUIDPGetDatum(&uuids[i]);
-      types[i] = PointerGetDatum(ev[i].type);
-      svs[i] = Int32GetDatum(latest_schema_version(VARDATA_ANY(ev[i].type), VARSIZE_ANY_EXHDR(ev[i].type)));
-      datas[i] = ev[i].data;
-      metas[i] = ev[i].metadata;
-    }
-    for (int i = 0; i < n; i++) pos[i] = Int64GetDatum(take_position());
-    last_position = DatumGetInt64(pos[n - 1]);
-    Datum v[8] = {stream,
-                  Int64GetDatum(base),
-                  PointerGetDatum(make_array(pos, n, INT8OID)),
-                  PointerGetDatum(make_array(ids, n, UUIDOID)),
-                  PointerGetDatum(make_array(types, n, TEXTOID)),
-                  PointerGetDatum(make_array(svs, n, INT4OID)),
-                  PointerGetDatum(make_array(datas, n, JSONBOID)),
-                  PointerGetDatum(make_array(metas, n, JSONBOID))};
-    spi_run(plan_insert_many(), v, nullptr, false);
+    args[2] = Int64GetDatum(current);
+    version = run_append(StreamStep::kExpect, many, args);
+    if (version == 0) elog(ERROR, "pg_consistency: locked stream \"%s\" changed under the lock", stream_name);
   }
   leave_owner(&su);
   SPI_finish();
-  note_appended(last_position);
   wake_subscriptions_at_commit();
-  return base + n;
+  return version;
 }
 
 }  // namespace

@@ -142,8 +142,8 @@ int compare_key(const char* a, int alen, const char* b, int blen) {
 
 void load_upcasters() {
   static pg::SavedPlan plan(
-      "SELECT event_type, from_schema_version, fn::oid FROM consistency.upcasters "
-      "ORDER BY event_type COLLATE \"C\", from_schema_version",
+      "SELECT event_type, from_schema_version, fn::pg_catalog.oid FROM consistency.upcasters "
+      "ORDER BY event_type COLLATE pg_catalog.\"C\", from_schema_version",
       {});
   MemoryContext cxt = new_generation(&g_up_cxt);
   g_up = nullptr;
@@ -206,8 +206,8 @@ UpcasterEntry* find_upcaster(const char* type, int len) {
 
 void load_aggregates() {
   static pg::SavedPlan plan(
-      "SELECT category, apply_fn::oid, initial_state, snapshot_every FROM consistency.aggregates "
-      "ORDER BY category COLLATE \"C\"",
+      "SELECT category, apply_fn::pg_catalog.oid, initial_state, snapshot_every FROM consistency.aggregates "
+      "ORDER BY category COLLATE pg_catalog.\"C\"",
       {});
   MemoryContext cxt = new_generation(&g_agg_cxt);
   g_aggs = nullptr;
@@ -263,21 +263,14 @@ void leave_owner(const SavedUser* saved) { SetUserIdAndSecContext(saved->userid,
 
 int spi_run(pg::SavedPlan& plan, const Datum* values, const char* nulls, bool read_only,
             long count) {
-  OverrideSearchPath path = {NIL, true, false, 0};
-  PushOverrideSearchPath(&path);
-  int rc = plan.execute(values, nulls, read_only, count);
-  PopOverrideSearchPath();
-  return rc;
+  return plan.execute(values, nulls, read_only, count);
 }
 
 int spi_run_latest(pg::SavedPlan& plan, const Datum* values, const char* nulls, long count) {
-  OverrideSearchPath path = {NIL, true, false, 0};
-  PushOverrideSearchPath(&path);
   SPIPlanPtr p = plan.plan();
   int rc = SPI_execute_snapshot(p, const_cast<Datum*>(values), nulls, GetLatestSnapshot(),
                                 InvalidSnapshot, true, false, count);
   if (rc < 0) elog(ERROR, "pg_consistency: SPI_execute_snapshot failed (%s)", SPI_result_code_string(rc));
-  PopOverrideSearchPath();
   return rc;
 }
 

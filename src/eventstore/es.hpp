@@ -84,8 +84,11 @@ struct SavedUser {
 void enter_owner(SavedUser* saved);
 void leave_owner(const SavedUser* saved);
 
-// Executes a saved plan with search_path pinned to pg_catalog, so that neither the plan
-// nor its re-planning after DDL can resolve names through the caller's search_path.
+// Executes a saved plan. Every statement of the event store names its functions,
+// operators, types and collations with their schema (pg_catalog.now(),
+// OPERATOR(pg_catalog.=), ...), so neither the plan nor its re-planning after DDL can
+// resolve a name through the caller's search_path, even while running as the owner;
+// triggers of other pillars on our tables keep the caller's search_path.
 int spi_run(pg::SavedPlan& plan, const Datum* values, const char* nulls, bool read_only,
             long count = 0);
 // Same with a snapshot taken now (after the caller computed the read horizon).

@@ -16,39 +16,49 @@ constexpr int kCols = 9;  // global_position .. created_at, as selected below
 
 pg::SavedPlan& plan_stream() {
   static pg::SavedPlan p("SELECT " EVENT_COLUMNS " FROM consistency.events "
-                         "WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
+                         "WHERE stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.>=) $2 "
+                         "ORDER BY version LIMIT $3",
                          {TEXTOID, INT8OID, INT8OID});
   return p;
 }
 pg::SavedPlan& plan_all() {
   static pg::SavedPlan p("SELECT " EVENT_COLUMNS " FROM consistency.events "
-                         "WHERE global_position > $1 AND global_position < $2 "
+                         "WHERE global_position OPERATOR(pg_catalog.>) $1 "
+                         "AND global_position OPERATOR(pg_catalog.<) $2 "
                          "ORDER BY global_position LIMIT $3",
                          {INT8OID, INT8OID, INT8OID});
   return p;
 }
 pg::SavedPlan& plan_category() {
   static pg::SavedPlan p("SELECT " EVENT_COLUMNS " FROM consistency.events "
-                         "WHERE category = $4 AND global_position > $1 AND global_position < $2 "
+                         "WHERE category OPERATOR(pg_catalog.=) $4 AND global_position OPERATOR(pg_catalog.>) $1 "
+                         "AND global_position OPERATOR(pg_catalog.<) $2 "
                          "ORDER BY global_position LIMIT $3",
                          {INT8OID, INT8OID, INT8OID, TEXTOID});
   return p;
 }
 
-// Emits the rows of SPI_tuptable into the function's tuplestore, upcast. Upcasters run
-// in a per-row memory context.
+// Emits the rows of SPI_tuptable into the function's tuplestore. Rows already at the
+// latest schema version of their type are stored as they are; the others are upcast in
+// a per-row memory context.
 void emit_rows(ReturnSetInfo* rsinfo) {
   SPITupleTable* tt = SPI_tuptable;
   uint64 n = SPI_processed;
-  MemoryContext row_cxt =
-      AllocSetContextCreate(CurrentMemoryContext, "pg_consistency read row", ALLOCSET_DEFAULT_SIZES);
+  MemoryContext row_cxt = nullptr;
   for (uint64 r = 0; r < n; r++) {
+    bool isnull;
+    text* type = DatumGetTextPP(SPI_getbinval(tt->vals[r], tt->tupdesc, 5, &isnull));
+    int32 sv = DatumGetInt32(SPI_getbinval(tt->vals[r], tt->tupdesc, 6, &isnull));
+    if (sv >= latest_schema_version(VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type))) {
+      tuplestore_puttuple(rsinfo->setResult, tt->vals[r]);
+      continue;
+    }
+    if (row_cxt == nullptr)
+      row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_consistency read row", ALLOCSET_DEFAULT_SIZES);
     Datum values[kCols];
     bool nulls[kCols];
     heap_deform_tuple(tt->vals[r], tt->tupdesc, values, nulls);
     MemoryContext old = MemoryContextSwitchTo(row_cxt);
-    text* type = DatumGetTextPP(values[4]);
-    int32 sv = DatumGetInt32(values[5]);
     int32 out_sv = sv;
     values[6] = upcast(VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type), sv, values[6], &out_sv);
     values[5] = Int32GetDatum(out_sv);
@@ -56,7 +66,7 @@ void emit_rows(ReturnSetInfo* rsinfo) {
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     MemoryContextReset(row_cxt);
   }
-  MemoryContextDelete(row_cxt);
+  if (row_cxt != nullptr) MemoryContextDelete(row_cxt);
 }
 
 int64 checked_count(FunctionCallInfo fcinfo, int argno) {

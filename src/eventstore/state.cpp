@@ -158,11 +158,24 @@ LockFloor* lock_floors(int* n) {
     out[k].floor = static_cast<int64>((static_cast<uint64>(li->locktag.locktag_field2) << 32) |
                                       li->locktag.locktag_field3);
     out[k].pid = li->pid;
-    // A prepared transaction's locks belong to a dummy process whose lxid is the xid.
-    out[k].prepared_xid = li->pid == 0 ? static_cast<TransactionId>(li->lxid) : InvalidTransactionId;
+    out[k].prepared_xid = InvalidTransactionId;
+    // A prepared transaction's locks belong to a dummy process (pid 0); its xid is the
+    // one whose transaction lock is held by the same virtual transaction.
+    if (li->pid == 0) {
+      for (int j = 0; j < ld->nelements; j++) {
+        const LockInstanceData* lj = &ld->locks[j];
+        if (lj->locktag.locktag_type == LOCKTAG_TRANSACTION && lj->holdMask != 0 && lj->pid == 0 &&
+            lj->backend == li->backend && lj->lxid == li->lxid) {
+          out[k].prepared_xid = static_cast<TransactionId>(lj->locktag.locktag_field1);
+          break;
+        }
+      }
+    }
     k++;
   }
   *n = k;
+  pfree(ld->locks);
+  pfree(ld);
   return out;
 }
 

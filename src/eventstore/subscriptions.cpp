@@ -45,34 +45,38 @@ struct BatchResult {
 
 pg::SavedPlan& plan_lock_sub() {
   static pg::SavedPlan p(
-      "SELECT handler::oid, categories, event_types, position, status = 'active', attempts, "
-      "max_attempts, owner, next_attempt_at <= now() "
-      "FROM consistency.subscription_state WHERE name = $1 FOR UPDATE",
+      "SELECT handler::pg_catalog.oid, categories, event_types, position, "
+      "status OPERATOR(pg_catalog.=) 'active', attempts, max_attempts, owner, "
+      "next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now() "
+      "FROM consistency.subscription_state WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
       {TEXTOID});
   return p;
 }
 pg::SavedPlan& plan_events_all() {
   static pg::SavedPlan p(
       "SELECT global_position, stream, version, type, schema_version, data, metadata "
-      "FROM consistency.events WHERE global_position > $1 AND global_position < $2 "
-      "AND ($4::text[] IS NULL OR type = ANY ($4)) ORDER BY global_position LIMIT $3",
+      "FROM consistency.events WHERE global_position OPERATOR(pg_catalog.>) $1 "
+      "AND global_position OPERATOR(pg_catalog.<) $2 "
+      "AND ($4 IS NULL OR type OPERATOR(pg_catalog.=) ANY ($4)) ORDER BY global_position LIMIT $3",
       {INT8OID, INT8OID, INT8OID, TEXTARRAYOID});
   return p;
 }
 pg::SavedPlan& plan_events_categories() {
   static pg::SavedPlan p(
       "SELECT global_position, stream, version, type, schema_version, data, metadata "
-      "FROM consistency.events WHERE category = ANY ($5) AND global_position > $1 "
-      "AND global_position < $2 AND ($4::text[] IS NULL OR type = ANY ($4)) "
+      "FROM consistency.events WHERE category OPERATOR(pg_catalog.=) ANY ($5) "
+      "AND global_position OPERATOR(pg_catalog.>) $1 AND global_position OPERATOR(pg_catalog.<) $2 "
+      "AND ($4 IS NULL OR type OPERATOR(pg_catalog.=) ANY ($4)) "
       "ORDER BY global_position LIMIT $3",
       {INT8OID, INT8OID, INT8OID, TEXTARRAYOID, TEXTARRAYOID});
   return p;
 }
 pg::SavedPlan& plan_update_sub() {
   static pg::SavedPlan p(
-      "UPDATE consistency.subscription_state SET position = $2, processed = processed + $3, "
-      "attempts = $4, last_error = $5, status = $6, "
-      "next_attempt_at = now() + $7 * interval '1 millisecond', updated_at = now() WHERE name = $1",
+      "UPDATE consistency.subscription_state SET position = $2, processed = processed OPERATOR(pg_catalog.+) $3, "
+      "attempts = $4, last_error = $5, status = $6, next_attempt_at = pg_catalog.now() "
+      "OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $7 OPERATOR(pg_catalog./) 1000.0), "
+      "updated_at = pg_catalog.now() WHERE name OPERATOR(pg_catalog.=) $1",
       {TEXTOID, INT8OID, INT8OID, INT4OID, TEXTOID, TEXTOID, INT8OID});
   return p;
 }
@@ -372,8 +376,10 @@ int64 interval_ms(const Interval* iv) {
 long subscriptions_tick() {
   MemoryContext tick_cxt = CurrentMemoryContext;
   static pg::SavedPlan list(
-      "SELECT name, greatest(0, ceil(extract(epoch FROM next_attempt_at - now()) * 1000))::int8 "
-      "FROM consistency.subscription_state WHERE status = 'active' ORDER BY next_attempt_at, name",
+      "SELECT name, GREATEST(0, pg_catalog.ceil(EXTRACT(epoch FROM next_attempt_at OPERATOR(pg_catalog.-) "
+      "pg_catalog.now()) OPERATOR(pg_catalog.*) 1000))::pg_catalog.int8 "
+      "FROM consistency.subscription_state WHERE status OPERATOR(pg_catalog.=) 'active' "
+      "ORDER BY next_attempt_at, name",
       {});
   SetCurrentStatementStartTimestamp();
   StartTransactionCommand();
@@ -467,8 +473,9 @@ PGC_FUNCTION(pgc_es_create_subscription) {
 namespace {
 // Locks subscription `name` and checks that the caller may manage it.
 void lock_for_management(Datum name, const char* name_c) {
-  static pg::SavedPlan lock("SELECT owner FROM consistency.subscription_state WHERE name = $1 FOR UPDATE",
-                            {TEXTOID});
+  static pg::SavedPlan lock(
+      "SELECT owner FROM consistency.subscription_state WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+      {TEXTOID});
   SavedUser su;
   Datum v[1] = {name};
   enter_owner(&su);
@@ -483,7 +490,8 @@ void lock_for_management(Datum name, const char* name_c) {
 PGC_FUNCTION(pgc_es_drop_subscription) {
   int nlen = 0;
   char* name = checked_sub_name(fcinfo, 0, &nlen);
-  static pg::SavedPlan del("DELETE FROM consistency.subscription_state WHERE name = $1", {TEXTOID});
+  static pg::SavedPlan del(
+      "DELETE FROM consistency.subscription_state WHERE name OPERATOR(pg_catalog.=) $1", {TEXTOID});
   Datum v[1] = {CStringGetTextDatum(name)};
   spi_connect();
   lock_for_management(v[0], name);
@@ -503,7 +511,8 @@ PGC_FUNCTION(pgc_es_reset_subscription) {
   if (to < 0) throw pgc::invalid_argument("to_position must not be negative, not " + std::to_string(to));
   static pg::SavedPlan reset(
       "UPDATE consistency.subscription_state SET position = $2, status = 'active', attempts = 0, "
-      "last_error = NULL, next_attempt_at = now(), updated_at = now() WHERE name = $1",
+      "last_error = NULL, next_attempt_at = pg_catalog.now(), updated_at = pg_catalog.now() "
+      "WHERE name OPERATOR(pg_catalog.=) $1",
       {TEXTOID, INT8OID});
   Datum v[2] = {CStringGetTextDatum(name), Int64GetDatum(to)};
   spi_connect();
@@ -526,8 +535,10 @@ PGC_FUNCTION(pgc_es_wait_for_subscription) {
   if (PG_ARGISNULL(2)) throw pgc::invalid_argument("timeout must not be NULL");
   int64 timeout_ms = interval_ms(PG_GETARG_INTERVAL_P(2));
   if (timeout_ms < 0) throw pgc::invalid_argument("timeout must not be negative");
-  static pg::SavedPlan read("SELECT position, status = 'failed' FROM consistency.subscription_state WHERE name = $1",
-                            {TEXTOID});
+  static pg::SavedPlan read(
+      "SELECT position, status OPERATOR(pg_catalog.=) 'failed' FROM consistency.subscription_state "
+      "WHERE name OPERATOR(pg_catalog.=) $1",
+      {TEXTOID});
   Datum v[1] = {CStringGetTextDatum(name)};
   TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
   spi_connect();

@@ -1,0 +1,2 @@
+\set s random(1, 10000)
+SELECT consistency.append_event('acct-' || :s, NULL, 'Deposited', '{"amount": 42, "sku": "ABC-123"}');

@@ -1,0 +1,1 @@
+SELECT * FROM consistency.read_stream('read-1', 1, 1000);

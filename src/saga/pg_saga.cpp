@@ -1,0 +1,324 @@
+#include "saga/pg_saga.hpp"
+
+#include <unordered_map>
+
+#include "pg/guard.hpp"
+#include "pg/spi.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "parser/parse_func.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+}
+
+namespace pgc::saga::pg {
+
+using pgc::pg::pg_call;
+using pgc::pg::SavedPlan;
+
+UserScope::UserScope(Oid role, int extra_flags) {
+  GetUserIdAndSecContext(&saved_user_, &saved_context_);
+  SetUserIdAndSecContext(role, saved_context_ | extra_flags);
+}
+
+UserScope::~UserScope() { SetUserIdAndSecContext(saved_user_, saved_context_); }
+
+SettingScope::SettingScope(const char* name, const char* value) {
+  nest_level_ = NewGUCNestLevel();
+  int level = nest_level_;
+  try {
+    pg_call([&] {
+      (void)set_config_option(name, value, superuser() ? PGC_SUSET : PGC_USERSET, PGC_S_SESSION,
+                              GUC_ACTION_SAVE, true, 0, false);
+    });
+  } catch (...) {
+    AtEOXact_GUC(false, level);
+    throw;
+  }
+}
+
+SettingScope::~SettingScope() { AtEOXact_GUC(true, nest_level_); }
+
+Oid tables_owner() {
+  return pg_call([] {
+    Oid nsp = get_namespace_oid("consistency", false);
+    Oid rel = get_relname_relid("saga_instances", nsp);
+    if (!OidIsValid(rel)) elog(ERROR, "pg_consistency: table consistency.saga_instances is missing");
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
+    if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for relation %u", rel);
+    Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;
+    ReleaseSysCache(tup);
+    return owner;
+  });
+}
+
+std::shared_ptr<const Definition> definition_from_compiled(const std::string& compiled) {
+  static std::unordered_map<std::string, std::shared_ptr<const Definition>> cache;
+  auto it = cache.find(compiled);
+  if (it != cache.end()) return it->second;
+  auto def = std::make_shared<const Definition>(from_compiled_json(json::parse(compiled)));
+  if (cache.size() >= 1000) cache.clear();
+  cache.emplace(compiled, def);
+  return def;
+}
+
+std::shared_ptr<const Definition> definition_by_version(const std::string& name, int version,
+                                                         const std::string& row_xmin) {
+  static std::unordered_map<std::string, std::shared_ptr<const Definition>> cache;
+  std::string key = name + '\n' + std::to_string(version) + '\n' + row_xmin;
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  static SavedPlan plan(
+      "SELECT compiled::text FROM consistency.saga_definitions WHERE name = $1 AND version = $2",
+      {TEXTOID, INT4OID});
+  char* compiled = pg_call([&] {
+    Datum args[2] = {CStringGetTextDatum(name.c_str()), Int32GetDatum(version)};
+    plan.execute(args, nullptr, false, 1);
+    if (SPI_processed != 1)
+      elog(ERROR, "pg_consistency: saga definition \"%s\" version %d is missing", name.c_str(), version);
+    return pgc::pg::spi_text_copy(0, 1);
+  });
+  auto def = definition_from_compiled(compiled ? compiled : "");
+  if (cache.size() >= 1000) cache.clear();
+  cache.emplace(std::move(key), def);
+  return def;
+}
+
+std::string uuid_text(const pg_uuid_t& id) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (int i = 0; i < UUID_LEN; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    out.push_back(hex[id.data[i] >> 4]);
+    out.push_back(hex[id.data[i] & 0x0f]);
+  }
+  return out;
+}
+
+std::string jsonb_text(Datum jsonb) {
+  if (jsonb == 0) return "";
+  return pg_call([&] {
+    Jsonb* jb = DatumGetJsonbP(jsonb);
+    char* s = JsonbToCString(nullptr, &jb->root, VARSIZE(jb));
+    std::string out(s);
+    pfree(s);
+    return out;
+  });
+}
+
+Datum jsonb_from_text(const std::string& text) {
+  return pg_call([&] { return DirectFunctionCall1(jsonb_in, CStringGetDatum(text.c_str())); });
+}
+
+namespace {
+
+int64_t time_of(uint64 row, int col) {
+  bool isnull = false;
+  Datum d = pgc::pg::spi_value(row, col, &isnull);
+  return isnull ? kNever : static_cast<int64_t>(DatumGetTimestampTz(d));
+}
+
+Datum time_datum(int64_t t, char* null_flag) {
+  *null_flag = t == kNever ? 'n' : ' ';
+  return t == kNever ? 0 : TimestampTzGetDatum(static_cast<TimestampTz>(t));
+}
+
+// Does consistency.<name>(argtypes) exist? Positive answers are remembered.
+bool function_exists(const char* name, int nargs, const Oid* argtypes, bool* cached) {
+  if (*cached) return true;
+  Oid oid = pg_call([&] {
+    List* names = list_make2(makeString(pstrdup("consistency")), makeString(pstrdup(name)));
+    return LookupFuncName(names, nargs, argtypes, true);
+  });
+  *cached = OidIsValid(oid);
+  return *cached;
+}
+
+}  // namespace
+
+namespace {
+
+// The raw columns of a state, read under pg_call with plain locals only.
+struct RawState {
+  char* status;
+  char* phase;
+  int32 step;
+  int32 failed_step;
+  int32 attempts;
+  int64_t next_run_at;
+  int64_t deadline;
+};
+
+void read_raw_state(uint64 row, int c, RawState* raw) {
+  bool isnull = false;
+  raw->status = pgc::pg::spi_text_copy(row, c);
+  raw->step = DatumGetInt32(pgc::pg::spi_value(row, c + 1, &isnull));
+  Datum f = pgc::pg::spi_value(row, c + 2, &isnull);
+  raw->failed_step = isnull ? -1 : DatumGetInt32(f);
+  raw->phase = pgc::pg::spi_text_copy(row, c + 3);
+  raw->attempts = DatumGetInt32(pgc::pg::spi_value(row, c + 4, &isnull));
+  raw->next_run_at = time_of(row, c + 5);
+  raw->deadline = time_of(row, c + 6);
+}
+
+void state_from_raw(const RawState& raw, State* out) {
+  std::string status = raw.status ? raw.status : "";
+  std::string phase = raw.phase ? raw.phase : "";
+  if (!parse_status(status, &out->status))
+    throw Error(sqlstate::kInternal, "saga has an unknown status \"" + status + "\"");
+  if (!parse_phase(phase, &out->phase))
+    throw Error(sqlstate::kInternal, "saga has an unknown phase \"" + phase + "\"");
+  out->step = raw.step;
+  out->failed_step = raw.failed_step;
+  out->attempts = raw.attempts;
+  out->next_run_at = raw.next_run_at;
+  out->deadline = raw.deadline;
+}
+
+}  // namespace
+
+void read_state(uint64 row, int c, State* out) {
+  RawState raw{};
+  pg_call([&] { read_raw_state(row, c, &raw); });
+  state_from_raw(raw, out);
+}
+
+bool load_for_update(const pg_uuid_t& id, SagaRow* out) {
+  static SavedPlan plan(
+      "SELECT s.name, s.definition_version, d.owner, d.compiled::text, s.data, "
+      "       s.status, s.step_index, s.failed_step, s.phase, s.attempts, s.next_run_at, s.deadline "
+      "  FROM consistency.saga_instances s "
+      "  JOIN consistency.saga_definitions d "
+      "    ON d.name = s.name AND d.version = s.definition_version "
+      " WHERE s.id = $1 FOR UPDATE OF s",
+      {UUIDOID});
+  Datum arg = UUIDPGetDatum(&id);
+  char* name = nullptr;
+  char* compiled = nullptr;
+  RawState raw{};
+  bool found = pg_call([&] {
+    plan.execute(&arg, nullptr, false, 1);
+    if (SPI_processed == 0) return false;
+    bool isnull = false;
+    name = pgc::pg::spi_text_copy(0, 1);
+    out->version = DatumGetInt32(pgc::pg::spi_value(0, 2, &isnull));
+    out->owner = DatumGetObjectId(pgc::pg::spi_value(0, 3, &isnull));
+    compiled = pgc::pg::spi_text_copy(0, 4);
+    Datum data = pgc::pg::spi_value(0, 5, &isnull);
+    out->data = isnull ? 0 : SPI_datumTransfer(data, false, -1);
+    read_raw_state(0, 6, &raw);
+    return true;
+  });
+  if (!found) return false;
+  out->id = id;
+  out->id_text = uuid_text(id);
+  out->name = name ? name : "";
+  state_from_raw(raw, &out->state);
+  out->def = definition_from_compiled(compiled ? compiled : "");
+  return true;
+}
+
+void append_audit(const std::string& id_text, const std::vector<Event>& events) {
+  if (events.empty()) return;
+  static SavedPlan plan("SELECT consistency.append_events($1, NULL, $2)", {TEXTOID, JSONBOID});
+  std::string stream = "saga-" + id_text;
+  std::string body = events_json(events);
+  pg_call([&] {
+    Datum values[2] = {CStringGetTextDatum(stream.c_str()),
+                       DirectFunctionCall1(jsonb_in, CStringGetDatum(body.c_str()))};
+    plan.execute(values, nullptr, false, 1);
+  });
+}
+
+int64 publish_command(const SagaRow& row, const Action& action, int attempt, bool compensation) {
+  static bool present = false;
+  static const Oid argtypes[] = {TEXTOID, TEXTOID, JSONBOID, JSONBOID};
+  if (!function_exists("publish", 4, argtypes, &present))
+    throw Error(sqlstate::kFeatureNotSupported,
+                "cannot send command \"" + action.command +
+                    "\": consistency.publish (the transactional outbox) is not installed");
+  // Key = the saga id, so one saga's commands stay in order on the topic.
+  static SavedPlan plan(
+      "SELECT consistency.publish($1, $2, "
+      "  jsonb_build_object('command', $5, 'saga_id', $2, 'saga', $3, 'step', $4, "
+      "                     'attempt', $6, 'phase', $7, 'data', $8), "
+      "  jsonb_build_object('saga_id', $2, 'saga', $3, 'step', $4, 'attempt', $6::text, "
+      "                     'phase', $7, 'command', $5))",
+      {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, JSONBOID});
+  const std::string& step = row.def->steps[static_cast<size_t>(row.state.step)].name;
+  return pg_call([&] {
+    Datum values[8] = {CStringGetTextDatum(action.topic.c_str()),
+                       CStringGetTextDatum(row.id_text.c_str()),
+                       CStringGetTextDatum(row.name.c_str()),
+                       CStringGetTextDatum(step.c_str()),
+                       CStringGetTextDatum(action.command.c_str()),
+                       Int32GetDatum(attempt),
+                       CStringGetTextDatum(compensation ? "compensation" : "action"),
+                       row.data};
+    char nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', row.data == 0 ? 'n' : ' '};
+    plan.execute(values, nulls, false, 1);
+    if (SPI_processed != 1) elog(ERROR, "pg_consistency: consistency.publish returned no row");
+    return static_cast<int64>(pgc::pg::spi_int64(0, 1, 0));
+  });
+}
+
+void store_transition(const SagaRow& row, const Transition& t, Datum output) {
+  if (output != 0 && !t.events.empty()) {
+    // The step's output goes into the audit record of its success.
+    std::vector<Event> events = t.events;
+    events.front().raw_json = jsonb_text(output);
+    store_state(row, t.state, events, t.set_error, t.error, output);
+  } else {
+    store_state(row, t.state, t.events, t.set_error, t.error, output);
+  }
+}
+
+void store_state(const SagaRow& row, const State& s, const std::vector<Event>& events,
+                 bool set_error, const std::string& error, Datum data) {
+  static SavedPlan plan(
+      "UPDATE consistency.saga_instances "
+      "   SET status = $2, step_index = $3, current_step = $4, failed_step = $5, phase = $6, "
+      "       attempts = $7, next_run_at = $8, deadline = $9, "
+      "       last_error = CASE WHEN $10 THEN $11 ELSE last_error END, "
+      "       data = CASE WHEN $12::jsonb IS NULL THEN data ELSE data || $12 END, "
+      "       updated_at = clock_timestamp() "
+      " WHERE id = $1",
+      {UUIDOID, TEXTOID, INT4OID, TEXTOID, INT4OID, TEXTOID, INT4OID, TIMESTAMPTZOID,
+       TIMESTAMPTZOID, BOOLOID, TEXTOID, JSONBOID});
+  std::string step = current_step_name(s, *row.def);
+  pg_call([&] {
+    Datum v[12];
+    char n[12];
+    memset(n, ' ', sizeof n);
+    v[0] = UUIDPGetDatum(&row.id);
+    v[1] = CStringGetTextDatum(status_name(s.status));
+    v[2] = Int32GetDatum(s.step);
+    v[3] = step.empty() ? 0 : CStringGetTextDatum(step.c_str());
+    n[3] = step.empty() ? 'n' : ' ';
+    v[4] = Int32GetDatum(s.failed_step);
+    n[4] = s.failed_step < 0 ? 'n' : ' ';
+    v[5] = CStringGetTextDatum(phase_name(s.phase));
+    v[6] = Int32GetDatum(s.attempts);
+    v[7] = time_datum(s.status == Status::kRunning || s.status == Status::kCompensating
+                          ? s.next_run_at
+                          : kNever,
+                      &n[7]);
+    v[8] = time_datum(s.deadline, &n[8]);
+    v[9] = BoolGetDatum(set_error);
+    v[10] = set_error ? CStringGetTextDatum(error.c_str()) : 0;
+    n[10] = set_error ? ' ' : 'n';
+    v[11] = data;
+    n[11] = data == 0 ? 'n' : ' ';
+    plan.execute(v, n, false, 0);
+    if (SPI_processed != 1) elog(ERROR, "pg_consistency: saga %s vanished", row.id_text.c_str());
+  });
+  append_audit(row.id_text, events);
+}
+
+}  // namespace pgc::saga::pg

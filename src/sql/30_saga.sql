@@ -1,0 +1,233 @@
+-- pg_consistency: sagas (orchestration)
+
+\echo Use "CREATE EXTENSION pg_consistency" to load this file. \quit
+
+-- Every version of every definition. `definition` is what the user gave; `compiled`
+-- is the validated form the worker runs (defaults applied, durations in milliseconds,
+-- function names schema-qualified). Steps run as `owner`, the role that defined it.
+CREATE TABLE consistency.saga_definitions (
+  name        text        NOT NULL,
+  version     int         NOT NULL CHECK (version > 0),
+  definition  jsonb       NOT NULL,
+  compiled    jsonb       NOT NULL,
+  owner       oid         NOT NULL,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (name, version)
+);
+
+-- One row per saga. The worker claims rows whose next_run_at has come with
+-- FOR UPDATE SKIP LOCKED; replies and operators lock the row the same way. Only the
+-- extension writes these rows; instead of CHECK and FOREIGN KEY constraints (which cost
+-- every step a re-parse or a lookup) consistency._integrity_saga() verifies them.
+CREATE TABLE consistency.saga_instances (
+  id                 uuid        PRIMARY KEY,
+  name               text        NOT NULL,
+  definition_version int         NOT NULL,
+  status             text        NOT NULL,  -- running compensating completed compensated failed aborted
+  step_index         int         NOT NULL DEFAULT 0,   -- 0-based index of current_step
+  current_step       text,
+  failed_step        int,                              -- the step whose failure started compensation
+  phase              text        NOT NULL DEFAULT 'ready',  -- ready, or waiting for a reply
+  attempts           int         NOT NULL DEFAULT 0,
+  next_run_at        timestamptz,                      -- due time, reply deadline; NULL = nothing scheduled
+  deadline           timestamptz,                      -- the saga's own timeout; NULL = none
+  input              jsonb       NOT NULL,
+  data               jsonb       NOT NULL,
+  last_error         text,
+  idempotency_key    text,
+  created_at         timestamptz NOT NULL DEFAULT now(),
+  updated_at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX saga_instances_idempotency ON consistency.saga_instances (name, idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
+CREATE INDEX saga_instances_due ON consistency.saga_instances (next_run_at)
+  WHERE status IN ('running', 'compensating');
+
+-- Work done by the saga workers, one row per worker slot (0 = the per-database worker
+-- itself), updated once per batch in the batch's transaction: counts committed work only.
+CREATE TABLE consistency.saga_worker_stats (
+  worker                int         PRIMARY KEY,
+  steps_executed        bigint      NOT NULL DEFAULT 0,  -- step attempts run or sent
+  step_failures         bigint      NOT NULL DEFAULT 0,
+  retries               bigint      NOT NULL DEFAULT 0,  -- attempts after the first (steps and compensations)
+  compensations         bigint      NOT NULL DEFAULT 0,  -- compensation attempts run or sent
+  compensation_failures bigint      NOT NULL DEFAULT 0,
+  timeouts              bigint      NOT NULL DEFAULT 0,  -- reply and saga timeouts
+  updated_at            timestamptz NOT NULL DEFAULT now()
+);
+
+SELECT pg_catalog.pg_extension_config_dump('consistency.saga_definitions', '');
+SELECT pg_catalog.pg_extension_config_dump('consistency.saga_instances', '');
+
+CREATE VIEW consistency.sagas AS
+  SELECT id, name, definition_version, status, current_step, attempts, data, last_error,
+         created_at, updated_at
+    FROM consistency.saga_instances;
+
+-- define_saga runs as the caller (it records the caller as the steps' role) and takes
+-- the extension's rights itself, with a fixed search_path, only to write the catalog.
+CREATE FUNCTION consistency.define_saga(name text, definition jsonb) RETURNS int
+  LANGUAGE c VOLATILE
+  AS 'MODULE_PATHNAME', 'pgc_define_saga';
+
+CREATE FUNCTION consistency.start_saga(name text, input jsonb, idempotency_key text DEFAULT NULL)
+  RETURNS uuid
+  LANGUAGE c VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  AS 'MODULE_PATHNAME', 'pgc_start_saga';
+
+CREATE FUNCTION consistency.complete_step(saga_id uuid, step text, output jsonb DEFAULT '{}')
+  RETURNS void
+  LANGUAGE c VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  AS 'MODULE_PATHNAME', 'pgc_complete_step';
+
+CREATE FUNCTION consistency.fail_step(saga_id uuid, step text, reason text) RETURNS void
+  LANGUAGE c VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  AS 'MODULE_PATHNAME', 'pgc_fail_step';
+
+CREATE FUNCTION consistency.retry_saga(saga_id uuid) RETURNS void
+  LANGUAGE c VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  AS 'MODULE_PATHNAME', 'pgc_retry_saga';
+
+CREATE FUNCTION consistency.abort_saga(saga_id uuid, reason text) RETURNS void
+  LANGUAGE c VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  AS 'MODULE_PATHNAME', 'pgc_abort_saga';
+
+CREATE FUNCTION consistency.saga_status(saga_id uuid)
+  RETURNS TABLE(status text, current_step text, attempts int, data jsonb, last_error text,
+                updated_at timestamptz)
+  LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  AS $$
+BEGIN
+  IF saga_id IS NULL THEN
+    RAISE EXCEPTION 'saga id must not be NULL' USING ERRCODE = 'CS002';
+  END IF;
+  RETURN QUERY
+    SELECT s.status, s.current_step, s.attempts, s.data, s.last_error, s.updated_at
+      FROM consistency.saga_instances s
+     WHERE s.id = saga_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'saga % does not exist', saga_id USING ERRCODE = 'CS004';
+  END IF;
+END
+$$;
+
+-- Operations: the lead's consistency.metrics() and check_integrity() aggregate these.
+CREATE FUNCTION consistency._metrics_saga()
+  RETURNS TABLE(metric text, kind text, help text, labels jsonb, value double precision)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  AS $$
+  SELECT 'pg_consistency_sagas', 'gauge', 'Sagas by status.', jsonb_build_object('status', st.status),
+         count(s.id)::double precision
+    FROM unnest(ARRAY['running', 'compensating', 'completed', 'compensated', 'failed', 'aborted'])
+         AS st(status)
+    LEFT JOIN consistency.saga_instances s ON s.status = st.status
+   GROUP BY st.status
+  UNION ALL
+  SELECT 'pg_consistency_saga_waiting_replies', 'gauge', 'Sagas waiting for a reply to a command.',
+         '{}'::jsonb, count(*)::double precision
+    FROM consistency.saga_instances
+   WHERE status IN ('running', 'compensating') AND phase = 'waiting'
+  UNION ALL
+  SELECT 'pg_consistency_saga_overdue_seconds', 'gauge',
+         'How long the most overdue ready saga step has been waiting for the worker.',
+         '{}'::jsonb,
+         coalesce(extract(epoch FROM clock_timestamp() - min(next_run_at)), 0)::double precision
+    FROM consistency.saga_instances
+   WHERE status IN ('running', 'compensating') AND phase = 'ready'
+     AND next_run_at <= clock_timestamp()
+  UNION ALL
+  SELECT m.metric, 'counter', m.help, '{}'::jsonb, m.value
+    FROM (SELECT coalesce(sum(steps_executed), 0) AS steps_executed,
+                 coalesce(sum(step_failures), 0) AS step_failures,
+                 coalesce(sum(retries), 0) AS retries,
+                 coalesce(sum(compensations), 0) AS compensations,
+                 coalesce(sum(compensation_failures), 0) AS compensation_failures,
+                 coalesce(sum(timeouts), 0) AS timeouts
+            FROM consistency.saga_worker_stats) t,
+         LATERAL (VALUES
+           ('pg_consistency_saga_steps_executed_total', 'Saga step attempts run or sent by the worker.', t.steps_executed::double precision),
+           ('pg_consistency_saga_step_failures_total', 'Saga step attempts that failed.', t.step_failures::double precision),
+           ('pg_consistency_saga_retries_total', 'Saga step and compensation attempts after the first.', t.retries::double precision),
+           ('pg_consistency_saga_compensations_total', 'Compensation attempts run or sent.', t.compensations::double precision),
+           ('pg_consistency_saga_compensation_failures_total', 'Compensation attempts that failed.', t.compensation_failures::double precision),
+           ('pg_consistency_saga_timeouts_total', 'Reply timeouts and saga timeouts.', t.timeouts::double precision)
+         ) AS m(metric, help, value);
+$$;
+
+CREATE FUNCTION consistency._integrity_saga()
+  RETURNS TABLE(check_name text, ok boolean, detail text)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  AS $$
+  WITH bad_state AS (
+    SELECT s.id
+      FROM consistency.saga_instances s
+      LEFT JOIN consistency.saga_definitions d ON d.name = s.name AND d.version = s.definition_version
+     WHERE d.name IS NULL
+        OR s.status NOT IN ('running', 'compensating', 'completed', 'compensated', 'failed', 'aborted')
+        OR s.phase NOT IN ('ready', 'waiting')
+        OR s.step_index < 0
+        OR s.step_index >= jsonb_array_length(d.compiled -> 'steps')
+        OR s.attempts < 0
+        OR (s.status IN ('compensating', 'compensated', 'failed') AND s.failed_step IS NULL)
+        OR (s.failed_step IS NOT NULL AND (s.failed_step < 0 OR s.failed_step >= jsonb_array_length(d.compiled -> 'steps')))
+        OR (s.status = 'compensating' AND s.step_index >= s.failed_step)
+        OR (s.status IN ('completed', 'compensated', 'failed', 'aborted') AND s.next_run_at IS NOT NULL)
+        OR (s.status IN ('running', 'compensating') AND s.phase = 'ready' AND s.next_run_at IS NULL)
+        OR (s.status = 'running' AND s.failed_step IS NOT NULL)
+        OR jsonb_typeof(s.data) <> 'object'
+  ), no_audit AS (
+    SELECT s.id
+      FROM consistency.saga_instances s
+     WHERE NOT EXISTS (SELECT 1 FROM consistency.streams st
+                        WHERE st.stream = 'saga-' || s.id::text AND st.version > 0)
+  ), orphan_owner AS (
+    SELECT d.name, d.version
+      FROM consistency.saga_definitions d
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid = d.owner)
+  )
+  SELECT 'saga_state_consistent',
+         NOT EXISTS (SELECT 1 FROM bad_state),
+         CASE WHEN EXISTS (SELECT 1 FROM bad_state)
+              THEN (SELECT count(*) FROM bad_state) || ' saga(s) with an impossible state or no definition, e.g. '
+                   || (SELECT min(id::text) FROM bad_state)
+              ELSE (SELECT count(*) FROM consistency.saga_instances) || ' sagas checked' END
+  UNION ALL
+  SELECT 'saga_audit_trail',
+         NOT EXISTS (SELECT 1 FROM no_audit),
+         CASE WHEN EXISTS (SELECT 1 FROM no_audit)
+              THEN (SELECT count(*) FROM no_audit) || ' saga(s) without events in their stream saga-<id>, e.g. '
+                   || (SELECT min(id::text) FROM no_audit)
+              ELSE 'every saga has its audit stream' END
+  UNION ALL
+  SELECT 'saga_definition_owners_exist',
+         NOT EXISTS (SELECT 1 FROM orphan_owner),
+         CASE WHEN EXISTS (SELECT 1 FROM orphan_owner)
+              THEN (SELECT string_agg(format('%s v%s', name, version), ', ') FROM orphan_owner)
+                   || ': the defining role was dropped; their steps fail until redefined'
+              ELSE 'every definition''s role exists' END;
+$$;
+
+REVOKE ALL ON consistency.saga_definitions, consistency.saga_instances,
+  consistency.saga_worker_stats FROM PUBLIC;
+GRANT SELECT ON consistency.saga_definitions, consistency.sagas TO consistency_reader;
+
+REVOKE ALL ON FUNCTION consistency.define_saga(text, jsonb),
+  consistency.start_saga(text, jsonb, text), consistency.complete_step(uuid, text, jsonb),
+  consistency.fail_step(uuid, text, text), consistency.retry_saga(uuid),
+  consistency.abort_saga(uuid, text), consistency.saga_status(uuid),
+  consistency._metrics_saga(), consistency._integrity_saga() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION consistency.saga_status(uuid), consistency._metrics_saga(),
+  consistency._integrity_saga() TO consistency_reader;
+GRANT EXECUTE ON FUNCTION consistency.define_saga(text, jsonb),
+  consistency.start_saga(text, jsonb, text), consistency.complete_step(uuid, text, jsonb),
+  consistency.fail_step(uuid, text, text) TO consistency_writer;
+GRANT EXECUTE ON FUNCTION consistency.retry_saga(uuid), consistency.abort_saga(uuid, text)
+  TO consistency_admin;
+
+-- Advances up to max_sagas due sagas by one step in the caller's transaction, as a saga
+-- worker would (steps still run as their saga's role). For tests and for databases the
+-- worker does not serve. Superuser only.
+CREATE FUNCTION consistency._advance_sagas(max_sagas int DEFAULT 100) RETURNS int
+  LANGUAGE c VOLATILE
+  AS 'MODULE_PATHNAME', 'pgc_advance_sagas';
+REVOKE ALL ON FUNCTION consistency._advance_sagas(int) FROM PUBLIC;

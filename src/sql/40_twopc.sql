@@ -1,0 +1,73 @@
+-- pg_consistency: two-phase commit across PostgreSQL databases (src/twopc)
+
+-- Participants. conninfo may hold a password: only consistency_admin and superusers can
+-- read it; readers see the other columns (and the consistency.participants view).
+CREATE SEQUENCE consistency.twopc_participant_id_seq AS integer;
+CREATE TABLE consistency.twopc_participants (
+  id         integer PRIMARY KEY DEFAULT nextval('consistency.twopc_participant_id_seq'),
+  name       text NOT NULL UNIQUE,
+  conninfo   text NOT NULL,
+  trusted    boolean NOT NULL,   -- added by a superuser: may connect without a password
+  created_at timestamptz NOT NULL DEFAULT now(),
+  created_by name NOT NULL DEFAULT session_user
+);
+ALTER SEQUENCE consistency.twopc_participant_id_seq OWNED BY consistency.twopc_participants.id;
+SELECT pg_catalog.pg_extension_config_dump('consistency.twopc_participants', '');
+SELECT pg_catalog.pg_extension_config_dump('consistency.twopc_participant_id_seq', '');
+
+-- Decisions: one row per participant of every distributed transaction, inserted inside
+-- the local transaction at PRE_COMMIT (so it exists exactly when that transaction
+-- committed), deleted by the worker's recovery once the participant has committed.
+CREATE TABLE consistency.twopc_decisions (
+  participant_id integer NOT NULL,
+  xid            xid8 NOT NULL,
+  decided_at     timestamptz NOT NULL DEFAULT statement_timestamp(),
+  PRIMARY KEY (participant_id, xid)
+);
+
+REVOKE ALL ON consistency.twopc_participants, consistency.twopc_decisions,
+  consistency.twopc_participant_id_seq FROM PUBLIC;
+GRANT SELECT ON consistency.twopc_participants TO consistency_admin;
+GRANT SELECT (id, name, trusted, created_at, created_by) ON consistency.twopc_participants
+  TO consistency_reader;
+GRANT SELECT ON consistency.twopc_decisions TO consistency_reader;
+
+CREATE VIEW consistency.participants AS
+  SELECT id, name, trusted, created_at, created_by FROM consistency.twopc_participants;
+GRANT SELECT ON consistency.participants TO consistency_reader;
+
+CREATE FUNCTION consistency.add_participant(name text, conninfo text) RETURNS void
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_twopc_add_participant';
+CREATE FUNCTION consistency.drop_participant(name text, force boolean DEFAULT false) RETURNS void
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_twopc_drop_participant';
+
+CREATE FUNCTION consistency.remote_exec(participant text, sql text) RETURNS bigint
+  LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pgc_twopc_remote_exec';
+CREATE FUNCTION consistency.remote_query(participant text, sql text) RETURNS SETOF jsonb
+  LANGUAGE c VOLATILE PARALLEL UNSAFE ROWS 100 AS 'MODULE_PATHNAME', 'pgc_twopc_remote_query';
+
+CREATE FUNCTION consistency._twopc_in_doubt(
+    OUT participant text, OUT gid text, OUT prepared_at timestamptz, OUT decision text)
+  RETURNS SETOF record
+  LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pgc_twopc_in_doubt';
+CREATE VIEW consistency.in_doubt AS SELECT * FROM consistency._twopc_in_doubt();
+
+CREATE FUNCTION consistency._metrics_twopc()
+  RETURNS TABLE(metric text, kind text, help text, labels jsonb, value double precision)
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_twopc_metrics';
+CREATE FUNCTION consistency._integrity_twopc()
+  RETURNS TABLE(check_name text, ok boolean, detail text)
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_twopc_integrity';
+
+REVOKE ALL ON FUNCTION consistency.add_participant(text, text),
+  consistency.drop_participant(text, boolean),
+  consistency.remote_exec(text, text), consistency.remote_query(text, text),
+  consistency._twopc_in_doubt(), consistency._metrics_twopc(), consistency._integrity_twopc()
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION consistency.add_participant(text, text),
+  consistency.drop_participant(text, boolean) TO consistency_admin;
+GRANT EXECUTE ON FUNCTION consistency.remote_exec(text, text),
+  consistency.remote_query(text, text) TO consistency_writer;
+GRANT EXECUTE ON FUNCTION consistency._twopc_in_doubt(), consistency._metrics_twopc(),
+  consistency._integrity_twopc() TO consistency_reader;
+GRANT SELECT ON consistency.in_doubt TO consistency_reader;

@@ -1,0 +1,28 @@
+// The coordinator side inside a backend: per-backend connections to participants, the
+// participant transactions bound to the local one, and the commit protocol run from the
+// transaction callbacks.
+#pragma once
+
+#include <string>
+
+#include "twopc/remote.hpp"
+
+namespace pgc::twopc {
+
+// Runs `sql` on participant `name` inside its transaction bound to the local one.
+// Throws CS002 (refused statement), CS004 (unknown participant), CS005 (remote failure).
+Result execute_remote(const std::string& name, const std::string& sql);
+
+// True if the current local transaction ran statements on participant `id`.
+bool participant_in_use(int32 id);
+
+// RAII SPI connection that is always finished, also when a C++ exception unwinds.
+class Spi {
+ public:
+  Spi();
+  ~Spi();
+  Spi(const Spi&) = delete;
+  Spi& operator=(const Spi&) = delete;
+};
+
+}  // namespace pgc::twopc

@@ -1,0 +1,184 @@
+// consistency._metrics_twopc() and consistency._integrity_twopc(), aggregated by the
+// operations functions consistency.metrics() and consistency.check_integrity().
+#include <string>
+
+#include "pg/guard.hpp"
+#include "pg/spi.hpp"
+#include "twopc/coordinator.hpp"
+#include "twopc/state.hpp"
+
+extern "C" {
+#include "utils/timestamp.h"
+}
+
+using namespace pgc;
+using namespace pgc::twopc;
+
+namespace {
+
+struct Catalog {
+  int64 participants = 0;
+  int64 pending = 0;           // decision rows: commits not yet confirmed on a participant
+  double oldest_pending_s = 0; // age of the oldest one
+  int64 orphaned = 0;          // decision rows of dropped participants
+  int64 stale = 0;             // pending for longer than the stale limit
+};
+
+double stale_limit_s() {
+  double ten = 10.0 * gucs::recovery_interval_ms / 1000.0;
+  return ten > 60.0 ? ten : 60.0;
+}
+
+Catalog read_catalog() {
+  Catalog c;
+  Spi spi;
+  AsCatalogOwner owner;
+  pg::pg_call([&] {
+    static pg::SavedPlan plan(
+        "SELECT (SELECT count(*) FROM consistency.twopc_participants), "
+        "       count(*), "
+        "       coalesce(extract(epoch FROM pg_catalog.clock_timestamp() - min(d.decided_at)), 0)"
+        "         ::float8, "
+        "       count(*) FILTER (WHERE p.id IS NULL), "
+        "       count(*) FILTER (WHERE d.decided_at < pg_catalog.clock_timestamp() - "
+        "                               pg_catalog.make_interval(secs => $1)) "
+        "FROM consistency.twopc_decisions d "
+        "LEFT JOIN consistency.twopc_participants p ON p.id = d.participant_id",
+        {FLOAT8OID});
+    Datum arg = Float8GetDatum(stale_limit_s());
+    plan.execute(&arg, nullptr, true, 1);
+    bool isnull = false;
+    c.participants = DatumGetInt64(pg::spi_value(0, 1, &isnull));
+    c.pending = DatumGetInt64(pg::spi_value(0, 2, &isnull));
+    c.oldest_pending_s = DatumGetFloat8(pg::spi_value(0, 3, &isnull));
+    c.orphaned = DatumGetInt64(pg::spi_value(0, 4, &isnull));
+    c.stale = DatumGetInt64(pg::spi_value(0, 5, &isnull));
+  });
+  return c;
+}
+
+struct MetricOut {
+  ReturnSetInfo* rsinfo;
+  Datum empty_labels;
+  void add(const char* metric, const char* kind, const char* help, double value) {
+    pg::pg_call([&] {
+      Datum v[5] = {CStringGetTextDatum(metric), CStringGetTextDatum(kind),
+                    CStringGetTextDatum(help), empty_labels, Float8GetDatum(value)};
+      bool n[5] = {false, false, false, false, false};
+      tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+    });
+  }
+};
+
+void put_check(ReturnSetInfo* rsinfo, const char* name, bool ok, const std::string& detail) {
+  pg::pg_call([&] {
+    Datum v[3] = {CStringGetTextDatum(name), BoolGetDatum(ok), CStringGetTextDatum(detail.c_str())};
+    bool n[3] = {false, false, false};
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+  });
+}
+
+}  // namespace
+
+PGC_FUNCTION(pgc_twopc_metrics) {
+  pg::pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
+  Catalog c = read_catalog();
+  MetricOut out{reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo),
+                pg::pg_call([] { return DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")); })};
+  out.add("pg_consistency_twopc_participants", "gauge", "Participants known to this database.",
+          static_cast<double>(c.participants));
+  out.add("pg_consistency_twopc_unconfirmed_commits", "gauge",
+          "Locally committed distributed transactions whose COMMIT PREPARED is not yet "
+          "confirmed on a participant (decision rows).",
+          static_cast<double>(c.pending));
+  out.add("pg_consistency_twopc_oldest_unconfirmed_commit_seconds", "gauge",
+          "Age of the oldest unconfirmed commit.", c.oldest_pending_s);
+  Stats* s = my_stats();
+  if (s == nullptr) return (Datum)0;  // counters live in shared memory (preload only)
+  auto u64 = [](pg_atomic_uint64* a) { return static_cast<double>(pg_atomic_read_u64(a)); };
+  out.add("pg_consistency_twopc_prepared_total", "counter",
+          "PREPARE TRANSACTION that succeeded on a participant.", u64(&s->prepared));
+  out.add("pg_consistency_twopc_committed_total", "counter",
+          "Prepared transactions committed by the committing backend.", u64(&s->committed));
+  out.add("pg_consistency_twopc_rolled_back_total", "counter",
+          "Prepared transactions rolled back by the aborting backend.", u64(&s->rolled_back));
+  out.add("pg_consistency_twopc_deferred_total", "counter",
+          "COMMIT/ROLLBACK PREPARED a backend could not finish, left to recovery.",
+          u64(&s->commit_deferred));
+  out.add("pg_consistency_twopc_recovery_commits_total", "counter",
+          "Prepared transactions committed by recovery.", u64(&s->recovery_commits));
+  out.add("pg_consistency_twopc_recovery_rollbacks_total", "counter",
+          "Prepared transactions rolled back by recovery (presumed abort).",
+          u64(&s->recovery_rollbacks));
+  out.add("pg_consistency_twopc_recovery_runs_total", "counter", "Recovery passes.",
+          u64(&s->recovery_runs));
+  out.add("pg_consistency_twopc_recovery_failures_total", "counter",
+          "Participants that recovery could not reach or resolve.",
+          u64(&s->recovery_failures));
+  out.add("pg_consistency_twopc_in_doubt", "gauge",
+          "Prepared transactions of this database left on participants at the last recovery "
+          "pass.",
+          static_cast<double>(pg_atomic_read_u32(&s->in_doubt)));
+  out.add("pg_consistency_twopc_unreachable_participants", "gauge",
+          "Participants recovery could not reach at its last pass.",
+          static_cast<double>(pg_atomic_read_u32(&s->unreachable)));
+  return (Datum)0;
+}
+
+PGC_FUNCTION(pgc_twopc_integrity) {
+  pg::pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
+  ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+  Catalog c = read_catalog();
+
+  std::vector<ParticipantRow> parts;
+  {
+    Spi spi;
+    parts = list_participants();
+  }
+  std::string bad;
+  for (const auto& p : parts) {
+    char* err = nullptr;
+    PQconninfoOption* o = PQconninfoParse(p.conninfo.c_str(), &err);
+    if (err) PQfreemem(err);
+    if (o == nullptr) {
+      bad += (bad.empty() ? "" : ", ") + ("\"" + p.name + "\"");
+    } else {
+      PQconninfoFree(o);
+    }
+  }
+  put_check(rsinfo, "twopc_participant_conninfo", bad.empty(),
+            bad.empty() ? std::to_string(parts.size()) + " participant(s), every conninfo parses"
+                        : "conninfo does not parse for " + bad);
+  put_check(rsinfo, "twopc_decisions_orphaned", c.orphaned == 0,
+            std::to_string(c.orphaned) + " decision row(s) of dropped participants");
+  char buf[256];
+  snprintf(buf, sizeof(buf),
+           "%lld commit(s) not confirmed on their participant for more than %.0f s "
+           "(%lld pending in all)",
+           static_cast<long long>(c.stale), stale_limit_s(), static_cast<long long>(c.pending));
+  put_check(rsinfo, "twopc_unconfirmed_commits", c.stale == 0, buf);
+
+  Stats* s = my_stats();
+  if (parts.empty()) {
+    put_check(rsinfo, "twopc_recovery", true, "no participants");
+  } else if (s == nullptr) {
+    put_check(rsinfo, "twopc_recovery", false,
+              "pg_consistency is not in shared_preload_libraries: no worker resolves prepared "
+              "transactions left on participants");
+  } else {
+    TimestampTz last = static_cast<TimestampTz>(pg_atomic_read_u64(&s->last_recovery_at));
+    uint32 unreachable = pg_atomic_read_u32(&s->unreachable);
+    long limit_ms = 3L * gucs::recovery_interval_ms + 60000L;
+    bool recent = last != 0 && TimestampDifferenceMilliseconds(last, GetCurrentTimestamp()) <= limit_ms;
+    std::string detail;
+    if (last == 0)
+      detail = "the worker has not run recovery in this database";
+    else if (!recent)
+      detail = "the last recovery pass is older than " + std::to_string(limit_ms / 1000) + " s";
+    else
+      detail = std::to_string(unreachable) + " participant(s) unreachable at the last pass, " +
+               std::to_string(pg_atomic_read_u32(&s->in_doubt)) + " prepared transaction(s) left";
+    put_check(rsinfo, "twopc_recovery", recent && unreachable == 0, detail);
+  }
+  return (Datum)0;
+}

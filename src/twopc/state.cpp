@@ -1,0 +1,241 @@
+// GUCs, shared-memory counters, the Component that plugs two-phase commit into the
+// module and the worker, and catalog access as the catalog's owner.
+#include "twopc/state.hpp"
+
+#include "pg/guard.hpp"
+#include "pg/spi.hpp"
+#include "twopc/recovery.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+}
+
+namespace pgc::twopc {
+
+namespace gucs {
+int timeout_ms = 30000;
+int recovery_interval_ms = 10000;
+int debug_crash_at = kDebugNone;
+int debug_pause_at = kDebugNone;
+int debug_pause_ms = 0;
+}  // namespace gucs
+
+namespace {
+
+const struct config_enum_entry kDebugPoints[] = {
+    {"none", kDebugNone, false},
+    {"after_prepare", kDebugAfterPrepare, false},
+    {"after_local_commit", kDebugAfterLocalCommit, false},
+    {"", kDebugNone, true},
+    {nullptr, 0, false},
+};
+
+const char* point_name(int p) {
+  return p == kDebugAfterPrepare ? "after_prepare"
+                                 : p == kDebugAfterLocalCommit ? "after_local_commit" : "none";
+}
+
+struct SharedStats {
+  slock_t mutex;
+  Stats dbs[kMaxStatsDatabases];
+};
+SharedStats* g_shared = nullptr;
+Stats* g_mine = nullptr;
+
+void define_gucs() {
+  DefineCustomIntVariable(
+      "pg_consistency.twopc_timeout",
+      "Longest wait for a participant: connecting, each statement, PREPARE, COMMIT PREPARED.",
+      "A participant that does not answer in time is cancelled and the call fails with CS005 "
+      "(after the local commit, the worker finishes the work instead).",
+      &gucs::timeout_ms, 30000, 10, 3600 * 1000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
+      nullptr);
+  DefineCustomIntVariable(
+      "pg_consistency.twopc_recovery_interval",
+      "How often the worker looks for prepared transactions left on participants.",
+      "It also looks at once when a backend could not finish COMMIT PREPARED.",
+      &gucs::recovery_interval_ms, 10000, 50, 24 * 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
+      nullptr, nullptr, nullptr);
+  DefineCustomEnumVariable(
+      "pg_consistency.twopc_debug_crash_at",
+      "Test hook: PANIC (crash the server) at this point of the two-phase commit.",
+      "after_prepare: every participant is prepared, the local commit has not happened. "
+      "after_local_commit: the local commit is durable, no COMMIT PREPARED was sent.",
+      &gucs::debug_crash_at, kDebugNone, kDebugPoints, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr,
+      nullptr, nullptr);
+  DefineCustomEnumVariable(
+      "pg_consistency.twopc_debug_pause_at",
+      "Test hook: pause for pg_consistency.twopc_debug_pause_ms at this point of the "
+      "two-phase commit.",
+      nullptr, &gucs::debug_pause_at, kDebugNone, kDebugPoints, PGC_SUSET, GUC_NOT_IN_SAMPLE,
+      nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("pg_consistency.twopc_debug_pause_ms",
+                          "Test hook: length of the pause of twopc_debug_pause_at.", nullptr,
+                          &gucs::debug_pause_ms, 0, 0, 3600 * 1000, PGC_SUSET,
+                          GUC_UNIT_MS | GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
+  install_callbacks();
+}
+
+Size shmem_size() { return sizeof(SharedStats); }
+
+void shmem_init() {
+  bool found = false;
+  g_shared = static_cast<SharedStats*>(
+      ShmemInitStruct("pg_consistency two-phase commit", sizeof(SharedStats), &found));
+  if (!found) {
+    memset(g_shared, 0, sizeof(SharedStats));
+    SpinLockInit(&g_shared->mutex);
+    for (auto& s : g_shared->dbs) {
+      pg_atomic_init_u64(&s.prepared, 0);
+      pg_atomic_init_u64(&s.committed, 0);
+      pg_atomic_init_u64(&s.rolled_back, 0);
+      pg_atomic_init_u64(&s.commit_deferred, 0);
+      pg_atomic_init_u64(&s.recovery_commits, 0);
+      pg_atomic_init_u64(&s.recovery_rollbacks, 0);
+      pg_atomic_init_u64(&s.recovery_runs, 0);
+      pg_atomic_init_u64(&s.recovery_failures, 0);
+      pg_atomic_init_u32(&s.in_doubt, 0);
+      pg_atomic_init_u32(&s.unreachable, 0);
+      pg_atomic_init_u64(&s.last_recovery_at, 0);
+    }
+  }
+}
+
+}  // namespace
+
+const pg::Component kComponent = {"twopc",       define_gucs,  shmem_size,
+                                  shmem_init,    recovery_tick, recovery_exit};
+pg::ComponentRegistrar registrar(&kComponent);
+
+Stats* my_stats() {
+  if (g_shared == nullptr || !OidIsValid(MyDatabaseId)) return nullptr;
+  if (g_mine != nullptr && g_mine->dboid == MyDatabaseId) return g_mine;
+  Stats* found = nullptr;
+  SpinLockAcquire(&g_shared->mutex);
+  for (auto& s : g_shared->dbs) {
+    if (s.dboid == MyDatabaseId) {
+      found = &s;
+      break;
+    }
+  }
+  if (found == nullptr) {
+    for (auto& s : g_shared->dbs) {
+      if (s.dboid == InvalidOid) {
+        s.dboid = MyDatabaseId;
+        found = &s;
+        break;
+      }
+    }
+  }
+  SpinLockRelease(&g_shared->mutex);
+  g_mine = found;
+  return found;
+}
+
+void debug_point(DebugPoint point) {
+  if (gucs::debug_pause_at == point && gucs::debug_pause_ms > 0) {
+    ereport(LOG, (errmsg("pg_consistency: two-phase commit pausing %d ms %s (test hook)",
+                         gucs::debug_pause_ms, point_name(point))));
+    TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), gucs::debug_pause_ms);
+    for (;;) {
+      long ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
+      if (ms <= 0) break;
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms,
+                      PG_WAIT_EXTENSION);
+      ResetLatch(MyLatch);
+    }
+  }
+  if (gucs::debug_crash_at == point)
+    ereport(PANIC, (errmsg("pg_consistency: crashing on purpose %s "
+                           "(test hook pg_consistency.twopc_debug_crash_at)",
+                           point_name(point))));
+}
+
+AsCatalogOwner::AsCatalogOwner() {
+  Oid owner = pg::pg_call([] {
+    Oid nsp = get_namespace_oid("consistency", false);
+    Oid rel = get_relname_relid("twopc_participants", nsp);
+    if (!OidIsValid(rel)) elog(ERROR, "pg_consistency: consistency.twopc_participants is missing");
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
+    if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for relation %u", rel);
+    Oid o = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;
+    ReleaseSysCache(tup);
+    return o;
+  });
+  GetUserIdAndSecContext(&saved_user_, &saved_context_);
+  SetUserIdAndSecContext(owner, saved_context_ | SECURITY_LOCAL_USERID_CHANGE |
+                                    SECURITY_RESTRICTED_OPERATION);
+}
+
+AsCatalogOwner::~AsCatalogOwner() { SetUserIdAndSecContext(saved_user_, saved_context_); }
+
+bool lookup_participant(const std::string& name, ParticipantRow* out) {
+  AsCatalogOwner owner;
+  struct Raw {
+    bool found;
+    int32 id;
+    char* conninfo;
+    bool trusted;
+  };
+  Raw raw = pg::pg_call([&] {
+    static pg::SavedPlan plan(
+        "SELECT id, conninfo, trusted FROM consistency.twopc_participants WHERE name = $1",
+        {TEXTOID});
+    Datum arg = CStringGetTextDatum(name.c_str());
+    plan.execute(&arg, nullptr, true, 1);
+    Raw r{false, 0, nullptr, false};
+    if (SPI_processed == 1) {
+      bool isnull = false;
+      r.found = true;
+      r.id = DatumGetInt32(pg::spi_value(0, 1, &isnull));
+      r.conninfo = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+      r.trusted = DatumGetBool(pg::spi_value(0, 3, &isnull));
+    }
+    return r;
+  });
+  if (!raw.found) return false;
+  out->id = raw.id;
+  out->name = name;
+  out->conninfo = raw.conninfo ? raw.conninfo : "";
+  out->trusted = raw.trusted;
+  if (raw.conninfo) pfree(raw.conninfo);
+  return true;
+}
+
+std::vector<ParticipantRow> list_participants() {
+  AsCatalogOwner owner;
+  std::vector<ParticipantRow> rows;
+  uint64 n = pg::pg_call([] {
+    static pg::SavedPlan plan(
+        "SELECT id, name, conninfo, trusted FROM consistency.twopc_participants ORDER BY name",
+        {});
+    plan.execute(nullptr, nullptr, true);
+    return SPI_processed;
+  });
+  for (uint64 i = 0; i < n; i++) {
+    ParticipantRow r;
+    pg::pg_call([&] {
+      bool isnull = false;
+      r.id = DatumGetInt32(pg::spi_value(i, 1, &isnull));
+      char* name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+      char* ci = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
+      r.name = name ? name : "";
+      r.conninfo = ci ? ci : "";
+      r.trusted = DatumGetBool(pg::spi_value(i, 4, &isnull));
+    });
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
+}  // namespace pgc::twopc

@@ -1,0 +1,182 @@
+# The order flow of the saga design as example tables and step functions, for the saga
+# TAP tests: reserve inventory -> process payment -> create shipment -> complete order,
+# with release (which also cancels the order) / refund / cancel shipment as
+# compensations. Every step leaves a row in shop.effects, so tests check effects on the
+# example tables, not on the saga log.
+package PgcSaga;
+
+use strict;
+use warnings;
+use Exporter 'import';
+use PgcCluster qw(wait_until);
+our @EXPORT_OK = qw(install_order_flow order_flow_definition start_order wait_terminal
+                    effects_of terminal_count);
+
+# Options in the saga's data drive failures:
+#   card = 'declined'        process_payment fails
+#   shipping = 'slow'        create_shipment sleeps past its step timeout
+#   release_failures = n     release_inventory fails its first n calls (shop.release_calls)
+#   refund_failures = n      refund_payment fails its first n calls (shop.refund_calls)
+#   step_sleep = seconds     every step sleeps this long (crash tests: work in flight)
+my $fixture = <<'SQL';
+CREATE SCHEMA shop;
+CREATE TABLE shop.orders (id int PRIMARY KEY, sku text NOT NULL, qty int NOT NULL,
+                          amount numeric NOT NULL, status text NOT NULL DEFAULT 'pending',
+                          saga_id uuid);
+CREATE TABLE shop.stock (sku text PRIMARY KEY, available int NOT NULL CHECK (available >= 0));
+CREATE TABLE shop.payments (order_id int PRIMARY KEY, amount numeric NOT NULL,
+                            refunded boolean NOT NULL DEFAULT false);
+CREATE TABLE shop.shipments (order_id int PRIMARY KEY, tracking text NOT NULL,
+                             cancelled boolean NOT NULL DEFAULT false);
+CREATE TABLE shop.effects (seq bigserial PRIMARY KEY, saga_id uuid NOT NULL, order_id int,
+                           effect text NOT NULL, role name NOT NULL DEFAULT current_user,
+                           at timestamptz NOT NULL DEFAULT clock_timestamp());
+CREATE SEQUENCE shop.release_calls;
+CREATE SEQUENCE shop.refund_calls;
+INSERT INTO shop.stock VALUES ('apple', 1000000);
+
+CREATE FUNCTION shop.nap(data jsonb) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF data ? 'step_sleep' THEN PERFORM pg_sleep((data->>'step_sleep')::float8); END IF;
+END $$;
+
+CREATE FUNCTION shop.reserve_inventory(saga_id uuid, data jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM shop.nap(data);
+  UPDATE shop.stock SET available = available - (data->>'qty')::int WHERE sku = data->>'sku';
+  INSERT INTO shop.effects (saga_id, order_id, effect) VALUES (saga_id, (data->>'order_id')::int, 'reserve');
+  RETURN jsonb_build_object('reserved', (data->>'qty')::int);
+END $$;
+
+CREATE FUNCTION shop.release_inventory(saga_id uuid, data jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM shop.nap(data);
+  IF nextval('shop.release_calls') <= coalesce((data->>'release_failures')::int, 0) THEN
+    RAISE EXCEPTION 'warehouse unavailable';
+  END IF;
+  UPDATE shop.stock SET available = available + (data->>'reserved')::int WHERE sku = data->>'sku';
+  INSERT INTO shop.effects (saga_id, order_id, effect) VALUES (saga_id, (data->>'order_id')::int, 'release');
+  UPDATE shop.orders SET status = 'cancelled' WHERE id = (data->>'order_id')::int;
+  INSERT INTO shop.effects (saga_id, order_id, effect) VALUES (saga_id, (data->>'order_id')::int, 'cancel_order');
+  RETURN '{"released": true}';
+END $$;
+
+CREATE FUNCTION shop.process_payment(saga_id uuid, data jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM shop.nap(data);
+  INSERT INTO shop.payments (order_id, amount) VALUES ((data->>'order_id')::int, (data->>'amount')::numeric);
+  IF data->>'card' = 'declined' THEN RAISE EXCEPTION 'card declined'; END IF;
+  INSERT INTO shop.effects (saga_id, order_id, effect) VALUES (saga_id, (data->>'order_id')::int, 'pay');
+  RETURN jsonb_build_object('payment', 'pay-' || (data->>'order_id'));
+END $$;
+
+CREATE FUNCTION shop.refund_payment(saga_id uuid, data jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM shop.nap(data);
+  IF nextval('shop.refund_calls') <= coalesce((data->>'refund_failures')::int, 0) THEN
+    RAISE EXCEPTION 'payment provider unavailable';
+  END IF;
+  UPDATE shop.payments SET refunded = true WHERE order_id = (data->>'order_id')::int;
+  INSERT INTO shop.effects (saga_id, order_id, effect) VALUES (saga_id, (data->>'order_id')::int, 'refund');
+  RETURN '{"refunded": true}';
+END $$;
+
+CREATE FUNCTION shop.create_shipment(saga_id uuid, data jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM shop.nap(data);
+  IF data->>'shipping' = 'slow' THEN PERFORM pg_sleep(30); END IF;
+  INSERT INTO shop.shipments (order_id, tracking) VALUES ((data->>'order_id')::int, 'trk-' || (data->>'order_id'));
+  INSERT INTO shop.effects (saga_id, order_id, effect) VALUES (saga_id, (data->>'order_id')::int, 'ship');
+  RETURN jsonb_build_object('tracking', 'trk-' || (data->>'order_id'));
+END $$;
+
+CREATE FUNCTION shop.cancel_shipment(saga_id uuid, data jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE shop.shipments SET cancelled = true WHERE order_id = (data->>'order_id')::int;
+  INSERT INTO shop.effects (saga_id, order_id, effect) VALUES (saga_id, (data->>'order_id')::int, 'cancel_shipment');
+  RETURN '{}';
+END $$;
+
+CREATE FUNCTION shop.complete_order(saga_id uuid, data jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM shop.nap(data);
+  UPDATE shop.orders SET status = 'completed' WHERE id = (data->>'order_id')::int;
+  INSERT INTO shop.effects (saga_id, order_id, effect) VALUES (saga_id, (data->>'order_id')::int, 'complete');
+  RETURN '{"completed": true}';
+END $$;
+SQL
+
+# The definition; %o: retry_attempts (3), backoff ('10 ms'), ship_timeout ('500 ms').
+sub order_flow_definition {
+  my (%o) = @_;
+  my $attempts = $o{retry_attempts} // 3;
+  my $backoff = $o{backoff} // '10 ms';
+  my $ship_timeout = $o{ship_timeout} // '500 ms';
+  my $retry = qq({"max_attempts": $attempts, "backoff": "$backoff", "max_backoff": "200 ms"});
+  return qq({"steps": [
+    {"name": "reserve_inventory", "action": {"function": "shop.reserve_inventory"},
+     "compensation": {"function": "shop.release_inventory"}, "retry": $retry},
+    {"name": "process_payment", "action": {"function": "shop.process_payment"},
+     "compensation": {"function": "shop.refund_payment"}, "retry": $retry},
+    {"name": "create_shipment", "action": {"function": "shop.create_shipment"},
+     "compensation": {"function": "shop.cancel_shipment"}, "timeout": "$ship_timeout",
+     "retry": {"max_attempts": 2, "backoff": "10 ms"}},
+    {"name": "complete_order", "action": {"function": "shop.complete_order"}}
+  ], "timeout": "5 minutes"});
+}
+
+# Creates the example schema and defines saga 'order' in $db.
+sub install_order_flow {
+  my ($node, %o) = @_;
+  my $db = $o{db} // 'postgres';
+  $node->safe_psql($db, $fixture);
+  my $def = order_flow_definition(%o);
+  $node->safe_psql($db, "SELECT consistency.define_saga('order', \$def\$$def\$def\$)");
+}
+
+# Inserts order $id and starts its saga in one transaction; returns the saga id.
+# %data: extra keys of the saga's input (card, shipping, ...).
+sub start_order {
+  my ($node, $id, %data) = @_;
+  my $db = delete $data{db} // 'postgres';
+  my $extra = join('', map { ", '$_', '$data{$_}'" } sort keys %data);
+  return $node->safe_psql($db, qq(
+    BEGIN;
+    INSERT INTO shop.orders (id, sku, qty, amount) VALUES ($id, 'apple', 2, 9.90);
+    UPDATE shop.orders SET saga_id = consistency.start_saga('order',
+      jsonb_build_object('order_id', $id, 'sku', 'apple', 'qty', 2, 'amount', 9.90$extra),
+      'order-$id') WHERE id = $id RETURNING saga_id;
+    COMMIT;));
+}
+
+# Waits until saga $id is in a terminal state (or failed); returns its status.
+sub wait_terminal {
+  my ($node, $id, $timeout, $db) = @_;
+  wait_until($node,
+    "SELECT status IN ('completed', 'compensated', 'failed', 'aborted') FROM consistency.sagas WHERE id = '$id'",
+    't', $timeout // 30, $db);
+  return $node->safe_psql($db // 'postgres', "SELECT status FROM consistency.sagas WHERE id = '$id'");
+}
+
+# The effects of saga $id, in order, comma-separated.
+sub effects_of {
+  my ($node, $id, $db) = @_;
+  return $node->safe_psql($db // 'postgres',
+    "SELECT string_agg(effect, ',' ORDER BY seq) FROM shop.effects WHERE saga_id = '$id'");
+}
+
+# How many sagas are in a terminal state.
+sub terminal_count {
+  my ($node, $db) = @_;
+  return $node->safe_psql($db // 'postgres',
+    "SELECT count(*) FROM consistency.sagas WHERE status IN ('completed', 'compensated', 'failed', 'aborted')");
+}
+
+1;

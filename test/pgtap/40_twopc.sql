@@ -1,0 +1,98 @@
+-- Two-phase commit: the SQL surface and the semantics of remote statements bound to the
+-- local transaction, against a loopback participant (this database). The whole file runs
+-- in one transaction that is rolled back: the participant's transaction goes with it.
+BEGIN;
+SELECT plan(37);
+
+-- The contract's objects.
+SELECT has_function('consistency', 'add_participant', ARRAY['text', 'text']);
+SELECT has_function('consistency', 'drop_participant', ARRAY['text', 'boolean']);
+SELECT function_returns('consistency', 'remote_exec', ARRAY['text', 'text'], 'bigint');
+SELECT function_returns('consistency', 'remote_query', ARRAY['text', 'text'], 'setof jsonb');
+SELECT has_view('consistency', 'in_doubt', 'view consistency.in_doubt');
+SELECT columns_are('consistency', 'in_doubt', ARRAY['participant', 'gid', 'prepared_at', 'decision']);
+SELECT col_type_is('consistency', 'in_doubt', 'prepared_at', 'timestamp with time zone', 'in_doubt.prepared_at is timestamptz');
+SELECT function_returns('consistency', '_metrics_twopc', ARRAY[]::text[], 'setof record');
+SELECT function_returns('consistency', '_integrity_twopc', ARRAY[]::text[], 'setof record');
+SELECT is(current_setting('pg_consistency.twopc_timeout'), '30s', 'default per-call timeout is 30 s');
+
+-- Who may do what.
+SELECT ok(has_function_privilege('consistency_admin', 'consistency.add_participant(text, text)', 'EXECUTE')
+          AND NOT has_function_privilege('consistency_writer', 'consistency.add_participant(text, text)', 'EXECUTE'),
+          'only admins add participants');
+SELECT ok(has_function_privilege('consistency_writer', 'consistency.remote_exec(text, text)', 'EXECUTE')
+          AND NOT has_function_privilege('consistency_reader', 'consistency.remote_exec(text, text)', 'EXECUTE'),
+          'writers, not readers, run remote statements');
+SELECT ok(has_column_privilege('consistency_admin', 'consistency.twopc_participants', 'conninfo', 'SELECT')
+          AND NOT has_column_privilege('consistency_writer', 'consistency.twopc_participants', 'conninfo', 'SELECT')
+          AND has_column_privilege('consistency_reader', 'consistency.twopc_participants', 'name', 'SELECT'),
+          'conninfo is readable by admins only; names by readers');
+SELECT ok(NOT has_table_privilege('consistency_admin', 'consistency.twopc_decisions', 'INSERT'),
+          'nobody but the extension writes decisions');
+
+\getenv pghost PGHOST
+\getenv pgport PGPORT
+SELECT lives_ok(format($$SELECT consistency.add_participant('self', 'host=%s port=%s dbname=%s')$$,
+                       :'pghost', :'pgport', current_database()), 'loopback participant added');
+SELECT lives_ok($$SELECT consistency.add_participant('down', 'host=127.0.0.1 port=1 dbname=x')$$,
+                'unreachable participant added (nothing is checked at add time)');
+
+-- Errors carry the contract's SQLSTATEs.
+SELECT throws_ok($$SELECT consistency.remote_exec('ghost', 'SELECT 1')$$, 'CS004',
+                 'participant "ghost" does not exist', 'unknown participant: CS004');
+SELECT throws_ok($$SELECT consistency.drop_participant('ghost')$$, 'CS004', NULL, 'dropping an unknown participant: CS004');
+SELECT throws_like($$SELECT consistency.remote_exec('down', 'SELECT 1')$$,
+                   'could not connect to participant "down"%', 'connect failure is reported');
+SELECT throws_ok($$SELECT consistency.remote_exec('down', 'SELECT 1')$$, 'CS005', NULL, 'connect failure: CS005');
+SELECT throws_ok($$SELECT consistency.remote_exec('self', 'ROLLBACK')$$, 'CS002', NULL,
+                 'transaction control is refused: CS002');
+SELECT throws_ok($$SELECT consistency.add_participant('self', 'host=x')$$, 'CS002', NULL, 'duplicate name: CS002');
+
+-- Remote statements run in the participant's transaction bound to this one.
+SELECT is(consistency.remote_exec('self', 'CREATE TABLE twopc_tap (id int PRIMARY KEY, v text)'), 0::bigint,
+          'DDL on the participant');
+SELECT is(consistency.remote_exec('self', $$INSERT INTO twopc_tap SELECT g, 'v' || g FROM generate_series(1, 5) g$$),
+          5::bigint, 'remote_exec returns the rows affected');
+SELECT results_eq($$SELECT * FROM consistency.remote_query('self', 'SELECT id, v FROM twopc_tap WHERE id <= 2 ORDER BY id')$$,
+                  $$VALUES ('{"id": 1, "v": "v1"}'::jsonb), ('{"id": 2, "v": "v2"}'::jsonb)$$,
+                  'remote_query returns one jsonb object per row');
+SELECT is((SELECT count(*) FROM pg_class WHERE relname = 'twopc_tap'), 0::bigint,
+          'the participant''s uncommitted work is not visible locally');
+SELECT is((SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_consistency' AND datname = current_database()
+            AND state = 'idle in transaction'), 1::bigint,
+          'one participant connection, idle in its transaction');
+
+-- A failing statement caught in a subtransaction: the participant goes back to the savepoint.
+SELECT throws_ok($$SELECT consistency.remote_exec('self', 'INSERT INTO twopc_tap VALUES (1, ''dup'')')$$, 'CS005',
+                 'statement failed on participant "self"', 'remote unique violation: CS005');
+SELECT is(consistency.remote_exec('self', 'UPDATE twopc_tap SET v = v || ''!'''), 5::bigint,
+          'the participant''s transaction goes on after the caught error, earlier work intact');
+
+SAVEPOINT before_six;
+SELECT is(consistency.remote_exec('self', $$INSERT INTO twopc_tap VALUES (6, 'six')$$), 1::bigint, 'row 6 written');
+ROLLBACK TO SAVEPOINT before_six;
+SELECT results_eq($$SELECT * FROM consistency.remote_query('self', 'SELECT count(*) AS n FROM twopc_tap')$$,
+                  $$VALUES ('{"n": 5}'::jsonb)$$, 'ROLLBACK TO SAVEPOINT undid row 6 on the participant');
+
+SAVEPOINT nested_outer;
+SAVEPOINT nested_inner;
+SELECT is(consistency.remote_exec('self', $$INSERT INTO twopc_tap VALUES (7, 'seven')$$), 1::bigint, 'row 7 in a nested savepoint');
+RELEASE SAVEPOINT nested_inner;
+ROLLBACK TO SAVEPOINT nested_outer;
+SELECT results_eq($$SELECT * FROM consistency.remote_query('self', 'SELECT count(*) AS n FROM twopc_tap')$$,
+                  $$VALUES ('{"n": 5}'::jsonb)$$, 'rolling back the outer savepoint undid the released inner one');
+
+-- JSON rendering of types.
+SELECT is((SELECT * FROM consistency.remote_query('self',
+             $$SELECT 1::int AS i, 2.50::numeric AS n, true AS b, NULL::int AS z, 'x'::text AS t, '[1,2]'::json AS j, ARRAY[1,2] AS a, 'Infinity'::float8 AS inf$$)),
+          '{"i": 1, "n": 2.50, "b": true, "z": null, "t": "x", "j": [1, 2], "a": "{1,2}", "inf": "Infinity"}'::jsonb,
+          'numbers, booleans, nulls and json keep their JSON type; arrays their text form');
+
+-- The in_doubt view and the operations hooks answer.
+SELECT is((SELECT count(*) FROM consistency.in_doubt WHERE participant = 'self'), 0::bigint,
+          'nothing in doubt on the loopback participant');
+SELECT ok((SELECT count(*) >= 3 FROM consistency._metrics_twopc()), 'metrics rows');
+SELECT is((SELECT count(*) FROM consistency._integrity_twopc()), 4::bigint, 'four integrity checks');
+
+SELECT * FROM finish();
+ROLLBACK;

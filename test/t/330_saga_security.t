@@ -1,0 +1,144 @@
+# Saga steps run as the role that defined the saga, never as the worker's superuser:
+# a non-superuser's step cannot read a table it has no grant on, cannot do what a
+# security-restricted operation forbids, and cannot signal the worker; it cannot define
+# steps with functions it may not execute, nor plant operators that the extension's own
+# statements would run with more rights.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use PgcCluster qw(new_node wait_until);
+use PgcSaga qw(wait_terminal);
+
+my $node = new_node('saga_security');
+sub su { return $node->safe_psql('postgres', $_[0]) }
+sub alice { return $node->safe_psql('postgres', $_[0], extra_params => ['-U', 'alice']) }
+sub alice_err {
+  my ($sql) = @_;
+  my ($ret, $out, $err) = $node->psql('postgres', $sql, extra_params => ['-U', 'alice']);
+  return $err;
+}
+
+su(q{
+  CREATE ROLE alice LOGIN IN ROLE consistency_writer;
+  CREATE SCHEMA secret;
+  CREATE TABLE secret.card_numbers (customer text, pan text);
+  INSERT INTO secret.card_numbers VALUES ('bob', '4111111111111111');
+  CREATE FUNCTION secret.admin_step(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql
+    AS $$ SELECT jsonb_build_object('cards', (SELECT count(*) FROM secret.card_numbers)) $$;
+  REVOKE ALL ON FUNCTION secret.admin_step(uuid, jsonb) FROM PUBLIC;
+  GRANT USAGE ON SCHEMA secret TO alice;
+  CREATE SCHEMA alice AUTHORIZATION alice;
+});
+
+alice(q{
+  CREATE TABLE alice.log (step text, ran_as name, superuser boolean);
+  CREATE FUNCTION alice.whoami(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO alice.log VALUES ('whoami', current_user, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user));
+    RETURN jsonb_build_object('ran_as', current_user);
+  END $$;
+  CREATE FUNCTION alice.steal(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+  BEGIN
+    RETURN jsonb_build_object('stolen', (SELECT pan FROM secret.card_numbers LIMIT 1));
+  END $$;
+  CREATE FUNCTION alice.temp_table(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+  BEGIN
+    CREATE TEMP TABLE t (x int);
+    RETURN '{}';
+  END $$;
+  CREATE FUNCTION alice.kill_worker(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_terminate_backend(pg_backend_pid());
+    RETURN '{}';
+  END $$;
+  CREATE FUNCTION alice.undo(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO alice.log VALUES ('undo', current_user, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user));
+    RETURN '{}';
+  END $$;
+});
+
+sub define_and_run {
+  my ($name, $fn) = @_;
+  alice(qq{SELECT consistency.define_saga('$name', '{"steps": [
+      {"name": "first", "action": {"function": "alice.whoami"}, "compensation": {"function": "alice.undo"}},
+      {"name": "second", "action": {"function": "$fn"}, "retry": {"max_attempts": 2, "backoff": "10 ms"}}]}')});
+  my $id = alice(qq{SELECT consistency.start_saga('$name', '{}')});
+  return ($id, wait_terminal($node, $id, 30));
+}
+
+# The steps run as alice.
+my ($id, $status) = define_and_run('alice_ok', 'alice.whoami');
+is($status, 'completed', "alice's saga completes");
+is(su("SELECT data->>'ran_as' FROM consistency.sagas WHERE id = '$id'"), 'alice', 'step ran as alice');
+is(su("SELECT string_agg(DISTINCT ran_as || '/' || superuser, ',') FROM alice.log"), 'alice/false',
+   'never as a superuser');
+
+# A step reading a table alice has no grant on fails, and the saga compensates.
+($id, $status) = define_and_run('alice_steal', 'alice.steal');
+is($status, 'compensated', 'step without the grant fails; saga compensated');
+like(su("SELECT last_error FROM consistency.sagas WHERE id = '$id'"),
+     qr/permission denied for table card_numbers/, 'the failure is the missing grant');
+is(su("SELECT data ? 'stolen' FROM consistency.sagas WHERE id = '$id'"), 'f', 'nothing leaked into the saga data');
+is(su("SELECT count(*) FROM alice.log WHERE step = 'undo' AND ran_as = 'alice'"), '1',
+   'the compensation ran once, as alice');
+
+# Security-restricted operation: no temporary tables.
+($id, $status) = define_and_run('alice_temp', 'alice.temp_table');
+is($status, 'compensated', 'temp table step fails');
+like(su("SELECT last_error FROM consistency.sagas WHERE id = '$id'"),
+     qr/cannot create temporary table within security-restricted operation/, 'refused as restricted');
+
+# The worker runs as a superuser; alice's step may not signal it.
+my $worker = su("SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_consistency saga worker'");
+($id, $status) = define_and_run('alice_kill', 'alice.kill_worker');
+is($status, 'compensated', 'a step trying to terminate the worker fails');
+like(su("SELECT last_error FROM consistency.sagas WHERE id = '$id'"), qr/permission denied to terminate|must be a superuser/,
+     'refused: not allowed to signal the worker');
+is(su("SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_consistency saga worker'"), $worker,
+   'the same saga worker is still running');
+
+# A function alice may not execute cannot become a step.
+like(alice_err(q{SELECT consistency.define_saga('alice_admin', '{"steps": [{"name": "a", "action": {"function": "secret.admin_step"}}]}')}),
+     qr/permission denied for function secret.admin_step/, 'no step from a function alice may not execute');
+# Revoking EXECUTE later makes the step fail instead of running with the old right.
+su("GRANT EXECUTE ON FUNCTION secret.admin_step(uuid, jsonb) TO alice");
+alice(q{SELECT consistency.define_saga('alice_admin', '{"steps": [{"name": "a", "action": {"function": "secret.admin_step"}, "retry": {"max_attempts": 1}}]}')});
+su("REVOKE EXECUTE ON FUNCTION secret.admin_step(uuid, jsonb) FROM alice");
+$id = alice(q{SELECT consistency.start_saga('alice_admin', '{}')});
+is(wait_terminal($node, $id), 'compensated', 'revoked function: step fails');
+like(su("SELECT last_error FROM consistency.sagas WHERE id = '$id'"), qr/permission denied for function secret.admin_step/,
+     'checked as alice at run time');
+
+# Alice cannot change whose rights a saga uses, directly.
+like(alice_err(q{UPDATE consistency.saga_definitions SET owner = 10}), qr/permission denied for table saga_definitions/,
+     'the definitions table is not writable');
+like(alice_err(q{SELECT consistency._advance_sagas()}), qr/permission denied for function _advance_sagas/,
+     'the in-transaction runner is superuser-only');
+
+# Operators planted in alice's search_path are not used by the extension's statements.
+alice(q{
+  CREATE TABLE alice.planted (called_as name);
+  CREATE FUNCTION alice.jsonb_eq(a jsonb, b jsonb) RETURNS boolean LANGUAGE plpgsql AS $$
+  BEGIN INSERT INTO alice.planted VALUES (current_user); RETURN a::text = b::text; END $$;
+  CREATE OPERATOR alice.= (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = alice.jsonb_eq);
+  CREATE FUNCTION alice.jsonb_cat(a jsonb, b jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+  BEGIN INSERT INTO alice.planted VALUES (current_user); RETURN a; END $$;
+  CREATE OPERATOR alice.|| (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = alice.jsonb_cat);
+});
+alice(q{
+  SET search_path = alice, pg_catalog;
+  SELECT consistency.define_saga('alice_ok', '{"steps": [
+      {"name": "first", "action": {"function": "alice.whoami"}, "compensation": {"function": "alice.undo"}},
+      {"name": "second", "action": {"function": "alice.whoami"}, "retry": {"max_attempts": 2, "backoff": "10 ms"}}]}');
+  SELECT consistency.start_saga('alice_ok', '{"a": 1}', 'k1');
+  SELECT consistency.start_saga('alice_ok', '{"a": 1}', 'k1');
+});
+is(su("SELECT count(*) FROM alice.planted"), '0', "alice's operators were never called");
+
+su("DELETE FROM consistency.saga_instances");
+su("DELETE FROM consistency.saga_definitions");
+$node->stop('fast');
+done_testing();
