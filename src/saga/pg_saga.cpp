@@ -9,7 +9,6 @@ extern "C" {
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
-#include "parser/parse_func.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -129,17 +128,6 @@ Datum time_datum(int64_t t, char* null_flag) {
   return t == kNever ? 0 : TimestampTzGetDatum(static_cast<TimestampTz>(t));
 }
 
-// Does consistency.<name>(argtypes) exist? Positive answers are remembered.
-bool function_exists(const char* name, int nargs, const Oid* argtypes, bool* cached) {
-  if (*cached) return true;
-  Oid oid = pg_call([&] {
-    List* names = list_make2(makeString(pstrdup("consistency")), makeString(pstrdup(name)));
-    return LookupFuncName(names, nargs, argtypes, true);
-  });
-  *cached = OidIsValid(oid);
-  return *cached;
-}
-
 }  // namespace
 
 namespace {
@@ -237,12 +225,6 @@ void append_audit(const std::string& id_text, const std::vector<Event>& events) 
 }
 
 int64 publish_command(const SagaRow& row, const Action& action, int attempt, bool compensation) {
-  static bool present = false;
-  static const Oid argtypes[] = {TEXTOID, TEXTOID, JSONBOID, JSONBOID};
-  if (!function_exists("publish", 4, argtypes, &present))
-    throw Error(sqlstate::kFeatureNotSupported,
-                "cannot send command \"" + action.command +
-                    "\": consistency.publish (the transactional outbox) is not installed");
   // Key = the saga id, so one saga's commands stay in order on the topic.
   static SavedPlan plan(
       "SELECT consistency.publish($1, $2, "
