@@ -132,6 +132,8 @@ SELECT global_position, version, type FROM consistency.read_stream('order-1', 2)
 SELECT global_position, version, type FROM consistency.read_stream('order-1', 2, 1);
 SELECT global_position, version, type FROM consistency.read_stream('order-1', 0, 2);
 SELECT count(*) AS absent_stream FROM consistency.read_stream('nobody-1');
+SELECT pg_temp.error_of($$SELECT consistency.stream_version(NULL)$$);
+SELECT pg_temp.error_of($$SELECT consistency.stream_version(E'x\ry')$$);
 SELECT pg_temp.error_of($$SELECT * FROM consistency.read_stream('order-1', -1)$$);
 SELECT pg_temp.error_of($$SELECT * FROM consistency.read_stream('order-1', 1, 0)$$);
 SELECT pg_temp.error_of($$SELECT * FROM consistency.read_stream('order-1', NULL)$$);

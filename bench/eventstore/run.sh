@@ -10,14 +10,14 @@
 # in ROUNDS rounds and the median is reported, because the machine may be shared.
 #
 #   bench/eventstore/run.sh            (as root or as an unprivileged user)
-#   DURATION=15 ROUNDS=3 bench/eventstore/run.sh
+#   DURATION=10 ROUNDS=5 bench/eventstore/run.sh   (the defaults)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 . "$root/scripts/lib.sh"
 
-DURATION="${DURATION:-15}"
-ROUNDS="${ROUNDS:-3}"
+DURATION="${DURATION:-10}"
+ROUNDS="${ROUNDS:-5}"
 STAGE="${STAGE:-/tmp/pgc-bench-stage}"
 DIR="${DIR:-/tmp/pgc-bench-eventstore}"
 OUT="${OUT:-$DIR/results.md}"

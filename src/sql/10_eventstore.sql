@@ -248,6 +248,7 @@ CREATE FUNCTION consistency._metrics_eventstore()
   SELECT 'pg_consistency_events_read_horizon', 'gauge',
          'read_all returns positions below this value (gap safety).',
          '{}'::jsonb, consistency.read_horizon()::float8
+   WHERE NOT pg_is_in_recovery()  -- the horizon is only known on the primary
   UNION ALL
   SELECT 'pg_consistency_open_writers', 'gauge',
          'Open transactions that appended events and hold back the read horizon.',

@@ -211,6 +211,10 @@ isnt($ret, 0, 'read_all fails on a standby');
 like($stderr, qr/not available on a standby/, 'with a message that says why');
 like($standby->safe_psql('postgres', "SELECT count(*) FROM consistency.read_stream('gap-a')"), qr/^\d+$/,
      'read_stream works on the standby');
+is($standby->safe_psql('postgres',
+     "SELECT count(*) FILTER (WHERE metric = 'pg_consistency_events_read_horizon') || '/' || (count(*) > 0)
+        FROM consistency._metrics_eventstore()"),
+   '0/true', 'metrics work on the standby, without the horizon');
 $standby->stop;
 $node->stop;
 
