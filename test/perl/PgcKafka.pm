@@ -59,7 +59,30 @@ sub start
 	}
 	$live{ refaddr $self } = $self;
 	weaken $live{ refaddr $self };
-	$self->_start($opts{port});
+	# On a busy machine a start occasionally fails (e.g. a port taken between choosing it and
+	# binding it): a broker in a directory of its own is retried in a fresh one, after showing
+	# why the attempt failed.
+	my $tries = ($self->{owned} && !defined $opts{port}) ? 3 : 1;
+	for my $try (1 .. $tries)
+	{
+		last if eval { $self->_start($opts{port}); 1 };
+		my $err = $@;
+		croak $err if $try == $tries;
+		my $tail = '';
+		if (open my $fh, '<', "$self->{dir}/kafka.log")
+		{
+			my @l = <$fh>;
+			$tail = join '', @l[ ($#l > 20 ? $#l - 20 : 0) .. $#l ];
+		}
+		print STDERR "# kafka start attempt $try failed, retrying in a new directory: $err$tail";
+		system($TOOL, 'kill', $self->{dir});
+		rmtree($self->{dir});
+		my $base = do { no warnings 'once'; $PostgreSQL::Test::Utils::tmp_check };
+		$self->{dir} =
+		  defined $base && -d $base
+		  ? tempdir('kafka_XXXXXX', DIR => $base)
+		  : tempdir('pgc_kafka_XXXXXX', TMPDIR => 1);
+	}
 	return $self;
 }
 

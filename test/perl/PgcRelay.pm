@@ -12,7 +12,7 @@ use Time::HiRes qw(usleep time);
 use PgcCluster qw(new_node wait_until);
 use Exporter 'import';
 our @EXPORT_OK = qw(relay_node publish_sequences wait_drained check_delivery relay_status
-  publish_logged logged_ids wait_ready);
+  publish_logged logged_ids wait_ready relay_worker_pid);
 
 # relay_node($name, $kafka, mode => 'exactly_once', batch_size => 200, conf => "extra")
 sub relay_node {
@@ -97,6 +97,17 @@ sub wait_ready {
     usleep(100_000);
   }
   return 0;
+}
+
+# PID of the per-database worker that runs the relay (not other pg_consistency workers of
+# the database, such as saga workers), or '' when none runs.
+sub relay_worker_pid {
+  my ($node, $db) = @_;
+  $db //= 'postgres';
+  my ($ret, $out) = $node->psql('postgres',
+    "SELECT coalesce(max(pid)::text, '') FROM pg_stat_activity "
+    . "WHERE backend_type = 'pg_consistency worker' AND datname = '$db'");
+  return $ret == 0 ? $out : '';
 }
 
 sub wait_drained {

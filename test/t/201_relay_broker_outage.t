@@ -8,8 +8,8 @@ use Test::More;
 use Time::HiRes qw(usleep time);
 use IPC::Run;
 use PgcKafka;
-use PgcCluster qw(wait_until worker_pid);
-use PgcRelay qw(relay_node publish_sequences wait_drained check_delivery relay_status);
+use PgcCluster qw(wait_until);
+use PgcRelay qw(relay_node publish_sequences wait_drained check_delivery relay_status relay_worker_pid);
 
 my $kafka = PgcKafka->start;
 my $node  = relay_node('relay_outage', $kafka, batch_size => 200);
@@ -43,7 +43,7 @@ my ($pending) = split /\|/, relay_status($node);
 cmp_ok($pending, '>', 0, "backlog of $pending messages stays in the outbox");
 
 # No spinning: CPU time of the worker process (all its threads) over 4 s of outage.
-my $pid = worker_pid($node);
+my $pid = relay_worker_pid($node);
 sub cpu_ticks {
   open my $fh, '<', "/proc/$_[0]/stat" or return 0;
   my @f = split / /, (<$fh> =~ s/^.*\) //r);
@@ -54,7 +54,7 @@ cmp_ok($c0, '>', 0, "the worker's CPU time is readable ($c0 ticks so far)");
 sleep 4;
 my $used = (cpu_ticks($pid) - $c0) / 100.0;
 cmp_ok($used, '<', 0.8, sprintf('worker used %.2f s of CPU in 4 s of outage (no busy loop)', $used));
-is(worker_pid($node), $pid, 'same worker process throughout (no crash loop)');
+is(relay_worker_pid($node), $pid, 'same worker process throughout (no crash loop)');
 like($node->safe_psql('postgres', 'SELECT last_error FROM consistency.outbox_status'), qr/./, 'last_error tells why');
 
 my $wait = 10 - (time - $down_at);

@@ -8,8 +8,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
 use PgcKafka;
-use PgcCluster qw(wait_until worker_pid process_gone);
-use PgcRelay qw(relay_node wait_drained check_delivery relay_status publish_logged logged_ids wait_ready);
+use PgcCluster qw(wait_until process_gone);
+use PgcRelay qw(relay_node wait_drained check_delivery relay_status publish_logged logged_ids wait_ready relay_worker_pid);
 
 my $kafka = PgcKafka->start;
 my $node  = relay_node('relay_eo_kill', $kafka, mode => 'exactly_once', batch_size => 50);
@@ -22,7 +22,7 @@ my $rounds = 6;
 my $kills  = 0;
 for my $round (1 .. $rounds) {
   usleep(int(100_000 + rand(900_000)));
-  my $pid = worker_pid($node);
+  my $pid = relay_worker_pid($node);
   next unless $pid =~ /^\d+$/;
   my $delivered = $node->safe_psql('postgres', 'SELECT delivered_total FROM consistency.outbox_status');
   kill 'KILL', $pid;
