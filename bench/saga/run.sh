@@ -6,7 +6,7 @@
 #   bench/saga/run.sh            (as root or as an unprivileged user)
 #
 # Environment: DURATION (s per phase, default 10), ROUNDS (3), CLIENTS (4), ACCOUNTS
-# (10000), SAGA_WORKERS (2), BATCH (16), CHAINS ("4 1": saga_chain_steps settings), SYNC
+# (10000), SAGA_WORKERS (1), BATCH (16), CHAINS ("4 1": saga_chain_steps settings), SYNC
 # ("off on").
 #
 # Per setting it runs ROUNDS interleaved rounds of {baseline, sagas saturated with each
@@ -21,7 +21,7 @@ DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-3}"
 CLIENTS="${CLIENTS:-4}"
 ACCOUNTS="${ACCOUNTS:-10000}"
-SAGA_WORKERS="${SAGA_WORKERS:-2}"
+SAGA_WORKERS="${SAGA_WORKERS:-1}"
 BATCH="${BATCH:-16}"
 CHAINS="${CHAINS:-4 1}"
 SYNC="${SYNC:-off on}"
