@@ -5,18 +5,23 @@
 #
 #   bench/saga/run.sh            (as root or as an unprivileged user)
 #
-# Environment: DURATION (s per phase, default 20), CLIENTS (4), ACCOUNTS (10000),
-# SAGA_WORKERS (2), BATCH (16), CHAINS ("4 1": saga_chain_steps settings to measure),
-# SYNC ("off on"). Prints per setting: baseline steps/s; saga throughput (completed
-# sagas/s and steps/s) and its ratio to the baseline; step latency p50/p99 at half the
-# saturated rate; idle pickup latency p50/p99 of a ready step.
+# Environment: DURATION (s per phase, default 10), ROUNDS (3), CLIENTS (4), ACCOUNTS
+# (10000), SAGA_WORKERS (1), BATCH (16), CHAINS ("4 1": saga_chain_steps settings), SYNC
+# ("off on").
+#
+# Per setting it runs ROUNDS interleaved rounds of {baseline, sagas saturated with each
+# chain setting} and prints each round and the medians: steps/s, the ratio to the
+# baseline, and the CPU time (server processes + pgbench) per step, which the load of a
+# shared machine disturbs much less than throughput. Then: step and saga latency at half
+# the saturated rate, and the idle pickup latency of a ready step.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
-DURATION="${DURATION:-20}"
+DURATION="${DURATION:-10}"
+ROUNDS="${ROUNDS:-3}"
 CLIENTS="${CLIENTS:-4}"
 ACCOUNTS="${ACCOUNTS:-10000}"
-SAGA_WORKERS="${SAGA_WORKERS:-2}"
+SAGA_WORKERS="${SAGA_WORKERS:-1}"
 BATCH="${BATCH:-16}"
 CHAINS="${CHAINS:-4 1}"
 SYNC="${SYNC:-off on}"
@@ -24,6 +29,7 @@ SYNC="${SYNC:-off on}"
 stage="${TMPDIR:-/tmp}/pgc-saga-bench-stage"
 bin="$(scripts/stage-install "$stage")"
 export PATH="$bin:$PATH"
+ticks=$(getconf CLK_TCK)
 
 psql_q() { psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }
 # Waits until no saga of run $1 is still running.
@@ -32,7 +38,7 @@ drain() {
   for _ in $(seq 1 1200); do
     left=$(psql_q -At -c "SELECT count(*) FROM consistency.saga_instances WHERE name = 'bench3' AND data->>'run' = '$run' AND status IN ('running', 'compensating')")
     [ "$left" = 0 ] && return 0
-    sleep 0.5
+    sleep 0.2
   done
   echo "run $run did not drain" >&2; return 1
 }
@@ -42,8 +48,26 @@ set_chain() {
   psql_q -c "ALTER SYSTEM SET pg_consistency.saga_chain_steps = $1" -c "SELECT pg_reload_conf()" >/dev/null
   sleep 1
 }
+# CPU ticks of the cluster: the postmaster, its live children, and the children it reaped.
+cluster_ticks() {
+  local pm t=0 p
+  pm=$(head -n 1 "$dir/data/postmaster.pid")
+  t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat")
+  for p in $(pgrep -P "$pm"); do
+    [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$t"
+}
+# pgbench under /usr/bin/time; sets PGB_OUT (its output) and PGB_CPU (its CPU seconds).
+run_pgbench() {
+  local tf; tf=$(mktemp)
+  PGB_OUT=$(/usr/bin/time -f '%U %S' -o "$tf" pgbench -n "$@" 2>/dev/null)
+  PGB_CPU=$(awk '{print $1 + $2}' "$tf"); rm -f "$tf"
+}
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 
-echo "saga benchmark: ${DURATION}s per phase, ${CLIENTS} clients, ${ACCOUNTS} accounts, saga_workers=${SAGA_WORKERS}, saga_batch_size=${BATCH}, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "saga benchmark: ${ROUNDS} rounds x ${DURATION}s, ${CLIENTS} clients, ${ACCOUNTS} accounts, saga_workers=${SAGA_WORKERS}, saga_batch_size=${BATCH}, $(nproc) cores"
+echo "started $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for sc in $SYNC; do
   dir="${TMPDIR:-/tmp}/pgc-saga-bench-$sc"
   scripts/pg-cluster stop "$dir" >/dev/null 2>&1 || true
@@ -57,36 +81,57 @@ for sc in $SYNC; do
   psql_q -v naccounts="$ACCOUNTS" -f bench/saga/setup.sql >/dev/null 2>&1
   echo
   echo "== synchronous_commit = $sc"
-
-  # Baseline: three UPDATEs, one transaction each.
-  base_tps=$(pgbench -n -c "$CLIENTS" -j 2 -T "$DURATION" -D naccounts="$ACCOUNTS" -f bench/saga/baseline.sql 2>/dev/null \
-             | sed -n 's/^tps = \([0-9.]*\) .*/\1/p')
-  base_steps=$(echo "$base_tps * 3" | bc -l)
-  printf 'baseline, a client runs the 3 UPDATEs, 1 transaction per step: %.0f steps/s\n' "$base_steps"
-  psql_q -c "VACUUM ANALYZE bench.accounts" >/dev/null
-
+  declare -A ratios=() steps=() cpus=()
+  base_all="" base_cpu_all=""
   run=0
+  for round in $(seq 1 "$ROUNDS"); do
+    # Baseline: three UPDATEs, one transaction each.
+    c0=$(cluster_ticks)
+    run_pgbench -c "$CLIENTS" -j 2 -T "$DURATION" -D naccounts="$ACCOUNTS" -f bench/saga/baseline.sql
+    c1=$(cluster_ticks)
+    base_tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$PGB_OUT")
+    base_n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$PGB_OUT")
+    base_steps=$(echo "$base_tps * 3" | bc -l)
+    base_cpu=$(echo "(($c1 - $c0) / $ticks + $PGB_CPU) * 1000000 / ($base_n * 3)" | bc -l)
+    base_all+=" $base_steps"; base_cpu_all+=" $base_cpu"
+    line=$(printf 'round %s: baseline %.0f steps/s (%.0f us CPU/step)' "$round" "$base_steps" "$base_cpu")
+    for chain in $CHAINS; do
+      set_chain "$chain"
+      run=$((run + 1))
+      # Saturated: clients start sagas as fast as they can; throughput from the first
+      # start to the last completion (the backlog included).
+      c0=$(cluster_ticks)
+      run_pgbench -c "$CLIENTS" -j 2 -T "$DURATION" -D naccounts="$ACCOUNTS" -D run=$run -f bench/saga/start.sql
+      drain $run
+      c1=$(cluster_ticks)
+      figures $run
+      s=$(echo "${F[2]} * 3" | bc -l)
+      cpu=$(echo "(($c1 - $c0) / $ticks + $PGB_CPU) * 1000000 / (${F[1]} * 3)" | bc -l)
+      r=$(echo "$s / $base_steps" | bc -l)
+      steps[$chain]+=" $s"; ratios[$chain]+=" $r"; cpus[$chain]+=" $cpu"
+      line+=$(printf '; sagas chain=%s %.0f steps/s (%.0f us CPU/step), ratio %.2f' "$chain" "$s" "$cpu" "$r")
+    done
+    echo "$line"
+    psql_q -c "VACUUM ANALYZE bench.accounts, consistency.saga_instances" >/dev/null
+  done
+  printf 'median: baseline %.0f steps/s, %.0f us CPU/step\n' "$(median <<<"$base_all")" "$(median <<<"$base_cpu_all")"
+  for chain in $CHAINS; do
+    printf 'median: sagas saga_chain_steps=%s: %.0f steps/s = %.0f sagas/s, ratio to baseline %.2f; %.0f us CPU/step (baseline / sagas CPU: %.2f)\n' \
+      "$chain" "$(median <<<"${steps[$chain]}")" "$(echo "$(median <<<"${steps[$chain]}") / 3" | bc -l)" \
+      "$(median <<<"${ratios[$chain]}")" "$(median <<<"${cpus[$chain]}")" \
+      "$(echo "$(median <<<"$base_cpu_all") / $(median <<<"${cpus[$chain]}")" | bc -l)"
+  done
+
+  # Latency at half the (median) saturated rate, per chain setting.
   for chain in $CHAINS; do
     set_chain "$chain"
-    # Saturated: clients start sagas as fast as they can; throughput from the first
-    # start to the last completion (the backlog included).
     run=$((run + 1))
-    pgbench -n -c "$CLIENTS" -j 2 -T "$DURATION" -D naccounts="$ACCOUNTS" -D run=$run -f bench/saga/start.sql >/dev/null 2>&1
+    rate=$(echo "$(median <<<"${steps[$chain]}") / 6" | bc)
+    run_pgbench -c "$CLIENTS" -j 2 -T "$DURATION" -R "$rate" -D naccounts="$ACCOUNTS" -D run=$run -f bench/saga/start.sql
     drain $run
     figures $run
-    sagas_s=${F[2]}
-    steps_s=$(echo "$sagas_s * 3" | bc -l)
-    printf 'sagas, saga_chain_steps=%s, saturated: %s completed, %.1f sagas/s = %.0f steps/s, ratio to baseline %.2f\n' \
-      "$chain" "${F[1]}" "$sagas_s" "$steps_s" "$(echo "$steps_s / $base_steps" | bc -l)"
-    psql_q -c "VACUUM ANALYZE consistency.saga_instances" >/dev/null
-    # Latency at half the saturated rate.
-    run=$((run + 1))
-    rate=$(echo "$sagas_s / 2" | bc)
-    pgbench -n -c "$CLIENTS" -j 2 -T "$DURATION" -R "$rate" -D naccounts="$ACCOUNTS" -D run=$run -f bench/saga/start.sql >/dev/null 2>&1
-    drain $run
-    figures $run
-    printf '  at %s sagas/s (half that): step latency p50 %s ms, p99 %s ms; saga (start to completion) p50 %s ms, p99 %s ms\n' \
-      "$rate" "${F[3]}" "${F[4]}" "${F[7]}" "${F[8]}"
+    printf 'latency, saga_chain_steps=%s, %s sagas/s (half the saturated rate): step p50 %s ms, p99 %s ms; saga start to completion p50 %s ms, p99 %s ms\n' \
+      "$chain" "$rate" "${F[3]}" "${F[4]}" "${F[7]}" "${F[8]}"
   done
   set_chain "${CHAINS%% *}"
 
@@ -103,4 +148,6 @@ for sc in $SYNC; do
     "${F[0]}" "${F[5]}" "${F[6]}" "${P[1]}" "${P[2]}"
   scripts/pg-cluster stop "$dir" >/dev/null
   trap - EXIT
+  unset ratios steps cpus
 done
+echo "finished $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -164,8 +164,11 @@ pgc::pg::ComponentRegistrar registrar(&kComponent);
 
 struct BatchStats {
   int64 steps = 0, step_failures = 0, retries = 0, compensations = 0, compensation_failures = 0,
-        timeouts = 0;
+        timeouts = 0, conflicts = 0;
 };
+
+// A step that lost a deadlock or serialization conflict runs again after 20-40 ms.
+constexpr int64_t kConflictDelayMs = 20;
 
 double unit_random() {
   static std::minstd_rand rng(static_cast<unsigned>(MyProcPid) ^
@@ -277,31 +280,44 @@ Datum call_step_function(const SagaRow& row, const Action& a, int64_t timeout_ms
   return result;
 }
 
-// Runs `body` in a subtransaction. Returns "" when it was released, else the error
-// after rolling the subtransaction back.
+// What in_subtransaction reports: "" when the body succeeded.
+struct SubResult {
+  std::string error;
+  int sqlerrcode = 0;
+  bool ok() const { return error.empty(); }
+  // Lost to a concurrent transaction: worth running again, not a failure of the step.
+  bool conflict() const {
+    return sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+           sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE;
+  }
+};
+
+// Runs `body` in a subtransaction: releases it on success, else rolls it back and
+// returns the error.
 template <typename F>
-std::string in_subtransaction(F&& body) {
+SubResult in_subtransaction(F&& body) {
   MemoryContext cxt = CurrentMemoryContext;
   ResourceOwner owner = CurrentResourceOwner;
   pg_call([] { BeginInternalSubTransaction(nullptr); });
   MemoryContextSwitchTo(cxt);
-  std::string error;
+  SubResult r;
   try {
     body();
     pg_call([] { ReleaseCurrentSubTransaction(); });
     MemoryContextSwitchTo(cxt);
     CurrentResourceOwner = owner;
-    return "";
+    return r;
   } catch (const PgError& e) {
-    error = error_text(e);
+    r.sqlerrcode = e.sqlerrcode();
+    r.error = error_text(e);
   } catch (const std::exception& e) {
-    error = e.what();
+    r.error = e.what();
   }
-  if (error.empty()) error = "unknown error";
+  if (r.error.empty()) r.error = "unknown error";
   pg_call([] { RollbackAndReleaseCurrentSubTransaction(); });
   MemoryContextSwitchTo(cxt);
   CurrentResourceOwner = owner;
-  return error;
+  return r;
 }
 
 Datum merge_data(Datum data, Datum output) {
@@ -321,6 +337,7 @@ void process(SagaRow& row, BatchStats& st) {
   bool set_error = false;
   std::string error;
   bool data_changed = false;
+  bool deferral = false;
   for (int n = 0; n < g_chain_steps; n++) {
     TimestampTz now = GetCurrentTimestamp();
     Work w = next_work(row.state, def, now);
@@ -329,6 +346,7 @@ void process(SagaRow& row, BatchStats& st) {
     Transition t;
     Datum output = 0;
     bool waiting = false;
+    bool deferred_now = false;
     switch (w.kind) {
       case Work::Kind::kNone:
         break;
@@ -349,30 +367,47 @@ void process(SagaRow& row, BatchStats& st) {
         row.state = attempt;
         (compensating ? st.compensations : st.steps)++;
         if (attempt.attempts > 1) st.retries++;
+        SubResult r;
         std::string failure;
         if (a.is_function()) {
           int64_t timeout_ms = def.steps[static_cast<size_t>(attempt.step)].timeout_ms;
-          failure = in_subtransaction([&] { output = call_step_function(row, a, timeout_ms); });
-          if (failure.empty()) t = succeeded(attempt, def, GetCurrentTimestamp());
+          r = in_subtransaction([&] { output = call_step_function(row, a, timeout_ms); });
+          if (r.ok()) t = succeeded(attempt, def, GetCurrentTimestamp());
+          failure = r.error;
         } else {
           int64 outbox_id = 0;
-          failure = in_subtransaction(
+          r = in_subtransaction(
               [&] { outbox_id = publish_command(row, a, attempt.attempts, compensating); });
-          if (failure.empty()) {
+          if (r.ok()) {
             t = command_sent(attempt, def, GetCurrentTimestamp());
             t.events.front().data.set("outbox_id", json::Value::integer(outbox_id));
             waiting = true;
           } else {
-            failure = "could not send command \"" + a.command + "\": " + failure;
+            failure = "could not send command \"" + a.command + "\": " + r.error;
           }
         }
-        if (!failure.empty()) {
+        if (!r.ok() && r.conflict()) {
+          // A deadlock or serialization failure against a concurrent transaction (often
+          // another saga worker's batch): the attempt did not happen; run it again soon.
+          st.conflicts++;
+          (compensating ? st.compensations : st.steps)--;
+          if (attempt.attempts > 1) st.retries--;
+          row.state = deferred(attempt, GetCurrentTimestamp(),
+                               kConflictDelayMs + static_cast<int64_t>(unit_random() * kConflictDelayMs));
+          deferred_now = true;
+          break;
+        }
+        if (!r.ok()) {
           output = 0;
           (compensating ? st.compensation_failures : st.step_failures)++;
           t = failed(attempt, def, GetCurrentTimestamp(), failure, unit_random());
         }
         break;
       }
+    }
+    if (deferred_now) {
+      deferral = true;
+      break;
     }
     if (output != 0) {
       t.events.front().raw_json = jsonb_text(output);
@@ -387,7 +422,7 @@ void process(SagaRow& row, BatchStats& st) {
     row.state = t.state;
     if (waiting) break;
   }
-  if (events.empty()) return;
+  if (events.empty() && !deferral) return;
   store_state(row, row.state, events, set_error, error, data_changed ? row.data : 0);
 }
 
@@ -439,16 +474,17 @@ void advance_due(int worker_id, int limit, BatchResult* result) {
   static SavedPlan stats_plan(
       "INSERT INTO consistency.saga_worker_stats AS w "
       "  (worker, steps_executed, step_failures, retries, compensations, compensation_failures, "
-      "   timeouts, updated_at) "
-      "VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp()) "
+      "   timeouts, conflicts, updated_at) "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp()) "
       "ON CONFLICT (worker) DO UPDATE SET "
       "  steps_executed = w.steps_executed + excluded.steps_executed, "
       "  step_failures = w.step_failures + excluded.step_failures, "
       "  retries = w.retries + excluded.retries, "
       "  compensations = w.compensations + excluded.compensations, "
       "  compensation_failures = w.compensation_failures + excluded.compensation_failures, "
-      "  timeouts = w.timeouts + excluded.timeouts, updated_at = excluded.updated_at",
-      {INT4OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID});
+      "  timeouts = w.timeouts + excluded.timeouts, conflicts = w.conflicts + excluded.conflicts, "
+      "  updated_at = excluded.updated_at",
+      {INT4OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID});
 
   if (g_step_search_path.empty()) {
     const char* sp = GetConfigOption("search_path", true, false);
@@ -498,10 +534,10 @@ void advance_due(int worker_id, int limit, BatchResult* result) {
   result->processed = static_cast<int>(claimed.size());
   if (result->processed > 0) {
     pg_call([&] {
-      Datum v[7] = {Int32GetDatum(worker_id), Int64GetDatum(st.steps),
+      Datum v[8] = {Int32GetDatum(worker_id), Int64GetDatum(st.steps),
                     Int64GetDatum(st.step_failures), Int64GetDatum(st.retries),
                     Int64GetDatum(st.compensations), Int64GetDatum(st.compensation_failures),
-                    Int64GetDatum(st.timeouts)};
+                    Int64GetDatum(st.timeouts), Int64GetDatum(st.conflicts)};
       stats_plan.execute(v, nullptr, false, 0);
     });
     return;
@@ -752,6 +788,9 @@ extern "C" PGDLLEXPORT void pgc_saga_worker_main(Datum arg) {
   BackgroundWorkerUnblockSignals();
   BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid, 0);
   claim_slot();
+  // Batches hold their row locks until they commit: settle a deadlock between two saga
+  // workers in 100 ms rather than the default second (the step that loses is deferred).
+  SetConfigOption("deadlock_timeout", "100ms", PGC_SUSET, PGC_S_OVERRIDE);
   g_loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_consistency saga worker loop",
                                      ALLOCSET_DEFAULT_SIZES);
   MemoryContextSwitchTo(g_loop_cxt);

@@ -326,6 +326,16 @@ Transition failed(const State& s, const Definition& def, int64_t now, const std:
   return t;
 }
 
+State deferred(const State& s, int64_t now, int64_t delay_ms) {
+  require_attempt_running(s, "deferral");
+  State n = s;
+  n.attempts = s.attempts - 1;
+  n.phase = Phase::kReady;
+  n.next_run_at = add_ms(now, std::max<int64_t>(delay_ms, 0));
+  if (s.status == Status::kRunning) n.next_run_at = std::min(n.next_run_at, s.deadline);
+  return n;
+}
+
 Transition reply_timed_out(const State& s, const Definition& def, int64_t now, double unit_random) {
   const Step& st = step_at(def, s.step);
   if (s.phase != Phase::kWaiting)

@@ -89,6 +89,10 @@ Transition command_sent(const State& s, const Definition& def, int64_t now);
 Transition succeeded(const State& s, const Definition& def, int64_t now);
 Transition failed(const State& s, const Definition& def, int64_t now, const std::string& error,
                   double unit_random);
+// The current attempt lost a conflict with a concurrent transaction (deadlock,
+// serialization failure): it did not happen, and is tried again after `delay_ms` without
+// counting as an attempt. No audit event: the saga's state does not change.
+State deferred(const State& attempt_started, int64_t now, int64_t delay_ms);
 // The awaited reply did not arrive: a failed attempt.
 Transition reply_timed_out(const State& s, const Definition& def, int64_t now, double unit_random);
 // The saga's own timeout: the current step fails for good and compensation starts.

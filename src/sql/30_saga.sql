@@ -53,6 +53,7 @@ CREATE TABLE consistency.saga_worker_stats (
   compensations         bigint      NOT NULL DEFAULT 0,  -- compensation attempts run or sent
   compensation_failures bigint      NOT NULL DEFAULT 0,
   timeouts              bigint      NOT NULL DEFAULT 0,  -- reply and saga timeouts
+  conflicts             bigint      NOT NULL DEFAULT 0,  -- attempts deferred after a deadlock or serialization failure
   updated_at            timestamptz NOT NULL DEFAULT now()
 );
 
@@ -142,7 +143,8 @@ CREATE FUNCTION consistency._metrics_saga()
                  coalesce(sum(retries), 0) AS retries,
                  coalesce(sum(compensations), 0) AS compensations,
                  coalesce(sum(compensation_failures), 0) AS compensation_failures,
-                 coalesce(sum(timeouts), 0) AS timeouts
+                 coalesce(sum(timeouts), 0) AS timeouts,
+                 coalesce(sum(conflicts), 0) AS conflicts
             FROM consistency.saga_worker_stats) t,
          LATERAL (VALUES
            ('pg_consistency_saga_steps_executed_total', 'Saga step attempts run or sent by the worker.', t.steps_executed::double precision),
@@ -150,7 +152,8 @@ CREATE FUNCTION consistency._metrics_saga()
            ('pg_consistency_saga_retries_total', 'Saga step and compensation attempts after the first.', t.retries::double precision),
            ('pg_consistency_saga_compensations_total', 'Compensation attempts run or sent.', t.compensations::double precision),
            ('pg_consistency_saga_compensation_failures_total', 'Compensation attempts that failed.', t.compensation_failures::double precision),
-           ('pg_consistency_saga_timeouts_total', 'Reply timeouts and saga timeouts.', t.timeouts::double precision)
+           ('pg_consistency_saga_timeouts_total', 'Reply timeouts and saga timeouts.', t.timeouts::double precision),
+           ('pg_consistency_saga_conflicts_total', 'Step attempts deferred after a deadlock or serialization failure.', t.conflicts::double precision)
          ) AS m(metric, help, value);
 $$;
 

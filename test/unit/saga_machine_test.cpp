@@ -443,6 +443,23 @@ TEST(SagaMachine, EventsSerializeWithOutputSpliced) {
   EXPECT_EQ(events_json({}), "[]");
 }
 
+TEST(SagaMachine, DeferredAttemptIsNotCounted) {
+  Definition d = order_flow(1000);
+  State s = fail(initial_state(d, 0), d, 0).state;  // attempt 1 failed
+  ASSERT_EQ(s.attempts, 1);
+  State again = begin_attempt(s);                   // attempt 2 starts, then loses a deadlock
+  State n = deferred(again, 500000, 30);
+  EXPECT_EQ(n.attempts, 1);
+  EXPECT_EQ(n.status, Status::kRunning);
+  EXPECT_EQ(n.phase, Phase::kReady);
+  EXPECT_EQ(n.next_run_at, 530000);
+  EXPECT_EQ(next_work(n, d, 530000).kind, Work::Kind::kRunAction);
+  // Never past the saga's deadline.
+  EXPECT_EQ(deferred(again, 990000, 100).next_run_at, 1000000);
+  State idle = initial_state(d, 0);
+  EXPECT_EQ(code_of([&] { deferred(idle, 0, 10); }), "XX000");
+}
+
 TEST(SagaMachine, FormatMs) {
   EXPECT_EQ(format_ms(30000), "30 s");
   EXPECT_EQ(format_ms(120000), "2 min");
