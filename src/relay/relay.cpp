@@ -31,6 +31,7 @@
 #include "relay/kafka.hpp"
 #include "relay/properties.hpp"
 #include "worker/shared_state.hpp"
+#include "worker/wake.hpp"
 
 extern "C" {
 #include "access/xlog.h"
@@ -1187,6 +1188,10 @@ void relay_exit() {
 }  // namespace
 
 const pg::Component kRelayComponent = {"relay", define_gucs, shmem_size, shmem_init, relay_tick, relay_exit};
+
+void wake_at_commit() {
+  if (g_brokers != nullptr && g_brokers[0] != '\0') worker::wake_at_commit(&kRelayComponent);
+}
 
 namespace {
 pg::ComponentRegistrar registrar(&kRelayComponent);

@@ -751,7 +751,8 @@ long guarded_batch(int index, bool* again) {
 }  // namespace
 
 void wake_workers_at_commit() {
-  pgc::worker::wake_at_commit(&kComponent);
+  // The per-database worker runs sagas itself only without saga workers.
+  if (g_saga_workers == 0 || g_shared == nullptr) pgc::worker::wake_at_commit(&kComponent);
   if (g_shared == nullptr) return;
   if (!g_callback_registered) {
     pg_call([] { RegisterXactCallback(on_xact, nullptr); });
@@ -796,6 +797,7 @@ extern "C" PGDLLEXPORT void pgc_saga_worker_main(Datum arg) {
   MemoryContextSwitchTo(g_loop_cxt);
   pgstat_report_appname("pg_consistency saga worker");
   ereport(LOG, (errmsg("pg_consistency saga worker %d started", index)));
+  TimestampTz last_wake = 0;
 
   for (;;) {
     CHECK_FOR_INTERRUPTS();
@@ -810,10 +812,6 @@ extern "C" PGDLLEXPORT void pgc_saga_worker_main(Datum arg) {
     long wait_ms = guarded_batch(index, &again);
     MemoryContextReset(g_loop_cxt);
     if (again) continue;
-    if (wait_ms > 0) {
-      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms,
-                      PG_WAIT_EXTENSION);
-      ResetLatch(MyLatch);
-    }
+    pgc::worker::wait_paced(wait_ms, &last_wake);
   }
 }

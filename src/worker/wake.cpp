@@ -2,14 +2,19 @@
 
 #include "worker/shared_state.hpp"
 
+#include <algorithm>
+
 extern "C" {
+#include "miscadmin.h"
 #include "storage/latch.h"
+#include "utils/wait_event.h"
 }
 
 namespace pgc::worker {
 
 namespace {
 uint32 g_pending_mask = 0;
+constexpr long kMinWakeGapUs = 1000;
 
 int component_index(const pg::Component* c) {
   for (int i = 0; i < pg::component_count(); i++)
@@ -26,9 +31,11 @@ void wake_mask(uint32 mask) {
     PGPROC* proc = slot.proc;
     SpinLockRelease(&s->mutex);
     if (mine) {
-      pg_atomic_fetch_or_u32(&slot.wake_mask, mask);
+      // Bits still pending: the worker has not started the tick that takes them, and the
+      // latch set with them is still set; it will see this commit too.
+      uint32 before = pg_atomic_fetch_or_u32(&slot.wake_mask, mask);
       // A stale PGPROC only costs a spurious wake-up of whoever owns it now.
-      SetLatch(&proc->procLatch);
+      if ((before & mask) != mask) SetLatch(&proc->procLatch);
     }
   }
 }
@@ -62,6 +69,18 @@ void wake_now(const pg::Component* c) {
 void wake_at_commit(const pg::Component* c) {
   int i = component_index(c);
   if (i >= 0) g_pending_mask |= (1u << i);
+}
+
+void wait_paced(long timeout_ms, TimestampTz* last_wake) {
+  if (timeout_ms <= 0) return;
+  if (*last_wake != 0) {
+    long since = static_cast<long>(GetCurrentTimestamp() - *last_wake);
+    if (since >= 0 && since < kMinWakeGapUs)
+      pg_usleep(std::min<long>(kMinWakeGapUs - since, timeout_ms * 1000L));
+  }
+  int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms, PG_WAIT_EXTENSION);
+  ResetLatch(MyLatch);
+  if (rc & WL_LATCH_SET) *last_wake = GetCurrentTimestamp();
 }
 
 void install_wake_callback() { RegisterXactCallback(on_xact, nullptr); }

@@ -9,6 +9,7 @@
 #include "pg/gucs.hpp"
 #include "pg/guard.hpp"
 #include "worker/shared_state.hpp"
+#include "worker/wake.hpp"
 
 extern "C" {
 #include "access/xlog.h"
@@ -129,6 +130,7 @@ const pg::Component kSelf = {"worker", nullptr, nullptr, nullptr, self_tick, nul
 pg::ComponentRegistrar registrar(&kSelf);
 
 void main_loop() {
+  TimestampTz last_wake = 0;
   for (;;) {
     CHECK_FOR_INTERRUPTS();
     if (ConfigReloadPending) {
@@ -165,11 +167,7 @@ void main_loop() {
     SpinLockRelease(&s->mutex);
     MemoryContextReset(g_loop_cxt);
 
-    if (wait_ms > 0) {
-      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms,
-                      PG_WAIT_EXTENSION);
-      ResetLatch(MyLatch);
-    }
+    wait_paced(wait_ms, &last_wake);
   }
 }
 
