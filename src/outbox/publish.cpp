@@ -4,10 +4,10 @@
 // (and only if) that transaction commits.
 #include "outbox/names.hpp"
 #include "pg/guard.hpp"
+#include "pg/search_path.hpp"
 #include "pg/spi.hpp"
 #include "relay/murmur2.hpp"
 #include "relay/relay.hpp"
-#include "worker/wake.hpp"
 
 extern "C" {
 #include "lib/stringinfo.h"
@@ -65,20 +65,22 @@ void check_headers(Jsonb* headers) {
 const char* kEmptyHeaders = "{}";
 
 int64 insert_row(text* topic, text* key, bytea* payload, Jsonb* headers, const char* content_type) {
-  return pgc::pg::pg_call([&]() -> int64 {
-    static pgc::pg::SavedPlan plan(
-        "INSERT INTO consistency.outbox (topic, key, payload, headers, content_type) "
-        "VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        {TEXTOID, TEXTOID, BYTEAOID, JSONBOID, TEXTOID});
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_consistency: SPI_connect failed");
-    Datum values[5] = {PointerGetDatum(topic), PointerGetDatum(key), PointerGetDatum(payload),
-                       PointerGetDatum(headers), CStringGetTextDatum(content_type)};
-    char nulls[5] = {' ', key ? ' ' : 'n', payload ? ' ' : 'n', ' ', ' '};
-    plan.execute(values, nulls, false, 1);
-    if (SPI_processed != 1) elog(ERROR, "pg_consistency: outbox insert returned no id");
-    int64 id = pgc::pg::spi_int64(0, 1);
-    SPI_finish();
-    return id;
+  return pgc::pg::with_catalog_search_path([&] {
+    return pgc::pg::pg_call([&]() -> int64 {
+      static pgc::pg::SavedPlan plan(
+          "INSERT INTO consistency.outbox (topic, key, payload, headers, content_type) "
+          "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+          {TEXTOID, TEXTOID, BYTEAOID, JSONBOID, TEXTOID});
+      if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_consistency: SPI_connect failed");
+      Datum values[5] = {PointerGetDatum(topic), PointerGetDatum(key), PointerGetDatum(payload),
+                         PointerGetDatum(headers), CStringGetTextDatum(content_type)};
+      char nulls[5] = {' ', key ? ' ' : 'n', payload ? ' ' : 'n', ' ', ' '};
+      plan.execute(values, nulls, false, 1);
+      if (SPI_processed != 1) elog(ERROR, "pg_consistency: outbox insert returned no id");
+      int64 id = pgc::pg::spi_int64(0, 1);
+      SPI_finish();
+      return id;
+    });
   });
 }
 
@@ -96,7 +98,7 @@ Datum publish_common(FunctionCallInfo fcinfo, bytea* payload, const char* conten
     headers = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(kEmptyHeaders)));
   }
   int64 id = insert_row(topic, key, payload, headers, content_type);
-  pgc::worker::wake_at_commit(&pgc::relay::kRelayComponent);
+  pgc::relay::wake_at_commit();
   PG_RETURN_INT64(id);
 }
 
@@ -156,7 +158,7 @@ PGC_FUNCTION(pgc_check_category) {
 }
 
 PGC_FUNCTION(pgc_outbox_wake) {
-  pgc::worker::wake_at_commit(&pgc::relay::kRelayComponent);
+  pgc::relay::wake_at_commit();
   PG_RETURN_VOID();
 }
 

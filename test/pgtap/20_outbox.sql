@@ -1,7 +1,7 @@
 -- Outbox semantics: shapes of the contract's objects, what publish stores, ordering,
 -- transactional behaviour, dead-letter retry, status and the security settings.
 BEGIN;
-SELECT plan(60);
+SELECT plan(64);
 
 -- The contract's objects and shapes.
 SELECT has_table('consistency', 'outbox', 'outbox table');
@@ -24,16 +24,36 @@ SELECT has_function('consistency', '_integrity_relay', ARRAY[]::text[], 'integri
 SELECT is((SELECT pg_get_function_arguments('consistency.publish(text,text,jsonb,jsonb)'::regprocedure)),
           'topic text, key text, payload jsonb, headers jsonb DEFAULT ''{}''::jsonb', 'publish argument names and default');
 
--- SECURITY DEFINER functions pin their search_path.
+-- SECURITY DEFINER functions pin their search_path (publish in its C code, see below).
 SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'consistency' AND p.prosecdef
-              AND p.proname IN ('publish', 'route_events', 'unroute_events', 'retry_dead_letters', '_route_events_trigger',
+              AND p.proname IN ('route_events', 'unroute_events', 'retry_dead_letters', '_route_events_trigger',
                                 '_metrics_relay', '_integrity_relay')
               AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)),
           0, 'every SECURITY DEFINER function of the outbox sets search_path');
 SELECT ok((SELECT bool_and(prosecdef) FROM pg_proc WHERE oid IN ('consistency.publish(text,text,jsonb,jsonb)'::regprocedure,
            'consistency.publish(text,text,bytea,jsonb)'::regprocedure, 'consistency.retry_dead_letters(text)'::regprocedure)),
           'publish and retry_dead_letters run as the extension owner');
+-- publish runs its statement with only pg_catalog on the search path, and gives the
+-- caller's search path back: a table named like the outbox first on the caller's path
+-- is not used, and the caller's path is intact afterwards, also after a failed call.
+CREATE TEMP TABLE outbox (LIKE consistency.outbox);
+SET LOCAL search_path = pg_temp, public;
+CREATE TEMP TABLE path_before AS SELECT current_schemas(true) AS s;
+SELECT consistency.publish('tap.path', 'k', '{"p": 1}'::jsonb);
+CREATE FUNCTION public.tap_refuse() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN RAISE EXCEPTION 'refused by the test trigger' USING ERRCODE = 'P0001'; END $f$;
+CREATE TRIGGER tap_refuse BEFORE INSERT ON consistency.outbox FOR EACH ROW
+  WHEN (NEW.topic = 'tap.refused') EXECUTE FUNCTION public.tap_refuse();
+SELECT throws_ok($$SELECT consistency.publish('tap.refused', 'k', '{}'::jsonb)$$, 'P0001',
+                 'refused by the test trigger', 'an error inside the insert reaches the caller');
+DROP TRIGGER tap_refuse ON consistency.outbox;
+DROP FUNCTION public.tap_refuse();
+SELECT is(current_schemas(true), (SELECT s FROM path_before), 'the caller''s search path is intact after publish');
+SELECT is((SELECT count(*)::int FROM pg_temp.outbox), 0, 'a look-alike outbox on the caller''s path is not used');
+RESET search_path;
+SELECT is((SELECT count(*)::int FROM consistency.outbox WHERE topic = 'tap.path'), 1, 'the row went to consistency.outbox');
+DROP TABLE pg_temp.outbox, pg_temp.path_before;
 
 -- What publish stores: the exact Kafka value bytes, in the caller's transaction, in call order.
 CREATE TEMP TABLE ids AS
