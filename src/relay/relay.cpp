@@ -1056,16 +1056,24 @@ long continue_inflight_body(Runtime& rt) {
   std::unique_ptr<Inflight> done = std::move(rt.inflight);
   bool transient = done->batch.count(Outcome::kTransient) > 0;
   bool any_delivered = done->batch.count(Outcome::kDelivered) > 0;
-  // The next batch goes to Kafka now, while this one is finished in PostgreSQL; after a
+  // The next batch goes to Kafka while this one is finished in PostgreSQL; after a
   // failure it is dropped instead, so that nothing overtakes the failed rows.
+  // at_least_once starts it first. exactly_once starts it after: a transaction begun
+  // right after the previous commit finds the coordinator still writing that commit's
+  // markers, and librdkafka then retries registering its partitions only 20 ms later.
+  bool start_next = false;
   if (done->batch.any_failed() || done->batch.count(Outcome::kSkipped) > 0) {
     drop_prefetch(rt);
-  } else if (rt.has_next) {
+  } else {
+    start_next = rt.has_next;
+  }
+  auto start_next_batch = [&rt] {
     rt.has_next = false;
     std::swap(rt.rows, rt.next_rows);
     rt.pipelined++;
     start_batch(rt, rt.rows, rt.next_number);
-  }
+  };
+  if (start_next && !done->transactional) start_next_batch();
   TimestampTz t_fin = GetCurrentTimestamp();
   try {
     finalize_batch(done->batch, done->transactional);
@@ -1076,6 +1084,7 @@ long continue_inflight_body(Runtime& rt) {
     throw;
   }
   add_time(true, t_fin);
+  if (start_next && done->transactional) start_next_batch();
   count_batch();
   if (transient) {
     note_transient_failure(rt, "batch partly undelivered: " + done->batch.first_error());
