@@ -446,6 +446,14 @@ int64 do_append(const char* stream_name, int stream_len, bool any, int64 expecte
 }
 
 }  // namespace
+
+int64 append_any(const char* stream, Jsonb* events) {
+  g_stream_for_messages = stream;
+  int n = 0;
+  EventInput* ev = parse_events(events, &n);
+  return do_append(stream, static_cast<int>(strlen(stream)), true, 0, ev, n);
+}
+
 }  // namespace pgc::eventstore
 
 using namespace pgc::eventstore;

@@ -59,6 +59,15 @@ bool subscriptions_may_be_active();
 void wake_subscriptions_at_commit();
 
 // ----------------------------------------------------------------------------------------
+// append.cpp
+// ----------------------------------------------------------------------------------------
+
+// Appends `events` (a JSON array as append_events takes it) to `stream` at whatever
+// version it has, as append_events(stream, NULL, events) does, without the SQL call:
+// for the extension's own audit trails (saga transitions). May throw pgc::Error.
+int64 append_any(const char* stream, Jsonb* events);
+
+// ----------------------------------------------------------------------------------------
 // catalog.cpp: object ids, caches, privileges, SPI helpers
 // ----------------------------------------------------------------------------------------
 struct Oids {

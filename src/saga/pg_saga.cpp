@@ -2,6 +2,7 @@
 
 #include <unordered_map>
 
+#include "eventstore/es.hpp"
 #include "pg/guard.hpp"
 #include "pg/spi.hpp"
 
@@ -214,13 +215,11 @@ bool load_for_update(const pg_uuid_t& id, SagaRow* out) {
 
 void append_audit(const std::string& id_text, const std::vector<Event>& events) {
   if (events.empty()) return;
-  static SavedPlan plan("SELECT consistency.append_events($1, NULL, $2)", {TEXTOID, JSONBOID});
   std::string stream = "saga-" + id_text;
   std::string body = events_json(events);
   pg_call([&] {
-    Datum values[2] = {CStringGetTextDatum(stream.c_str()),
-                       DirectFunctionCall1(jsonb_in, CStringGetDatum(body.c_str()))};
-    plan.execute(values, nullptr, false, 1);
+    Jsonb* jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(body.c_str())));
+    pgc::eventstore::append_any(stream.c_str(), jb);
   });
 }
 
