@@ -454,6 +454,13 @@ int64 append_any(const char* stream, Jsonb* events) {
   return do_append(stream, static_cast<int>(strlen(stream)), true, 0, ev, n);
 }
 
+int64 append_new(const char* stream, Jsonb* events) {
+  g_stream_for_messages = stream;
+  int n = 0;
+  EventInput* ev = parse_events(events, &n);
+  return do_append(stream, static_cast<int>(strlen(stream)), false, 0, ev, n);
+}
+
 }  // namespace pgc::eventstore
 
 using namespace pgc::eventstore;

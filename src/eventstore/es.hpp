@@ -66,6 +66,8 @@ void wake_subscriptions_at_commit();
 // version it has, as append_events(stream, NULL, events) does, without the SQL call:
 // for the extension's own audit trails (saga transitions). May throw pgc::Error.
 int64 append_any(const char* stream, Jsonb* events);
+// The same for a stream that must not exist yet (append_events(stream, 0, events)).
+int64 append_new(const char* stream, Jsonb* events);
 
 // ----------------------------------------------------------------------------------------
 // catalog.cpp: object ids, caches, privileges, SPI helpers

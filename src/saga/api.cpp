@@ -278,7 +278,7 @@ PGC_FUNCTION(pgc_start_saga) {
   if (has_key && key.empty()) throw pgc::invalid_argument("idempotency key must not be empty");
 
   static SavedPlan definition_plan(
-      "SELECT version, compiled::text FROM consistency.saga_definitions "
+      "SELECT version, xmin::text FROM consistency.saga_definitions "
       " WHERE name = $1 ORDER BY version DESC LIMIT 1",
       {TEXTOID});
   static SavedPlan insert_plan(
@@ -297,20 +297,21 @@ PGC_FUNCTION(pgc_start_saga) {
 
   spi_connect();
   int32 version = 0;
-  char* compiled = nullptr;
+  char* row_xmin = nullptr;
   bool found = pg_call([&] {
     Datum n = CStringGetTextDatum(name.c_str());
     definition_plan.execute(&n, nullptr, true, 1);
     if (SPI_processed == 0) return false;
     bool isnull = false;
     version = DatumGetInt32(pgc::pg::spi_value(0, 1, &isnull));
-    compiled = pgc::pg::spi_text_copy(0, 2);
+    row_xmin = pgc::pg::spi_text_copy(0, 2);
     return true;
   });
   if (!found)
     throw Error(sqlstate::kUnknownObject, "saga definition \"" + name + "\" does not exist",
                 {}, "Define it first with consistency.define_saga.");
-  auto def = sp::definition_from_compiled(compiled);
+  // Cached by (name, version, row version): the compiled text is read only on a miss.
+  auto def = sp::definition_by_version(name, version, row_xmin ? row_xmin : "");
   TimestampTz now = now_ts();
   saga::State s = saga::initial_state(*def, now);
   std::string first_step = def->steps.front().name;
@@ -364,7 +365,7 @@ PGC_FUNCTION(pgc_start_saga) {
                           .set("idempotency_key", has_key ? saga::json::Value::string(key)
                                                           : saga::json::Value::null()),
                       sp::jsonb_text(input), "input"};
-  sp::append_audit(id_text, {started});
+  sp::append_audit(id_text, {started}, true);
   spi_finish();
   sp::wake_workers_at_commit();
   pg_uuid_t* out = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));

@@ -213,13 +213,17 @@ bool load_for_update(const pg_uuid_t& id, SagaRow* out) {
   return true;
 }
 
-void append_audit(const std::string& id_text, const std::vector<Event>& events) {
+void append_audit(const std::string& id_text, const std::vector<Event>& events, bool new_stream) {
   if (events.empty()) return;
   std::string stream = "saga-" + id_text;
   std::string body = events_json(events);
   pg_call([&] {
     Jsonb* jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(body.c_str())));
-    pgc::eventstore::append_any(stream.c_str(), jb);
+    if (new_stream) {
+      pgc::eventstore::append_new(stream.c_str(), jb);
+    } else {
+      pgc::eventstore::append_any(stream.c_str(), jb);
+    }
   });
 }
 

@@ -86,7 +86,9 @@ void store_state(const SagaRow& row, const State& s, const std::vector<Event>& e
 void store_transition(const SagaRow& row, const Transition& t, Datum output);
 
 // The audit call site: appends `events` to stream saga-<uuid> in the event store.
-void append_audit(const std::string& id_text, const std::vector<Event>& events);
+// new_stream: the saga's first events (its stream cannot exist yet), appended in one
+// statement instead of trying an update of the stream row first.
+void append_audit(const std::string& id_text, const std::vector<Event>& events, bool new_stream = false);
 
 // The publish call site: sends a step's command through the outbox. Returns the
 // outbox id.
