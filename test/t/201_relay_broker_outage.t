@@ -45,12 +45,14 @@ cmp_ok($pending, '>', 0, "backlog of $pending messages stays in the outbox");
 # No spinning: CPU time of the worker process (all its threads) over 4 s of outage.
 my $pid = relay_worker_pid($node);
 sub cpu_ticks {
-  open my $fh, '<', "/proc/$_[0]/stat" or return 0;
+  open my $fh, '<', "/proc/$_[0]/stat" or return undef;
   my @f = split / /, (<$fh> =~ s/^.*\) //r);
   return $f[11] + $f[12];    # utime + stime
 }
+# (A young worker may not have used a whole tick yet: only readability is checked.)
 my $c0 = cpu_ticks($pid);
-cmp_ok($c0, '>', 0, "the worker's CPU time is readable ($c0 ticks so far)");
+ok(defined $c0, "the worker's CPU time is readable (" . ($c0 // 'none') . " ticks so far)");
+$c0 //= 0;
 sleep 4;
 my $used = (cpu_ticks($pid) - $c0) / 100.0;
 cmp_ok($used, '<', 0.8, sprintf('worker used %.2f s of CPU in 4 s of outage (no busy loop)', $used));
