@@ -7,6 +7,7 @@
 #include <string>
 
 #include "pg/guard.hpp"
+#include "pg/roles.hpp"
 #include "pg/spi.hpp"
 #include "saga/definition.hpp"
 #include "saga/machine.hpp"
@@ -222,12 +223,12 @@ PGC_FUNCTION(pgc_define_saga) {
       "VALUES ($1, $2, $3, $4, $5)",
       {TEXTOID, INT4OID, JSONBOID, JSONBOID, OIDOID});
 
-  Oid owner_of_tables = sp::tables_owner();
+  Oid owner_of_tables = pgc::pg::extension_table_owner("saga_instances");
   spi_connect();
   int32 version = 0;
   {
     // Write the catalog with the extension's rights and a search_path nobody can plant in.
-    sp::UserScope as_owner(owner_of_tables, SECURITY_LOCAL_USERID_CHANGE);
+    pgc::pg::RoleScope as_owner(owner_of_tables, SECURITY_LOCAL_USERID_CHANGE);
     sp::SettingScope path("search_path", sp::kSafeSearchPath);
     Datum compiled_jsonb = sp::jsonb_from_text(compiled);
     bool exists = false, same = false;

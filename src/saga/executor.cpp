@@ -20,6 +20,7 @@
 
 #include "pg/component.hpp"
 #include "pg/guard.hpp"
+#include "pg/roles.hpp"
 #include "pg/gucs.hpp"
 #include "pg/spi.hpp"
 #include "saga/machine.hpp"
@@ -254,7 +255,7 @@ Datum call_step_function(const SagaRow& row, const Action& a, int64_t timeout_ms
   {
     SettingScope path("search_path", g_step_search_path.c_str());
     StepTimeout timeout(timeout_ms);
-    UserScope as_owner(row.owner, SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+    pgc::pg::RoleScope as_owner(row.owner, SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
     pg_call([&] {
       FmgrInfo flinfo;
       fmgr_info(fn, &flinfo);

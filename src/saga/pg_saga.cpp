@@ -21,13 +21,6 @@ namespace pgc::saga::pg {
 using pgc::pg::pg_call;
 using pgc::pg::SavedPlan;
 
-UserScope::UserScope(Oid role, int extra_flags) {
-  GetUserIdAndSecContext(&saved_user_, &saved_context_);
-  SetUserIdAndSecContext(role, saved_context_ | extra_flags);
-}
-
-UserScope::~UserScope() { SetUserIdAndSecContext(saved_user_, saved_context_); }
-
 SettingScope::SettingScope(const char* name, const char* value) {
   nest_level_ = NewGUCNestLevel();
   int level = nest_level_;
@@ -43,19 +36,6 @@ SettingScope::SettingScope(const char* name, const char* value) {
 }
 
 SettingScope::~SettingScope() { AtEOXact_GUC(true, nest_level_); }
-
-Oid tables_owner() {
-  return pg_call([] {
-    Oid nsp = get_namespace_oid("consistency", false);
-    Oid rel = get_relname_relid("saga_instances", nsp);
-    if (!OidIsValid(rel)) elog(ERROR, "pg_consistency: table consistency.saga_instances is missing");
-    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
-    if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for relation %u", rel);
-    Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;
-    ReleaseSysCache(tup);
-    return owner;
-  });
-}
 
 std::shared_ptr<const Definition> definition_from_compiled(const std::string& compiled) {
   static std::unordered_map<std::string, std::shared_ptr<const Definition>> cache;

@@ -20,19 +20,6 @@ extern "C" {
 
 namespace pgc::saga::pg {
 
-// SetUserIdAndSecContext for a scope; restored by the destructor (also on exceptions).
-class UserScope {
- public:
-  UserScope(Oid role, int extra_flags);
-  ~UserScope();
-  UserScope(const UserScope&) = delete;
-  UserScope& operator=(const UserScope&) = delete;
-
- private:
-  Oid saved_user_;
-  int saved_context_;
-};
-
 // A configuration setting changed for a scope inside a transaction (a GUC nest level,
 // as a function's SET clause does); restored by the destructor.
 class SettingScope {
@@ -48,8 +35,6 @@ class SettingScope {
 
 inline constexpr const char* kSafeSearchPath = "pg_catalog, pg_temp";
 
-// Owner of the extension's saga tables (the role that ran CREATE EXTENSION).
-Oid tables_owner();
 
 // Parsed definitions, keyed by their compiled text (versions never change).
 std::shared_ptr<const Definition> definition_from_compiled(const std::string& compiled);

@@ -161,23 +161,9 @@ void debug_point(DebugPoint point) {
                            point_name(point))));
 }
 
-AsCatalogOwner::AsCatalogOwner() {
-  Oid owner = pg::pg_call([] {
-    Oid nsp = get_namespace_oid("consistency", false);
-    Oid rel = get_relname_relid("twopc_participants", nsp);
-    if (!OidIsValid(rel)) elog(ERROR, "pg_consistency: consistency.twopc_participants is missing");
-    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
-    if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for relation %u", rel);
-    Oid o = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;
-    ReleaseSysCache(tup);
-    return o;
-  });
-  GetUserIdAndSecContext(&saved_user_, &saved_context_);
-  SetUserIdAndSecContext(owner, saved_context_ | SECURITY_LOCAL_USERID_CHANGE |
-                                    SECURITY_RESTRICTED_OPERATION);
-}
-
-AsCatalogOwner::~AsCatalogOwner() { SetUserIdAndSecContext(saved_user_, saved_context_); }
+AsCatalogOwner::AsCatalogOwner()
+    : scope_(pg::extension_table_owner("twopc_participants"),
+             SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION) {}
 
 bool lookup_participant(const std::string& name, ParticipantRow* out) {
   AsCatalogOwner owner;

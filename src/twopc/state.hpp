@@ -7,6 +7,7 @@
 
 #include "pg/component.hpp"
 #include "pg/postgres.hpp"
+#include "pg/roles.hpp"
 
 extern "C" {
 #include "port/atomics.h"
@@ -68,13 +69,9 @@ struct ParticipantRow {
 class AsCatalogOwner {
  public:
   AsCatalogOwner();
-  ~AsCatalogOwner();
-  AsCatalogOwner(const AsCatalogOwner&) = delete;
-  AsCatalogOwner& operator=(const AsCatalogOwner&) = delete;
 
  private:
-  Oid saved_user_ = InvalidOid;
-  int saved_context_ = 0;
+  pg::RoleScope scope_;
 };
 
 // SPI must be connected; runs as the catalog owner. Never returns conninfo in errors.
