@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "common/backoff.hpp"
 #include "pg/component.hpp"
 #include "pg/guard.hpp"
 #include "pg/roles.hpp"
@@ -737,7 +738,9 @@ long guarded_batch(int index, bool* again) {
     AbortOutOfAnyTransaction();
     pgstat_report_activity(STATE_IDLE, nullptr);
     g_failures++;
-    wait_ms = std::min<long>(60000, 1000L << std::min(g_failures - 1, 6));
+    // 1 s doubling to 60 s, without jitter: one worker's retries need no spreading.
+    wait_ms = static_cast<long>(
+        pgc::backoff_delay_ms(pgc::BackoffPolicy{1000, 60000, 2.0, 0.0}, g_failures, 0.0));
     ereport(LOG, (errmsg("pg_consistency saga worker %d: %s", index,
                          edata->message ? edata->message : "unknown error"),
                   edata->detail ? errdetail("%s", edata->detail) : 0,
