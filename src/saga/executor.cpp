@@ -111,27 +111,8 @@ void wake_executors(Oid dboid) {
   for (int i = 0; i < n; i++) SetLatch(&procs[i]->procLatch);
 }
 
-bool g_wake_pending = false;
-bool g_callback_registered = false;
-
-void on_xact(XactEvent event, void*) {
-  switch (event) {
-    case XACT_EVENT_COMMIT:
-    case XACT_EVENT_PARALLEL_COMMIT:
-      if (g_wake_pending) {
-        g_wake_pending = false;
-        wake_executors(MyDatabaseId);
-      }
-      break;
-    case XACT_EVENT_ABORT:
-    case XACT_EVENT_PARALLEL_ABORT:
-    case XACT_EVENT_PREPARE:
-      g_wake_pending = false;
-      break;
-    default:
-      break;
-  }
-}
+// The saga workers of the backend's database, at commit (see wake_workers_at_commit).
+void wake_my_executors() { wake_executors(MyDatabaseId); }
 
 // ---------------------------------------------------------------------------------
 // GUCs and the component.
@@ -757,12 +738,7 @@ long guarded_batch(int index, bool* again) {
 void wake_workers_at_commit() {
   // The per-database worker runs sagas itself only without saga workers.
   if (g_saga_workers == 0 || g_shared == nullptr) pgc::worker::wake_at_commit(&kComponent);
-  if (g_shared == nullptr) return;
-  if (!g_callback_registered) {
-    pg_call([] { RegisterXactCallback(on_xact, nullptr); });
-    g_callback_registered = true;
-  }
-  g_wake_pending = true;
+  if (g_shared != nullptr) pg_call([] { pgc::worker::call_at_commit(wake_my_executors); });
 }
 
 }  // namespace pgc::saga::pg

@@ -14,6 +14,9 @@ namespace pgc::worker {
 
 namespace {
 uint32 g_pending_mask = 0;
+constexpr int kMaxCommitCalls = 4;
+void (*g_commit_calls[kMaxCommitCalls])() = {};
+int g_commit_call_count = 0;
 constexpr long kMinWakeGapUs = 1000;
 
 int component_index(const pg::Component* c) {
@@ -49,11 +52,14 @@ void on_xact(XactEvent event, void*) {
         g_pending_mask = 0;
         wake_mask(mask);
       }
+      for (int i = 0; i < g_commit_call_count; i++) g_commit_calls[i]();
+      g_commit_call_count = 0;
       break;
     case XACT_EVENT_ABORT:
     case XACT_EVENT_PARALLEL_ABORT:
     case XACT_EVENT_PREPARE:
       g_pending_mask = 0;
+      g_commit_call_count = 0;
       break;
     default:
       break;
@@ -69,6 +75,14 @@ void wake_now(const pg::Component* c) {
 void wake_at_commit(const pg::Component* c) {
   int i = component_index(c);
   if (i >= 0) g_pending_mask |= (1u << i);
+}
+
+void call_at_commit(void (*fn)()) {
+  for (int i = 0; i < g_commit_call_count; i++)
+    if (g_commit_calls[i] == fn) return;
+  if (g_commit_call_count == kMaxCommitCalls)
+    elog(ERROR, "pg_consistency: too many distinct commit-time calls in one transaction");
+  g_commit_calls[g_commit_call_count++] = fn;
 }
 
 void wait_paced(long timeout_ms, TimestampTz* last_wake) {

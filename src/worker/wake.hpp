@@ -15,6 +15,10 @@ namespace pgc::worker {
 void wake_now(const pg::Component* c);
 // Same, but only once the current transaction commits (nothing on abort).
 void wake_at_commit(const pg::Component* c);
+// Calls fn once when the current transaction commits (however often it was asked for in
+// the transaction; nothing on abort or PREPARE): for waking processes other than the
+// database's worker. fn runs in the commit callback: it must not raise an ERROR.
+void call_at_commit(void (*fn)());
 // Waits on this process's latch for up to timeout_ms (nothing when <= 0), letting
 // latch wake-ups through at most once per millisecond. Each commit that finds a worker
 // asleep on its latch costs the committing backend a kill() and the worker a wake-up;
