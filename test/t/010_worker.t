@@ -30,6 +30,29 @@ my $t1 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_stat
 # allow a few; the 50 ms setting below must then give many times more.
 my $slow = $t1 - $t0;
 cmp_ok($slow, '<=', 6, "at 5 s interval: $slow ticks in 3 s");
+
+# Commits wake the worker only for work it does: with the relay off (no kafka_brokers)
+# publish does not wake it, and with saga workers running the sagas start_saga wakes
+# them, not this worker. 300 commits of each would otherwise mean hundreds of ticks.
+$node->safe_psql('postgres', q{
+CREATE FUNCTION public.tick_noop(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
+SELECT consistency.define_saga('tick_test', '{"steps": [{"name": "one", "action": {"function": "public.tick_noop"}}]}');
+});
+$t0 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'");
+$node->safe_psql('postgres', q{
+DO $$ BEGIN
+  FOR i IN 1..300 LOOP
+    PERFORM consistency.publish('tick.test', 'k', jsonb_build_object('i', i));
+    COMMIT;
+    PERFORM consistency.start_saga('tick_test', jsonb_build_object('i', i));
+    COMMIT;
+  END LOOP;
+END $$;
+});
+$t1 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'");
+cmp_ok($t1 - $t0, '<=', 10, "600 commits of publish (relay off) and start_saga (saga workers on): " . ($t1 - $t0) . " worker ticks");
+ok(wait_until($node, "SELECT count(*) FROM consistency.sagas WHERE name = 'tick_test' AND status = 'completed'", '300', 60),
+   'the saga workers, woken at commit, completed the 300 sagas');
 $node->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.poll_interval = '50ms'; SELECT pg_reload_conf()");
 sleep 1;
 $t0 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'");
