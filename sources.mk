@@ -9,6 +9,7 @@ PG_SRCS += src/pg/component.cpp
 PG_SRCS += src/pg/guard.cpp
 PG_SRCS += src/pg/module.cpp
 PG_SRCS += src/pg/roles.cpp
+PG_SRCS += src/pg/run_as.cpp
 PG_SRCS += src/pg/spi.cpp
 PG_SRCS += src/pg/version.cpp
 PG_SRCS += src/worker/launcher.cpp

@@ -8,6 +8,7 @@
 #include "pg/component.hpp"
 #include "pg/gucs.hpp"
 #include "pg/guard.hpp"
+#include "pg/run_as.hpp"
 #include "worker/shared_state.hpp"
 #include "worker/wake.hpp"
 
@@ -90,6 +91,7 @@ long run_tick(int i) {
     ErrorData* edata = CopyErrorData();
     FlushErrorState();
     AbortOutOfAnyTransaction();
+    pg::disarm_statement_timeout();
     pgstat_report_activity(STATE_IDLE, nullptr);
     g_failures[i]++;
     BackoffPolicy policy{1000, 60000, 2.0, 0.2};
@@ -189,6 +191,7 @@ extern "C" PGDLLEXPORT void pgc_worker_main(Datum arg) {
   SpinLockRelease(&s->mutex);
   // FATALs if the database does not exist; the launcher retries with a growing pause.
   BackgroundWorkerInitializeConnection(dbname, nullptr, 0);
+  pgc::pg::pin_process_search_path();
 
   SpinLockAcquire(&s->mutex);
   WorkerSlot& slot = s->slots[g_slot];

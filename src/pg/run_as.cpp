@@ -1,0 +1,137 @@
+#include "pg/run_as.hpp"
+
+#include <climits>
+
+#include "pg/guard.hpp"
+
+extern "C" {
+#include "catalog/namespace.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/regproc.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
+}
+
+namespace pgc::pg {
+
+namespace {
+// pg_catalog only: no pg_temp (addTemp = false), no creation namespace.
+OverrideSearchPath g_catalog_only = {NIL, true, false, 0};
+
+void arm_timeout(RunAsState* st, int64_t timeout_ms) {
+  st->timeout_armed = false;
+  st->outer_finish = 0;
+  if (timeout_ms <= 0) return;
+  int delay = static_cast<int>(timeout_ms > INT_MAX ? INT_MAX : timeout_ms);
+  if (get_timeout_active(STATEMENT_TIMEOUT)) {
+    // A session calling us already has a deadline: the earlier one applies inside, the
+    // session's own is re-armed afterwards.
+    st->outer_finish = get_timeout_finish_time(STATEMENT_TIMEOUT);
+    if (st->outer_finish <= TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay)) {
+      st->outer_finish = 0;
+      return;
+    }
+  }
+  enable_timeout_after(STATEMENT_TIMEOUT, delay);
+  st->timeout_armed = true;
+}
+}  // namespace
+
+void enter_owner_pinned(OwnerState* st, Oid owner) {
+  GetUserIdAndSecContext(&st->saved_user, &st->saved_context);
+  PushOverrideSearchPath(&g_catalog_only);
+  SetUserIdAndSecContext(owner, st->saved_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+void leave_owner_pinned(const OwnerState* st) {
+  SetUserIdAndSecContext(st->saved_user, st->saved_context);
+  PopOverrideSearchPath();
+}
+
+void run_as_enter(RunAsState* st, Oid role, int64_t timeout_ms) {
+  GetUserIdAndSecContext(&st->saved_user, &st->saved_context);
+  st->timeout_armed = false;
+  st->outer_finish = 0;
+  st->nest_level = NewGUCNestLevel();
+  // As a function's SET clause does (GUC_ACTION_SAVE at a new nest level), but undone
+  // with AtEOXact_GUC(false) so that a plain SET inside does not survive either.
+  (void)set_config_option("search_path", kPinnedSearchPath,
+                          superuser() ? PGC_SUSET : PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                          true, 0, false);
+  SetUserIdAndSecContext(role, st->saved_context | SECURITY_LOCAL_USERID_CHANGE |
+                                   SECURITY_RESTRICTED_OPERATION);
+  arm_timeout(st, timeout_ms);
+}
+
+void run_as_disarm_timeout(RunAsState* st) {
+  if (!st->timeout_armed) return;
+  st->timeout_armed = false;
+  disable_timeout(STATEMENT_TIMEOUT, true);
+  // A timeout that fired after the code had already returned is forgotten.
+  if (get_timeout_indicator(STATEMENT_TIMEOUT, true)) QueryCancelPending = false;
+  if (st->outer_finish != 0) enable_timeout_at(STATEMENT_TIMEOUT, st->outer_finish);
+  st->outer_finish = 0;
+}
+
+void run_as_leave(RunAsState* st) {
+  run_as_disarm_timeout(st);
+  AtEOXact_GUC(false, st->nest_level);
+  SetUserIdAndSecContext(st->saved_user, st->saved_context);
+}
+
+void pin_process_search_path() {
+  SetConfigOption("search_path", kPinnedSearchPath, PGC_SUSET, PGC_S_SESSION);
+}
+
+void disarm_statement_timeout() {
+  if (get_timeout_active(STATEMENT_TIMEOUT)) disable_timeout(STATEMENT_TIMEOUT, false);
+  QueryCancelPending = false;
+}
+
+bool may_execute(Oid fn, Oid role) {
+  return pg_proc_aclcheck(fn, role, ACL_EXECUTE) == ACLCHECK_OK;
+}
+
+void require_execute(Oid fn, Oid role, const char* who) {
+  if (may_execute(fn, role)) return;
+  char* name = format_procedure(fn);
+  ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                  errmsg("permission denied for function %s", name),
+                  errdetail("%s (%s) may not execute it.", who,
+                            GetUserNameFromId(role, true) ? GetUserNameFromId(role, true)
+                                                          : "a dropped role")));
+}
+
+OwnerScope::OwnerScope(Oid owner) {
+  pg_call([&] { enter_owner_pinned(&st_, owner); });
+}
+
+OwnerScope::~OwnerScope() {
+  // Both calls only restore saved state; neither raises.
+  leave_owner_pinned(&st_);
+}
+
+RunAs::RunAs(Oid role, int64_t timeout_ms) {
+  try {
+    pg_call([&] { run_as_enter(&st_, role, timeout_ms); });
+  } catch (...) {
+    // set_config_option or the timer failed after the nest level was opened.
+    AtEOXact_GUC(false, st_.nest_level);
+    SetUserIdAndSecContext(st_.saved_user, st_.saved_context);
+    throw;
+  }
+}
+
+RunAs::~RunAs() {
+  try {
+    pg_call([&] { run_as_leave(&st_); });
+  } catch (...) {
+    // Restoring saved settings does not fail in practice; if it did, the enclosing
+    // (sub)transaction's abort restores identity and settings.
+  }
+}
+
+}  // namespace pgc::pg
