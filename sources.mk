@@ -11,6 +11,7 @@ PG_SRCS += src/pg/module.cpp
 PG_SRCS += src/pg/roles.cpp
 PG_SRCS += src/pg/run_as.cpp
 PG_SRCS += src/pg/spi.cpp
+PG_SRCS += src/pg/text.cpp
 PG_SRCS += src/pg/version.cpp
 PG_SRCS += src/worker/launcher.cpp
 PG_SRCS += src/worker/shared_state.cpp

@@ -6,11 +6,13 @@
 #include "pg/guard.hpp"
 #include "pg/search_path.hpp"
 #include "pg/spi.hpp"
+#include "pg/text.hpp"
 #include "relay/murmur2.hpp"
 #include "relay/relay.hpp"
 
 extern "C" {
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/fmgrprotos.h"
 }
 
@@ -26,7 +28,7 @@ bool reserved_header(const char* name, int len) {
 
 void check_topic(const char* data, int len) {
   if (auto problem = pgc::outbox::topic_name_problem(std::string_view(data, len)))
-    throw invalid_argument("invalid topic \"" + std::string(data, std::min(len, 300)) + "\": " + *problem,
+    throw invalid_argument("invalid topic \"" + pgc::pg::clipped(data, len) + "\": " + *problem,
                            {}, "Kafka topic names have 1 to 249 characters of [a-zA-Z0-9._-].");
 }
 
@@ -44,7 +46,9 @@ void check_headers(Jsonb* headers) {
     while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE && problem[0] == '\0') {
       if (tok == WJB_KEY) {
         int len = v.val.string.len;
-        snprintf(name, sizeof name, "%.*s", std::min(len, 200), v.val.string.val);
+        // Cut on a character boundary: a client in another encoding must be able to
+        // convert the message.
+        snprintf(name, sizeof name, "%.*s", pg_mbcliplen(v.val.string.val, len, 200), v.val.string.val);
         auto bad = pgc::outbox::header_name_problem(std::string_view(v.val.string.val, len));
         if (bad) {
           snprintf(problem, sizeof problem, "header \"%s\": %s", name, bad->c_str());
@@ -153,7 +157,8 @@ PGC_FUNCTION(pgc_check_category) {
   text* cat = PG_GETARG_TEXT_PP(0);
   std::string_view name(VARDATA_ANY(cat), VARSIZE_ANY_EXHDR(cat));
   if (auto problem = pgc::outbox::category_problem(name))
-    throw invalid_argument("invalid category \"" + std::string(name.substr(0, 200)) + "\": " + *problem);
+    throw invalid_argument("invalid category \"" + pgc::pg::clipped(name.data(), static_cast<int>(name.size())) +
+                           "\": " + *problem);
   PG_RETURN_VOID();
 }
 
