@@ -519,7 +519,7 @@ void load_batch(Runtime& rt, RowSet* set, int64_t record_as, int64_t after_id, i
   in_transaction("pg_consistency relay: reading outbox", record_as > 0, [&] {
     static pg::SavedPlan plan(
         "SELECT id, topic, key, payload, headers, content_type, created_at, attempts "
-        "FROM consistency.outbox WHERE id > $2 ORDER BY id LIMIT $1",
+        "FROM consistency.outbox WHERE id OPERATOR(pg_catalog.>) $2 ORDER BY id LIMIT $1",
         {INT4OID, INT8OID});
     static pg::SavedPlan record("INSERT INTO consistency.relay_batches (batch, ids) VALUES ($1, $2)",
                                 {INT8OID, INT8ARRAYOID});
@@ -528,9 +528,10 @@ void load_batch(Runtime& rt, RowSet* set, int64_t record_as, int64_t after_id, i
       rt.ce_source = std::string("/pg_consistency/") + (db ? db : "");
     }
     static pg::SavedPlan guarded(
-        "WITH below AS (SELECT count(*) AS n FROM consistency.outbox WHERE id <= $2) "
+        "WITH below AS (SELECT pg_catalog.count(*) AS n FROM consistency.outbox WHERE id OPERATOR(pg_catalog.<=) $2) "
         "SELECT id, topic, key, payload, headers, content_type, created_at, attempts "
-        "FROM consistency.outbox WHERE id > $2 AND (SELECT n FROM below) = $3 ORDER BY id LIMIT $1",
+        "FROM consistency.outbox WHERE id OPERATOR(pg_catalog.>) $2 "
+        "AND (SELECT n FROM below) OPERATOR(pg_catalog.=) $3 ORDER BY id LIMIT $1",
         {INT4OID, INT8OID, INT8OID});
     Datum args[3] = {Int32GetDatum(g_batch_size), Int64GetDatum(after_id), Int64GetDatum(below)};
     pg::pg_call([&] { (below >= 0 ? guarded : plan).execute(args, nullptr, true, g_batch_size); });
@@ -588,23 +589,28 @@ int64 finalize_batch(const Batch& batch, bool exactly_once) {
   std::vector<int64_t> delivered = batch.delivered_ids();
   auto failures = batch.permanent_failures();
   return in_transaction("pg_consistency relay: finishing batch", false, [&]() -> int64 {
-    static pg::SavedPlan del("DELETE FROM consistency.outbox WHERE id = ANY($1)", {INT8ARRAYOID});
+    static pg::SavedPlan del("DELETE FROM consistency.outbox WHERE id OPERATOR(pg_catalog.=) ANY($1)",
+                             {INT8ARRAYOID});
     static pg::SavedPlan attempt(
-        "UPDATE consistency.outbox o SET attempts = o.attempts + 1, last_error = f.reason "
-        "FROM unnest($1::bigint[], $2::text[]) AS f(id, reason) WHERE o.id = f.id",
+        "UPDATE consistency.outbox o SET attempts = o.attempts OPERATOR(pg_catalog.+) 1, last_error = f.reason "
+        "FROM pg_catalog.unnest($1::pg_catalog.int8[], $2::pg_catalog.text[]) AS f(id, reason) "
+        "WHERE o.id OPERATOR(pg_catalog.=) f.id",
         {INT8ARRAYOID, TEXTARRAYOID});
     static pg::SavedPlan dead(
-        "WITH moved AS (DELETE FROM consistency.outbox WHERE id = ANY($1) AND attempts >= $2 RETURNING *) "
+        "WITH moved AS (DELETE FROM consistency.outbox WHERE id OPERATOR(pg_catalog.=) ANY($1) "
+        "AND attempts OPERATOR(pg_catalog.>=) $2 RETURNING *) "
         "INSERT INTO consistency.dead_letters (id, topic, key, payload, headers, content_type, created_at, "
         "attempts, reason) SELECT id, topic, key, payload, headers, content_type, created_at, attempts, "
-        "coalesce(last_error, 'unknown') FROM moved RETURNING id, topic, attempts, reason",
+        "coalesce(last_error, 'unknown'::pg_catalog.text) FROM moved RETURNING id, topic, attempts, reason",
         {INT8ARRAYOID, INT4OID});
-    static pg::SavedPlan drop_record("DELETE FROM consistency.relay_batches WHERE batch = $1", {INT8OID});
+    static pg::SavedPlan drop_record(
+        "DELETE FROM consistency.relay_batches WHERE batch OPERATOR(pg_catalog.=) $1", {INT8OID});
     static pg::SavedPlan stats(
-        "UPDATE consistency.relay_stats SET delivered_total = delivered_total + $1, "
-        "dead_lettered_total = dead_lettered_total + $2, batches_total = batches_total + 1, "
-        "last_batch = greatest(last_batch, $3), "
-        "last_delivery_at = CASE WHEN $1 > 0 THEN clock_timestamp() ELSE last_delivery_at END",
+        "UPDATE consistency.relay_stats SET delivered_total = delivered_total OPERATOR(pg_catalog.+) $1, "
+        "dead_lettered_total = dead_lettered_total OPERATOR(pg_catalog.+) $2, "
+        "batches_total = batches_total OPERATOR(pg_catalog.+) 1, last_batch = greatest(last_batch, $3), "
+        "last_delivery_at = CASE WHEN $1 OPERATOR(pg_catalog.>) 0 THEN pg_catalog.clock_timestamp() "
+        "ELSE last_delivery_at END",
         {INT8OID, INT8OID, INT8OID});
     if (!delivered.empty()) {
       // Common case, the whole batch acknowledged: its rows are the only visible rows of its
@@ -614,8 +620,10 @@ int64 finalize_batch(const Batch& batch, bool exactly_once) {
       int64 gone = 0;
       if (delivered.size() == batch.size()) {
         static pg::SavedPlan range(
-            "WITH c AS (SELECT count(*) AS n FROM consistency.outbox WHERE id BETWEEN $1 AND $2) "
-            "DELETE FROM consistency.outbox WHERE id BETWEEN $1 AND $2 AND (SELECT n FROM c) = $3",
+            "WITH c AS (SELECT pg_catalog.count(*) AS n FROM consistency.outbox "
+            "          WHERE id OPERATOR(pg_catalog.>=) $1 AND id OPERATOR(pg_catalog.<=) $2) "
+            "DELETE FROM consistency.outbox WHERE id OPERATOR(pg_catalog.>=) $1 "
+            "AND id OPERATOR(pg_catalog.<=) $2 AND (SELECT n FROM c) OPERATOR(pg_catalog.=) $3",
             {INT8OID, INT8OID, INT8OID});
         Datum a[3] = {Int64GetDatum(delivered.front()), Int64GetDatum(delivered.back()),
                       Int64GetDatum(static_cast<int64>(delivered.size()))};
@@ -665,17 +673,21 @@ int64 finalize_batch(const Batch& batch, bool exactly_once) {
 int64_t settle_open_batches(int64_t committed) {
   return in_transaction("pg_consistency relay: recovering", false, [&]() -> int64_t {
     static pg::SavedPlan open_q(
-        "SELECT max(b.batch), (SELECT last_batch FROM consistency.relay_stats) FROM consistency.relay_batches b",
+        "SELECT pg_catalog.max(b.batch), (SELECT last_batch FROM consistency.relay_stats) "
+        "FROM consistency.relay_batches b",
         {});
     static pg::SavedPlan finish(
-        "WITH fin AS (DELETE FROM consistency.relay_batches WHERE batch <= $1 RETURNING ids), "
-        "gone AS (DELETE FROM consistency.outbox o USING fin WHERE o.id = ANY(fin.ids) RETURNING 1) "
-        "UPDATE consistency.relay_stats SET delivered_total = delivered_total + (SELECT count(*) FROM gone), "
-        "batches_total = batches_total + (SELECT count(*) FROM fin), "
+        "WITH fin AS (DELETE FROM consistency.relay_batches WHERE batch OPERATOR(pg_catalog.<=) $1 RETURNING ids), "
+        "gone AS (DELETE FROM consistency.outbox o USING fin WHERE o.id OPERATOR(pg_catalog.=) ANY(fin.ids) "
+        "RETURNING 1) "
+        "UPDATE consistency.relay_stats SET delivered_total = delivered_total OPERATOR(pg_catalog.+) "
+        "(SELECT pg_catalog.count(*) FROM gone), "
+        "batches_total = batches_total OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM fin), "
         "last_batch = greatest(last_batch, $1), last_delivery_at = CASE WHEN EXISTS (SELECT 1 FROM gone) "
-        "THEN clock_timestamp() ELSE last_delivery_at END",
+        "THEN pg_catalog.clock_timestamp() ELSE last_delivery_at END",
         {INT8OID});
-    static pg::SavedPlan discard("DELETE FROM consistency.relay_batches WHERE batch > $1", {INT8OID});
+    static pg::SavedPlan discard("DELETE FROM consistency.relay_batches WHERE batch OPERATOR(pg_catalog.>) $1",
+                                 {INT8OID});
     pg::pg_call([&] { open_q.execute(nullptr, nullptr, true); });
     bool isnull = false;
     std::optional<int64_t> open;
@@ -702,7 +714,8 @@ int64_t settle_open_batches(int64_t committed) {
 // the permanent failures' attempts.
 void abandon_batch(const Batch& batch) {
   in_transaction("pg_consistency relay: abandoning batch", false, [&] {
-    static pg::SavedPlan drop_record("DELETE FROM consistency.relay_batches WHERE batch = $1", {INT8OID});
+    static pg::SavedPlan drop_record(
+        "DELETE FROM consistency.relay_batches WHERE batch OPERATOR(pg_catalog.=) $1", {INT8OID});
     Datum a[1] = {Int64GetDatum(batch.number())};
     exec_count(drop_record, a, nullptr);
   });
