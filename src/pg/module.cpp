@@ -2,6 +2,7 @@
 // shared-memory hooks that serve every registered component.
 #include "pg/component.hpp"
 #include "pg/gucs.hpp"
+#include "worker/drop_database.hpp"
 #include "worker/launcher.hpp"
 #include "worker/wake.hpp"
 
@@ -75,4 +76,5 @@ void _PG_init(void) {
   prev_shmem_startup_hook = shmem_startup_hook;
   shmem_startup_hook = startup_shmem;
   pgc::worker::register_launcher();
+  pgc::worker::install_drop_database_hook();
 }

@@ -96,6 +96,15 @@ void release_slot(int i) {
   SpinLockRelease(&s->mutex);
 }
 
+// A database being dropped gets no new worker until its hold expires.
+bool held(const char* dbname, TimestampTz now) {
+  SharedState* s = shared();
+  SpinLockAcquire(&s->mutex);
+  bool h = s->held_dbname[0] != '\0' && strcmp(s->held_dbname, dbname) == 0 && now < s->held_until;
+  SpinLockRelease(&s->mutex);
+  return h;
+}
+
 void reconcile() {
   char wanted[kMaxDatabases][NAMEDATALEN];
   int n = listed_databases(wanted);
@@ -125,6 +134,7 @@ void reconcile() {
       pfree(m.handle);
       m.handle = nullptr;
     }
+    if (held(m.dbname, now)) continue;
     if (TimestampDifferenceExceeds(m.last_start, now, restart_pause_ms(m))) {
       ereport(LOG, (errmsg("pg_consistency launcher: restarting the worker for database \"%s\"",
                            m.dbname)));
@@ -138,7 +148,7 @@ void reconcile() {
       if (strcmp(g_managed[i].dbname, wanted[j]) == 0) have = true;
       if (free_slot < 0 && g_managed[i].dbname[0] == '\0') free_slot = i;
     }
-    if (!have && free_slot >= 0) start_worker(free_slot, wanted[j]);
+    if (!have && free_slot >= 0 && !held(wanted[j], now)) start_worker(free_slot, wanted[j]);
   }
 }
 

@@ -13,6 +13,8 @@ extern "C" {
 namespace pgc::worker {
 
 inline constexpr int kMaxDatabases = 32;
+// How long the launcher starts no worker for a database being dropped.
+inline constexpr long kDropHoldMs = 15000;
 
 enum class WorkerState : int {
   kStopped = 0,
@@ -44,6 +46,8 @@ struct SharedState {
   pid_t launcher_pid;
   PGPROC* launcher_proc;
   TimestampTz launcher_started_at;
+  char held_dbname[NAMEDATALEN];  // DROP DATABASE in progress: start no worker for it
+  TimestampTz held_until;
   WorkerSlot slots[kMaxDatabases];
 };
 
