@@ -155,7 +155,9 @@ void main_loop() {
           g_next_due[i] = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), next);
         }
         failing |= g_failures[i] > 0;
-        long until = (long)((g_next_due[i] - GetCurrentTimestamp()) / 1000);
+        // Rounded up: a sub-millisecond remainder truncated to 0 made an idle worker spin
+        // through empty ticks until the component was due.
+        long until = (long)((g_next_due[i] - GetCurrentTimestamp() + 999) / 1000);
         if (until < wait_ms) wait_ms = until < 0 ? 0 : until;
       }
       set_state(failing ? WorkerState::kBackoff : WorkerState::kRunning);

@@ -61,6 +61,16 @@ $t1 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status(
 cmp_ok($t1 - $t0, '>=', 15, "after SIGHUP reload to 50 ms: " . ($t1 - $t0) . " ticks in 2 s");
 cmp_ok($t1 - $t0, '>', 3 * $slow, 'the reloaded interval changed the tick rate');
 
+# An idle worker sleeps until its next component is due: at a 1 s interval it ticks about
+# once a second. (A sub-millisecond remainder once truncated to a 0 ms wait made it spin
+# through empty ticks, 7 a second here.)
+$node->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.poll_interval = '1s'; SELECT pg_reload_conf()");
+sleep 2;
+$t0 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'");
+sleep 5;
+$t1 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'");
+cmp_ok($t1 - $t0, '<=', 12, "idle at 1 s: " . ($t1 - $t0) . " ticks in 5 s");
+
 # An error inside a tick is logged and backed off; the same process goes on.
 my $log_offset = -s $node->logfile;
 $node->safe_psql('postgres', "SELECT consistency._debug_fail_worker_ticks(2)");
