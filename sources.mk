@@ -38,7 +38,10 @@ CORE_SRCS += src/relay/kafka.cpp
 CORE_SRCS += src/relay/murmur2.cpp
 CORE_SRCS += src/relay/properties.cpp
 PG_SRCS += src/outbox/publish.cpp
+PG_SRCS += src/relay/outbox_store.cpp
 PG_SRCS += src/relay/relay.cpp
+PG_SRCS += src/relay/settings.cpp
+PG_SRCS += src/relay/status.cpp
 
 
 # --- sagas ---------------------------------------------------------------------

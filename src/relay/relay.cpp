@@ -1,4 +1,6 @@
-// The Kafka relay, run as a component of the per-database worker.
+// The Kafka relay, run as a component of the per-database worker: the producer's
+// lifecycle and the tick. Its settings are in settings.cpp, its shared-memory status in
+// status.cpp, its statements on the outbox in outbox_store.cpp, librdkafka in kafka.cpp.
 //
 // Each tick (main thread only; librdkafka's threads never touch PostgreSQL):
 //   1. serve the producer (delivery reports, errors, logs arrive only inside poll());
@@ -29,7 +31,11 @@
 #include "relay/batch.hpp"
 #include "relay/circuit_breaker.hpp"
 #include "relay/kafka.hpp"
+#include "relay/outbox_store.hpp"
 #include "relay/properties.hpp"
+#include "relay/rows.hpp"
+#include "relay/settings.hpp"
+#include "relay/status.hpp"
 #include "worker/shared_state.hpp"
 #include "worker/wake.hpp"
 
@@ -49,220 +55,6 @@ namespace pgc::relay {
 
 namespace {
 
-// ---------------------------------------------------------------- GUCs
-
-enum RelayMode { kAtLeastOnce = 0, kExactlyOnce = 1 };
-const struct config_enum_entry kModeOptions[] = {
-    {"at_least_once", kAtLeastOnce, false},
-    {"exactly_once", kExactlyOnce, false},
-    {nullptr, 0, false},
-};
-
-char* g_brokers = nullptr;
-char* g_properties = nullptr;
-int g_mode = kAtLeastOnce;
-int g_batch_size = 1000;
-int g_topic_partitions = 3;
-int g_max_attempts = 5;
-char* g_progress_topic = nullptr;
-char* g_transactional_id = nullptr;
-
-bool check_properties(char** newval, void**, GucSource) {
-  try {
-    Properties props;
-    std::string error;
-    if (!parse_properties(*newval ? *newval : "", &props, &error)) {
-      GUC_check_errdetail("%s", error.c_str());
-      return false;
-    }
-    return true;
-  } catch (...) {
-    GUC_check_errdetail("out of memory");
-    return false;
-  }
-}
-
-bool check_progress_topic(char** newval, void**, GucSource) {
-  try {
-    if (auto problem = outbox::topic_name_problem(*newval ? *newval : "")) {
-      GUC_check_errdetail("%s", problem->c_str());
-      return false;
-    }
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
-void define_gucs() {
-  DefineCustomStringVariable("pg_consistency.kafka_brokers",
-                             "Kafka bootstrap servers (host:port,...) for the outbox relay; empty = relay off.",
-                             nullptr, &g_brokers, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-  DefineCustomStringVariable(
-      "pg_consistency.kafka_properties",
-      "Extra librdkafka settings for the relay, as name=value entries separated by ';'.",
-      "Superuser only; may hold credentials, so it is never shown to other users.", &g_properties, "",
-      PGC_SIGHUP, GUC_SUPERUSER_ONLY, check_properties, nullptr, nullptr);
-  DefineCustomEnumVariable("pg_consistency.relay_mode",
-                           "Delivery guarantee of the relay: at_least_once or exactly_once.", nullptr,
-                           &g_mode, kAtLeastOnce, kModeOptions, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("pg_consistency.batch_size", "Outbox rows the relay sends per batch.", nullptr,
-                          &g_batch_size, 1000, 1, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("pg_consistency.topic_partitions",
-                          "Partitions of the topics the relay creates; 0 = rely on the broker's auto-creation.",
-                          nullptr, &g_topic_partitions, 3, 0, 100000, PGC_SIGHUP, 0, nullptr, nullptr,
-                          nullptr);
-  DefineCustomIntVariable("pg_consistency.relay_max_attempts",
-                          "Attempts before a message Kafka refuses for good goes to dead_letters.", nullptr,
-                          &g_max_attempts, 5, 1, 1000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-  DefineCustomStringVariable("pg_consistency.relay_progress_topic",
-                             "Compacted topic where exactly_once mode commits its progress.", nullptr,
-                             &g_progress_topic, "pg_consistency.relay_progress", PGC_SIGHUP, 0,
-                             check_progress_topic, nullptr, nullptr);
-  DefineCustomStringVariable("pg_consistency.relay_transactional_id",
-                             "Kafka transactional.id of the exactly_once relay; empty = derived from the "
-                             "cluster's system identifier and the database OID.",
-                             nullptr, &g_transactional_id, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-}
-
-// ---------------------------------------------------------------- shared memory
-
-enum class State : int { kStopped = 0, kRunning = 1, kBrokerUnavailable = 2 };
-
-const char* state_name(State s) {
-  switch (s) {
-    case State::kRunning:
-      return "running";
-    case State::kBrokerUnavailable:
-      return "broker_unavailable";
-    default:
-      return "stopped";
-  }
-}
-
-struct RelaySlot {
-  Oid dboid;
-  pid_t pid;
-  State state;
-  int mode;
-  char last_error[512];
-  TimestampTz last_error_at;
-  uint64 batches;
-  uint64 errors;
-  int64 in_flight;
-  double pg_seconds;     // time in PostgreSQL work (reading, recording, finishing batches)
-  double kafka_seconds;  // time producing and waiting for Kafka (acks, commits)
-};
-
-struct RelayShared {
-  slock_t mutex;
-  RelaySlot slots[worker::kMaxDatabases];
-};
-
-RelayShared* g_shared = nullptr;
-int g_slot = -1;
-
-Size shmem_size() { return sizeof(RelayShared); }
-
-void shmem_init() {
-  bool found = false;
-  g_shared = static_cast<RelayShared*>(ShmemInitStruct("pg_consistency relay", sizeof(RelayShared), &found));
-  if (!found) {
-    memset(g_shared, 0, sizeof(RelayShared));
-    SpinLockInit(&g_shared->mutex);
-  }
-}
-
-RelayShared* shared() {
-  if (g_shared == nullptr && worker::shared() != nullptr) {
-    // A backend attached after startup: look the struct up (it exists when preloaded).
-    bool found = false;
-    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-    g_shared = static_cast<RelayShared*>(ShmemInitStruct("pg_consistency relay", sizeof(RelayShared), &found));
-    if (!found) {
-      memset(g_shared, 0, sizeof(RelayShared));
-      SpinLockInit(&g_shared->mutex);
-    }
-    LWLockRelease(AddinShmemInitLock);
-  }
-  return g_shared;
-}
-
-RelaySlot* my_slot() {
-  RelayShared* s = shared();
-  if (s == nullptr) return nullptr;
-  if (g_slot < 0) {
-    SpinLockAcquire(&s->mutex);
-    for (int i = 0; i < worker::kMaxDatabases && g_slot < 0; i++)
-      if (s->slots[i].dboid == MyDatabaseId) g_slot = i;
-    for (int i = 0; i < worker::kMaxDatabases && g_slot < 0; i++)
-      if (s->slots[i].dboid == InvalidOid) g_slot = i;
-    if (g_slot >= 0) {
-      RelaySlot& slot = s->slots[g_slot];
-      slot.dboid = MyDatabaseId;
-      slot.pid = MyProcPid;
-    }
-    SpinLockRelease(&s->mutex);
-  }
-  return g_slot >= 0 ? &s->slots[g_slot] : nullptr;
-}
-
-void set_state(State st, int64 in_flight) {
-  RelaySlot* slot = my_slot();
-  if (slot == nullptr) return;
-  SpinLockAcquire(&g_shared->mutex);
-  slot->state = st;
-  slot->mode = g_mode;
-  slot->pid = MyProcPid;
-  slot->in_flight = in_flight;
-  SpinLockRelease(&g_shared->mutex);
-}
-
-// Adds elapsed time to one of the two sides (plain data, for the benchmark and operators).
-void add_time(bool postgres_side, TimestampTz since) {
-  RelaySlot* slot = my_slot();
-  if (slot == nullptr) return;
-  double secs = (GetCurrentTimestamp() - since) / 1e6;
-  SpinLockAcquire(&g_shared->mutex);
-  (postgres_side ? slot->pg_seconds : slot->kafka_seconds) += secs;
-  SpinLockRelease(&g_shared->mutex);
-}
-
-void count_batch() {
-  RelaySlot* slot = my_slot();
-  if (slot == nullptr) return;
-  SpinLockAcquire(&g_shared->mutex);
-  slot->batches++;
-  SpinLockRelease(&g_shared->mutex);
-}
-
-// Logs a relay message, without repeating the same text more than every 30 s.
-bool log_limited(const std::string& message) {
-  static std::string last_logged;
-  static TimestampTz last_logged_at = 0;
-  TimestampTz now = GetCurrentTimestamp();
-  if (message != last_logged || TimestampDifferenceExceeds(last_logged_at, now, 30000)) {
-    ereport(LOG, (errmsg("pg_consistency relay: %s", message.c_str())));
-    last_logged = message;
-    last_logged_at = now;
-    return true;
-  }
-  return false;
-}
-
-// Records a relay error in shared memory (last_error) and logs it.
-void record_error(const std::string& message) {
-  log_limited(message);
-  TimestampTz now = GetCurrentTimestamp();
-  RelaySlot* slot = my_slot();
-  if (slot == nullptr) return;
-  SpinLockAcquire(&g_shared->mutex);
-  strlcpy(slot->last_error, message.c_str(), sizeof slot->last_error);
-  slot->last_error_at = now;
-  slot->errors++;
-  SpinLockRelease(&g_shared->mutex);
-}
-
 // ---------------------------------------------------------------- worker-local state
 
 int64_t now_ms() { return static_cast<int64_t>(GetCurrentTimestamp() / 1000); }
@@ -271,47 +63,6 @@ double unit_random() {
   static std::minstd_rand rng(static_cast<unsigned>(MyProcPid));
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
-
-// A batch's rows: every string lives in one byte arena (few allocations per batch, not
-// a dozen per row); rows and headers refer to it by offset.
-struct Span {
-  uint32_t off = 0;
-  uint32_t len = 0;
-};
-
-struct OwnHeader {
-  Span name;
-  Span value;
-  bool null = false;
-};
-
-struct Row {
-  int64_t id = 0;
-  Span topic, key, payload, content_type;
-  bool key_null = false;
-  bool payload_null = false;
-  int64_t created_at = 0;
-  int attempts = 0;
-  uint32_t hdr_begin = 0;
-  uint32_t hdr_count = 0;
-};
-
-// A batch stops growing past this many bytes of row data (offsets are 32-bit; and a huge
-// batch only delays its acknowledgement).
-constexpr size_t kMaxBatchBytes = 256u << 20;
-
-struct RowSet {
-  std::string blob;
-  std::vector<Row> rows;
-  std::vector<OwnHeader> headers;
-
-  Span add(const char* p, size_t n) {
-    Span sp{static_cast<uint32_t>(blob.size()), static_cast<uint32_t>(n)};
-    blob.append(p, n);
-    return sp;
-  }
-  std::string_view view(Span sp) const { return std::string_view(blob.data() + sp.off, sp.len); }
-};
 
 constexpr uint32_t kProgressIndex = 0xffffffffu;
 
@@ -402,328 +153,6 @@ void teardown(Runtime& rt) {
   // An exactly_once record of a prefetched batch stays: recovery discards it.
   rt.has_next = false;
   rt.pipelined = 0;
-}
-
-// ---------------------------------------------------------------- PostgreSQL side
-
-// One short transaction around f(); f runs SPI through pg_call.
-template <typename F>
-auto in_transaction(const char* activity, bool synchronous, F&& f) -> decltype(f()) {
-  pg::pg_call([&] {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_consistency: SPI_connect failed");
-    PushActiveSnapshot(GetTransactionSnapshot());
-    pgstat_report_activity(STATE_RUNNING, activity);
-    // The exactly-once batch record must be durable before Kafka commits; other relay
-    // transactions can be lost in a crash without harm (see docs/outbox.md).
-    (void)set_config_option("synchronous_commit", synchronous ? "on" : "off", PGC_USERSET,
-                            PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
-  });
-  if constexpr (std::is_void_v<decltype(f())>) {
-    f();
-    pg::pg_call([&] {
-      SPI_finish();
-      PopActiveSnapshot();
-      CommitTransactionCommand();
-      pgstat_report_activity(STATE_IDLE, nullptr);
-    });
-  } else {
-    auto result = f();
-    pg::pg_call([&] {
-      SPI_finish();
-      PopActiveSnapshot();
-      CommitTransactionCommand();
-      pgstat_report_activity(STATE_IDLE, nullptr);
-    });
-    return result;
-  }
-}
-
-Datum int8_array(const std::vector<int64_t>& ids) {
-  return pg::pg_call([&] {
-    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (ids.size() + 1)));
-    for (size_t i = 0; i < ids.size(); i++) elems[i] = Int64GetDatum(ids[i]);
-    return PointerGetDatum(construct_array(elems, static_cast<int>(ids.size()), INT8OID, 8, true, TYPALIGN_DOUBLE));
-  });
-}
-
-Datum text_array(const std::vector<std::string>& texts) {
-  return pg::pg_call([&] {
-    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (texts.size() + 1)));
-    for (size_t i = 0; i < texts.size(); i++)
-      elems[i] = PointerGetDatum(cstring_to_text_with_len(texts[i].data(), static_cast<int>(texts[i].size())));
-    return PointerGetDatum(construct_array(elems, static_cast<int>(texts.size()), TEXTOID, -1, false, TYPALIGN_INT));
-  });
-}
-
-int64 exec_count(pg::SavedPlan& plan, const Datum* values, const char* nulls) {
-  return pg::pg_call([&]() -> int64 {
-    plan.execute(values, nulls, false);
-    return static_cast<int64>(SPI_processed);
-  });
-}
-
-// Appends the jsonb object's entries to the row set as headers (values as text, JSON
-// null as a null header). Runs under pg_call: plain locals around PostgreSQL calls.
-void jsonb_headers(Jsonb* jb, RowSet* set, Row* row) {
-  row->hdr_begin = static_cast<uint32_t>(set->headers.size());
-  row->hdr_count = 0;
-  if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_COUNT(jb) == 0) return;
-  JsonbIterator* it = JsonbIteratorInit(&jb->root);
-  JsonbValue v;
-  JsonbIteratorToken tok;
-  while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE) {
-    if (tok == WJB_KEY) {
-      OwnHeader h;
-      h.name = set->add(v.val.string.val, v.val.string.len);
-      set->headers.push_back(h);
-      row->hdr_count++;
-    } else if (tok == WJB_VALUE && row->hdr_count > 0) {
-      OwnHeader& h = set->headers.back();
-      switch (v.type) {
-        case jbvString:
-          h.value = set->add(v.val.string.val, v.val.string.len);
-          break;
-        case jbvNumeric: {
-          char* txt = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric)));
-          h.value = set->add(txt, strlen(txt));
-          pfree(txt);
-          break;
-        }
-        case jbvBool:
-          h.value = v.val.boolean ? set->add("true", 4) : set->add("false", 5);
-          break;
-        case jbvNull:
-          h.null = true;
-          break;
-        default:
-          break;  // publish() refuses nested values; a direct insert gets an empty header
-      }
-    }
-  }
-}
-
-// Reads the next batch of rows in id order. A row whose earlier attempt failed goes
-// alone, so that a refusal is pinned on the message that caused it (a broker refuses a
-// whole record batch, neighbours included). exactly_once: the batch's ids are recorded in
-// relay_batches in the same transaction, committed synchronously, before anything of it
-// can be committed to Kafka.
-// after_id: rows with a greater id only. below: when >= 0, return rows only if exactly
-// `below` rows with id <= after_id are visible in the same snapshot (the batch in flight),
-// i.e. no transaction with a lower id has committed late: its rows must not be overtaken.
-void load_batch(Runtime& rt, RowSet* set, int64_t record_as, int64_t after_id, int64_t below = -1) {
-  set->blob.clear();
-  set->rows.clear();
-  set->headers.clear();
-  in_transaction("pg_consistency relay: reading outbox", record_as > 0, [&] {
-    static pg::SavedPlan plan(
-        "SELECT id, topic, key, payload, headers, content_type, created_at, attempts "
-        "FROM consistency.outbox WHERE id OPERATOR(pg_catalog.>) $2 ORDER BY id LIMIT $1",
-        {INT4OID, INT8OID});
-    static pg::SavedPlan record("INSERT INTO consistency.relay_batches (batch, ids) VALUES ($1, $2)",
-                                {INT8OID, INT8ARRAYOID});
-    if (rt.ce_source.empty()) {
-      char* db = pg::pg_call([] { return get_database_name(MyDatabaseId); });
-      rt.ce_source = std::string("/pg_consistency/") + (db ? db : "");
-    }
-    static pg::SavedPlan guarded(
-        "WITH below AS (SELECT pg_catalog.count(*) AS n FROM consistency.outbox WHERE id OPERATOR(pg_catalog.<=) $2) "
-        "SELECT id, topic, key, payload, headers, content_type, created_at, attempts "
-        "FROM consistency.outbox WHERE id OPERATOR(pg_catalog.>) $2 "
-        "AND (SELECT n FROM below) OPERATOR(pg_catalog.=) $3 ORDER BY id LIMIT $1",
-        {INT4OID, INT8OID, INT8OID});
-    Datum args[3] = {Int32GetDatum(g_batch_size), Int64GetDatum(after_id), Int64GetDatum(below)};
-    pg::pg_call([&] { (below >= 0 ? guarded : plan).execute(args, nullptr, true, g_batch_size); });
-    uint64 n = SPI_processed;
-    set->rows.resize(n);
-    set->blob.reserve(n * 256);
-    for (uint64 i = 0; i < n; i++) {
-      Row& r = set->rows[i];
-      pg::pg_call([&] {
-        bool isnull = false, null_key = false, null_payload = false, null_headers = false;
-        r.id = DatumGetInt64(pg::spi_value(i, 1, &isnull));
-        text* topic = DatumGetTextPP(pg::spi_value(i, 2, &isnull));
-        r.topic = set->add(VARDATA_ANY(topic), VARSIZE_ANY_EXHDR(topic));
-        Datum d = pg::spi_value(i, 3, &null_key);
-        r.key_null = null_key;
-        if (!null_key) {
-          text* key = DatumGetTextPP(d);
-          r.key = set->add(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
-        }
-        d = pg::spi_value(i, 4, &null_payload);
-        r.payload_null = null_payload;
-        if (!null_payload) {
-          bytea* payload = DatumGetByteaPP(d);
-          r.payload = set->add(VARDATA_ANY(payload), VARSIZE_ANY_EXHDR(payload));
-        }
-        d = pg::spi_value(i, 5, &null_headers);
-        if (!null_headers) jsonb_headers(DatumGetJsonbP(d), set, &r);
-        text* ctype = DatumGetTextPP(pg::spi_value(i, 6, &isnull));
-        r.content_type = set->add(VARDATA_ANY(ctype), VARSIZE_ANY_EXHDR(ctype));
-        r.created_at = DatumGetTimestampTz(pg::spi_value(i, 7, &isnull));
-        r.attempts = DatumGetInt32(pg::spi_value(i, 8, &isnull));
-      });
-      if (r.attempts > 0) {
-        set->rows.resize(i == 0 ? 1 : i);  // alone, or stop before it
-        break;
-      }
-      if (set->blob.size() >= kMaxBatchBytes) {  // large rows: fewer of them per batch
-        set->rows.resize(i + 1);
-        break;
-      }
-    }
-    if (record_as > 0 && !set->rows.empty()) {
-      std::vector<int64_t> ids;
-      ids.reserve(set->rows.size());
-      for (const auto& r : set->rows) ids.push_back(r.id);
-      Datum a[2] = {Int64GetDatum(record_as), int8_array(ids)};
-      exec_count(record, a, nullptr);
-    }
-  });
-}
-
-// Removes acknowledged rows, counts failed attempts, moves exhausted rows to dead_letters
-// and updates the counters, in one transaction. Returns rows dead-lettered.
-int64 finalize_batch(const Batch& batch, bool exactly_once) {
-  std::vector<int64_t> delivered = batch.delivered_ids();
-  auto failures = batch.permanent_failures();
-  return in_transaction("pg_consistency relay: finishing batch", false, [&]() -> int64 {
-    static pg::SavedPlan del("DELETE FROM consistency.outbox WHERE id OPERATOR(pg_catalog.=) ANY($1)",
-                             {INT8ARRAYOID});
-    static pg::SavedPlan attempt(
-        "UPDATE consistency.outbox o SET attempts = o.attempts OPERATOR(pg_catalog.+) 1, last_error = f.reason "
-        "FROM pg_catalog.unnest($1::pg_catalog.int8[], $2::pg_catalog.text[]) AS f(id, reason) "
-        "WHERE o.id OPERATOR(pg_catalog.=) f.id",
-        {INT8ARRAYOID, TEXTARRAYOID});
-    static pg::SavedPlan dead(
-        "WITH moved AS (DELETE FROM consistency.outbox WHERE id OPERATOR(pg_catalog.=) ANY($1) "
-        "AND attempts OPERATOR(pg_catalog.>=) $2 RETURNING *) "
-        "INSERT INTO consistency.dead_letters (id, topic, key, payload, headers, content_type, created_at, "
-        "attempts, reason) SELECT id, topic, key, payload, headers, content_type, created_at, attempts, "
-        "coalesce(last_error, 'unknown'::pg_catalog.text) FROM moved RETURNING id, topic, attempts, reason",
-        {INT8ARRAYOID, INT4OID});
-    static pg::SavedPlan drop_record(
-        "DELETE FROM consistency.relay_batches WHERE batch OPERATOR(pg_catalog.=) $1", {INT8OID});
-    static pg::SavedPlan stats(
-        "UPDATE consistency.relay_stats SET delivered_total = delivered_total OPERATOR(pg_catalog.+) $1, "
-        "dead_lettered_total = dead_lettered_total OPERATOR(pg_catalog.+) $2, "
-        "batches_total = batches_total OPERATOR(pg_catalog.+) 1, last_batch = greatest(last_batch, $3), "
-        "last_delivery_at = CASE WHEN $1 OPERATOR(pg_catalog.>) 0 THEN pg_catalog.clock_timestamp() "
-        "ELSE last_delivery_at END",
-        {INT8OID, INT8OID, INT8OID});
-    if (!delivered.empty()) {
-      // Common case, the whole batch acknowledged: its rows are the only visible rows of its
-      // id range unless a transaction with a lower id committed late inside that range. One
-      // statement (one snapshot) counts the range and deletes it only if the count matches,
-      // which walks the index once instead of descending it once per id.
-      int64 gone = 0;
-      if (delivered.size() == batch.size()) {
-        static pg::SavedPlan range(
-            "WITH c AS (SELECT pg_catalog.count(*) AS n FROM consistency.outbox "
-            "          WHERE id OPERATOR(pg_catalog.>=) $1 AND id OPERATOR(pg_catalog.<=) $2) "
-            "DELETE FROM consistency.outbox WHERE id OPERATOR(pg_catalog.>=) $1 "
-            "AND id OPERATOR(pg_catalog.<=) $2 AND (SELECT n FROM c) OPERATOR(pg_catalog.=) $3",
-            {INT8OID, INT8OID, INT8OID});
-        Datum a[3] = {Int64GetDatum(delivered.front()), Int64GetDatum(delivered.back()),
-                      Int64GetDatum(static_cast<int64>(delivered.size()))};
-        gone = exec_count(range, a, nullptr);
-      }
-      if (gone == 0) {
-        Datum a[1] = {int8_array(delivered)};
-        exec_count(del, a, nullptr);
-      }
-    }
-    int64 dead_count = 0;
-    if (!failures.empty()) {
-      std::vector<int64_t> ids;
-      std::vector<std::string> reasons;
-      for (auto& [id, reason] : failures) {
-        ids.push_back(id);
-        reasons.push_back(reason);
-      }
-      Datum a[2] = {int8_array(ids), text_array(reasons)};
-      exec_count(attempt, a, nullptr);
-      Datum b[2] = {a[0], Int32GetDatum(g_max_attempts)};
-      dead_count = exec_count(dead, b, nullptr);
-      for (int64 i = 0; i < dead_count; i++) {
-        int64 id = pg::spi_int64(i, 1);
-        char* topic = pg::pg_call([&] { return pg::spi_text_copy(i, 2); });
-        int64 attempts = pg::spi_int64(i, 3);
-        char* reason = pg::pg_call([&] { return pg::spi_text_copy(i, 4); });
-        ereport(WARNING, (errmsg("pg_consistency relay: outbox message %lld (topic \"%s\") moved to "
-                                 "consistency.dead_letters after %lld attempts: %s",
-                                 static_cast<long long>(id), topic ? topic : "?",
-                                 static_cast<long long>(attempts), reason ? reason : "?")));
-      }
-    }
-    if (exactly_once) {
-      Datum a[1] = {Int64GetDatum(batch.number())};
-      exec_count(drop_record, a, nullptr);
-    }
-    Datum s[3] = {Int64GetDatum(static_cast<int64>(delivered.size())), Int64GetDatum(dead_count),
-                  Int64GetDatum(batch.number())};
-    exec_count(stats, s, nullptr);
-    return dead_count;
-  });
-}
-
-// exactly_once: settles what a previous run left in relay_batches, given the highest
-// batch the progress topic holds as committed. Returns the next batch number.
-int64_t settle_open_batches(int64_t committed) {
-  return in_transaction("pg_consistency relay: recovering", false, [&]() -> int64_t {
-    static pg::SavedPlan open_q(
-        "SELECT pg_catalog.max(b.batch), (SELECT last_batch FROM consistency.relay_stats) "
-        "FROM consistency.relay_batches b",
-        {});
-    static pg::SavedPlan finish(
-        "WITH fin AS (DELETE FROM consistency.relay_batches WHERE batch OPERATOR(pg_catalog.<=) $1 RETURNING ids), "
-        "gone AS (DELETE FROM consistency.outbox o USING fin WHERE o.id OPERATOR(pg_catalog.=) ANY(fin.ids) "
-        "RETURNING 1) "
-        "UPDATE consistency.relay_stats SET delivered_total = delivered_total OPERATOR(pg_catalog.+) "
-        "(SELECT pg_catalog.count(*) FROM gone), "
-        "batches_total = batches_total OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM fin), "
-        "last_batch = greatest(last_batch, $1), last_delivery_at = CASE WHEN EXISTS (SELECT 1 FROM gone) "
-        "THEN pg_catalog.clock_timestamp() ELSE last_delivery_at END",
-        {INT8OID});
-    static pg::SavedPlan discard("DELETE FROM consistency.relay_batches WHERE batch OPERATOR(pg_catalog.>) $1",
-                                 {INT8OID});
-    pg::pg_call([&] { open_q.execute(nullptr, nullptr, true); });
-    bool isnull = false;
-    std::optional<int64_t> open;
-    Datum d = pg::spi_value(0, 1, &isnull);
-    if (!isnull) open = DatumGetInt64(d);
-    int64_t last_known = pg::spi_int64(0, 2, 0);
-    RecoveryPlan plan = plan_recovery(open, committed, last_known);
-    if (open) {
-      Datum a[1] = {Int64GetDatum(committed)};
-      exec_count(finish, a, nullptr);
-      int64 dropped = exec_count(discard, a, nullptr);
-      ereport(LOG, (errmsg("pg_consistency relay: recovery: Kafka holds batches up to %lld committed; open batch "
-                           "%lld %s",
-                           static_cast<long long>(committed), static_cast<long long>(*open),
-                           plan.action == RecoveryPlan::Action::kFinalize
-                               ? "was committed and is now removed from the outbox"
-                               : (dropped > 0 ? "was not committed and will be sent again" : "settled"))));
-    }
-    return plan.next_batch;
-  });
-}
-
-// exactly_once, after an aborted Kafka transaction: forget the batch record and count
-// the permanent failures' attempts.
-void abandon_batch(const Batch& batch) {
-  in_transaction("pg_consistency relay: abandoning batch", false, [&] {
-    static pg::SavedPlan drop_record(
-        "DELETE FROM consistency.relay_batches WHERE batch OPERATOR(pg_catalog.=) $1", {INT8OID});
-    Datum a[1] = {Int64GetDatum(batch.number())};
-    exec_count(drop_record, a, nullptr);
-  });
-  if (!batch.permanent_failures().empty()) {
-    // Nothing of an aborted batch is delivered: this only counts the permanent failures'
-    // attempts and dead-letters the exhausted rows.
-    finalize_batch(batch, false);
-  }
 }
 
 // ---------------------------------------------------------------- Kafka side
@@ -962,8 +391,8 @@ void maybe_prefetch(Runtime& rt) {
   rt.prefetch_tried = true;
   const int64_t number = rt.exactly_once ? rt.next_batch : 0;
   TimestampTz t = GetCurrentTimestamp();
-  load_batch(rt, &rt.next_rows, number, f.batch.entry(f.batch.size() - 1).id,
-             static_cast<int64_t>(f.batch.size()));
+  load_batch(&rt.next_rows, number, f.batch.entry(f.batch.size() - 1).id,
+             static_cast<int64_t>(f.batch.size()), &rt.ce_source);
   add_time(true, t);
   if (rt.next_rows.rows.empty()) return;
   if (rt.exactly_once) rt.next_batch++;
@@ -983,20 +412,9 @@ long continue_inflight_body(Runtime& rt);
 long continue_inflight(Runtime& rt) {
   // Everything but the PostgreSQL transactions (timed inside) counts as Kafka time.
   TimestampTz start = GetCurrentTimestamp();
-  RelaySlot* slot = my_slot();
-  double pg_before = 0;
-  if (slot != nullptr) {
-    SpinLockAcquire(&g_shared->mutex);
-    pg_before = slot->pg_seconds;
-    SpinLockRelease(&g_shared->mutex);
-  }
+  double pg_before = postgres_seconds();
   long next = continue_inflight_body(rt);
-  if (slot != nullptr) {
-    double total = (GetCurrentTimestamp() - start) / 1e6;
-    SpinLockAcquire(&g_shared->mutex);
-    slot->kafka_seconds += std::max(0.0, total - (slot->pg_seconds - pg_before));
-    SpinLockRelease(&g_shared->mutex);
-  }
+  add_kafka_time(start, pg_before);
   return next;
 }
 
@@ -1170,10 +588,7 @@ long relay_tick() {
       }
     } else {
       // Records an earlier exactly_once run left: the rows are simply sent again.
-      in_transaction("pg_consistency relay: clearing batch records", false, [] {
-        static pg::SavedPlan clear("DELETE FROM consistency.relay_batches", {});
-        exec_count(clear, nullptr, nullptr);
-      });
+      clear_batch_records();
       rt.ready = true;
     }
   }
@@ -1181,7 +596,7 @@ long relay_tick() {
 
   TimestampTz t_load = GetCurrentTimestamp();
   const int64_t number = rt.exactly_once ? rt.next_batch : 0;
-  load_batch(rt, &rt.rows, number, std::numeric_limits<int64_t>::min());
+  load_batch(&rt.rows, number, std::numeric_limits<int64_t>::min(), -1, &rt.ce_source);
   add_time(true, t_load);
   if (rt.rows.rows.empty()) return gucs::poll_interval_ms;
   if (rt.exactly_once) rt.next_batch++;
@@ -1197,14 +612,7 @@ void relay_exit() {
     } catch (...) {
     }
   }
-  RelaySlot* slot = g_slot >= 0 && g_shared ? &g_shared->slots[g_slot] : nullptr;
-  if (slot != nullptr) {
-    SpinLockAcquire(&g_shared->mutex);
-    slot->state = State::kStopped;
-    slot->pid = 0;
-    slot->in_flight = 0;
-    SpinLockRelease(&g_shared->mutex);
-  }
+  release_status();
 }
 
 }  // namespace
@@ -1212,7 +620,7 @@ void relay_exit() {
 const pg::Component kRelayComponent = {"relay", define_gucs, shmem_size, shmem_init, relay_tick, relay_exit};
 
 void wake_at_commit() {
-  if (g_brokers != nullptr && g_brokers[0] != '\0') worker::wake_at_commit(&kRelayComponent);
+  if (relay_enabled()) worker::wake_at_commit(&kRelayComponent);
 }
 
 namespace {
@@ -1220,42 +628,3 @@ pg::ComponentRegistrar registrar(&kRelayComponent);
 }  // namespace
 
 }  // namespace pgc::relay
-
-// consistency._relay_runtime(): the relay's state in this database, from shared memory.
-PGC_FUNCTION(pgc_relay_runtime) {
-  using namespace pgc::relay;
-  TupleDesc tupdesc;
-  if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
-    elog(ERROR, "pg_consistency: _relay_runtime must return a record");
-  tupdesc = BlessTupleDesc(tupdesc);
-  Datum values[9];
-  bool nulls[9] = {};
-  RelaySlot snap;
-  memset(&snap, 0, sizeof snap);
-  bool found = false;
-  RelayShared* s = shared();
-  if (s != nullptr) {
-    SpinLockAcquire(&s->mutex);
-    for (const auto& slot : s->slots) {
-      if (slot.dboid == MyDatabaseId) {
-        snap = slot;
-        found = true;
-        break;
-      }
-    }
-    SpinLockRelease(&s->mutex);
-  }
-  State st = found && snap.pid != 0 ? snap.state : State::kStopped;
-  values[0] = CStringGetTextDatum(state_name(st));
-  values[1] = CStringGetTextDatum(g_mode == kExactlyOnce ? "exactly_once" : "at_least_once");
-  nulls[2] = snap.last_error[0] == '\0';
-  values[2] = nulls[2] ? 0 : CStringGetTextDatum(snap.last_error);
-  nulls[3] = snap.last_error_at == 0;
-  values[3] = TimestampTzGetDatum(snap.last_error_at);
-  values[4] = Int64GetDatum(static_cast<int64>(snap.batches));
-  values[5] = Int64GetDatum(static_cast<int64>(snap.errors));
-  values[6] = Int64GetDatum(snap.in_flight);
-  values[7] = Float8GetDatum(snap.pg_seconds);
-  values[8] = Float8GetDatum(snap.kafka_seconds);
-  PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
-}

@@ -1,0 +1,33 @@
+// What the relay is doing, in shared memory: one slot per database, read by
+// consistency._relay_runtime() (and so consistency.outbox_status and metrics()).
+#pragma once
+
+#include <string>
+
+#include "pg/postgres.hpp"
+
+namespace pgc::relay {
+
+enum class State : int { kStopped = 0, kRunning = 1, kBrokerUnavailable = 2 };
+const char* state_name(State s);
+
+Size shmem_size();
+void shmem_init();
+
+// This database's slot (claimed on first use by the worker).
+void set_state(State st, int64 in_flight);
+// Adds the time since `since` to the PostgreSQL side or the Kafka side.
+void add_time(bool postgres_side, TimestampTz since);
+void count_batch();
+// The PostgreSQL-side seconds so far; add_kafka_time adds the time since `since` less the
+// PostgreSQL time spent meanwhile to the Kafka side.
+double postgres_seconds();
+void add_kafka_time(TimestampTz since, double postgres_before);
+// Logs a relay message, without repeating the same text more than every 30 s.
+bool log_limited(const std::string& message);
+// Records a relay error in shared memory (last_error) and logs it.
+void record_error(const std::string& message);
+// The worker is leaving: the slot says stopped.
+void release_status();
+
+}  // namespace pgc::relay
