@@ -28,7 +28,7 @@ bool reserved_header(const char* name, int len) {
 
 void check_topic(const char* data, int len) {
   if (auto problem = pgc::outbox::topic_name_problem(std::string_view(data, len)))
-    throw invalid_argument("invalid topic \"" + pgc::pg::clipped(data, len) + "\": " + *problem,
+    throw invalid_argument("invalid topic \"" + pgc::pg::clipped(data, len, 300) + "\": " + *problem,
                            {}, "Kafka topic names have 1 to 249 characters of [a-zA-Z0-9._-].");
 }
 
