@@ -174,7 +174,8 @@ int64 finalize_batch(const Batch& batch, bool exactly_once) {
                              {INT8ARRAYOID});
     static pg::SavedPlan attempt(
         "UPDATE consistency.outbox o SET attempts = o.attempts OPERATOR(pg_catalog.+) 1, last_error = f.reason "
-        "FROM pg_catalog.unnest($1::pg_catalog.int8[], $2::pg_catalog.text[]) AS f(id, reason) "
+        "FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[])) "
+        "AS f(id, reason) "
         "WHERE o.id OPERATOR(pg_catalog.=) f.id",
         {INT8ARRAYOID, TEXTARRAYOID});
     static pg::SavedPlan dead(
