@@ -15,7 +15,7 @@ EXCEPTION WHEN others THEN
 END $$;
 \getenv pghost PGHOST
 \getenv pgport PGPORT
-SELECT format('host=%s port=%s dbname=%s', :'pghost', :'pgport', current_database()) AS self_conninfo \gset
+SELECT format('host=%s port=%s dbname=%s user=%s', :'pghost', :'pgport', current_database(), current_user) AS self_conninfo \gset
 
 -- add_participant: validation (CS002); a bad conninfo is never echoed.
 SELECT pg_temp.error_of($$SELECT consistency.add_participant(NULL, 'host=x')$$);
@@ -27,11 +27,24 @@ SELECT pg_temp.error_of($$SELECT consistency.add_participant('p', '   ')$$);
 SELECT pg_temp.error_of($$SELECT consistency.add_participant('p', 'password=hunter2 dangling')$$);
 SELECT pg_temp.error_of($$SELECT consistency.add_participant('p', 'no_such_option=1')$$);
 SELECT pg_temp.error_of($$SELECT consistency.add_participant('p', 'postgresql://u:hunter2@[::1')$$);
+-- The remote role must be named (user=): otherwise every writer would act on the
+-- participant as whatever role libpq derives from this server's OS user.
+SELECT pg_temp.error_of($$SELECT consistency.add_participant('p', 'host=h dbname=d password=x')$$);
+SELECT pg_temp.error_of($$SELECT consistency.add_participant('p', 'host=h dbname=d user='''' password=x')$$);
+SELECT pg_temp.error_of($$SELECT consistency.add_participant('p', 'postgresql://h:5432/d')$$);
+SELECT pg_temp.error_of($$SELECT consistency.add_participant('p', 'postgresql://h/d?password=x')$$);
 
 -- add_participant: success, and a duplicate name.
 SELECT consistency.add_participant('self', :'self_conninfo');
-SELECT consistency.add_participant('down', 'host=127.0.0.1 port=1 dbname=nowhere');
-SELECT pg_temp.error_of($$SELECT consistency.add_participant('self', 'host=elsewhere')$$);
+SELECT consistency.add_participant('down', 'host=127.0.0.1 port=1 dbname=nowhere user=nobody');
+SELECT consistency.add_participant('uri', 'postgresql://app@127.0.0.1:1/nowhere');
+-- A conninfo without user= that reached the catalog another way (an old dump) is
+-- reported, and never used.
+UPDATE consistency.twopc_participants SET conninfo = 'host=127.0.0.1 port=1 dbname=x' WHERE name = 'uri';
+SELECT check_name, ok, detail FROM consistency._integrity_twopc() WHERE check_name = 'twopc_participant_conninfo';
+SELECT pg_temp.error_of($$SELECT consistency.remote_exec('uri', 'SELECT 1')$$);
+SELECT consistency.drop_participant('uri', force => true);
+SELECT pg_temp.error_of($$SELECT consistency.add_participant('self', 'host=elsewhere user=u')$$);
 SELECT name, trusted, created_by = session_user AS added_by_me FROM consistency.participants ORDER BY name;
 
 -- Unknown participants (CS004).
@@ -46,6 +59,12 @@ SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self', ' -- nothing')$
 SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self', 'COMMIT')$$);
 SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self', '/* x */ savepoint a')$$);
 SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self', 'PREPARE TRANSACTION ''x''')$$);
+-- The lexer's corners: the server drops empty statements (";COMMIT" is COMMIT), and
+-- ends a -- comment at a carriage return as well as at a newline.
+SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self', ';COMMIT')$$);
+SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self', ' ; /* x */ ; end')$$);
+SELECT pg_temp.error_of(format('SELECT consistency.remote_exec(%L, %L)', 'self', '--x' || chr(13) || 'COMMIT'));
+SELECT pg_temp.error_of(format('SELECT consistency.remote_exec(%L, %L)', 'self', 'PREPARE --x' || chr(13) || 'TRANSACTION ''x'''));
 
 -- Connection failure (CS005), with libpq's reason and without the conninfo.
 SELECT pg_temp.error_of($$SELECT consistency.remote_exec('down', 'SELECT 1')$$);
@@ -64,6 +83,30 @@ SELECT count(*) AS rows_without_result FROM consistency.remote_query('self', 'UP
 SELECT * FROM consistency.remote_query('self', $$UPDATE twopc_remote SET note = 'one!' WHERE id = 1 RETURNING id, note$$);
 SELECT count(*) AS prepared_left FROM pg_prepared_xacts;
 SELECT count(*) > 0 AS decisions_recorded FROM consistency.twopc_decisions;
+
+-- COPY to or from the client is refused (it used to make the backend spin, deaf to
+-- pg_terminate_backend); nothing is written.
+SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self', 'COPY twopc_remote FROM STDIN')$$);
+SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self', 'COPY twopc_remote TO STDOUT')$$);
+SELECT pg_temp.error_of($$SELECT * FROM consistency.remote_query('self', 'COPY (SELECT 1) TO STDOUT')$$);
+SELECT count(*) AS rows_after_copy FROM twopc_remote;
+
+-- The result of remote_query is capped (pg_consistency.twopc_max_result_bytes, 54000);
+-- rows are read one at a time, the statement is cancelled at the cap.
+SHOW pg_consistency.twopc_max_result_bytes;
+SET pg_consistency.twopc_max_result_bytes = '1kB';
+SELECT count(*) AS under_the_cap FROM consistency.remote_query('self', 'SELECT g FROM generate_series(1, 50) g');
+SELECT pg_temp.error_of($$SELECT count(*) FROM consistency.remote_query('self', 'SELECT g, pg_catalog.repeat(''x'', 100) AS pad FROM generate_series(1, 100000) g')$$);
+BEGIN;
+SELECT consistency.remote_exec('self', $$INSERT INTO twopc_remote VALUES (5, 'kept')$$);
+SAVEPOINT before_big;
+SELECT count(*) FROM consistency.remote_query('self', 'SELECT g, pg_catalog.repeat(''x'', 100) AS pad FROM generate_series(1, 100000) g');
+ROLLBACK TO SAVEPOINT before_big;
+SELECT * FROM consistency.remote_query('self', 'SELECT id, note FROM twopc_remote WHERE id = 5');
+ROLLBACK;
+-- remote_exec reads a SELECT's rows one at a time too, and only counts them.
+SELECT consistency.remote_exec('self', 'SELECT g FROM generate_series(1, 100000) g') AS counted;
+RESET pg_consistency.twopc_max_result_bytes;
 
 -- A local rollback rolls the participant back.
 BEGIN;
@@ -165,15 +208,27 @@ SELECT pg_temp.error_of($$SELECT conninfo FROM consistency.twopc_participants$$)
 SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self', 'SELECT 1')$$);
 RESET ROLE;
 SET ROLE twopc_writer_role;
+-- A writer uses only the participants an admin granted it (42501, no conninfo shown).
+SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self', 'SELECT 1')$$);
+SELECT pg_temp.error_of($$SELECT * FROM consistency.remote_query('self', 'SELECT 1')$$);
+SELECT pg_temp.error_of($$SELECT consistency.grant_participant('self', 'twopc_writer_role')$$);
+SELECT pg_temp.error_of($$SELECT * FROM consistency.participant_grants$$);
+RESET ROLE;
+SELECT consistency.grant_participant('self', 'twopc_writer_role');
+SELECT consistency.grant_participant('self', 'twopc_writer_role');  -- again: no change
+SELECT participant, role, granted_by = session_user AS by_me FROM consistency.participant_grants;
+SET ROLE twopc_writer_role;
 SELECT consistency.remote_exec('self', 'SELECT 1') AS writer_may_run;
+-- The result cap is the administrator's: a writer cannot raise it.
+SELECT pg_temp.error_of($$SET pg_consistency.twopc_max_result_bytes = '1GB'$$);
 SELECT pg_temp.error_of($$SELECT conninfo FROM consistency.twopc_participants$$);
 SELECT pg_temp.error_of($$SELECT consistency.add_participant('x', 'host=h password=p')$$);
 SELECT pg_temp.error_of($$SELECT consistency.drop_participant('down')$$);
 SELECT pg_temp.error_of($$DELETE FROM consistency.twopc_decisions$$);
 RESET ROLE;
 SET ROLE twopc_admin_role;
-SELECT pg_temp.error_of($$SELECT consistency.add_participant('by_admin', 'host=127.0.0.1 port=1 dbname=x')$$);
-SELECT consistency.add_participant('by_admin', 'host=127.0.0.1 port=1 dbname=x password=hunter2');
+SELECT pg_temp.error_of($$SELECT consistency.add_participant('by_admin', 'host=127.0.0.1 port=1 dbname=x user=app')$$);
+SELECT consistency.add_participant('by_admin', 'host=127.0.0.1 port=1 dbname=x user=app password=hunter2');
 SELECT consistency.add_participant('self_nopw', :'self_conninfo' || ' password=unused');
 SELECT name, trusted, conninfo LIKE '%hunter2%' AS admin_reads_conninfo
   FROM consistency.twopc_participants WHERE name IN ('by_admin', 'self_nopw') ORDER BY name;
@@ -184,7 +239,180 @@ SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self_nopw', 'SELECT 1'
 SELECT pg_temp.error_of($$SELECT consistency.drop_participant('by_admin')$$);
 SELECT consistency.drop_participant('by_admin', force => true);
 SELECT consistency.drop_participant('self_nopw', force => true);
+-- Admins use every participant without a grant (they could grant themselves), and
+-- manage grants.
+SELECT consistency.remote_exec('self', 'SELECT 1') AS admin_may_run;
+SELECT pg_temp.error_of($$SELECT consistency.grant_participant('nobody', 'twopc_reader_role')$$);
+SELECT pg_temp.error_of($$SELECT consistency.grant_participant('self', NULL)$$);
+SELECT pg_temp.error_of($$SELECT consistency.grant_participant('self', '-')$$);
+SELECT pg_temp.error_of($$SELECT consistency.revoke_participant('nobody', 'twopc_reader_role')$$);
+SELECT count(*) AS grants_seen_by_admin FROM consistency.participant_grants;
 RESET ROLE;
+
+-- Grants to a group role reach its members; the check runs at every call, also when the
+-- participant is already part of the transaction; revoking takes the right away.
+CREATE ROLE twopc_group;
+CREATE ROLE twopc_member IN ROLE twopc_group, consistency_writer;
+CREATE ROLE twopc_other IN ROLE consistency_writer;
+SELECT consistency.grant_participant('self', 'twopc_group');
+SET ROLE twopc_member;
+SELECT consistency.remote_exec('self', 'SELECT 1') AS member_may_run;
+RESET ROLE;
+BEGIN;
+SET LOCAL ROLE twopc_member;
+SELECT consistency.remote_exec('self', 'SELECT 1') AS member_opens_it;
+SET LOCAL ROLE twopc_other;
+SELECT consistency.remote_exec('self', 'SELECT 1');
+ROLLBACK;
+SELECT consistency.revoke_participant('self', 'twopc_group');
+SELECT consistency.revoke_participant('self', 'twopc_group');  -- nothing left: a NOTICE
+SET ROLE twopc_member;
+SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self', 'SELECT 1')$$);
+RESET ROLE;
+-- A grant to a role that is dropped is reported by the integrity check and removed at
+-- the next change of grants.
+CREATE ROLE twopc_gone;
+SELECT consistency.grant_participant('self', 'twopc_gone');
+DROP ROLE twopc_gone;
+SELECT check_name, ok, detail FROM consistency._integrity_twopc() WHERE check_name = 'twopc_participant_grants';
+SELECT consistency.revoke_participant('self', 'twopc_other');
+SELECT check_name, ok FROM consistency._integrity_twopc() WHERE check_name = 'twopc_participant_grants';
+SELECT participant, role FROM consistency.participant_grants ORDER BY role::text;
+
+-- Finding 2: a reader with only the default TEMP privilege plants pg_temp types that
+-- shadow the ones the extension's statements name (pg_temp is searched first for types).
+-- None of them is ever resolved inside: the reader stays a reader, and evil() never runs
+-- as another role.
+CREATE TABLE public.twopc_evil_log (who name, what text);
+GRANT INSERT, SELECT ON public.twopc_evil_log TO PUBLIC;
+CREATE ROLE twopc_rita IN ROLE consistency_reader;
+SET ROLE twopc_rita;
+CREATE FUNCTION pg_temp.evil(v anyelement) RETURNS boolean LANGUAGE plpgsql AS $f$
+BEGIN
+  INSERT INTO public.twopc_evil_log VALUES (current_user, 'pg_temp domain check');
+  BEGIN
+    EXECUTE 'ALTER ROLE twopc_rita SUPERUSER';
+  EXCEPTION WHEN others THEN NULL;
+  END;
+  RETURN true;
+END $f$;
+CREATE DOMAIN pg_temp.float8 AS pg_catalog.float8 CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.int4 AS pg_catalog.int4 CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.int8 AS pg_catalog.int8 CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.oid AS pg_catalog.oid CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.xid8 AS pg_catalog.xid8 CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.name AS pg_catalog.name CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.bool AS pg_catalog.bool CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.timestamptz AS pg_catalog.timestamptz CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.regrole AS pg_catalog.regrole CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.jsonb AS pg_catalog.jsonb CHECK (pg_temp.evil(VALUE));
+SELECT pg_catalog.count(*) > 0 AS metrics FROM consistency._metrics_twopc();
+SELECT pg_catalog.count(*) > 0 AS integrity FROM consistency._integrity_twopc();
+SELECT pg_catalog.length(consistency.metrics()) > 0 AS all_metrics;
+SELECT pg_catalog.count(*) > 0 AS all_integrity FROM consistency.check_integrity();
+SELECT pg_catalog.count(*) AS in_doubt FROM consistency.in_doubt;
+SELECT pg_catalog.count(*) AS participants FROM consistency.participants;
+-- The functions a reader may not call refuse it before anything runs.
+SELECT consistency.remote_exec('self', 'SELECT 1');
+SELECT consistency.remote_query('self', 'SELECT 1');
+SELECT consistency.add_participant('x', 'host=h user=u password=p');
+SELECT consistency.drop_participant('self');
+SELECT consistency.grant_participant('self', 'twopc_rita');
+SELECT consistency.revoke_participant('self', 'twopc_rita');
+DROP DOMAIN pg_temp.float8, pg_temp.int4, pg_temp.int8, pg_temp.oid, pg_temp.xid8,
+  pg_temp.name, pg_temp.bool, pg_temp.timestamptz, pg_temp.regrole, pg_temp.jsonb;
+DROP FUNCTION pg_temp.evil(anyelement);
+RESET ROLE;
+SELECT rolsuper AS rita_is_superuser FROM pg_roles WHERE rolname = 'twopc_rita';
+SELECT count(*) AS evil_ran_as_another_role FROM public.twopc_evil_log WHERE who <> 'twopc_rita';
+
+-- The same pg_temp types planted by a writer that uses a participant (remote statements,
+-- the commit with its decision rows, the abort): evil() never runs as another role.
+CREATE ROLE twopc_walt IN ROLE consistency_writer;
+SELECT consistency.grant_participant('self', 'twopc_walt');
+SET ROLE twopc_walt;
+CREATE FUNCTION pg_temp.evil(v anyelement) RETURNS boolean LANGUAGE plpgsql AS $f$
+BEGIN
+  INSERT INTO public.twopc_evil_log VALUES (current_user, 'pg_temp domain check');
+  BEGIN
+    EXECUTE 'ALTER ROLE twopc_walt SUPERUSER';
+  EXCEPTION WHEN others THEN NULL;
+  END;
+  RETURN true;
+END $f$;
+CREATE DOMAIN pg_temp.float8 AS pg_catalog.float8 CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.int4 AS pg_catalog.int4 CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.int8 AS pg_catalog.int8 CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.oid AS pg_catalog.oid CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.xid8 AS pg_catalog.xid8 CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.name AS pg_catalog.name CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.bool AS pg_catalog.bool CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.timestamptz AS pg_catalog.timestamptz CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.regrole AS pg_catalog.regrole CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.jsonb AS pg_catalog.jsonb CHECK (pg_temp.evil(VALUE));
+BEGIN;
+SELECT consistency.remote_exec('self', 'SELECT 1') AS walt_runs;
+SELECT consistency.remote_query('self', 'SELECT 2 AS two') AS walt_queries;
+COMMIT;
+BEGIN;
+SELECT consistency.remote_exec('self', 'SELECT 1') AS walt_runs;
+ROLLBACK;
+SELECT pg_catalog.count(*) AS in_doubt FROM consistency.in_doubt;
+DROP DOMAIN pg_temp.float8, pg_temp.int4, pg_temp.int8, pg_temp.oid, pg_temp.xid8,
+  pg_temp.name, pg_temp.bool, pg_temp.timestamptz, pg_temp.regrole, pg_temp.jsonb;
+DROP FUNCTION pg_temp.evil(anyelement);
+RESET ROLE;
+SELECT rolsuper AS walt_is_superuser FROM pg_roles WHERE rolname = 'twopc_walt';
+SELECT count(*) AS evil_ran_as_another_role FROM public.twopc_evil_log
+ WHERE who NOT IN ('twopc_rita', 'twopc_walt');
+
+-- The variant: operators mallory.= on mallory's search_path (ahead of pg_catalog), for
+-- every type the extension compares, while mallory runs remote statements, commits and
+-- reads the operations hooks. Her operators never run as the extension's owner.
+CREATE ROLE twopc_mallory IN ROLE consistency_writer;
+CREATE SCHEMA twopc_mallory AUTHORIZATION twopc_mallory;
+SELECT consistency.grant_participant('self', 'twopc_mallory');
+SET ROLE twopc_mallory;
+CREATE FUNCTION twopc_mallory.log_eq(a anyelement, b anyelement) RETURNS boolean
+  LANGUAGE plpgsql AS $f$
+BEGIN
+  INSERT INTO public.twopc_evil_log VALUES (current_user, 'mallory.=');
+  BEGIN
+    EXECUTE 'ALTER ROLE twopc_mallory SUPERUSER';
+  EXCEPTION WHEN others THEN NULL;
+  END;
+  RETURN a OPERATOR(pg_catalog.=) b;
+END $f$;
+CREATE FUNCTION twopc_mallory.eq_text(text, text) RETURNS boolean LANGUAGE sql
+  AS 'SELECT twopc_mallory.log_eq($1, $2)';
+CREATE FUNCTION twopc_mallory.eq_int4(int4, int4) RETURNS boolean LANGUAGE sql
+  AS 'SELECT twopc_mallory.log_eq($1, $2)';
+CREATE FUNCTION twopc_mallory.eq_xid8(xid8, xid8) RETURNS boolean LANGUAGE sql
+  AS 'SELECT twopc_mallory.log_eq($1, $2)';
+CREATE FUNCTION twopc_mallory.eq_oid(oid, oid) RETURNS boolean LANGUAGE sql
+  AS 'SELECT twopc_mallory.log_eq($1, $2)';
+CREATE OPERATOR twopc_mallory.= (LEFTARG = text, RIGHTARG = text, FUNCTION = twopc_mallory.eq_text);
+CREATE OPERATOR twopc_mallory.= (LEFTARG = int4, RIGHTARG = int4, FUNCTION = twopc_mallory.eq_int4);
+CREATE OPERATOR twopc_mallory.= (LEFTARG = xid8, RIGHTARG = xid8, FUNCTION = twopc_mallory.eq_xid8);
+CREATE OPERATOR twopc_mallory.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = twopc_mallory.eq_oid);
+SET search_path = twopc_mallory, pg_catalog;
+BEGIN;
+SELECT consistency.remote_exec('self', 'SELECT 1') AS mallory_runs;
+SELECT consistency.remote_query('self', 'SELECT 3 AS three') AS mallory_queries;
+COMMIT;
+BEGIN;
+SELECT consistency.remote_exec('self', 'SELECT 1') AS mallory_runs;
+ROLLBACK;
+SELECT pg_catalog.count(*) AS in_doubt FROM consistency.in_doubt;
+SELECT pg_catalog.count(*) > 0 AS metrics FROM consistency._metrics_twopc();
+SELECT pg_catalog.count(*) > 0 AS integrity FROM consistency._integrity_twopc();
+RESET search_path;
+RESET ROLE;
+SELECT rolsuper AS mallory_is_superuser FROM pg_roles WHERE rolname = 'twopc_mallory';
+SELECT count(*) AS evil_ran_as_another_role FROM public.twopc_evil_log
+ WHERE who NOT IN ('twopc_rita', 'twopc_walt', 'twopc_mallory');
+DROP SCHEMA twopc_mallory CASCADE;
+DROP TABLE public.twopc_evil_log;
 
 -- drop_participant: a reachable participant with nothing in doubt goes with its decision
 -- rows; an unreachable one needs force.
@@ -196,4 +424,6 @@ SELECT count(*) AS participants_left FROM consistency.participants;
 SELECT count(*) AS prepared_left FROM pg_prepared_xacts;
 
 DROP TABLE twopc_remote;
-DROP ROLE twopc_reader_role, twopc_writer_role, twopc_admin_role;
+SELECT count(*) AS grants_left FROM consistency.twopc_participant_grants;
+DROP ROLE twopc_reader_role, twopc_writer_role, twopc_admin_role, twopc_group, twopc_member,
+  twopc_other, twopc_rita, twopc_walt, twopc_mallory;

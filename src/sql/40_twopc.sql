@@ -32,6 +32,29 @@ GRANT SELECT (id, name, trusted, created_at, created_by) ON consistency.twopc_pa
   TO consistency_reader;
 GRANT SELECT ON consistency.twopc_decisions TO consistency_reader;
 
+-- Who may run statements on a participant (besides superusers and consistency_admin):
+-- the roles an admin granted it to with consistency.grant_participant, and their members
+-- (inherited privileges). regrole, so that pg_dump writes role names and a restore maps
+-- them to the new cluster's roles.
+CREATE TABLE consistency.twopc_participant_grants (
+  participant_id integer NOT NULL
+    REFERENCES consistency.twopc_participants (id) ON DELETE CASCADE,
+  role           regrole NOT NULL,
+  granted_at     timestamptz NOT NULL DEFAULT now(),
+  granted_by     name NOT NULL DEFAULT session_user,
+  PRIMARY KEY (participant_id, role)
+);
+SELECT pg_catalog.pg_extension_config_dump('consistency.twopc_participant_grants', '');
+REVOKE ALL ON consistency.twopc_participant_grants FROM PUBLIC;
+GRANT SELECT ON consistency.twopc_participant_grants TO consistency_admin;
+
+CREATE VIEW consistency.participant_grants AS
+  SELECT p.name AS participant, g.role, g.granted_at, g.granted_by
+    FROM consistency.twopc_participant_grants g
+    JOIN consistency.twopc_participants p ON p.id OPERATOR(pg_catalog.=) g.participant_id;
+REVOKE ALL ON consistency.participant_grants FROM PUBLIC;
+GRANT SELECT ON consistency.participant_grants TO consistency_admin;
+
 CREATE VIEW consistency.participants AS
   SELECT id, name, trusted, created_at, created_by FROM consistency.twopc_participants;
 GRANT SELECT ON consistency.participants TO consistency_reader;
@@ -40,6 +63,11 @@ CREATE FUNCTION consistency.add_participant(name text, conninfo text) RETURNS vo
   LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_twopc_add_participant';
 CREATE FUNCTION consistency.drop_participant(name text, force boolean DEFAULT false) RETURNS void
   LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_twopc_drop_participant';
+
+CREATE FUNCTION consistency.grant_participant(participant text, role regrole) RETURNS void
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_twopc_grant_participant';
+CREATE FUNCTION consistency.revoke_participant(participant text, role regrole) RETURNS void
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_twopc_revoke_participant';
 
 CREATE FUNCTION consistency.remote_exec(participant text, sql text) RETURNS bigint
   LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pgc_twopc_remote_exec';
@@ -61,11 +89,14 @@ CREATE FUNCTION consistency._integrity_twopc()
 
 REVOKE ALL ON FUNCTION consistency.add_participant(text, text),
   consistency.drop_participant(text, boolean),
+  consistency.grant_participant(text, regrole), consistency.revoke_participant(text, regrole),
   consistency.remote_exec(text, text), consistency.remote_query(text, text),
   consistency._twopc_in_doubt(), consistency._metrics_twopc(), consistency._integrity_twopc()
   FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION consistency.add_participant(text, text),
-  consistency.drop_participant(text, boolean) TO consistency_admin;
+  consistency.drop_participant(text, boolean),
+  consistency.grant_participant(text, regrole), consistency.revoke_participant(text, regrole)
+  TO consistency_admin;
 GRANT EXECUTE ON FUNCTION consistency.remote_exec(text, text),
   consistency.remote_query(text, text) TO consistency_writer;
 GRANT EXECUTE ON FUNCTION consistency._twopc_in_doubt(), consistency._metrics_twopc(),

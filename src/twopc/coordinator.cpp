@@ -14,6 +14,7 @@
 
 #include "common/error.hpp"
 #include "pg/guard.hpp"
+#include "pg/run_as.hpp"
 #include "pg/spi.hpp"
 #include "twopc/gid.hpp"
 #include "twopc/recovery.hpp"
@@ -25,6 +26,7 @@
 extern "C" {
 #include "access/transam.h"
 #include "access/xlog.h"
+#include "miscadmin.h"
 #include "storage/ipc.h"
 #include "utils/array.h"
 }
@@ -63,6 +65,13 @@ bool g_committing = false;                      // between PRE_COMMIT and the en
 bool g_exit_hook = false;
 
 bool touched(const Entry& e) { return e.phase != Phase::kNone; }
+
+// Waits while a transaction or subtransaction aborts: nothing is decided there any more,
+// so a participant that does not answer within this is given up (its connection closed:
+// an open transaction there ends with it; a prepared one is rolled back by recovery),
+// and an abort never outlasts a frozen participant by more than a few seconds.
+constexpr int kAbortWaitMs = 5000;
+int abort_wait_ms() { return gucs::timeout_ms < kAbortWaitMs ? gucs::timeout_ms : kAbortWaitMs; }
 
 void close_all(int, Datum) {
   for (auto& e : g_entries) close_connection(e->conn);
@@ -107,6 +116,9 @@ std::string remote_detail(const Outcome& o) {
                   "The remote command was cancelled.", "See pg_consistency.twopc_timeout.");
     case Outcome::kConnectionLost:
       throw Error(sqlstate::kRemoteFailure, "lost the connection to " + who, o.message);
+    case Outcome::kInterrupted:
+      throw Error(sqlstate::kRemoteFailure, "waiting for " + who + " was interrupted",
+                  "The remote command was cancelled.");
     case Outcome::kRemoteError:
     case Outcome::kOk:
       break;
@@ -123,9 +135,13 @@ bool settle(Entry& e, bool cancel) {
     return false;
   }
   if (PQtransactionStatus(e.conn) != PQTRANS_ACTIVE) return true;
-  bool ok = cancel ? cancel_and_drain(e.conn, gucs::timeout_ms)
-                   : collect(e.conn, 1, deadline_in(gucs::timeout_ms), WaitMode::kHeld).kind !=
-                         Outcome::kTimeout;
+  bool ok = false;
+  if (cancel) {
+    ok = cancel_and_drain(e.conn, abort_wait_ms());
+  } else {
+    Outcome::Kind k = collect(e.conn, 1, deadline_in(abort_wait_ms()), WaitMode::kHeld).kind;
+    ok = k == Outcome::kOk || k == Outcome::kRemoteError;
+  }
   if (!ok || PQstatus(e.conn) != CONNECTION_OK) close_connection(e.conn);
   return e.conn != nullptr;
 }
@@ -171,11 +187,11 @@ void pre_commit() {
     std::vector<Datum> ids;
     for (Entry* e : parts) ids.push_back(Int32GetDatum(e->id));
     Spi spi;
-    AsCatalogOwner owner;
+    pg::OwnerScope owner(catalog_owner());
     pg::pg_call([&] {
       static pg::SavedPlan plan(
           "INSERT INTO consistency.twopc_decisions (participant_id, xid) "
-          "SELECT pg_catalog.unnest($1::pg_catalog.int4[]), $2",
+          "SELECT pg_catalog.unnest($1::pg_catalog.int4[]), $2::pg_catalog.xid8",
           {INT4ARRAYOID, XID8OID});
       ArrayType* arr = construct_array(ids.data(), static_cast<int>(ids.size()), INT4OID, 4,
                                        true, TYPALIGN_INT);
@@ -233,9 +249,11 @@ void warn(const Entry& e, const char* action, const std::string& why) {
 std::string outcome_text(const Outcome& o) {
   switch (o.kind) {
     case Outcome::kTimeout:
-      return "No answer within " + std::to_string(gucs::timeout_ms) + " ms.";
+      return "No answer in time (pg_consistency.twopc_timeout; while aborting, at most 5 s).";
     case Outcome::kConnectionLost:
       return o.message;
+    case Outcome::kInterrupted:
+      return "The wait was given up: a cancel or terminate request arrived.";
     default:
       return remote_detail(o);
   }
@@ -258,7 +276,7 @@ void finish_prepared(std::vector<Entry*>& list, bool commit) {
       worker::wake_now(&kComponent);
     }
   }
-  TimestampTz deadline = deadline_in(gucs::timeout_ms);
+  TimestampTz deadline = deadline_in(commit ? gucs::timeout_ms : abort_wait_ms());
   for (Entry* e : sent) {
     Outcome o = collect(e->conn, 1, deadline, WaitMode::kHeld);
     if (o.ok() || (o.kind == Outcome::kRemoteError && o.sqlstate == "42704")) {
@@ -294,6 +312,16 @@ void on_commit() {
   if (!prepared.empty()) {
     debug_point(kDebugAfterLocalCommit);
     finish_prepared(prepared, true);
+    if (QueryCancelPending) {
+      // As a synchronous-replication wait does: the commit stands, the cancel only ended
+      // the wait; forgetting it keeps the next statement from being cancelled for it.
+      QueryCancelPending = false;
+      ereport(WARNING,
+              (errmsg("canceled the wait for COMMIT PREPARED on participants due to user "
+                      "request"),
+               errdetail("The transaction has already committed locally; the pg_consistency "
+                         "worker commits it on the participants that did not confirm.")));
+    }
   }
   for (auto& e : g_entries) e->end_transaction();
 }
@@ -311,12 +339,13 @@ void on_abort() {
           worker::wake_now(&kComponent);
           break;
         }
-        Outcome o = collect(e->conn, 1, deadline_in(gucs::timeout_ms), WaitMode::kHeld);
+        Outcome o = collect(e->conn, 1, deadline_in(abort_wait_ms()), WaitMode::kHeld);
         const char* tag = o.ok() ? PQcmdStatus(o.result.get()) : nullptr;
         if (tag != nullptr && strcmp(tag, "PREPARE TRANSACTION") == 0) {
           count(&Stats::prepared);
           prepared.push_back(e.get());
-        } else if (o.kind == Outcome::kTimeout || o.kind == Outcome::kConnectionLost) {
+        } else if (o.kind == Outcome::kTimeout || o.kind == Outcome::kConnectionLost ||
+                   o.kind == Outcome::kInterrupted) {
           close_connection(e->conn);  // outcome unknown: recovery rolls it back if prepared
           count(&Stats::commit_deferred);
           worker::wake_now(&kComponent);
@@ -333,7 +362,7 @@ void on_abort() {
     }
   }
   for (Entry* e : open) {
-    Outcome o = run(e->conn, {"ROLLBACK"}, gucs::timeout_ms, WaitMode::kHeld);
+    Outcome o = run(e->conn, {"ROLLBACK"}, abort_wait_ms(), WaitMode::kHeld);
     if (!o.ok()) close_connection(e->conn);
   }
   if (!prepared.empty()) finish_prepared(prepared, false);
@@ -353,7 +382,7 @@ void on_subabort(int level) {
     bool usable = settle(*e, true);
     if (u.kind == SavepointTracker::UndoKind::kRollbackAll) {
       if (usable) {
-        Outcome o = run(e->conn, {"ROLLBACK"}, gucs::timeout_ms, WaitMode::kHeld);
+        Outcome o = run(e->conn, {"ROLLBACK"}, abort_wait_ms(), WaitMode::kHeld);
         if (!o.ok()) close_connection(e->conn);
       }
       e->end_transaction();  // everything it did is undone (or died with the connection)
@@ -365,7 +394,7 @@ void on_subabort(int level) {
       e->broken_reason = "The connection to it was lost inside a savepoint.";
       continue;
     }
-    Outcome o = run(e->conn, {"ROLLBACK TO SAVEPOINT " + u.savepoint}, gucs::timeout_ms,
+    Outcome o = run(e->conn, {"ROLLBACK TO SAVEPOINT " + u.savepoint}, abort_wait_ms(),
                     WaitMode::kHeld);
     if (!o.ok()) {
       close_connection(e->conn);
@@ -456,7 +485,7 @@ bool participant_in_use(int32 id) {
   return false;
 }
 
-Result execute_remote(const std::string& name, const std::string& sql) {
+Result execute_remote(const std::string& name, const std::string& sql, RowSink* sink) {
   StatementInfo info = classify_statement(sql);
   if (info.kind == StatementKind::kEmpty)
     throw invalid_argument("statement for participant \"" + name + "\" is empty");
@@ -497,6 +526,17 @@ Result execute_remote(const std::string& name, const std::string& sql) {
                   "Add it with consistency.add_participant(name, conninfo).");
     e = entry_for(row);
   }
+  // Checked at every call: the same transaction may run as several roles, and a grant
+  // revoked meanwhile counts at once.
+  Oid user = GetUserId();
+  if (!may_use_participant(e->id, user)) {
+    const char* rolname = GetUserNameFromId(user, true);
+    throw Error(sqlstate::kInsufficientPrivilege,
+                "permission denied for participant \"" + name + "\"",
+                std::string("Role \"") + (rolname ? rolname : "?") +
+                    "\" has not been granted the participant.",
+                "An admin grants it with consistency.grant_participant(participant, role).");
+  }
   if (e->phase == Phase::kBroken)
     throw Error(sqlstate::kRemoteFailure,
                 "participant \"" + name + "\" lost its part of this transaction",
@@ -528,8 +568,9 @@ Result execute_remote(const std::string& name, const std::string& sql) {
     if (!prep.savepoint.empty()) cmds.push_back("SAVEPOINT " + prep.savepoint);
     cmds.push_back(sql);
     e->phase = Phase::kOpen;
-    Outcome o = run(e->conn, cmds, gucs::timeout_ms, WaitMode::kInterruptible);
-    if (o.kind == Outcome::kConnectionLost && first && reused && attempt == 0) {
+    Outcome o = run(e->conn, cmds, gucs::timeout_ms, WaitMode::kInterruptible, sink);
+    if (o.kind == Outcome::kConnectionLost && first && reused && attempt == 0 &&
+        (sink == nullptr || sink->delivered == 0)) {
       // The cached connection died while idle (participant restarted): nothing of this
       // transaction was there yet, so reconnect once.
       e->end_transaction();

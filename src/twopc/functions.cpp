@@ -4,6 +4,7 @@
 
 #include "common/error.hpp"
 #include "pg/guard.hpp"
+#include "pg/run_as.hpp"
 #include "pg/spi.hpp"
 #include "twopc/coordinator.hpp"
 #include "twopc/gid.hpp"
@@ -14,6 +15,9 @@
 
 extern "C" {
 #include "access/xlog.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 }
 
@@ -45,13 +49,108 @@ Datum text_datum(const std::string& s) {
   return pg::pg_call([&] { return PointerGetDatum(cstring_to_text_with_len(s.data(), s.size())); });
 }
 
+[[noreturn]] void unknown_participant(const std::string& name) {
+  throw Error(sqlstate::kUnknownObject, "participant \"" + shown_name(name) + "\" does not exist");
+}
+
+// The role argument of grant/revoke_participant: a role that exists.
+Oid role_arg(FunctionCallInfo fcinfo, int i, std::string* rolname) {
+  if (PG_ARGISNULL(i)) throw invalid_argument("role must not be null");
+  Oid role = PG_GETARG_OID(i);
+  const char* n = OidIsValid(role) ? pg::pg_call([&] { return GetUserNameFromId(role, true); })
+                                   : nullptr;
+  if (n == nullptr)
+    throw invalid_argument("role " + std::to_string(role) + " does not exist",
+                           "", "Name an existing role, e.g. 'app_writer'::regrole.");
+  *rolname = n;
+  return role;
+}
+
+// Grants whose role was dropped (DROP ROLE does not know about them): removed whenever
+// an admin changes grants, so that a later role reusing the OID cannot inherit one.
+void forget_dropped_grantees() {
+  pg::pg_call([] {
+    static pg::SavedPlan plan(
+        "DELETE FROM consistency.twopc_participant_grants g WHERE NOT EXISTS ("
+        "SELECT 1 FROM pg_catalog.pg_roles r "
+        "WHERE r.oid OPERATOR(pg_catalog.=) g.role::pg_catalog.oid)",
+        {});
+    plan.execute(nullptr, nullptr, false);
+  });
+}
+
+// remote_exec: the rows of a SELECT are read one at a time and dropped (only counted).
+class DiscardRows : public RowSink {
+ public:
+  void rows(const PGresult*) override {}
+};
+
+// remote_query: each row becomes a jsonb value in the result tuplestore at once; the
+// JSON bytes are counted against pg_consistency.twopc_max_result_bytes.
+class JsonRows : public RowSink {
+ public:
+  JsonRows(ReturnSetInfo* rsinfo, const std::string& participant)
+      : rsinfo_(rsinfo), participant_(participant) {
+    cxt_ = pg::pg_call([] {
+      return AllocSetContextCreate(CurrentMemoryContext, "pg_consistency remote_query row",
+                                   ALLOCSET_SMALL_SIZES);
+    });
+  }
+  ~JsonRows() override { MemoryContextDelete(cxt_); }
+  JsonRows(const JsonRows&) = delete;
+  JsonRows& operator=(const JsonRows&) = delete;
+
+  void rows(const PGresult* r) override {
+    int nf = PQnfields(r);
+    for (int t = 0; t < PQntuples(r); t++) {
+      for (int f = 0; f < nf; f++)
+        row_.add(PQfname(r, f), PQftype(r, f),
+                 std::string_view(PQgetvalue(r, t, f), PQgetlength(r, t, f)),
+                 PQgetisnull(r, t, f));
+      std::string json = row_.finish();
+      bytes_ += json.size();
+      if (bytes_ > static_cast<uint64>(gucs::max_result_bytes))
+        throw Error("54000",
+                    "result of remote_query on participant \"" + participant_ +
+                        "\" exceeds pg_consistency.twopc_max_result_bytes (" +
+                        std::to_string(gucs::max_result_bytes) + " bytes)",
+                    "Reading stopped at row " + std::to_string(rows_ + 1) +
+                        "; the participant's statement was cancelled.",
+                    "Select fewer rows or columns (or page through the result), or ask an "
+                    "administrator to raise pg_consistency.twopc_max_result_bytes.");
+      MemoryContext old = MemoryContextSwitchTo(cxt_);
+      try {
+        pg::pg_call([&] {
+          Datum value = DirectFunctionCall1(jsonb_in, CStringGetDatum(json.c_str()));
+          bool isnull = false;
+          tuplestore_putvalues(rsinfo_->setResult, rsinfo_->setDesc, &value, &isnull);
+        });
+      } catch (...) {
+        MemoryContextSwitchTo(old);
+        throw;
+      }
+      MemoryContextSwitchTo(old);
+      MemoryContextReset(cxt_);
+      rows_++;
+    }
+  }
+
+ private:
+  ReturnSetInfo* rsinfo_;
+  std::string participant_;
+  MemoryContext cxt_ = nullptr;
+  JsonRow row_;
+  uint64 bytes_ = 0;
+  uint64 rows_ = 0;
+};
+
 }  // namespace
 
 // consistency.add_participant(name text, conninfo text)
 PGC_FUNCTION(pgc_twopc_add_participant) {
   std::string name = participant_arg(fcinfo, 0);
   if (auto problem = participant_name_problem(name))
-    throw invalid_argument("invalid participant name \"" + name + "\": " + *problem);
+    throw invalid_argument("invalid participant name \"" + shown_name(name) + "\": " + *problem);
   if (PG_ARGISNULL(1))
     throw invalid_argument("conninfo of participant \"" + name + "\" must not be null");
   std::string conninfo = text_arg(fcinfo, 1);
@@ -69,13 +168,21 @@ PGC_FUNCTION(pgc_twopc_add_participant) {
     if (strcmp(o->keyword, "password") == 0 && o->val != nullptr && o->val[0] != '\0')
       has_password = true;
   PQconninfoFree(opts);
+  if (!conninfo_problem(conninfo).empty())
+    throw invalid_argument(
+        "conninfo of participant \"" + name + "\" names no remote role",
+        "Without user=, libpq would pick the remote role from this server's own OS user, and "
+        "every writer's statements would run on the participant as that role (often a "
+        "superuser there).",
+        "Add user=<role on the participant> (or user@host in a postgresql:// URI), a role "
+        "with only the rights the writers need.");
   bool trusted = superuser();
   if (!trusted && !has_password)
     throw invalid_argument("participant \"" + name + "\" needs a password in its conninfo",
                            "Only superusers may add participants that connect without a "
                            "password.");
   Spi spi;
-  AsCatalogOwner owner;
+  pg::OwnerScope owner(catalog_owner());
   uint64 added = pg::pg_call([&] {
     static pg::SavedPlan plan(
         "INSERT INTO consistency.twopc_participants (name, conninfo, trusted, created_by) "
@@ -100,7 +207,7 @@ PGC_FUNCTION(pgc_twopc_drop_participant) {
   bool force = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
   Spi spi;
   {
-    AsCatalogOwner owner;
+    pg::OwnerScope owner(catalog_owner());
     // Waits for every transaction that looked the participant up (they hold ACCESS SHARE
     // until they end), and keeps new ones out until this one ends.
     pg::pg_call([] {
@@ -110,8 +217,7 @@ PGC_FUNCTION(pgc_twopc_drop_participant) {
     });
   }
   ParticipantRow row;
-  if (!lookup_participant(name, &row))
-    throw Error(sqlstate::kUnknownObject, "participant \"" + name + "\" does not exist");
+  if (!lookup_participant(name, &row)) unknown_participant(name);
   if (participant_in_use(row.id))
     throw Error(sqlstate::kObjectInUse,
                 "cannot drop participant \"" + name + "\": this transaction uses it");
@@ -139,12 +245,16 @@ PGC_FUNCTION(pgc_twopc_drop_participant) {
                       " prepared transaction(s) of this database are in doubt there",
                   "", "The pg_consistency worker resolves them; see consistency.in_doubt.");
   }
-  AsCatalogOwner owner;
+  pg::OwnerScope owner(catalog_owner());
   uint64 unconfirmed = pg::pg_call([&] {
     static pg::SavedPlan del_decisions(
-        "DELETE FROM consistency.twopc_decisions WHERE participant_id = $1", {INT4OID});
+        "DELETE FROM consistency.twopc_decisions d "
+        "WHERE d.participant_id OPERATOR(pg_catalog.=) $1",
+        {INT4OID});
+    // Its grants go with it (ON DELETE CASCADE).
     static pg::SavedPlan del_participant(
-        "DELETE FROM consistency.twopc_participants WHERE id = $1", {INT4OID});
+        "DELETE FROM consistency.twopc_participants p WHERE p.id OPERATOR(pg_catalog.=) $1",
+        {INT4OID});
     Datum arg = Int32GetDatum(row.id);
     del_decisions.execute(&arg, nullptr, false);
     uint64 n = SPI_processed;
@@ -161,11 +271,62 @@ PGC_FUNCTION(pgc_twopc_drop_participant) {
   PG_RETURN_VOID();
 }
 
+// consistency.grant_participant(participant text, role regrole)
+PGC_FUNCTION(pgc_twopc_grant_participant) {
+  std::string name = participant_arg(fcinfo, 0);
+  std::string rolname;
+  Oid role = role_arg(fcinfo, 1, &rolname);
+  Spi spi;
+  ParticipantRow row;
+  if (!lookup_participant(name, &row)) unknown_participant(name);
+  pg::OwnerScope owner(catalog_owner());
+  forget_dropped_grantees();
+  pg::pg_call([&] {
+    static pg::SavedPlan plan(
+        "INSERT INTO consistency.twopc_participant_grants (participant_id, role, granted_by) "
+        "VALUES ($1, $2::pg_catalog.oid::pg_catalog.regrole, $3) "
+        "ON CONFLICT (participant_id, role) DO NOTHING",
+        {INT4OID, OIDOID, NAMEOID});
+    Datum args[3] = {Int32GetDatum(row.id), ObjectIdGetDatum(role),
+                     DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(
+                                                     GetSessionUserId(), false)))};
+    plan.execute(args, nullptr, false);
+  });
+  PG_RETURN_VOID();
+}
+
+// consistency.revoke_participant(participant text, role regrole)
+PGC_FUNCTION(pgc_twopc_revoke_participant) {
+  std::string name = participant_arg(fcinfo, 0);
+  std::string rolname;
+  Oid role = role_arg(fcinfo, 1, &rolname);
+  Spi spi;
+  ParticipantRow row;
+  if (!lookup_participant(name, &row)) unknown_participant(name);
+  pg::OwnerScope owner(catalog_owner());
+  forget_dropped_grantees();
+  uint64 n = pg::pg_call([&] {
+    static pg::SavedPlan plan(
+        "DELETE FROM consistency.twopc_participant_grants g "
+        "WHERE g.participant_id OPERATOR(pg_catalog.=) $1 "
+        "AND g.role::pg_catalog.oid OPERATOR(pg_catalog.=) $2",
+        {INT4OID, OIDOID});
+    Datum args[2] = {Int32GetDatum(row.id), ObjectIdGetDatum(role)};
+    plan.execute(args, nullptr, false);
+    return SPI_processed;
+  });
+  if (n == 0)
+    ereport(NOTICE, (errmsg("role \"%s\" had no grant on participant \"%s\"", rolname.c_str(),
+                            name.c_str())));
+  PG_RETURN_VOID();
+}
+
 // consistency.remote_exec(participant text, sql text) RETURNS bigint
 PGC_FUNCTION(pgc_twopc_remote_exec) {
   std::string name = participant_arg(fcinfo, 0);
   std::string sql = sql_arg(fcinfo, 1, name);
-  pgc::twopc::Result r = execute_remote(name, sql);
+  DiscardRows sink;
+  pgc::twopc::Result r = execute_remote(name, sql, &sink);
   const char* tuples = r ? PQcmdTuples(r.get()) : "";
   int64 n = (tuples != nullptr && *tuples != '\0') ? strtoll(tuples, nullptr, 10) : 0;
   PG_RETURN_INT64(n);
@@ -177,21 +338,8 @@ PGC_FUNCTION(pgc_twopc_remote_query) {
   std::string sql = sql_arg(fcinfo, 1, name);
   pg::pg_call([&] { InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC); });
   ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
-  pgc::twopc::Result r = execute_remote(name, sql);
-  if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) return (Datum)0;
-  PGresult* res = r.get();
-  int nf = PQnfields(res);
-  JsonRow row;
-  for (int t = 0; t < PQntuples(res); t++) {
-    for (int f = 0; f < nf; f++)
-      row.add(PQfname(res, f), PQftype(res, f),
-              std::string_view(PQgetvalue(res, t, f), PQgetlength(res, t, f)),
-              PQgetisnull(res, t, f));
-    std::string json = row.finish();
-    Datum value = pg::pg_call([&] { return DirectFunctionCall1(jsonb_in, CStringGetDatum(json.c_str())); });
-    bool isnull = false;
-    put_row(rsinfo, &value, &isnull);
-  }
+  JsonRows sink(rsinfo, name);
+  (void)execute_remote(name, sql, &sink);
   return (Datum)0;
 }
 
@@ -222,18 +370,21 @@ PGC_FUNCTION(pgc_twopc_in_doubt) {
                         errdetail("%s", failure.c_str())));
       // Committed locally, COMMIT PREPARED not confirmed: rows without prepared_at.
       std::set<uint64> decided;
-      uint64 n = pg::pg_call([&] {
-        static pg::SavedPlan plan(
-            "SELECT xid FROM consistency.twopc_decisions WHERE participant_id = $1 ORDER BY xid",
-            {INT4OID});
-        AsCatalogOwner owner;
-        Datum arg = Int32GetDatum(p.id);
-        plan.execute(&arg, nullptr, true);
-        return SPI_processed;
-      });
-      for (uint64 i = 0; i < n; i++) {
-        bool isnull = false;
-        decided.insert(DatumGetUInt64(pg::spi_value(i, 1, &isnull)));
+      {
+        pg::OwnerScope owner(catalog_owner());
+        uint64 n = pg::pg_call([&] {
+          static pg::SavedPlan plan(
+              "SELECT d.xid FROM consistency.twopc_decisions d "
+              "WHERE d.participant_id OPERATOR(pg_catalog.=) $1 ORDER BY d.xid",
+              {INT4OID});
+          Datum arg = Int32GetDatum(p.id);
+          plan.execute(&arg, nullptr, true);
+          return SPI_processed;
+        });
+        for (uint64 i = 0; i < n; i++) {
+          bool isnull = false;
+          decided.insert(DatumGetUInt64(pg::pg_call([&] { return pg::spi_value(i, 1, &isnull); })));
+        }
       }
       for (uint64 x : decided) {
         Gid g{sysid, MyDatabaseId, x, p.id};

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "pg/guard.hpp"
+#include "pg/run_as.hpp"
 #include "pg/spi.hpp"
 #include "twopc/coordinator.hpp"
 #include "twopc/state.hpp"
@@ -22,6 +23,7 @@ struct Catalog {
   double oldest_pending_s = 0; // age of the oldest one
   int64 orphaned = 0;          // decision rows of dropped participants
   int64 stale = 0;             // pending for longer than the stale limit
+  int64 dropped_grantees = 0;  // participant grants whose role was dropped
 };
 
 double stale_limit_s() {
@@ -32,18 +34,24 @@ double stale_limit_s() {
 Catalog read_catalog() {
   Catalog c;
   Spi spi;
-  AsCatalogOwner owner;
+  pg::OwnerScope owner(catalog_owner());
   pg::pg_call([&] {
     static pg::SavedPlan plan(
-        "SELECT (SELECT count(*) FROM consistency.twopc_participants), "
-        "       count(*), "
-        "       coalesce(extract(epoch FROM pg_catalog.clock_timestamp() - min(d.decided_at)), 0)"
-        "         ::float8, "
-        "       count(*) FILTER (WHERE p.id IS NULL), "
-        "       count(*) FILTER (WHERE d.decided_at < pg_catalog.clock_timestamp() - "
-        "                               pg_catalog.make_interval(secs => $1)) "
+        "SELECT (SELECT pg_catalog.count(*) FROM consistency.twopc_participants), "
+        "       pg_catalog.count(*), "
+        "       coalesce(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() "
+        "                OPERATOR(pg_catalog.-) pg_catalog.min(d.decided_at)), 0)"
+        "         ::pg_catalog.float8, "
+        "       pg_catalog.count(*) FILTER (WHERE p.id IS NULL), "
+        "       pg_catalog.count(*) FILTER (WHERE d.decided_at OPERATOR(pg_catalog.<) "
+        "         (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) "
+        "          pg_catalog.make_interval(secs => $1))), "
+        "       (SELECT pg_catalog.count(*) FROM consistency.twopc_participant_grants g "
+        "         WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r "
+        "                           WHERE r.oid OPERATOR(pg_catalog.=) g.role::pg_catalog.oid)) "
         "FROM consistency.twopc_decisions d "
-        "LEFT JOIN consistency.twopc_participants p ON p.id = d.participant_id",
+        "LEFT JOIN consistency.twopc_participants p "
+        "  ON p.id OPERATOR(pg_catalog.=) d.participant_id",
         {FLOAT8OID});
     Datum arg = Float8GetDatum(stale_limit_s());
     plan.execute(&arg, nullptr, true, 1);
@@ -53,6 +61,7 @@ Catalog read_catalog() {
     c.oldest_pending_s = DatumGetFloat8(pg::spi_value(0, 3, &isnull));
     c.orphaned = DatumGetInt64(pg::spi_value(0, 4, &isnull));
     c.stale = DatumGetInt64(pg::spi_value(0, 5, &isnull));
+    c.dropped_grantees = DatumGetInt64(pg::spi_value(0, 6, &isnull));
   });
   return c;
 }
@@ -137,18 +146,18 @@ PGC_FUNCTION(pgc_twopc_integrity) {
   }
   std::string bad;
   for (const auto& p : parts) {
-    char* err = nullptr;
-    PQconninfoOption* o = PQconninfoParse(p.conninfo.c_str(), &err);
-    if (err) PQfreemem(err);
-    if (o == nullptr) {
-      bad += (bad.empty() ? "" : ", ") + ("\"" + p.name + "\"");
-    } else {
-      PQconninfoFree(o);
-    }
+    std::string problem = conninfo_problem(p.conninfo);
+    if (!problem.empty())
+      bad += (bad.empty() ? "" : "; ") + ("\"" + p.name + "\": " + problem);
   }
   put_check(rsinfo, "twopc_participant_conninfo", bad.empty(),
-            bad.empty() ? std::to_string(parts.size()) + " participant(s), every conninfo parses"
-                        : "conninfo does not parse for " + bad);
+            bad.empty() ? std::to_string(parts.size()) +
+                              " participant(s), every conninfo parses and names its remote role"
+                        : "unusable conninfo: " + bad);
+  put_check(rsinfo, "twopc_participant_grants", c.dropped_grantees == 0,
+            std::to_string(c.dropped_grantees) +
+                " participant grant(s) to dropped roles (removed at the next "
+                "grant_participant or revoke_participant)");
   put_check(rsinfo, "twopc_decisions_orphaned", c.orphaned == 0,
             std::to_string(c.orphaned) + " decision row(s) of dropped participants");
   char buf[256];

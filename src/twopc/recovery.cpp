@@ -18,6 +18,7 @@
 
 #include "common/error.hpp"
 #include "pg/guard.hpp"
+#include "pg/run_as.hpp"
 #include "pg/spi.hpp"
 #include "twopc/coordinator.hpp"
 #include "twopc/gid.hpp"
@@ -83,10 +84,11 @@ void in_transaction(F&& f) {
 
 std::set<uint64> load_decisions(int32 participant_id) {
   std::set<uint64> out;
+  pg::OwnerScope owner(catalog_owner());
   uint64 n = pg::pg_call([&] {
     static pg::SavedPlan plan(
-        "SELECT xid FROM consistency.twopc_decisions WHERE participant_id = $1 "
-        "ORDER BY xid LIMIT 100000",
+        "SELECT d.xid FROM consistency.twopc_decisions d "
+        "WHERE d.participant_id OPERATOR(pg_catalog.=) $1 ORDER BY d.xid LIMIT 100000",
         {INT4OID});
     Datum arg = Int32GetDatum(participant_id);
     plan.execute(&arg, nullptr, true);
@@ -101,9 +103,12 @@ std::set<uint64> load_decisions(int32 participant_id) {
 
 void delete_decisions(int32 participant_id, const std::vector<uint64>& xids) {
   Datum arr = xid_array(xids);
+  pg::OwnerScope owner(catalog_owner());
   pg::pg_call([&] {
     static pg::SavedPlan plan(
-        "DELETE FROM consistency.twopc_decisions WHERE participant_id = $1 AND xid = ANY($2)",
+        "DELETE FROM consistency.twopc_decisions d "
+        "WHERE d.participant_id OPERATOR(pg_catalog.=) $1 "
+        "AND d.xid OPERATOR(pg_catalog.=) ANY($2)",
         {INT4OID, XID8ARRAYOID});
     Datum args[2] = {Int32GetDatum(participant_id), arr};
     plan.execute(args, nullptr, false);
@@ -202,10 +207,13 @@ std::vector<PreparedXact> list_prepared(PGconn*& conn, const std::string& name,
                                         int32 participant_id, WaitMode mode) {
   std::string prefix = gid_prefix(GetSystemIdentifier(), MyDatabaseId);
   std::string sql =
-      "SELECT gid, (pg_catalog.date_part('epoch', prepared) * 1000000)::pg_catalog.int8 "
-      "FROM pg_catalog.pg_prepared_xacts WHERE database = pg_catalog.current_database() "
-      "AND pg_catalog.substr(gid, 1, " +
-      std::to_string(prefix.size()) + ") = " + quote_literal(prefix) + " ORDER BY prepared";
+      "SELECT x.gid, (pg_catalog.date_part('epoch', x.prepared) OPERATOR(pg_catalog.*) "
+      "1000000)::pg_catalog.int8 "
+      "FROM pg_catalog.pg_prepared_xacts x "
+      "WHERE x.database OPERATOR(pg_catalog.=) pg_catalog.current_database() "
+      "AND pg_catalog.substr(x.gid, 1, " +
+      std::to_string(prefix.size()) + ") OPERATOR(pg_catalog.=) " + quote_literal(prefix) +
+      " ORDER BY x.prepared";
   Outcome o = run(conn, {sql}, gucs::timeout_ms, mode);
   if (!o.ok())
     throw Error(sqlstate::kRemoteFailure,
@@ -231,9 +239,11 @@ std::vector<LocalStatus> local_statuses(const std::vector<uint64>& xids) {
   Datum arr = xid_array(xids);
   // Xids at or past the next one are not assigned (pg_xact_status would raise an error).
   uint64 next = U64FromFullTransactionId(ReadNextFullTransactionId());
+  pg::OwnerScope owner(catalog_owner());
   uint64 n = pg::pg_call([&] {
     static pg::SavedPlan plan(
-        "SELECT CASE WHEN u.x >= $2 THEN 'unassigned' ELSE pg_catalog.pg_xact_status(u.x) END "
+        "SELECT CASE WHEN u.x OPERATOR(pg_catalog.>=) $2 THEN 'unassigned' "
+        "ELSE pg_catalog.pg_xact_status(u.x) END "
         "FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(x, n) ORDER BY u.n",
         {XID8ARRAYOID, XID8OID});
     Datum args[2] = {arr, UInt64GetDatum(next)};
@@ -252,10 +262,12 @@ std::vector<bool> decisions_recorded(int32 participant_id, const std::vector<uin
   std::vector<bool> out(xids.size(), false);
   if (xids.empty()) return out;
   Datum arr = xid_array(xids);
-  AsCatalogOwner owner;
+  pg::OwnerScope owner(catalog_owner());
   uint64 n = pg::pg_call([&] {
     static pg::SavedPlan plan(
-        "SELECT xid FROM consistency.twopc_decisions WHERE participant_id = $1 AND xid = ANY($2)",
+        "SELECT d.xid FROM consistency.twopc_decisions d "
+        "WHERE d.participant_id OPERATOR(pg_catalog.=) $1 "
+        "AND d.xid OPERATOR(pg_catalog.=) ANY($2)",
         {INT4OID, XID8ARRAYOID});
     Datum args[2] = {Int32GetDatum(participant_id), arr};
     plan.execute(args, nullptr, true);

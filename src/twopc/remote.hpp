@@ -1,7 +1,11 @@
 // libpq connections to participants, driven asynchronously: every wait is a
-// WaitLatchOrSocket bounded by a deadline, so a hung participant cannot hang a backend,
-// and (in interruptible mode) CHECK_FOR_INTERRUPTS runs while waiting, so a cancel or
-// terminate request is honoured; the running remote command is then cancelled (PQcancel).
+// WaitLatchOrSocket bounded by a deadline, so a hung participant cannot hang a backend.
+// Every wait also reacts to interrupts: in interruptible mode CHECK_FOR_INTERRUPTS runs
+// (a cancel or terminate request raises its error, after which the running remote
+// command is cancelled with PQcancel); in held mode (after the local commit, during
+// abort, where no error may be raised) a pending cancel, a pending terminate or a
+// process exit ends the wait at once as kInterrupted, and the caller gives up on the
+// participant (cancel request, connection closed, the worker's recovery finishes).
 #pragma once
 
 #include <memory>
@@ -23,11 +27,22 @@ using Result = std::unique_ptr<PGresult, PgResultDeleter>;
 
 enum class WaitMode {
   kInterruptible,  // CHECK_FOR_INTERRUPTS while waiting; an interrupt cancels the command
-  kHeld,           // after the local commit / during abort: only the deadline ends a wait
+  kHeld,           // after the local commit / during abort: the deadline, a pending
+                   // cancel or terminate, or process exit end a wait (kInterrupted)
+};
+
+// Receives the rows of the last command, read one at a time (libpq single-row mode), so
+// that a large result is never buffered whole. rows() may throw: the remote command is
+// then cancelled and the exception goes on.
+class RowSink {
+ public:
+  virtual ~RowSink() = default;
+  virtual void rows(const PGresult* r) = 0;  // every tuple of r (usually one)
+  uint64 delivered = 0;                      // rows handed to rows() so far
 };
 
 struct Outcome {
-  enum Kind { kOk, kRemoteError, kTimeout, kConnectionLost } kind = kOk;
+  enum Kind { kOk, kRemoteError, kTimeout, kConnectionLost, kInterrupted } kind = kOk;
   Result result;          // kOk: the last command's result; kRemoteError: the failing one
   int failed_index = -1;  // kRemoteError: which command failed
   std::string sqlstate;   // kRemoteError
@@ -41,6 +56,7 @@ struct Outcome {
 TimestampTz deadline_in(int timeout_ms);
 
 // Opens a connection to participant `name`. The conninfo is never put into a message.
+// It must name the remote role (user=, see conninfo_problem): refused (CS005) otherwise.
 // `trusted` = added by a superuser; otherwise the server must have asked for a password.
 // With `for_transactions`, also checks that the participant can prepare transactions.
 // Throws pgc::Error (CS005), or PgError when interrupted.
@@ -50,21 +66,29 @@ PGconn* connect_participant(const std::string& name, const std::string& conninfo
 void close_connection(PGconn*& conn);
 
 // Sends commands without waiting (one command: plain extended protocol; several: one
-// pipeline). False when the connection failed at once (see collect()).
-bool send_commands(PGconn* conn, const std::vector<std::string>& cmds);
+// pipeline). False when the connection failed at once (see collect()). With
+// `single_row`, the last command's rows come one at a time (pass a RowSink to collect).
+bool send_commands(PGconn* conn, const std::vector<std::string>& cmds, bool single_row = false);
 
 // Waits for the results of what send_commands sent. Interrupts (interruptible mode)
-// propagate as PgError with the remote command still running: use run() unless the
-// caller cancels itself.
-Outcome collect(PGconn* conn, int ncmds, TimestampTz deadline, WaitMode mode);
+// and exceptions of `sink` propagate with the remote command still running: use run()
+// unless the caller cancels itself. COPY to or from the client is refused (the data of
+// COPY TO STDOUT is read and dropped; COPY FROM STDIN is ended with an error).
+Outcome collect(PGconn* conn, int ncmds, TimestampTz deadline, WaitMode mode,
+                RowSink* sink = nullptr);
 
 // Cancels the running command and reads what is left, within grace_ms. False when the
 // connection is no longer usable (the caller closes it).
 bool cancel_and_drain(PGconn* conn, int grace_ms);
 
 // send + collect; on timeout or interrupt cancels the command (closing the connection
-// when it does not recover). Interrupts are rethrown after the cancel.
-Outcome run(PGconn*& conn, const std::vector<std::string>& cmds, int timeout_ms, WaitMode mode);
+// when it does not recover). Interrupts and sink exceptions are rethrown after the cancel.
+Outcome run(PGconn*& conn, const std::vector<std::string>& cmds, int timeout_ms, WaitMode mode,
+            RowSink* sink = nullptr);
+
+// True when a wait in held mode must end now: a terminate request, a process exit, or a
+// query cancel is pending.
+bool held_wait_interrupted();
 
 // 'text' as an SQL literal (standard_conforming_strings on).
 std::string quote_literal(const std::string& s);

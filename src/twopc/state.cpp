@@ -2,7 +2,11 @@
 // module and the worker, and catalog access as the catalog's owner.
 #include "twopc/state.hpp"
 
+#include <climits>
+
 #include "pg/guard.hpp"
+#include "pg/roles.hpp"
+#include "pg/run_as.hpp"
 #include "pg/spi.hpp"
 #include "twopc/recovery.hpp"
 
@@ -10,6 +14,12 @@ extern "C" {
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "libpq-fe.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/shmem.h"
@@ -28,6 +38,7 @@ int recovery_interval_ms = 10000;
 int debug_crash_at = kDebugNone;
 int debug_pause_at = kDebugNone;
 int debug_pause_ms = 0;
+int max_result_bytes = 64 * 1024 * 1024;
 }  // namespace gucs
 
 namespace {
@@ -57,9 +68,17 @@ void define_gucs() {
       "pg_consistency.twopc_timeout",
       "Longest wait for a participant: connecting, each statement, PREPARE, COMMIT PREPARED.",
       "A participant that does not answer in time is cancelled and the call fails with CS005 "
-      "(after the local commit, the worker finishes the work instead).",
+      "(after the local commit, the worker finishes the work instead). Every wait also "
+      "ends at once on a query cancel or pg_terminate_backend.",
       &gucs::timeout_ms, 30000, 10, 3600 * 1000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
       nullptr);
+  DefineCustomIntVariable(
+      "pg_consistency.twopc_max_result_bytes",
+      "Largest result remote_query returns: the size of its JSON rows.",
+      "A larger result fails with 54000 (program_limit_exceeded); the participant's "
+      "statement is cancelled. Rows are read one at a time, so memory stays bounded.",
+      &gucs::max_result_bytes, 64 * 1024 * 1024, 1024, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE,
+      nullptr, nullptr, nullptr);
   DefineCustomIntVariable(
       "pg_consistency.twopc_recovery_interval",
       "How often the worker looks for prepared transactions left on participants.",
@@ -149,7 +168,7 @@ void debug_point(DebugPoint point) {
     TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), gucs::debug_pause_ms);
     for (;;) {
       long ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
-      if (ms <= 0) break;
+      if (ms <= 0 || ProcDiePending || proc_exit_inprogress) break;
       (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms,
                       PG_WAIT_EXTENSION);
       ResetLatch(MyLatch);
@@ -161,12 +180,42 @@ void debug_point(DebugPoint point) {
                            point_name(point))));
 }
 
-AsCatalogOwner::AsCatalogOwner()
-    : scope_(pg::extension_table_owner("twopc_participants"),
-             SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION) {}
+std::string shown_name(const std::string& name) {
+  constexpr int kMax = 200;
+  if (name.size() <= static_cast<size_t>(kMax)) return name;
+  int len = pg::pg_call([&] { return pg_mbcliplen(name.data(), static_cast<int>(name.size()), kMax); });
+  return name.substr(0, static_cast<size_t>(len)) + "...";
+}
+
+Oid catalog_owner() { return pg::extension_table_owner("twopc_participants"); }
+
+namespace {
+
+// The roles participant `id` is granted to (SPI connected, inside the owner scope). A
+// grant whose role was dropped still has its OID here; no role has it any more.
+std::vector<Oid> load_grantees(int32 id) {
+  std::vector<Oid> out;
+  uint64 n = pg::pg_call([&] {
+    static pg::SavedPlan plan(
+        "SELECT g.role::pg_catalog.oid FROM consistency.twopc_participant_grants g "
+        "WHERE g.participant_id OPERATOR(pg_catalog.=) $1",
+        {INT4OID});
+    Datum arg = Int32GetDatum(id);
+    plan.execute(&arg, nullptr, true);
+    return SPI_processed;
+  });
+  for (uint64 i = 0; i < n; i++) {
+    bool isnull = false;
+    Datum d = pg::pg_call([&] { return pg::spi_value(i, 1, &isnull); });
+    if (!isnull) out.push_back(DatumGetObjectId(d));
+  }
+  return out;
+}
+
+}  // namespace
 
 bool lookup_participant(const std::string& name, ParticipantRow* out) {
-  AsCatalogOwner owner;
+  pg::OwnerScope owner(catalog_owner());
   struct Raw {
     bool found;
     int32 id;
@@ -175,7 +224,8 @@ bool lookup_participant(const std::string& name, ParticipantRow* out) {
   };
   Raw raw = pg::pg_call([&] {
     static pg::SavedPlan plan(
-        "SELECT id, conninfo, trusted FROM consistency.twopc_participants WHERE name = $1",
+        "SELECT p.id, p.conninfo, p.trusted FROM consistency.twopc_participants p "
+        "WHERE p.name OPERATOR(pg_catalog.=) $1",
         {TEXTOID});
     Datum arg = CStringGetTextDatum(name.c_str());
     plan.execute(&arg, nullptr, true, 1);
@@ -199,11 +249,12 @@ bool lookup_participant(const std::string& name, ParticipantRow* out) {
 }
 
 std::vector<ParticipantRow> list_participants() {
-  AsCatalogOwner owner;
+  pg::OwnerScope owner(catalog_owner());
   std::vector<ParticipantRow> rows;
   uint64 n = pg::pg_call([] {
     static pg::SavedPlan plan(
-        "SELECT id, name, conninfo, trusted FROM consistency.twopc_participants ORDER BY name",
+        "SELECT p.id, p.name, p.conninfo, p.trusted FROM consistency.twopc_participants p "
+        "ORDER BY p.name COLLATE pg_catalog.\"C\"",
         {});
     plan.execute(nullptr, nullptr, true);
     return SPI_processed;
@@ -222,6 +273,41 @@ std::vector<ParticipantRow> list_participants() {
     rows.push_back(std::move(r));
   }
   return rows;
+}
+
+bool may_use_participant(int32 id, Oid role) {
+  bool privileged = pg::pg_call([&] {
+    if (superuser_arg(role)) return true;
+    Oid admin = get_role_oid("consistency_admin", true);
+    return OidIsValid(admin) && has_privs_of_role(role, admin);
+  });
+  if (privileged) return true;
+  std::vector<Oid> grantees;
+  {
+    pg::SpiScope spi;
+    pg::OwnerScope owner(catalog_owner());
+    grantees = load_grantees(id);
+  }
+  return pg::pg_call([&] {
+    for (Oid g : grantees)
+      if (has_privs_of_role(role, g)) return true;
+    return false;
+  });
+}
+
+std::string conninfo_problem(const std::string& conninfo) {
+  if (conninfo.find_first_not_of(" \t\r\n") == std::string::npos) return "it is empty";
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (err != nullptr) PQfreemem(err);  // may quote parts of the conninfo: never shown
+  if (opts == nullptr) return "it is not a valid libpq connection string";
+  bool has_user = false;
+  for (PQconninfoOption* o = opts; o->keyword != nullptr; o++)
+    if (strcmp(o->keyword, "user") == 0 && o->val != nullptr && o->val[0] != '\0')
+      has_user = true;
+  PQconninfoFree(opts);
+  if (!has_user) return "it names no remote role (user=)";
+  return "";
 }
 
 }  // namespace pgc::twopc

@@ -7,7 +7,6 @@
 
 #include "pg/component.hpp"
 #include "pg/postgres.hpp"
-#include "pg/roles.hpp"
 
 extern "C" {
 #include "port/atomics.h"
@@ -23,6 +22,7 @@ extern int recovery_interval_ms;  // pg_consistency.twopc_recovery_interval
 extern int debug_crash_at;        // pg_consistency.twopc_debug_crash_at (test hook)
 extern int debug_pause_at;        // pg_consistency.twopc_debug_pause_at (test hook)
 extern int debug_pause_ms;        // pg_consistency.twopc_debug_pause_ms (test hook)
+extern int max_result_bytes;      // pg_consistency.twopc_max_result_bytes
 }  // namespace gucs
 
 enum DebugPoint { kDebugNone = 0, kDebugAfterPrepare = 1, kDebugAfterLocalCommit = 2 };
@@ -64,18 +64,28 @@ struct ParticipantRow {
   bool trusted = false;
 };
 
-// Switches to the owner of consistency.twopc_participants for the scope, so that the
-// catalog is read and written with the extension's rights, not the caller's.
-class AsCatalogOwner {
- public:
-  AsCatalogOwner();
+// The owner of consistency.twopc_participants: every catalog statement of the pillar runs
+// as this role inside a pg::OwnerScope (catalog-only search path, no pg_temp), so that
+// nothing a caller can create is resolved with the extension's rights.
+Oid catalog_owner();
 
- private:
-  pg::RoleScope scope_;
-};
+// `name` as shown in a message: at most 200 bytes, cut on a character boundary of the
+// database encoding ("..." appended when cut). Valid participant names are never cut.
+std::string shown_name(const std::string& name);
 
 // SPI must be connected; runs as the catalog owner. Never returns conninfo in errors.
 bool lookup_participant(const std::string& name, ParticipantRow* out);
 std::vector<ParticipantRow> list_participants();
+
+// True when `role` may run statements on participant `id`: a superuser, a role with the
+// privileges of consistency_admin, or one with the privileges of a role the participant
+// is granted to (consistency.twopc_participant_grants, read at each call as the catalog
+// owner; superusers and admins need no read).
+bool may_use_participant(int32 id, Oid role);
+
+// Why a conninfo cannot be used, or "" when it can: it must parse and name the remote
+// role with a non-empty user= (the server's own OS identity is never borrowed).
+// Never quotes the conninfo.
+std::string conninfo_problem(const std::string& conninfo);
 
 }  // namespace pgc::twopc

@@ -6,15 +6,22 @@ namespace pgc::twopc {
 
 namespace {
 
+// PostgreSQL's lexer (scan.l): white space is [ \t\n\r\f] (\v is taken as well: at
+// worst a statement the server would reject anyway is refused here); a -- comment runs
+// to the next \n or \r; /* */ comments nest.
+bool is_space(unsigned char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
 // Skips white space and comments from position i; returns the new position, or npos
 // when a block comment is not closed (the participant will report the syntax error).
 std::size_t skip_space_and_comments(std::string_view s, std::size_t i) {
   while (i < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    if (std::isspace(c)) {
+    if (is_space(c)) {
       i++;
     } else if (c == '-' && i + 1 < s.size() && s[i + 1] == '-') {
-      while (i < s.size() && s[i] != '\n') i++;
+      while (i < s.size() && s[i] != '\n' && s[i] != '\r') i++;
     } else if (c == '/' && i + 1 < s.size() && s[i + 1] == '*') {
       int depth = 1;
       i += 2;
@@ -37,12 +44,26 @@ std::size_t skip_space_and_comments(std::string_view s, std::size_t i) {
   return i;
 }
 
+// Also skips empty statements: the server drops them, so ";COMMIT" is one statement,
+// COMMIT, even for the extended protocol that takes exactly one.
+std::size_t skip_to_first_token(std::string_view s, std::size_t i) {
+  for (;;) {
+    i = skip_space_and_comments(s, i);
+    if (i == std::string_view::npos || i >= s.size() || s[i] != ';') return i;
+    i++;
+  }
+}
+
+// An identifier or keyword as the lexer reads it: [A-Za-z\200-\377_][A-Za-z\200-\377_0-9$]*,
+// upper-cased in ASCII only (keywords are matched that way). Empty when none starts at *i.
 std::string take_word(std::string_view s, std::size_t* i) {
   std::string w;
   while (*i < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[*i]);
-    if (!std::isalpha(c) && c != '_') break;
-    w.push_back(static_cast<char>(std::toupper(c)));
+    bool letter = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || c >= 0x80;
+    bool cont = (c >= '0' && c <= '9') || c == '$';
+    if (!letter && !(cont && !w.empty())) break;
+    w.push_back(c < 0x80 ? static_cast<char>(std::toupper(c)) : static_cast<char>(c));
     (*i)++;
   }
   return w;
@@ -52,7 +73,7 @@ std::string take_word(std::string_view s, std::size_t* i) {
 
 StatementInfo classify_statement(std::string_view sql) {
   StatementInfo info;
-  std::size_t i = skip_space_and_comments(sql, 0);
+  std::size_t i = skip_to_first_token(sql, 0);
   if (i == std::string_view::npos) return info;  // unterminated comment: let the server say
   if (i >= sql.size()) {
     info.kind = StatementKind::kEmpty;

@@ -20,7 +20,8 @@ struct StatementInfo {
   std::string keyword;  // the leading keyword(s), upper case, for messages ("PREPARE TRANSACTION")
 };
 
-// Looks at the first keyword after white space and SQL comments (-- and nested /* */).
+// Looks at the first keyword after white space, SQL comments (-- to the end of the line,
+// \n or \r, and nested /* */) and empty statements (";COMMIT" is COMMIT to the server).
 // The participant's transaction belongs to the coordinator: a statement that would end
 // it, or a savepoint the coordinator does not know about, must not reach it. (Several
 // statements in one string are refused by the participant itself: they are sent with

@@ -2,11 +2,15 @@
 -- local transaction, against a loopback participant (this database). The whole file runs
 -- in one transaction that is rolled back: the participant's transaction goes with it.
 BEGIN;
-SELECT plan(37);
+SELECT plan(57);
 
 -- The contract's objects.
 SELECT has_function('consistency', 'add_participant', ARRAY['text', 'text']);
 SELECT has_function('consistency', 'drop_participant', ARRAY['text', 'boolean']);
+SELECT function_returns('consistency', 'grant_participant', ARRAY['text', 'regrole'], 'void');
+SELECT function_returns('consistency', 'revoke_participant', ARRAY['text', 'regrole'], 'void');
+SELECT has_view('consistency', 'participant_grants', 'view consistency.participant_grants');
+SELECT columns_are('consistency', 'participant_grants', ARRAY['participant', 'role', 'granted_at', 'granted_by']);
 SELECT function_returns('consistency', 'remote_exec', ARRAY['text', 'text'], 'bigint');
 SELECT function_returns('consistency', 'remote_query', ARRAY['text', 'text'], 'setof jsonb');
 SELECT has_view('consistency', 'in_doubt', 'view consistency.in_doubt');
@@ -15,6 +19,9 @@ SELECT col_type_is('consistency', 'in_doubt', 'prepared_at', 'timestamp with tim
 SELECT function_returns('consistency', '_metrics_twopc', ARRAY[]::text[], 'setof record');
 SELECT function_returns('consistency', '_integrity_twopc', ARRAY[]::text[], 'setof record');
 SELECT is(current_setting('pg_consistency.twopc_timeout'), '30s', 'default per-call timeout is 30 s');
+SELECT is(current_setting('pg_consistency.twopc_max_result_bytes'), '64MB', 'default result cap is 64 MB');
+SELECT is((SELECT context FROM pg_settings WHERE name = 'pg_consistency.twopc_max_result_bytes'), 'superuser',
+          'only superusers set the result cap');
 
 -- Who may do what.
 SELECT ok(has_function_privilege('consistency_admin', 'consistency.add_participant(text, text)', 'EXECUTE')
@@ -29,13 +36,25 @@ SELECT ok(has_column_privilege('consistency_admin', 'consistency.twopc_participa
           'conninfo is readable by admins only; names by readers');
 SELECT ok(NOT has_table_privilege('consistency_admin', 'consistency.twopc_decisions', 'INSERT'),
           'nobody but the extension writes decisions');
+SELECT ok(has_function_privilege('consistency_admin', 'consistency.grant_participant(text, regrole)', 'EXECUTE')
+          AND has_function_privilege('consistency_admin', 'consistency.revoke_participant(text, regrole)', 'EXECUTE')
+          AND NOT has_function_privilege('consistency_writer', 'consistency.grant_participant(text, regrole)', 'EXECUTE')
+          AND NOT has_function_privilege('consistency_writer', 'consistency.revoke_participant(text, regrole)', 'EXECUTE'),
+          'only admins grant and revoke participants');
+SELECT ok(has_table_privilege('consistency_admin', 'consistency.participant_grants', 'SELECT')
+          AND NOT has_table_privilege('consistency_writer', 'consistency.participant_grants', 'SELECT')
+          AND NOT has_table_privilege('consistency_writer', 'consistency.twopc_participant_grants', 'SELECT')
+          AND NOT has_table_privilege('consistency_admin', 'consistency.twopc_participant_grants', 'INSERT'),
+          'admins read the grants; only the extension writes them');
 
 \getenv pghost PGHOST
 \getenv pgport PGPORT
-SELECT lives_ok(format($$SELECT consistency.add_participant('self', 'host=%s port=%s dbname=%s')$$,
-                       :'pghost', :'pgport', current_database()), 'loopback participant added');
-SELECT lives_ok($$SELECT consistency.add_participant('down', 'host=127.0.0.1 port=1 dbname=x')$$,
+SELECT lives_ok(format($$SELECT consistency.add_participant('self', 'host=%s port=%s dbname=%s user=%s')$$,
+                       :'pghost', :'pgport', current_database(), current_user), 'loopback participant added');
+SELECT lives_ok($$SELECT consistency.add_participant('down', 'host=127.0.0.1 port=1 dbname=x user=nobody')$$,
                 'unreachable participant added (nothing is checked at add time)');
+SELECT throws_ok($$SELECT consistency.add_participant('nouser', 'host=127.0.0.1 port=1 dbname=x')$$, 'CS002',
+                 'conninfo of participant "nouser" names no remote role', 'a conninfo without user= is refused: CS002');
 
 -- Errors carry the contract's SQLSTATEs.
 SELECT throws_ok($$SELECT consistency.remote_exec('ghost', 'SELECT 1')$$, 'CS004',
@@ -46,7 +65,13 @@ SELECT throws_like($$SELECT consistency.remote_exec('down', 'SELECT 1')$$,
 SELECT throws_ok($$SELECT consistency.remote_exec('down', 'SELECT 1')$$, 'CS005', NULL, 'connect failure: CS005');
 SELECT throws_ok($$SELECT consistency.remote_exec('self', 'ROLLBACK')$$, 'CS002', NULL,
                  'transaction control is refused: CS002');
-SELECT throws_ok($$SELECT consistency.add_participant('self', 'host=x')$$, 'CS002', NULL, 'duplicate name: CS002');
+SELECT throws_ok($$SELECT consistency.add_participant('self', 'host=x user=u')$$, 'CS002', NULL, 'duplicate name: CS002');
+SELECT throws_ok($$SELECT consistency.grant_participant('ghost', 'consistency_writer')$$, 'CS004', NULL,
+                 'granting an unknown participant: CS004');
+SELECT throws_ok($$SELECT consistency.revoke_participant('ghost', 'consistency_writer')$$, 'CS004', NULL,
+                 'revoking an unknown participant: CS004');
+SELECT throws_ok($$SELECT consistency.remote_exec('self', ';COMMIT')$$, 'CS002', NULL,
+                 'transaction control behind an empty statement is refused: CS002');
 
 -- Remote statements run in the participant's transaction bound to this one.
 SELECT is(consistency.remote_exec('self', 'CREATE TABLE twopc_tap (id int PRIMARY KEY, v text)'), 0::bigint,
@@ -92,7 +117,31 @@ SELECT is((SELECT * FROM consistency.remote_query('self',
 SELECT is((SELECT count(*) FROM consistency.in_doubt WHERE participant = 'self'), 0::bigint,
           'nothing in doubt on the loopback participant');
 SELECT ok((SELECT count(*) >= 3 FROM consistency._metrics_twopc()), 'metrics rows');
-SELECT is((SELECT count(*) FROM consistency._integrity_twopc()), 4::bigint, 'four integrity checks');
+SELECT is((SELECT count(*) FROM consistency._integrity_twopc()), 5::bigint, 'five integrity checks');
+
+-- Participant grants: a writer needs one; it reaches the members of the grantee.
+CREATE ROLE twopc_tap_writer IN ROLE consistency_writer;
+CREATE ROLE twopc_tap_team;
+CREATE ROLE twopc_tap_member IN ROLE consistency_writer, twopc_tap_team;
+SET LOCAL ROLE twopc_tap_writer;
+SELECT throws_ok($$SELECT consistency.remote_exec('self', 'SELECT 1')$$, '42501',
+                 'permission denied for participant "self"', 'a writer without a grant: 42501');
+RESET ROLE;
+SELECT lives_ok($$SELECT consistency.grant_participant('self', 'twopc_tap_writer')$$, 'grant to a writer');
+SELECT lives_ok($$SELECT consistency.grant_participant('self', 'twopc_tap_team')$$, 'grant to a group role');
+SELECT results_eq($$SELECT role::text FROM consistency.participant_grants WHERE participant = 'self' ORDER BY 1$$,
+                  $$VALUES ('twopc_tap_team'), ('twopc_tap_writer')$$, 'the grants are listed');
+SET LOCAL ROLE twopc_tap_writer;
+SELECT is(consistency.remote_exec('self', 'SELECT 1'), 1::bigint, 'the granted writer runs statements');
+RESET ROLE;
+SET LOCAL ROLE twopc_tap_member;
+SELECT is(consistency.remote_exec('self', 'SELECT 1'), 1::bigint, 'a member of the granted group runs statements');
+RESET ROLE;
+SELECT lives_ok($$SELECT consistency.revoke_participant('self', 'twopc_tap_team')$$, 'revoke from the group');
+SET LOCAL ROLE twopc_tap_member;
+SELECT throws_ok($$SELECT consistency.remote_exec('self', 'SELECT 1')$$, '42501', NULL,
+                 'revoked: refused at the next call, in the same transaction');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;

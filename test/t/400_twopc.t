@@ -2,7 +2,9 @@
 # failures anywhere abort everything, coordinator crashes before and after its commit are
 # resolved by the worker, a participant down at COMMIT PREPARED is finished once it is back,
 # a participant without prepared transactions is refused, cancel requests stop the remote
-# statement. No prepared transaction is left behind.
+# statement. No prepared transaction is left behind. Participants connect as a
+# non-superuser role of their own (user=, required), and the transfers run as a writer
+# role the participants were granted to.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -33,15 +35,28 @@ CREATE FUNCTION refuse_13() RETURNS trigger LANGUAGE plpgsql AS
   $$BEGIN RAISE EXCEPTION 'deferred check refused transfer %', NEW.transfer_id; END$$;
 CREATE CONSTRAINT TRIGGER refuse_13 AFTER INSERT ON ledger DEFERRABLE INITIALLY DEFERRED
   FOR EACH ROW WHEN (abs(NEW.delta) = 13) EXECUTE FUNCTION refuse_13();
+-- The role the coordinator acts as here: only what the transfers need.
+CREATE ROLE app_remote LOGIN;
+GRANT SELECT, UPDATE ON accounts TO app_remote;
+GRANT INSERT, SELECT ON ledger TO app_remote;
 SQL
   return $n;
 }
 
+# The writer the transfers run as (trust authentication on the local socket).
+$coord->safe_psql('postgres', 'CREATE ROLE app LOGIN IN ROLE consistency_writer; CREATE ROLE stranger LOGIN IN ROLE consistency_writer');
+
 my %p = map { ($_ => participant($_)) } qw(p1 p2 p3);
 for my $name (sort keys %p) {
-  my $ci = $p{$name}->connstr('postgres');
+  my $ci = $p{$name}->connstr('postgres') . ' user=app_remote';
   $coord->safe_psql('postgres', "SELECT consistency.add_participant('$name', \$ci\$$ci\$ci\$)");
+  $coord->safe_psql('postgres', "SELECT consistency.grant_participant('$name', 'app')");
 }
+# A conninfo without user= is refused: the participant would otherwise be reached as the
+# role libpq derives from this server's OS user (here: the participant's superuser).
+my ($arc, $aout, $aerr) = $coord->psql('postgres',
+  "SELECT consistency.add_participant('nouser', \$ci\$" . $p{p1}->connstr('postgres') . "\$ci\$)");
+like($aerr, qr/conninfo of participant "nouser" names no remote role/, 'a conninfo without user= is refused');
 
 # SQL of one distributed transfer: legs = [participant, account, delta], ...
 sub transfer_sql {
@@ -99,12 +114,19 @@ sub wait_coordinator_up {
 my @all = (['p1', 1, -30], ['p2', 1, 10], ['p3', 1, 20]);
 
 # --- 1. a transfer touching all three commits everywhere ------------------------------
-my ($rc, $out, $err) = $coord->psql('postgres', transfer_sql(1, @all));
+my ($rc, $out, $err) = $coord->psql('postgres', transfer_sql(1, @all), extra_params => ['-U', 'app']);
 is($rc, 0, 'transfer 1 commits') or diag($err);
 is(ledger_count(1), 3, 'transfer 1 is on all three participants');
 is($p{p1}->safe_psql('postgres', 'SELECT balance FROM accounts WHERE id = 1'), '970', 'p1 debited');
 is($p{p3}->safe_psql('postgres', 'SELECT balance FROM accounts WHERE id = 1'), '1020', 'p3 credited');
 is(prepared_left(), 0, 'nothing left prepared after a clean commit');
+is($p{p1}->safe_psql('postgres',
+     "SELECT DISTINCT usename FROM pg_stat_activity WHERE application_name = 'pg_consistency'"),
+   'app_remote', 'the participant sees the coordinator as the role its conninfo names');
+($rc, $out, $err) = $coord->psql('postgres', transfer_sql(100, @all), extra_params => ['-U', 'stranger']);
+like($err, qr/permission denied for participant "p1"/, 'a writer without a grant is refused');
+unlike($err, qr/port=|host=/, 'the refusal does not show the conninfo');
+is(ledger_count(100), 0, 'the refused transfer left nothing');
 ok(wait_until($coord, 'SELECT count(*) FROM consistency.twopc_decisions', '0', 30),
    'decision rows cleaned up by the worker');
 
@@ -223,7 +245,7 @@ ok(wait_until($coord, "SELECT value > 0 FROM consistency._metrics_twopc() WHERE 
 
 # --- 8. a participant without prepared transactions is refused up front ------------------
 my $noprep = participant('noprep', max_prepared => 0);
-my $ci = $noprep->connstr('postgres');
+my $ci = $noprep->connstr('postgres') . ' user=app_remote';
 $coord->safe_psql('postgres', "SELECT consistency.add_participant('noprep', \$ci\$$ci\$ci\$)");
 ($rc, $out, $err) = $coord->psql('postgres',
   "\\set VERBOSITY verbose\nSELECT consistency.remote_exec('noprep', 'SELECT 1')");

@@ -38,7 +38,9 @@ CREATE FUNCTION refuse_13() RETURNS trigger LANGUAGE plpgsql AS
 CREATE CONSTRAINT TRIGGER refuse_13 AFTER INSERT ON ledger DEFERRABLE INITIALLY DEFERRED
   FOR EACH ROW WHEN (abs(NEW.delta) = 13) EXECUTE FUNCTION refuse_13();
 SQL
-  my $ci = $n->connstr('postgres');
+  # The remote role is named explicitly (user=, required): the test's OS user, the
+  # participant cluster's superuser.
+  my $ci = $n->connstr('postgres') . ' user=' . scalar(getpwuid($<));
   $coord->safe_psql('postgres', "SELECT consistency.add_participant('$name', \$ci\$$ci\$ci\$)");
   $p{$name} = $n;
 }

@@ -47,6 +47,67 @@ TEST(TwopcStatement, UnterminatedCommentIsLeftToTheServer) {
   EXPECT_EQ(classify_statement("/* COMMIT").kind, StatementKind::kOrdinary);
 }
 
+// PostgreSQL's lexer ends a -- comment at \r as well as at \n.
+TEST(TwopcStatement, LineCommentsEndAtCarriageReturn) {
+  struct Case {
+    const char* sql;
+    const char* keyword;
+  };
+  for (Case c : {Case{"--x\rCOMMIT", "COMMIT"}, Case{"-- x\r\nCOMMIT", "COMMIT"},
+                 Case{"PREPARE --x\rTRANSACTION 'g'", "PREPARE TRANSACTION"},
+                 Case{"COMMIT --x\rPREPARED 'g'", "COMMIT PREPARED"},
+                 Case{"ROLLBACK -- a\r-- b\rPREPARED 'g'", "ROLLBACK PREPARED"},
+                 Case{"/* a */--b\r/* c */ BEGIN", "BEGIN"}}) {
+    auto info = classify_statement(c.sql);
+    EXPECT_EQ(info.kind, StatementKind::kTransactionControl) << c.sql;
+    EXPECT_EQ(info.keyword, c.keyword) << c.sql;
+  }
+  // A -- comment does not hide what follows a \r: this is SELECT 1 AS "commit" to the
+  // server, one ordinary statement (no ';', and the participant takes exactly one).
+  EXPECT_EQ(classify_statement("SELECT 1 --x\rCOMMIT").kind, StatementKind::kOrdinary);
+  EXPECT_EQ(classify_statement("-- only\r").kind, StatementKind::kEmpty);
+}
+
+// The server drops empty statements: ";COMMIT" parses to exactly one statement, COMMIT,
+// which the extended protocol accepts.
+TEST(TwopcStatement, LeadingEmptyStatementsAreSkipped) {
+  for (const char* s : {";COMMIT", " ; ;COMMIT", "/* x */;\n-- y\n;commit", ";\rEND",
+                        "; PREPARE TRANSACTION 'g'", ";;;ROLLBACK PREPARED 'g'"}) {
+    EXPECT_EQ(classify_statement(s).kind, StatementKind::kTransactionControl) << s;
+  }
+  EXPECT_EQ(classify_statement(";").kind, StatementKind::kEmpty);
+  EXPECT_EQ(classify_statement(" ; /* */ ; -- x").kind, StatementKind::kEmpty);
+  EXPECT_EQ(classify_statement("; SELECT 1").kind, StatementKind::kOrdinary);
+}
+
+TEST(TwopcStatement, NestedBlockComments) {
+  EXPECT_EQ(classify_statement("/* /* COMMIT */ still a comment */ COMMIT").keyword, "COMMIT");
+  EXPECT_EQ(classify_statement("/* /* */ COMMIT */").kind, StatementKind::kEmpty);
+  EXPECT_EQ(classify_statement("/* -- */ COMMIT").keyword, "COMMIT");   // -- inside /* */
+  EXPECT_EQ(classify_statement("-- /*\nCOMMIT").keyword, "COMMIT");     // /* inside --
+  EXPECT_EQ(classify_statement("/* ' */ COMMIT").keyword, "COMMIT");    // quotes mean nothing
+  EXPECT_EQ(classify_statement("/*/ COMMIT */").kind, StatementKind::kEmpty);
+  EXPECT_EQ(classify_statement("/* a /* b */ COMMIT").kind, StatementKind::kOrdinary);  // open
+}
+
+// Identifiers as the lexer reads them: a keyword followed by identifier characters
+// ($, digits, non-ASCII bytes) is another identifier, not the keyword; quoting never
+// makes a keyword.
+TEST(TwopcStatement, WordsAreWholeIdentifiers) {
+  for (const char* s : {"COMMIT1", "commit$x", "begin_work", "end2", "COMMIT\xC3\xA9",
+                        "\"COMMIT\"", "U&\"COMMIT\"", "E'COMMIT'", "$$COMMIT$$",
+                        "$q$COMMIT$q$", "'COMMIT'", "PREPARE \"TRANSACTION\" AS SELECT 1",
+                        "PREPARE transaction1 AS SELECT 1", "PREPARE x AS SELECT 1"}) {
+    EXPECT_EQ(classify_statement(s).kind, StatementKind::kOrdinary) << s;
+  }
+  EXPECT_EQ(classify_statement("COMMIT(").keyword, "COMMIT");
+  EXPECT_EQ(classify_statement("\fcommit\v").keyword, "COMMIT");
+  EXPECT_EQ(classify_statement("PREPARE TRANSACTION").keyword, "PREPARE TRANSACTION");
+  EXPECT_EQ(classify_statement("rollback and chain").keyword, "ROLLBACK");
+  EXPECT_EQ(classify_statement("COMMIT AND NO CHAIN").keyword, "COMMIT");
+  EXPECT_EQ(classify_statement("START TRANSACTION ISOLATION LEVEL SERIALIZABLE").keyword, "START");
+}
+
 TEST(TwopcStatement, ParticipantNames) {
   for (const char* ok : {"a", "inventory", "shard_01", "eu-west.orders", "A9"})
     EXPECT_FALSE(participant_name_problem(ok).has_value()) << ok;
