@@ -51,6 +51,9 @@ SELECT name, trusted, created_by = session_user AS added_by_me FROM consistency.
 SELECT pg_temp.error_of($$SELECT consistency.remote_exec('nobody', 'SELECT 1')$$);
 SELECT pg_temp.error_of($$SELECT * FROM consistency.remote_query('bad name!', 'SELECT 1')$$);
 SELECT pg_temp.error_of($$SELECT consistency.drop_participant('nobody')$$);
+-- A huge name is shown clipped to 200 bytes, on a character boundary.
+SELECT pg_temp.error_of(format('SELECT consistency.remote_exec(%L, %L)', repeat('é', 50000), 'SELECT 1'));
+SELECT pg_temp.error_of(format('SELECT consistency.add_participant(%L, %L)', repeat('é', 50000), 'host=h user=u'));
 
 -- Refused statements (CS002): nothing reaches the participant.
 SELECT pg_temp.error_of($$SELECT consistency.remote_exec(NULL, 'SELECT 1')$$);

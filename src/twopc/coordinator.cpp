@@ -486,26 +486,27 @@ bool participant_in_use(int32 id) {
 }
 
 Result execute_remote(const std::string& name, const std::string& sql, RowSink* sink) {
+  const std::string shown = shown_name(name);  // not yet validated: clipped in messages
   StatementInfo info = classify_statement(sql);
   if (info.kind == StatementKind::kEmpty)
-    throw invalid_argument("statement for participant \"" + name + "\" is empty");
+    throw invalid_argument("statement for participant \"" + shown + "\" is empty");
   if (info.kind == StatementKind::kTransactionControl)
     throw invalid_argument(
-        "statement for participant \"" + name + "\" is a transaction control statement (" +
+        "statement for participant \"" + shown + "\" is a transaction control statement (" +
             info.keyword + ")",
         "The participant's transaction is bound to the local one: it is committed or rolled "
         "back with it.",
         "Use COMMIT, ROLLBACK or SAVEPOINT locally; they are carried to the participants.");
   if (XactReadOnly)
     throw Error("25006",
-                "cannot run statements on participant \"" + name +
+                "cannot run statements on participant \"" + shown +
                     "\" in a read-only transaction",
                 "The outcome of a distributed transaction is recorded in this database at "
                 "COMMIT.",
                 "Run it in a read-write transaction (on the primary).");
   if (g_committing)
     throw Error(sqlstate::kFeatureNotSupported,
-                "cannot run statements on participant \"" + name +
+                "cannot run statements on participant \"" + shown +
                     "\" while the transaction commits");
 
   Entry* e = nullptr;
@@ -514,7 +515,7 @@ Result execute_remote(const std::string& name, const std::string& sql, RowSink* 
   ParticipantRow row;
   if (e == nullptr) {
     if (auto problem = participant_name_problem(name))
-      throw Error(sqlstate::kUnknownObject, "participant \"" + name + "\" does not exist",
+      throw Error(sqlstate::kUnknownObject, "participant \"" + shown + "\" does not exist",
                   "Invalid participant name: " + *problem + ".");
     bool found;
     {

@@ -37,7 +37,8 @@ std::string participant_arg(FunctionCallInfo fcinfo, int i) {
 
 std::string sql_arg(FunctionCallInfo fcinfo, int i, const std::string& participant) {
   if (PG_ARGISNULL(i))
-    throw invalid_argument("statement for participant \"" + participant + "\" must not be null");
+    throw invalid_argument("statement for participant \"" + shown_name(participant) +
+                           "\" must not be null");
   return text_arg(fcinfo, i);
 }
 
