@@ -7,10 +7,20 @@ namespace pgc::eventstore {
 
 namespace {
 
+size_t utf8_clip_len(std::string_view s, size_t max_bytes) {
+  if (s.size() <= max_bytes) return s.size();
+  size_t end = max_bytes;
+  // Back up over continuation bytes (10xxxxxx) to the start of a sequence.
+  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) end--;
+  return end;
+}
+
+ClipRule g_clip_rule = utf8_clip_len;
+
 std::string quoted_prefix(std::string_view s) {
   constexpr size_t kShow = 60;
   std::string out = "\"";
-  out += truncate_utf8(s, kShow);
+  out += clip_text(s, kShow);
   if (s.size() > kShow) out += "...";
   out += "\"";
   return out;
@@ -52,6 +62,10 @@ std::optional<std::string> stream_name_problem(std::string_view name, bool utf8)
 std::string_view category_of(std::string_view stream) {
   size_t dash = stream.find('-');
   return dash == std::string_view::npos ? stream : stream.substr(0, dash);
+}
+
+bool is_reserved_stream(std::string_view stream) {
+  return category_of(stream) == kReservedCategory;
 }
 
 std::optional<std::string> category_problem(std::string_view category, bool utf8) {
@@ -206,11 +220,21 @@ bool parse_uuid(std::string_view s, unsigned char out[16]) {
 }
 
 std::string truncate_utf8(std::string_view s, size_t max_bytes) {
+  return std::string(s.substr(0, utf8_clip_len(s, max_bytes)));
+}
+
+void set_clip_rule(ClipRule rule) { g_clip_rule = rule != nullptr ? rule : utf8_clip_len; }
+
+std::string clip_text(std::string_view s, size_t max_bytes) {
   if (s.size() <= max_bytes) return std::string(s);
-  size_t end = max_bytes;
-  // Back up over continuation bytes (10xxxxxx) to the start of a sequence.
-  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) end--;
-  return std::string(s.substr(0, end));
+  size_t n = g_clip_rule(s, max_bytes);
+  if (n > max_bytes) n = max_bytes;
+  return std::string(s.substr(0, n));
+}
+
+std::string shown_name(std::string_view s) {
+  if (s.size() <= kMessageNameBytes) return std::string(s);
+  return clip_text(s, kMessageNameBytes) + "...";
 }
 
 }  // namespace pgc::eventstore

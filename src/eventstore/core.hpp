@@ -25,6 +25,10 @@ size_t find_control_char(std::string_view s, bool utf8);
 std::optional<std::string> stream_name_problem(std::string_view name, bool utf8);
 // Category of a stream: the text before the first '-', or the whole name.
 std::string_view category_of(std::string_view stream);
+// The category reserved for the extension's own audit trails (the sagas' `saga-<id>`
+// streams): the SQL functions refuse to append to it or to save snapshots of it.
+inline constexpr std::string_view kReservedCategory = "saga";
+bool is_reserved_stream(std::string_view stream);
 // Why `category` cannot be a category filter (empty is allowed: streams named "-x").
 std::optional<std::string> category_problem(std::string_view category, bool utf8);
 // Why `name` cannot name an object of kind `what` (e.g. "subscription name"): empty,
@@ -94,5 +98,17 @@ bool parse_uuid(std::string_view s, unsigned char out[16]);
 
 // Truncates `s` to at most `max_bytes` bytes without cutting a UTF-8 sequence.
 std::string truncate_utf8(std::string_view s, size_t max_bytes);
+
+// Names echoed in messages are clipped to this many bytes.
+inline constexpr size_t kMessageNameBytes = 200;
+// The byte length of the longest prefix of `s` of at most `max_bytes` bytes that ends on a
+// character boundary. The default rule is UTF-8's; the server side installs its database
+// encoding's rule (pg_mbcliplen) once at load.
+using ClipRule = size_t (*)(std::string_view s, size_t max_bytes);
+void set_clip_rule(ClipRule rule);
+// `s` clipped by the installed rule to at most `max_bytes` bytes.
+std::string clip_text(std::string_view s, size_t max_bytes);
+// A name as messages show it: clipped to kMessageNameBytes, "..." marking a clipped one.
+std::string shown_name(std::string_view s);
 
 }  // namespace pgc::eventstore

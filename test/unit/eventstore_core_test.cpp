@@ -219,3 +219,37 @@ TEST(EventstoreObjectName, Validation) {
   ASSERT_TRUE(ctl);
   EXPECT_NE(ctl->find("U+000D"), std::string::npos);
 }
+
+TEST(EventstoreReserved, SagaCategoryIsReserved) {
+  EXPECT_TRUE(is_reserved_stream("saga-3b1c0000-0000-4000-8000-000000000001"));
+  EXPECT_TRUE(is_reserved_stream("saga"));
+  EXPECT_TRUE(is_reserved_stream("saga-"));
+  EXPECT_FALSE(is_reserved_stream("sagas-1"));
+  EXPECT_FALSE(is_reserved_stream("Saga-1"));
+  EXPECT_FALSE(is_reserved_stream("order-saga-1"));
+  EXPECT_FALSE(is_reserved_stream("-saga"));
+}
+
+TEST(EventstoreClip, NamesInMessagesAreClippedOnCharacterBoundaries) {
+  EXPECT_EQ(shown_name("order-1"), "order-1");
+  std::string huge(100000, 's');
+  std::string shown = shown_name(huge);
+  EXPECT_EQ(shown.size(), kMessageNameBytes + 3);
+  EXPECT_EQ(shown.substr(shown.size() - 3), "...");
+  // 'x' then two-byte characters: byte 200 falls in the middle of one.
+  std::string multi = "x";
+  for (int i = 0; i < 300; i++) multi += "\xC3\xA9";
+  std::string clipped = clip_text(multi, 200);
+  EXPECT_EQ(clipped.size(), 199u);
+  EXPECT_EQ(shown_name(multi), clipped + "...");
+  // The database encoding's rule replaces the UTF-8 default (here: 3-byte characters).
+  set_clip_rule([](std::string_view, size_t max_bytes) { return max_bytes - max_bytes % 3; });
+  EXPECT_EQ(clip_text(std::string(10, 'a'), 7).size(), 6u);
+  EXPECT_EQ(clip_text("abc", 7), "abc");
+  set_clip_rule(nullptr);
+  EXPECT_EQ(clip_text(multi, 200).size(), 199u);
+  // Validation messages clip too.
+  auto p = stream_name_problem(multi + std::string(1000, 'a'), true);
+  ASSERT_TRUE(p);
+  EXPECT_LT(p->size(), 200u);
+}
