@@ -1,9 +1,16 @@
 // Upcaster registration, snapshots and aggregates.
 //
-// aggregate_state(stream) = the latest snapshot (or the registered initial state) plus
-// the fold of the later events, upcast, through the category's apply function. When the
-// fold covered at least `snapshot_every` events it saves a snapshot at the version it
+// aggregate_state(stream) = the latest folded snapshot (or the registered initial state)
+// plus the fold of the later events, upcast, through the category's apply function. When
+// the fold covered at least `snapshot_every` events it saves a snapshot at the version it
 // reached, so the next call folds only the events after it.
+//
+// Who runs what: the fold -- upcasters and apply function -- runs as the role that
+// registered the aggregate, never as the caller: pgc::pg::run_as_enter (a
+// security-restricted operation with search_path = pg_catalog, pg_temp, every setting the
+// code changes rolled back). A snapshot is saved only from such a fold and is marked
+// `folded`; aggregate_state starts only from folded snapshots, so neither a caller's
+// search path nor a hand-saved snapshot (save_snapshot) can change what later readers get.
 #include "eventstore/core.hpp"
 #include "eventstore/es.hpp"
 #include "pg/guard.hpp"
@@ -56,7 +63,7 @@ void check_category_name(const char* c, int len) {
 
 void check_upcaster_link(int32 from, int32 latest, const char* type) {
   auto p = upcaster_registration_problem(from, latest);
-  if (p) throw invalid_argument("cannot register upcaster for event type \"" + truncate_utf8(type, 200) + "\": " + *p);
+  if (p) throw invalid_argument("cannot register upcaster for event type \"" + shown_name(type) + "\": " + *p);
 }
 
 void spi_connect() {
@@ -66,6 +73,14 @@ void spi_connect() {
 pg::SavedPlan& plan_latest_snapshot() {
   static pg::SavedPlan p(
       "SELECT version, state FROM consistency.snapshots WHERE stream OPERATOR(pg_catalog.=) $1 "
+      "ORDER BY version DESC LIMIT 1",
+      {TEXTOID});
+  return p;
+}
+
+pg::SavedPlan& plan_latest_folded_snapshot() {
+  static pg::SavedPlan p(
+      "SELECT version, state FROM consistency.snapshots WHERE stream OPERATOR(pg_catalog.=) $1 AND folded "
       "ORDER BY version DESC LIMIT 1",
       {TEXTOID});
   return p;
@@ -81,16 +96,16 @@ pg::SavedPlan& plan_fold_events() {
 
 pg::SavedPlan& plan_save_auto_snapshot() {
   static pg::SavedPlan p(
-      "WITH saved AS (INSERT INTO consistency.snapshots (stream, version, state) VALUES ($1, $2, $3) "
-      "ON CONFLICT (stream, version) DO NOTHING RETURNING 1) "
+      "WITH saved AS (INSERT INTO consistency.snapshots (stream, version, state, folded) "
+      "VALUES ($1, $2, $3, true) ON CONFLICT (stream, version) DO UPDATE SET state = EXCLUDED.state, "
+      "folded = true, created_at = pg_catalog.now() RETURNING 1) "
       "DELETE FROM consistency.snapshots WHERE stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.<) $2",
       {TEXTOID, INT8OID, JSONBOID});
   return p;
 }
 
-// Calls apply_fn(state, type, data) and returns the new state; CS002 on NULL.
-Datum apply_event(const AggregateDef* def, Datum state, Datum type, Datum data, const char* stream,
-                  int64 version) {
+// Calls apply_fn(state, type, data) and returns the new state; *isnull when it returned NULL.
+Datum apply_event(const AggregateDef* def, Datum state, Datum type, Datum data, bool* isnull) {
   LOCAL_FCINFO(fcinfo, 3);
   InitFunctionCallInfoData(*fcinfo, def->finfo, 3, InvalidOid, nullptr, nullptr);
   fcinfo->args[0].value = state;
@@ -100,13 +115,14 @@ Datum apply_event(const AggregateDef* def, Datum state, Datum type, Datum data, 
   fcinfo->args[2].value = data;
   fcinfo->args[2].isnull = false;
   Datum r = FunctionCallInvoke(fcinfo);
-  if (fcinfo->isnull) {
-    char* fname = format_procedure(def->apply_fn);
-    throw invalid_argument(std::string("apply function ") + fname + " returned NULL for stream \"" +
-                               truncate_utf8(stream, 200) + "\" at version " + std::to_string(version),
-                           "", "An apply function must return the new state as jsonb.");
-  }
+  *isnull = fcinfo->isnull;
   return r;
+}
+
+[[noreturn]] void throw_apply_null(const char* fname, const char* stream, int64 version) {
+  throw invalid_argument(std::string("apply function ") + fname + " returned NULL for stream \"" +
+                             shown_name(stream) + "\" at version " + std::to_string(version),
+                         "", "An apply function must return the new state as jsonb.");
 }
 
 }  // namespace
@@ -126,6 +142,9 @@ PGC_FUNCTION(pgc_es_register_upcaster) {
   Oid fn = PG_GETARG_OID(2);
   Oid args[1] = {JSONBOID};
   check_signature(fn, args, 1, JSONBOID, "upcaster", "fn(data jsonb) RETURNS jsonb");
+  // Readers run upcasters as themselves and need EXECUTE too (checked when they read);
+  // a role may not register a function it could not call itself.
+  pg::require_execute(fn, GetUserId(), "The registering role");
 
   static pg::SavedPlan lock("LOCK TABLE consistency.upcasters IN SHARE ROW EXCLUSIVE MODE", {});
   static pg::SavedPlan latest(
@@ -160,12 +179,14 @@ PGC_FUNCTION(pgc_es_save_snapshot) {
   if (version < 1) throw pgc::invalid_argument("snapshot version must be at least 1, not " + std::to_string(version));
   if (PG_ARGISNULL(2)) throw pgc::invalid_argument("state must not be NULL");
   Datum state = PG_GETARG_DATUM(2);
+  refuse_reserved_stream(stream, len, "save a snapshot of");
 
   static pg::SavedPlan current(
       "SELECT version FROM consistency.streams WHERE stream OPERATOR(pg_catalog.=) $1", {TEXTOID});
   static pg::SavedPlan upsert(
       "INSERT INTO consistency.snapshots (stream, version, state) VALUES ($1, $2, $3) "
-      "ON CONFLICT (stream, version) DO UPDATE SET state = EXCLUDED.state, created_at = pg_catalog.now()",
+      "ON CONFLICT (stream, version) DO UPDATE SET state = EXCLUDED.state, folded = false, "
+      "created_at = pg_catalog.now()",
       {TEXTOID, INT8OID, JSONBOID});
   spi_connect();
   SavedUser su;
@@ -175,7 +196,7 @@ PGC_FUNCTION(pgc_es_save_snapshot) {
   int64 stream_version = SPI_processed > 0 ? pgc::pg::spi_int64(0, 1) : 0;
   if (version > stream_version)
     throw pgc::invalid_argument(
-        "cannot save a snapshot of stream \"" + truncate_utf8(stream, 200) + "\" at version " +
+        "cannot save a snapshot of stream \"" + shown_name(stream) + "\" at version " +
             std::to_string(version) + ": the stream is at version " + std::to_string(stream_version),
         "", "A snapshot describes the state after an event that exists.");
   Datum v[3] = {sv[0], Int64GetDatum(version), state};
@@ -215,6 +236,8 @@ PGC_FUNCTION(pgc_es_register_aggregate) {
   Oid args[3] = {JSONBOID, TEXTOID, JSONBOID};
   check_signature(fn, args, 3, JSONBOID, "apply",
                   "apply_fn(state jsonb, type text, data jsonb) RETURNS jsonb");
+  // Folds run as the registering role: it must be allowed to call the function.
+  pg::require_execute(fn, GetUserId(), "The registering role");
   Datum initial = PG_GETARG_DATUM(2);
   int32 every = PG_GETARG_INT32(3);
   if (every < 0)
@@ -272,22 +295,38 @@ PGC_FUNCTION(pgc_es_aggregate_state) {
   spi_connect();
   const AggregateDef* def = find_aggregate(cat, cat_len);
   if (def == nullptr) {
-    char* c = pnstrdup(cat, cat_len);
+    char* c = clipped_name(cat, cat_len);
     throw pgc::Error(pgc::sqlstate::kUnknownObject,
                      std::string("no aggregate is registered for category \"") + c + "\"",
                      "", "Register one with consistency.register_aggregate(category, apply_fn, ...).");
   }
+  // The fold runs as the role that registered the aggregate, which must still exist and
+  // still be allowed to call the apply function.
+  Oid runner = def->registered_by;
+  if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(runner))) {
+    char* c = clipped_name(cat, cat_len);
+    throw pgc::Error(pgc::sqlstate::kInsufficientPrivilege,
+                     std::string("cannot fold the aggregate of category \"") + c +
+                         "\": the role that registered it no longer exists",
+                     "Folds run as the role that registered the aggregate.",
+                     "Register the aggregate again with consistency.register_aggregate.");
+  }
+  pg::require_execute(def->apply_fn, runner, "The role that registered the aggregate");
+
   Datum stream_d = PointerGetDatum(cstring_to_text_with_len(stream, len));
   MemoryContext outer = CurrentMemoryContext;  // SPI procedure memory
+  SavedUser su;
 
-  // Start: the latest snapshot, or the initial state.
+  // Start: the latest snapshot saved by a fold, or the initial state.
   MemoryContext keep = AllocSetContextCreate(outer, "pg_consistency fold state", ALLOCSET_DEFAULT_SIZES);
   MemoryContext work = AllocSetContextCreate(outer, "pg_consistency fold", ALLOCSET_DEFAULT_SIZES);
   int64 snapshot_version = 0;
   Datum state;
   {
     Datum v[1] = {stream_d};
-    spi_run(plan_latest_snapshot(), v, nullptr, true, 1);
+    enter_owner(&su);
+    spi_run(plan_latest_folded_snapshot(), v, nullptr, true, 1);
+    leave_owner(&su);
     MemoryContext old = MemoryContextSwitchTo(keep);
     if (SPI_processed > 0) {
       bool isnull;
@@ -300,13 +339,22 @@ PGC_FUNCTION(pgc_es_aggregate_state) {
     SPI_freetuptable(SPI_tuptable);
   }
 
-  // Fold the later events in chunks; every few events the state is copied into a fresh
-  // context and the old ones are freed, so memory stays bounded on long streams.
+  // Fold the later events in chunks, as the registering role in the pinned context; our
+  // own reads of the chunks run as the owner. Every few events the state is copied into
+  // a fresh context and the old ones are freed, so memory stays bounded on long streams.
+  UpcastFns* fns = new_upcast_fns(outer);
   int64 version = snapshot_version;
+  int64 null_at = 0;  // the version whose apply returned NULL
   int since_compact = 0;
+  pg::RunAsState ras;
+  // No time limit of its own: the caller's statement_timeout (or an enclosing handler's
+  // limit) applies, since the fold runs inside the caller's statement.
+  pg::run_as_enter(&ras, runner, 0);
   for (;;) {
     Datum v[3] = {stream_d, Int64GetDatum(version), Int64GetDatum(kFoldChunk)};
+    enter_owner(&su);
     spi_run(plan_fold_events(), v, nullptr, true);
+    leave_owner(&su);
     SPITupleTable* tt = SPI_tuptable;
     uint64 n = SPI_processed;
     for (uint64 r = 0; r < n; r++) {
@@ -317,9 +365,16 @@ PGC_FUNCTION(pgc_es_aggregate_state) {
       int64 ev_version = DatumGetInt64(values[0]);
       text* type = DatumGetTextPP(values[1]);
       int32 out_sv = 0;
-      Datum data = upcast(VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type), DatumGetInt32(values[2]), values[3], &out_sv);
-      state = apply_event(def, state, values[1], data, stream, ev_version);
+      Datum data = upcast(fns, VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type), DatumGetInt32(values[2]), values[3],
+                          &out_sv);
+      bool isnull = false;
+      Datum next = apply_event(def, state, values[1], data, &isnull);
       MemoryContextSwitchTo(old);
+      if (isnull) {
+        null_at = ev_version;
+        break;
+      }
+      state = next;
       version = ev_version;
       if (++since_compact >= kFoldCompactEvery || MemoryContextMemAllocated(work, true) > kFoldCompactBytes) {
         MemoryContext fresh = AllocSetContextCreate(outer, "pg_consistency fold state", ALLOCSET_DEFAULT_SIZES);
@@ -332,6 +387,7 @@ PGC_FUNCTION(pgc_es_aggregate_state) {
         since_compact = 0;
       }
     }
+    if (null_at != 0) break;
     // The state may point into the rows we are about to free.
     MemoryContext fresh = AllocSetContextCreate(outer, "pg_consistency fold state", ALLOCSET_DEFAULT_SIZES);
     MemoryContext o2 = MemoryContextSwitchTo(fresh);
@@ -344,10 +400,12 @@ PGC_FUNCTION(pgc_es_aggregate_state) {
     SPI_freetuptable(tt);
     if (n < static_cast<uint64>(kFoldChunk)) break;
   }
+  pg::run_as_leave(&ras);
+  if (null_at != 0) throw_apply_null(format_procedure(def->apply_fn), stream, null_at);
 
+  // Only a fold run as above saves a snapshot; it is marked folded.
   if (def->snapshot_every > 0 && version - snapshot_version >= def->snapshot_every && !XactReadOnly &&
       !RecoveryInProgress()) {
-    SavedUser su;
     enter_owner(&su);
     Datum v[3] = {stream_d, Int64GetDatum(version), state};
     spi_run(plan_save_auto_snapshot(), v, nullptr, false);

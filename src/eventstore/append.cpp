@@ -25,7 +25,7 @@ const char* g_stream_for_messages = "";
 
 std::string event_label(int index) {
   return "event " + std::to_string(index + 1) + " for stream \"" +
-         truncate_utf8(g_stream_for_messages, 200) + "\"";
+         shown_name(g_stream_for_messages) + "\"";
 }
 
 [[noreturn]] void throw_bad_event(int index, const char* problem) {
@@ -47,7 +47,7 @@ void check_expected(bool any, int64 v) {
   std::string act = actual == 0 ? std::string("the stream does not exist (version 0)")
                                 : "the stream is at version " + std::to_string(actual);
   throw Error(sqlstate::kWrongExpectedVersion,
-              "wrong expected version for stream \"" + truncate_utf8(stream, 200) + "\": expected " +
+              "wrong expected version for stream \"" + shown_name(stream) + "\": expected " +
                   exp + ", but " + act,
               "", "Re-read the stream and retry the command.");
 }
@@ -175,12 +175,14 @@ Datum uuid_datum(const pg_uuid_t* u) {
   return UUIDPGetDatum(copy);
 }
 
-ArrayType* make_array(Datum* elems, int n, Oid type) {
+ArrayType* make_array(Datum* elems, int n, Oid type, bool* nulls = nullptr) {
   int16 typlen;
   bool typbyval;
   char typalign;
   get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-  return construct_array(elems, n, type, typlen, typbyval, typalign);
+  int dims[1] = {n};
+  int lbs[1] = {1};
+  return construct_md_array(elems, nulls, 1, dims, lbs, type, typlen, typbyval, typalign);
 }
 
 // ---- statements ---------------------------------------------------------------------
@@ -288,31 +290,33 @@ int64 lock_stream(Datum stream) {
   throw Error(sqlstate::kInternal, "could not lock the stream row after 100 attempts");
 }
 
-// The idempotency check of a call whose events carry ids. Returns true and sets
-// *version when the same events were appended before.
-bool already_appended(const char* stream_name, Datum stream, EventInput* ev, int n, int64* version) {
+// The idempotency check of a call whose events carry ids. Returns 1 and sets *version
+// when the same events were appended before, 0 when none of them was, and -1 with
+// *clash set (palloc'd) when the call clashes with the stream.
+int already_appended(Datum stream, EventInput* ev, int n, int64* version, char** clash) {
   Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  bool* id_nulls = static_cast<bool*>(palloc(sizeof(bool) * n));
   Datum* types = static_cast<Datum*>(palloc(sizeof(Datum) * n));
   Datum* datas = static_cast<Datum*>(palloc(sizeof(Datum) * n));
   Datum* metas = static_cast<Datum*>(palloc(sizeof(Datum) * n));
   bool* has_id = static_cast<bool*>(palloc(sizeof(bool) * n));
-  pg_uuid_t nil;
-  memset(&nil, 0, sizeof(nil));
   for (int i = 0; i < n; i++) {
-    // Events without id cannot match: the nil UUID stands in (never stored by us).
-    ids[i] = uuid_datum(ev[i].has_id ? &ev[i].id : &nil);
+    // An event without id is a NULL element, which matches no stored id. (Any UUID,
+    // the nil UUID included, is a valid event id: no value may stand in for "none".)
+    ids[i] = ev[i].has_id ? uuid_datum(&ev[i].id) : (Datum)0;
+    id_nulls[i] = !ev[i].has_id;
     types[i] = PointerGetDatum(ev[i].type);
     datas[i] = ev[i].data;
     metas[i] = ev[i].metadata;
     has_id[i] = ev[i].has_id;
   }
-  Datum args[5] = {stream, PointerGetDatum(make_array(ids, n, UUIDOID)),
+  Datum args[5] = {stream, PointerGetDatum(make_array(ids, n, UUIDOID, id_nulls)),
                    PointerGetDatum(make_array(types, n, TEXTOID)),
                    PointerGetDatum(make_array(datas, n, JSONBOID)),
                    PointerGetDatum(make_array(metas, n, JSONBOID))};
   spi_run(plan_find_ids(), args, nullptr, false);
   uint64 found_n = SPI_processed;
-  if (found_n == 0) return false;
+  if (found_n == 0) return 0;
   size_t* idx = static_cast<size_t*>(palloc(sizeof(size_t) * found_n));
   int64* vers = static_cast<int64*>(palloc(sizeof(int64) * found_n));
   bool* same = static_cast<bool*>(palloc(sizeof(bool) * found_n));
@@ -325,6 +329,8 @@ bool already_appended(const char* stream_name, Datum stream, EventInput* ev, int
   }
   int outcome = 0;
   int64 decided_version = 0;
+  char reason[256];
+  reason[0] = '\0';
   {
     // Pure decision; its strings die before any PostgreSQL call.
     std::vector<bool> has(has_id, has_id + n);
@@ -335,17 +341,20 @@ bool already_appended(const char* stream_name, Datum stream, EventInput* ev, int
       outcome = 1;
       decided_version = d.version;
     } else if (d.outcome == Idempotency::kClash) {
-      throw Error(sqlstate::kWrongExpectedVersion,
-                  "event ids clash with events already in stream \"" +
-                      truncate_utf8(stream_name, 200) + "\": " + d.reason,
-                  "", "Resend exactly the same events (same ids, same order, same content) or use new ids.");
+      outcome = -1;
+      snprintf(reason, sizeof(reason), "%s", d.reason.c_str());
     }
   }
-  if (outcome == 1) {
-    *version = decided_version;
-    return true;
-  }
-  return false;
+  if (outcome == 1) *version = decided_version;
+  if (outcome == -1) *clash = pstrdup(reason);
+  return outcome;
+}
+
+[[noreturn]] void throw_clash(const char* stream_name, const char* reason) {
+  throw Error(sqlstate::kWrongExpectedVersion,
+              "event ids clash with events already in stream \"" + shown_name(stream_name) +
+                  "\": " + reason,
+              "", "Resend exactly the same events (same ids, same order, same content) or use new ids.");
 }
 
 // Runs the append statement; returns the stream's new version, or 0 when the CTE
@@ -397,6 +406,8 @@ int64 do_append(const char* stream_name, int stream_len, bool any, int64 expecte
     args[7] = PointerGetDatum(make_array(metas, n, JSONBOID));
   }
 
+  // Our statements run as the owner with the pinned path; our own errors are raised only
+  // after leaving it (the C entry points are called from other C++ code).
   SavedUser su;
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
   enter_owner(&su);
@@ -412,36 +423,41 @@ int64 do_append(const char* stream_name, int stream_len, bool any, int64 expecte
   }
 
   int64 version = 0;
+  int64 wrong_actual = -1;  // >= 0: the expected version did not match this one
+  char* clash = nullptr;
   if (!any_id) {
     if (any) {
       // Most appends go to an existing stream: a plain UPDATE is the cheapest lock; a
       // new stream (or one created concurrently) goes through the upsert.
       version = run_append(StreamStep::kBump, many, args);
       if (version == 0) version = run_append(StreamStep::kUpsert, many, args);
-      if (version == 0) elog(ERROR, "pg_consistency: upsert of stream \"%s\" returned no row", stream_name);
-    } else if (expected == 0) {
-      version = run_append(StreamStep::kCreate, many, args);
-      if (version == 0) throw_wrong_version(stream_name, false, 0, current_version(stream));
+      if (version == 0)
+        elog(ERROR, "pg_consistency: upsert of stream \"%s\" returned no row", clipped_name(stream_name, stream_len));
     } else {
-      version = run_append(StreamStep::kExpect, many, args);
-      if (version == 0) throw_wrong_version(stream_name, false, expected, current_version(stream));
+      version = run_append(expected == 0 ? StreamStep::kCreate : StreamStep::kExpect, many, args);
+      if (version == 0) wrong_actual = current_version(stream);
     }
   } else {
     int64 current = lock_stream(stream);
     int64 prior = 0;
-    if (current > 0 && already_appended(stream_name, stream, ev, n, &prior)) {
-      leave_owner(&su);
-      SPI_finish();
-      return prior;
+    int seen = current > 0 ? already_appended(stream, ev, n, &prior, &clash) : 0;
+    if (seen == 1) {
+      version = prior;
+    } else if (seen == 0 && !any && expected != current) {
+      wrong_actual = current;
+    } else if (seen == 0) {
+      args[2] = Int64GetDatum(current);
+      version = run_append(StreamStep::kExpect, many, args);
+      if (version == 0)
+        elog(ERROR, "pg_consistency: locked stream \"%s\" changed under the lock", clipped_name(stream_name, stream_len));
+      wake_subscriptions_at_commit();
     }
-    if (!any && expected != current) throw_wrong_version(stream_name, false, expected, current);
-    args[2] = Int64GetDatum(current);
-    version = run_append(StreamStep::kExpect, many, args);
-    if (version == 0) elog(ERROR, "pg_consistency: locked stream \"%s\" changed under the lock", stream_name);
   }
   leave_owner(&su);
   SPI_finish();
-  wake_subscriptions_at_commit();
+  if (clash != nullptr) throw_clash(stream_name, clash);
+  if (wrong_actual >= 0) throw_wrong_version(stream_name, false, expected, wrong_actual);
+  if (!any_id) wake_subscriptions_at_commit();
   return version;
 }
 
@@ -469,6 +485,7 @@ namespace pg = pgc::pg;
 PGC_FUNCTION(pgc_es_append_events) {
   int stream_len = 0;
   char* stream = checked_stream_arg(fcinfo, 0, "stream", &stream_len);
+  refuse_reserved_stream(stream, stream_len, "append to");
   bool any = PG_ARGISNULL(1);
   int64 expected = any ? 0 : PG_GETARG_INT64(1);
   check_expected(any, expected);
@@ -483,6 +500,7 @@ PGC_FUNCTION(pgc_es_append_events) {
 PGC_FUNCTION(pgc_es_append_event) {
   int stream_len = 0;
   char* stream = checked_stream_arg(fcinfo, 0, "stream", &stream_len);
+  refuse_reserved_stream(stream, stream_len, "append to");
   bool any = PG_ARGISNULL(1);
   int64 expected = any ? 0 : PG_GETARG_INT64(1);
   check_expected(any, expected);

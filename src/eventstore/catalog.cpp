@@ -31,7 +31,6 @@ struct UpcasterEntry {
   int len;
   int32 latest;   // latest schema version
   Oid* fns;       // fns[v - 1] upcasts version v to v + 1
-  FmgrInfo* finfo;
 };
 struct AggEntry {
   char* category;
@@ -182,9 +181,6 @@ void load_upcasters() {
       e->latest = from + 1;
     }
   }
-  for (int i = 0; i < count; i++)
-    entries[i].finfo = static_cast<FmgrInfo*>(
-        MemoryContextAllocZero(cxt, sizeof(FmgrInfo) * Max(entries[i].latest, 1)));
   SPI_finish();
   g_up = entries;
   g_nup = count;
@@ -206,7 +202,8 @@ UpcasterEntry* find_upcaster(const char* type, int len) {
 
 void load_aggregates() {
   static pg::SavedPlan plan(
-      "SELECT category, apply_fn::pg_catalog.oid, initial_state, snapshot_every FROM consistency.aggregates "
+      "SELECT category, apply_fn::pg_catalog.oid, initial_state, snapshot_every, registered_by "
+      "FROM consistency.aggregates "
       "ORDER BY category COLLATE pg_catalog.\"C\"",
       {});
   MemoryContext cxt = new_generation(&g_agg_cxt);
@@ -231,6 +228,7 @@ void load_aggregates() {
     e->def.initial_state = PointerGetDatum(PG_DETOAST_DATUM_COPY(st));
     MemoryContextSwitchTo(old);
     e->def.snapshot_every = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull));
+    e->def.registered_by = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 5, &isnull));
     e->def.finfo = static_cast<FmgrInfo*>(MemoryContextAllocZero(cxt, sizeof(FmgrInfo)));
   }
   SPI_finish();
@@ -253,13 +251,9 @@ const Oids& oids() {
   return g_oids;
 }
 
-void enter_owner(SavedUser* saved) {
-  Oid owner = oids().owner;
-  GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
-  SetUserIdAndSecContext(owner, saved->sec_context | SECURITY_LOCAL_USERID_CHANGE);
-}
+void enter_owner(SavedUser* saved) { pg::enter_owner_pinned(saved, oids().owner); }
 
-void leave_owner(const SavedUser* saved) { SetUserIdAndSecContext(saved->userid, saved->sec_context); }
+void leave_owner(const SavedUser* saved) { pg::leave_owner_pinned(saved); }
 
 int spi_run(pg::SavedPlan& plan, const Datum* values, const char* nulls, bool read_only,
             long count) {
@@ -279,18 +273,67 @@ int32 latest_schema_version(const char* type, int len) {
   return e == nullptr ? 1 : e->latest;
 }
 
-Datum upcast(const char* type, int len, int32 schema_version, Datum data, int32* out_version) {
+struct UpcastFns {
+  MemoryContext cxt;
+  int n;
+  int cap;
+  Oid* oids;
+  Oid* checked_for;  // the role whose EXECUTE right was checked
+  FmgrInfo** infos;
+};
+
+UpcastFns* new_upcast_fns(MemoryContext cxt) {
+  UpcastFns* f = static_cast<UpcastFns*>(MemoryContextAllocZero(cxt, sizeof(UpcastFns)));
+  f->cxt = cxt;
+  return f;
+}
+
+namespace {
+// The FmgrInfo of upcaster `fn` in `fns`, after checking that the current user may
+// execute it (once per function and role in the context).
+FmgrInfo* upcaster_info(UpcastFns* fns, Oid fn) {
+  Oid me = GetUserId();
+  int i = 0;
+  while (i < fns->n && fns->oids[i] != fn) i++;
+  if (i < fns->n && fns->checked_for[i] == me) return fns->infos[i];
+  check_function_exists(fn, "the upcaster");
+  pg::require_execute(fn, me, "The role running the upcaster");
+  if (i == fns->n) {
+    if (fns->n == fns->cap) {
+      int cap = fns->cap == 0 ? 4 : fns->cap * 2;
+      Oid* oids = static_cast<Oid*>(MemoryContextAlloc(fns->cxt, sizeof(Oid) * cap));
+      Oid* checked = static_cast<Oid*>(MemoryContextAlloc(fns->cxt, sizeof(Oid) * cap));
+      FmgrInfo** infos = static_cast<FmgrInfo**>(MemoryContextAlloc(fns->cxt, sizeof(FmgrInfo*) * cap));
+      for (int k = 0; k < fns->n; k++) {
+        oids[k] = fns->oids[k];
+        checked[k] = fns->checked_for[k];
+        infos[k] = fns->infos[k];
+      }
+      fns->oids = oids;
+      fns->checked_for = checked;
+      fns->infos = infos;
+      fns->cap = cap;
+    }
+    FmgrInfo* fi = static_cast<FmgrInfo*>(MemoryContextAllocZero(fns->cxt, sizeof(FmgrInfo)));
+    fmgr_info_cxt(fn, fi, fns->cxt);
+    fns->oids[i] = fn;
+    fns->infos[i] = fi;
+    fns->n++;
+  }
+  fns->checked_for[i] = me;
+  return fns->infos[i];
+}
+}  // namespace
+
+Datum upcast(UpcastFns* fns, const char* type, int len, int32 schema_version, Datum data,
+             int32* out_version) {
   UpcasterEntry* e = find_upcaster(type, len);
   if (e == nullptr || schema_version >= e->latest) {
     *out_version = schema_version;
     return data;
   }
   for (int32 v = Max(schema_version, 1); v < e->latest; v++) {
-    FmgrInfo* fi = &e->finfo[v - 1];
-    if (fi->fn_oid == InvalidOid) {
-      check_function_exists(e->fns[v - 1], "the upcaster");
-      fmgr_info_cxt(e->fns[v - 1], fi, g_up_cxt);
-    }
+    FmgrInfo* fi = upcaster_info(fns, e->fns[v - 1]);
     LOCAL_FCINFO(fcinfo, 1);
     InitFunctionCallInfoData(*fcinfo, fi, 1, InvalidOid, nullptr, nullptr);
     fcinfo->args[0].value = data;
@@ -298,7 +341,7 @@ Datum upcast(const char* type, int len, int32 schema_version, Datum data, int32*
     Datum r = FunctionCallInvoke(fcinfo);
     if (fcinfo->isnull) {
       char* fname = format_procedure(fi->fn_oid);
-      char* tname = pnstrdup(type, len);
+      char* tname = clipped_name(type, len);
       char msg[256];
       snprintf(msg, sizeof(msg), "upcaster %s returned NULL", fname);
       throw Error(sqlstate::kInvalidArgument,
@@ -332,7 +375,17 @@ const AggregateDef* find_aggregate(const char* category, int len) {
   return nullptr;
 }
 
-void register_catalog_callbacks() { CacheRegisterRelcacheCallback(on_relcache, (Datum)0); }
+namespace {
+// Names in messages are clipped on a character boundary of the database encoding.
+size_t clip_by_database_encoding(std::string_view s, size_t max_bytes) {
+  return static_cast<size_t>(pg_mbcliplen(s.data(), static_cast<int>(s.size()), static_cast<int>(max_bytes)));
+}
+}  // namespace
+
+void register_catalog_callbacks() {
+  CacheRegisterRelcacheCallback(on_relcache, (Datum)0);
+  set_clip_rule(clip_by_database_encoding);
+}
 
 void catalog_at_xact_end() {
   if (g_retired == NIL) return;
@@ -369,6 +422,27 @@ char* checked_stream_arg(FunctionCallInfo fcinfo, int argno, const char* argname
   throw_if_bad_stream(s, n);
   if (len != nullptr) *len = n;
   return s;
+}
+
+void refuse_reserved_stream(const char* stream, int len, const char* action) {
+  if (!is_reserved_stream(std::string_view(stream, len))) return;
+  throw Error(sqlstate::kInsufficientPrivilege,
+              std::string("cannot ") + action + " stream \"" + shown_name(std::string_view(stream, len)) +
+                  "\": streams of category \"" + std::string(kReservedCategory) +
+                  "\" are the sagas' audit trails, written only by the extension",
+              "", "Use another category for your own streams.");
+}
+
+char* clipped_name(const char* s, int len) {
+  int n = len;
+  if (n > static_cast<int>(kMessageNameBytes)) {
+    n = pg_mbcliplen(s, len, static_cast<int>(kMessageNameBytes));
+    char* out = static_cast<char*>(palloc(n + 4));
+    memcpy(out, s, n);
+    memcpy(out + n, "...", 4);
+    return out;
+  }
+  return pnstrdup(s, n);
 }
 
 bool role_is_admin(Oid role) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "pg/postgres.hpp"
+#include "pg/run_as.hpp"
 #include "pg/spi.hpp"
 
 extern "C" {
@@ -30,6 +31,7 @@ extern int g_subscription_max_attempts;  // pg_consistency.subscription_max_atte
 extern int g_subscription_batch_size;    // pg_consistency.subscription_batch_size
 extern int g_subscription_retry_ms;      // pg_consistency.subscription_retry_delay
 extern int g_subscription_max_retry_ms;  // pg_consistency.subscription_max_retry_delay
+extern int g_subscription_handler_timeout_ms;  // pg_consistency.subscription_handler_timeout
 
 // True when the library was preloaded and the shared-memory writer slots exist.
 bool have_shared_memory();
@@ -86,12 +88,14 @@ struct Oids {
 // Looks the objects up once per backend (again after DDL); raises if missing.
 const Oids& oids();
 
-// Runs our own statements as the extension owner. The caller's identity is restored by
-// leave_owner, or by the transaction/subtransaction abort on an error.
-struct SavedUser {
-  Oid userid;
-  int sec_context;
-};
+// Runs our own statements as the extension owner: pgc::pg::enter_owner_pinned, i.e. the
+// owner's identity plus a search path of pg_catalog only (no pg_temp, nothing of the
+// caller's), so no name in the statement -- nor in a trigger it fires -- can resolve to an
+// object a caller created. Never call user code (upcasters, apply functions, handlers)
+// between the two. The caller's identity and path are restored by leave_owner, or by the
+// transaction/subtransaction abort on an error. Enter and leave at the same
+// subtransaction level.
+using SavedUser = pg::OwnerState;
 void enter_owner(SavedUser* saved);
 void leave_owner(const SavedUser* saved);
 
@@ -107,16 +111,26 @@ int spi_run_latest(pg::SavedPlan& plan, const Datum* values, const char* nulls, 
 
 // Upcasting. The latest schema version of an event type (1 without upcasters).
 int32 latest_schema_version(const char* type, int len);
+// The upcaster functions called in one context (one read call, one fold, one subscription
+// batch), each with its own FmgrInfo: a SQL function keeps its parsed body in its FmgrInfo
+// for the rest of the transaction, so an FmgrInfo first called under one role and search
+// path must never be reused under another. Allocated in `cxt`.
+struct UpcastFns;
+UpcastFns* new_upcast_fns(MemoryContext cxt);
 // Returns `data` upcast from `schema_version` to the latest version of `type`, and sets
-// *out_version. Calls the registered functions as the current user.
-Datum upcast(const char* type, int len, int32 schema_version, Datum data, int32* out_version);
+// *out_version. Calls the registered functions as the current user, who must be allowed
+// to EXECUTE each of them (42501 otherwise).
+Datum upcast(UpcastFns* fns, const char* type, int len, int32 schema_version, Datum data,
+             int32* out_version);
 
 // Aggregates registered for a category, or nullptr.
 struct AggregateDef {
   Oid apply_fn;
+  Oid registered_by;    // the role folds run as
   Datum initial_state;  // jsonb, in cache memory
   int32 snapshot_every;
-  FmgrInfo* finfo;      // lazily filled, in cache memory
+  FmgrInfo* finfo;      // lazily filled, in cache memory; only ever called inside a fold
+                        // (as registered_by, with the pinned search path)
 };
 const AggregateDef* find_aggregate(const char* category, int len);
 
@@ -130,6 +144,11 @@ bool database_is_utf8();
 char* text_arg_cstring(FunctionCallInfo fcinfo, int argno, int* len);
 // Raises CS002 when the stream name is invalid; returns it as a C string.
 char* checked_stream_arg(FunctionCallInfo fcinfo, int argno, const char* argname, int* len);
+// Raises 42501 when `stream` belongs to the reserved category (the sagas' audit trails):
+// for the SQL functions that write (append_events, append_event, save_snapshot).
+void refuse_reserved_stream(const char* stream, int len, const char* action);
+// A name clipped for a message (at most ~200 bytes, on a character boundary), palloc'd.
+char* clipped_name(const char* s, int len);
 bool role_is_admin(Oid role);
 // Raises 42501 unless the current user may manage an object owned by `owner`.
 void require_manage_rights(Oid owner, const char* what, const char* name);

@@ -40,11 +40,13 @@ pg::SavedPlan& plan_category() {
 
 // Emits the rows of SPI_tuptable into the function's tuplestore. Rows already at the
 // latest schema version of their type are stored as they are; the others are upcast in
-// a per-row memory context.
+// a per-row memory context, as the caller (who must be allowed to execute the
+// upcasters), in the caller's own context: nothing runs with raised rights here.
 void emit_rows(ReturnSetInfo* rsinfo) {
   SPITupleTable* tt = SPI_tuptable;
   uint64 n = SPI_processed;
   MemoryContext row_cxt = nullptr;
+  UpcastFns* fns = nullptr;
   for (uint64 r = 0; r < n; r++) {
     bool isnull;
     text* type = DatumGetTextPP(SPI_getbinval(tt->vals[r], tt->tupdesc, 5, &isnull));
@@ -53,14 +55,16 @@ void emit_rows(ReturnSetInfo* rsinfo) {
       tuplestore_puttuple(rsinfo->setResult, tt->vals[r]);
       continue;
     }
-    if (row_cxt == nullptr)
+    if (row_cxt == nullptr) {
+      fns = new_upcast_fns(CurrentMemoryContext);
       row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_consistency read row", ALLOCSET_DEFAULT_SIZES);
+    }
     Datum values[kCols];
     bool nulls[kCols];
     heap_deform_tuple(tt->vals[r], tt->tupdesc, values, nulls);
     MemoryContext old = MemoryContextSwitchTo(row_cxt);
     int32 out_sv = sv;
-    values[6] = upcast(VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type), sv, values[6], &out_sv);
+    values[6] = upcast(fns, VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type), sv, values[6], &out_sv);
     values[5] = Int32GetDatum(out_sv);
     MemoryContextSwitchTo(old);
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

@@ -44,6 +44,7 @@ int g_subscription_max_attempts = 10;
 int g_subscription_batch_size = 100;
 int g_subscription_retry_ms = 500;
 int g_subscription_max_retry_ms = 60000;
+int g_subscription_handler_timeout_ms = 5000;
 
 namespace {
 
@@ -294,6 +295,16 @@ void define_gucs_and_callbacks() {
       "pg_consistency.subscription_max_retry_delay",
       "Longest delay between retries of a failed subscription handler.", nullptr,
       &g_subscription_max_retry_ms, 60000, 1, 24 * 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+      nullptr, nullptr);
+  // Superuser-only: the value protects the shared per-database worker from slow handlers,
+  // so no tenant may raise it; a superuser may still set it per database (ALTER DATABASE
+  // ... SET, applied when the worker connects) or for a _subscription_step session.
+  DefineCustomIntVariable(
+      "pg_consistency.subscription_handler_timeout",
+      "Longest a subscription handler may run for one event (0 = no limit).",
+      "A handler call that takes longer is cancelled and counts as a failed attempt; "
+      "a batch also ends early once it has run this long.",
+      &g_subscription_handler_timeout_ms, 5000, 0, INT_MAX, PGC_SUSET, GUC_UNIT_MS, nullptr,
       nullptr, nullptr);
   // _PG_init runs this once per process: the right moment for per-backend callbacks.
   RegisterXactCallback(on_xact, nullptr);

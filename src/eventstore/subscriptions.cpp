@@ -1,8 +1,12 @@
 // Subscriptions: the worker calls each subscription's handler for the matching events in
 // global order, below the read horizon, in the transaction that advances the checkpoint.
-// Each event runs in a subtransaction, as the subscription's owner under
-// SECURITY_RESTRICTED_OPERATION; a failing event rolls back only itself, the checkpoint
-// stays before it, and the failure is counted (retry with backoff, then parked).
+// Each event runs in a subtransaction, as the subscription's owner through
+// pgc::pg::run_as_enter (a security-restricted operation, search_path = pg_catalog,
+// pg_temp, every setting the handler changes rolled back) with the time limit
+// pg_consistency.subscription_handler_timeout; a failing or timed-out event rolls back
+// only itself, the checkpoint stays before it, and the failure is counted (retry with
+// backoff, then parked). A batch also ends early once it has run for that long, so one
+// slow subscription cannot keep the worker from the others.
 #include <random>
 
 #include "common/backoff.hpp"
@@ -71,12 +75,14 @@ pg::SavedPlan& plan_events_categories() {
       {INT8OID, INT8OID, INT8OID, TEXTARRAYOID, TEXTARRAYOID});
   return p;
 }
+// The backoff counts from the end of the batch (clock_timestamp), not from the start of its
+// transaction: a slow failing handler must not eat its own backoff.
 pg::SavedPlan& plan_update_sub() {
   static pg::SavedPlan p(
       "UPDATE consistency.subscription_state SET position = $2, processed = processed OPERATOR(pg_catalog.+) $3, "
-      "attempts = $4, last_error = $5, status = $6, next_attempt_at = pg_catalog.now() "
+      "attempts = $4, last_error = $5, status = $6, next_attempt_at = pg_catalog.clock_timestamp() "
       "OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $7 OPERATOR(pg_catalog./) 1000.0), "
-      "updated_at = pg_catalog.now() WHERE name OPERATOR(pg_catalog.=) $1",
+      "updated_at = pg_catalog.clock_timestamp() WHERE name OPERATOR(pg_catalog.=) $1",
       {TEXTOID, INT8OID, INT8OID, INT4OID, TEXTOID, TEXTOID, INT8OID});
   return p;
 }
@@ -100,7 +106,7 @@ char* checked_sub_name(FunctionCallInfo fcinfo, int argno, int* len) {
 
 [[noreturn]] void throw_unknown(const char* name) {
   throw Error(sqlstate::kUnknownObject,
-              "subscription \"" + truncate_utf8(name, 200) + "\" does not exist", "",
+              "subscription \"" + shown_name(name) + "\" does not exist", "",
               "See consistency.subscriptions for the existing ones.");
 }
 
@@ -152,20 +158,21 @@ void check_handler_signature(Oid fn) {
   }
 }
 
-// Calls the handler for row `r` as `owner`. Raises PostgreSQL errors only (it runs
-// inside PG_TRY): our own C++ errors are converted on the way out.
-void invoke_handler(FmgrInfo* finfo, Oid owner, HeapTuple tup, TupleDesc desc) {
+// The scope of the handler call in progress. Static, so that the error path below reads
+// it from memory after the longjmp.
+pg::RunAsState g_handler_scope;
+
+// Calls the handler for row `r` as `owner` (upcasting as `owner` too). Raises PostgreSQL
+// errors only (it runs inside PG_TRY): our own C++ errors are converted on the way out.
+void invoke_handler(FmgrInfo* finfo, UpcastFns* fns, Oid owner, HeapTuple tup, TupleDesc desc,
+                    TimestampTz started) {
   Datum values[7];
   bool nulls[7];
   heap_deform_tuple(tup, desc, values, nulls);
-  Oid save_uid;
-  int save_ctx;
-  GetUserIdAndSecContext(&save_uid, &save_ctx);
-  SetUserIdAndSecContext(owner, save_ctx | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-  int nest = NewGUCNestLevel();
+  pg::run_as_enter(&g_handler_scope, owner, g_subscription_handler_timeout_ms);
   text* type = DatumGetTextPP(values[3]);
   int32 sv = 0;
-  Datum data = upcast(VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type), DatumGetInt32(values[4]), values[5], &sv);
+  Datum data = upcast(fns, VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type), DatumGetInt32(values[4]), values[5], &sv);
   LOCAL_FCINFO(fcinfo, 6);
   InitFunctionCallInfoData(*fcinfo, finfo, 6, InvalidOid, nullptr, nullptr);
   Datum args[6] = {values[0], values[1], values[2], values[3], data, values[6]};
@@ -174,15 +181,21 @@ void invoke_handler(FmgrInfo* finfo, Oid owner, HeapTuple tup, TupleDesc desc) {
     fcinfo->args[i].isnull = false;
   }
   (void)FunctionCallInvoke(fcinfo);
-  AtEOXact_GUC(false, nest);
-  SetUserIdAndSecContext(save_uid, save_ctx);
+  pg::run_as_leave(&g_handler_scope);
+  // A handler that caught the cancellation of its time limit and went on has overrun it
+  // all the same: the call fails (its effects roll back) and counts as an attempt.
+  int limit = g_subscription_handler_timeout_ms;
+  if (limit > 0 && TimestampDifferenceExceeds(started, GetCurrentTimestamp(), limit))
+    ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED),
+                    errmsg("the handler returned after its time limit had passed")));
 }
 
-void invoke_handler_pg(FmgrInfo* finfo, Oid owner, HeapTuple tup, TupleDesc desc) {
+void invoke_handler_pg(FmgrInfo* finfo, UpcastFns* fns, Oid owner, HeapTuple tup, TupleDesc desc,
+                       TimestampTz started) {
   pg::CapturedError captured;
   bool failed = false;
   try {
-    invoke_handler(finfo, owner, tup, desc);
+    invoke_handler(finfo, fns, owner, tup, desc, started);
   } catch (...) {
     captured = pg::capture_current_exception();
     failed = true;
@@ -192,21 +205,26 @@ void invoke_handler_pg(FmgrInfo* finfo, Oid owner, HeapTuple tup, TupleDesc desc
 
 // Runs one event in a subtransaction. On failure returns false with *error set
 // (palloc'd in the caller's context).
-bool handle_event(FmgrInfo* finfo, Oid owner, HeapTuple tup, TupleDesc desc, char** error) {
+bool handle_event(FmgrInfo* finfo, UpcastFns* fns, Oid owner, HeapTuple tup, TupleDesc desc, char** error) {
   MemoryContext oldcxt = CurrentMemoryContext;
   ResourceOwner oldowner = CurrentResourceOwner;
   volatile bool ok = true;
+  TimestampTz started = GetCurrentTimestamp();
+  memset(&g_handler_scope, 0, sizeof(g_handler_scope));
   BeginInternalSubTransaction(nullptr);
   MemoryContextSwitchTo(oldcxt);
   PG_TRY();
   {
-    invoke_handler_pg(finfo, owner, tup, desc);
+    invoke_handler_pg(finfo, fns, owner, tup, desc, started);
     ReleaseCurrentSubTransaction();
     MemoryContextSwitchTo(oldcxt);
     CurrentResourceOwner = oldowner;
   }
   PG_CATCH();
   {
+    // First of all: a time limit still armed must not cancel what follows. The
+    // subtransaction's abort restores the identity and the settings.
+    pg::run_as_disarm_timeout(&g_handler_scope);
     MemoryContextSwitchTo(oldcxt);
     ErrorData* edata = CopyErrorData();
     FlushErrorState();
@@ -215,6 +233,10 @@ bool handle_event(FmgrInfo* finfo, Oid owner, HeapTuple tup, TupleDesc desc, cha
     CurrentResourceOwner = oldowner;
     StringInfoData buf;
     initStringInfo(&buf);
+    if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && g_subscription_handler_timeout_ms > 0 &&
+        TimestampDifferenceExceeds(started, GetCurrentTimestamp(), g_subscription_handler_timeout_ms))
+      appendStringInfo(&buf, "timed out after pg_consistency.subscription_handler_timeout (%d ms): ",
+                       g_subscription_handler_timeout_ms);
     appendStringInfo(&buf, "%s", edata->message ? edata->message : "unknown error");
     if (edata->sqlerrcode != 0) appendStringInfo(&buf, " (SQLSTATE %s)", unpack_sql_state(edata->sqlerrcode));
     if (edata->detail) appendStringInfo(&buf, " DETAIL: %s", edata->detail);
@@ -281,23 +303,32 @@ BatchResult run_batch(Datum name, const char* name_c, bool honor_schedule, bool 
 
   int64 last = position;
   char* error = nullptr;
+  bool cut_short = false;  // the batch ran out of time before its last event
   if (n > 0) {
     if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner))) {
       error = psprintf("the subscription's owner (role %u) no longer exists", owner);
     } else if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(handler))) {
       error = psprintf("the handler function %u no longer exists", handler);
-    } else if (pg_proc_aclcheck(handler, owner, ACL_EXECUTE) != ACLCHECK_OK) {
-      error = psprintf("role %s may not execute the handler %s", GetUserNameFromId(owner, true),
-                       format_procedure(handler));
+    } else if (!pg::may_execute(handler, owner)) {
+      error = psprintf("permission denied for function %s: the subscription's owner (%s) may not execute it",
+                       format_procedure(handler), GetUserNameFromId(owner, true));
     } else {
+      // A fresh FmgrInfo per batch, used only as the owner in the pinned context.
       FmgrInfo finfo;
       fmgr_info(handler, &finfo);
+      UpcastFns* fns = new_upcast_fns(CurrentMemoryContext);
       MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_consistency handler",
                                                     ALLOCSET_DEFAULT_SIZES);
+      TimestampTz batch_start = GetCurrentTimestamp();
       for (uint64 r = 0; r < n; r++) {
+        if (r > 0 && g_subscription_handler_timeout_ms > 0 &&
+            TimestampDifferenceExceeds(batch_start, GetCurrentTimestamp(), g_subscription_handler_timeout_ms)) {
+          cut_short = true;  // the rest waits for the next turn, after the others
+          break;
+        }
         MemoryContext old = MemoryContextSwitchTo(row_cxt);
         char* err = nullptr;
-        bool ok = handle_event(&finfo, owner, tt->vals[r], tt->tupdesc, &err);
+        bool ok = handle_event(&finfo, fns, owner, tt->vals[r], tt->tupdesc, &err);
         MemoryContextSwitchTo(old);
         if (!ok) {
           bool isnull;
@@ -314,10 +345,10 @@ BatchResult run_batch(Datum name, const char* name_c, bool honor_schedule, bool 
       MemoryContextDelete(row_cxt);
     }
   }
-  bool complete = error == nullptr && n < static_cast<uint64>(batch);
+  bool complete = error == nullptr && !cut_short && n < static_cast<uint64>(batch);
   int64 next = next_checkpoint(position, last, complete, horizon);
   res.moved = next != position;
-  res.full = error == nullptr && n == static_cast<uint64>(batch);
+  res.full = error == nullptr && (cut_short || n == static_cast<uint64>(batch));
   res.failed = error != nullptr;
 
   int32 new_attempts = 0;
@@ -436,12 +467,9 @@ PGC_FUNCTION(pgc_es_create_subscription) {
   int64 from = PG_GETARG_INT64(4);
   if (from < 0) throw pgc::invalid_argument("from_position must not be negative, not " + std::to_string(from));
   Oid caller = GetUserId();
-  if (pg_proc_aclcheck(handler, caller, ACL_EXECUTE) != ACLCHECK_OK) {
-    char* fname = format_procedure(handler);
-    throw pgc::Error(pgc::sqlstate::kInsufficientPrivilege,
-                     std::string("permission denied for handler function ") + fname,
-                     "Handlers run as the role that creates the subscription.");
-  }
+  // Handlers run as the role that creates the subscription: it must be allowed to call
+  // the handler (checked again before every batch).
+  pg::require_execute(handler, caller, "The subscription's owner");
   static pg::SavedPlan insert(
       "INSERT INTO consistency.subscription_state "
       "(name, handler, categories, event_types, position, max_attempts, owner) "
@@ -463,7 +491,7 @@ PGC_FUNCTION(pgc_es_create_subscription) {
   bool inserted = SPI_processed > 0;
   SPI_finish();
   if (!inserted)
-    throw pgc::Error("42710", "subscription \"" + truncate_utf8(name, 200) + "\" already exists", "",
+    throw pgc::Error("42710", "subscription \"" + shown_name(name) + "\" already exists", "",
                      "Drop it first, or reset it with consistency.reset_subscription.");
   if (!subscriptions_may_be_active()) set_active_subscriptions(1);  // the worker recounts
   pgc::worker::wake_at_commit(&kComponent);

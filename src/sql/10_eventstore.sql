@@ -56,11 +56,14 @@ CREATE TRIGGER events_immutable
   FOR EACH STATEMENT EXECUTE FUNCTION consistency._events_immutable();
 ALTER TABLE consistency.events ENABLE ALWAYS TRIGGER events_immutable;
 
+-- `folded`: saved by aggregate_state from a fold run as the aggregate's registrant (the
+-- only snapshots aggregate_state starts from); false for save_snapshot's.
 CREATE TABLE consistency.snapshots (
   stream     text NOT NULL,
   version    bigint NOT NULL CHECK (version >= 1),
   state      jsonb NOT NULL,
   created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  folded     boolean NOT NULL DEFAULT false,
   PRIMARY KEY (stream, version)
 );
 
@@ -343,7 +346,9 @@ $$;
 -- ---------------------------------------------------------------------------------
 -- Privileges: readers read, writers append and subscribe, admins define.
 -- The C functions run as the caller and switch to the extension owner only for their
--- own fixed, schema-qualified statements (see docs/eventstore.md, "Security").
+-- own fixed, schema-qualified statements, with only pg_catalog on the search path; user
+-- code (upcasters, apply functions, handlers) never runs there (see docs/eventstore.md,
+-- "Security model").
 -- ---------------------------------------------------------------------------------
 REVOKE ALL ON consistency.streams, consistency.events, consistency.snapshots,
   consistency.upcasters, consistency.aggregates, consistency.subscription_state,

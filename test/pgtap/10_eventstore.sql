@@ -163,10 +163,12 @@ SELECT ok((SELECT max(global_position) FROM consistency.read_all(0, 100000)) IS 
 -- ---------------------------------------------------------------------------------
 -- Other AFTER INSERT triggers on events keep working (the outbox routes events so)
 -- ---------------------------------------------------------------------------------
+-- Triggers on the event store's tables fire inside the owner scope: as the extension
+-- owner, with only pg_catalog on the search path, so they name everything with its schema.
 CREATE TEMP TABLE t_routed (stream text, version bigint);
 CREATE FUNCTION pg_temp.route() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO t_routed SELECT stream, version FROM new_events;
+  INSERT INTO pg_temp.t_routed SELECT stream, version FROM new_events;
   RETURN NULL;
 END $$;
 CREATE TRIGGER tap_route AFTER INSERT ON consistency.events REFERENCING NEW TABLE AS new_events
