@@ -96,12 +96,14 @@ Action action(const Context& ctx, Resolver& resolver, const Value& v, const std:
     if (!fn->is_string() || fn->as_string().empty())
       ctx.fail(what + ".function must be a non-empty string, not " + describe(*fn));
     std::string canonical, code, message;
-    if (!resolver.resolve_function(fn->as_string(), canonical, code, message))
+    uint32_t oid = 0;
+    if (!resolver.resolve_function(fn->as_string(), canonical, oid, code, message))
       ctx.fail(what + ": " + message,
                "A step function has the signature fn(saga_id uuid, data jsonb) RETURNS jsonb.",
                code.empty() ? sqlstate::kInvalidArgument : code.c_str());
     a.kind = Action::Kind::kFunction;
     a.function = canonical;
+    a.function_oid = oid;
     return a;
   }
   if (topic == nullptr && command == nullptr) ctx.fail(what + " must be " + shape);
@@ -239,7 +241,10 @@ namespace {
 Value action_json(const Action& a) {
   switch (a.kind) {
     case Action::Kind::kNone: return Value::null();
-    case Action::Kind::kFunction: return Value::object().set("function", Value::string(a.function));
+    case Action::Kind::kFunction:
+      return Value::object()
+          .set("function", Value::string(a.function))
+          .set("oid", Value::integer(static_cast<int64_t>(a.function_oid)));
     case Action::Kind::kCommand:
       return Value::object()
           .set("topic", Value::string(a.topic))
@@ -276,6 +281,13 @@ Action action_of(const Value& v) {
     if (!fn->is_string()) bad_compiled("function is not a string");
     a.kind = Action::Kind::kFunction;
     a.function = fn->as_string();
+    // Definitions compiled before functions were stored by OID have none: their steps
+    // fail (the worker never resolves a name at run time) until the saga is redefined.
+    if (const Value* oid = v.find("oid")) {
+      if (!oid->is_integer() || oid->as_integer() < 0 || oid->as_integer() > 0xFFFFFFFFLL)
+        bad_compiled("function oid is not an OID");
+      a.function_oid = static_cast<uint32_t>(oid->as_integer());
+    }
     return a;
   }
   const Value& topic = need(v, "topic");

@@ -23,7 +23,8 @@ inline constexpr int64_t kMaxDurationMs = 366LL * 24 * 3600 * 1000;  // a year
 struct Action {
   enum class Kind { kNone, kFunction, kCommand };
   Kind kind = Kind::kNone;
-  std::string function;  // kFunction: schema-qualified, quoted where needed
+  std::string function;  // kFunction: schema-qualified, quoted where needed (for messages)
+  uint32_t function_oid = 0;  // kFunction: the function resolved at definition time (0: unknown)
   std::string topic;     // kCommand
   std::string command;   // kCommand
 
@@ -61,8 +62,9 @@ class Resolver {
   virtual std::optional<int64_t> duration_ms(const std::string& text) = 0;
   // Checks that `name` is a function fn(saga_id uuid, data jsonb) RETURNS jsonb the
   // defining role may execute. On success returns true and sets `canonical` to the
-  // schema-qualified name; else sets `sqlstate` and `message` (naming the function).
-  virtual bool resolve_function(const std::string& name, std::string& canonical,
+  // schema-qualified name and `oid` to the function's OID (what the worker calls);
+  // else sets `sqlstate` and `message` (naming the function).
+  virtual bool resolve_function(const std::string& name, std::string& canonical, uint32_t& oid,
                                 std::string& sqlstate, std::string& message) = 0;
 };
 
@@ -77,7 +79,7 @@ bool valid_saga_name(const std::string& name);
 Definition compile(const std::string& saga_name, const json::Value& definition, Resolver& resolver);
 
 // The compiled form as JSON (defaults applied, durations in milliseconds, function
-// names qualified), and back. from_compiled throws pgc::Error on malformed input.
+// names qualified and their OIDs), and back. from_compiled throws pgc::Error on malformed input.
 json::Value to_compiled_json(const Definition& def);
 Definition from_compiled_json(const json::Value& compiled);
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <iterator>
 #include <map>
 #include <string>
 
@@ -35,8 +36,8 @@ class FakeResolver : public Resolver {
     if (u == "days") return n * 86400000LL;
     return std::nullopt;
   }
-  bool resolve_function(const std::string& name, std::string& canonical, std::string& code,
-                        std::string& message) override {
+  bool resolve_function(const std::string& name, std::string& canonical, uint32_t& oid,
+                        std::string& code, std::string& message) override {
     if (name == "secret.fn") {
       code = "42501";
       message = "permission denied for function secret.fn";
@@ -49,6 +50,7 @@ class FakeResolver : public Resolver {
       return false;
     }
     canonical = it->second;
+    oid = 16000 + static_cast<uint32_t>(std::distance(functions.begin(), it));
     return true;
   }
 };
@@ -103,6 +105,8 @@ TEST(SagaDefinition, CompilesTheOrderFlow) {
   EXPECT_EQ(d.steps[1].retry.backoff_ms, 100);
   EXPECT_EQ(d.steps[1].retry.max_backoff_ms, 10000);
   EXPECT_EQ(d.steps[2].action.function, "public.reserve");  // qualified by the resolver
+  EXPECT_NE(d.steps[0].action.function_oid, 0u);                // and resolved to an OID
+  EXPECT_NE(d.steps[0].action.function_oid, d.steps[0].compensation.function_oid);
   EXPECT_TRUE(d.steps[2].compensation.is_none());
   EXPECT_EQ(d.find_step("process_payment"), 1);
   EXPECT_EQ(d.find_step("nope"), -1);
@@ -116,6 +120,26 @@ TEST(SagaDefinition, CompiledFormRoundTrips) {
   EXPECT_EQ(back.steps[1].action.topic, "payments.commands");
   EXPECT_EQ(back.timeout_ms, 300000);
   EXPECT_EQ(back.steps[1].timeout_ms, kNoLimit);
+  EXPECT_EQ(back.steps[0].action.function_oid, d.steps[0].action.function_oid);
+  EXPECT_EQ(back.steps[2].action.function_oid, d.steps[2].action.function_oid);
+}
+
+// A definition compiled before functions were stored by OID reads back with OID 0 (its
+// function steps then fail at run time instead of resolving a name); a bad OID is an
+// internal error.
+TEST(SagaDefinition, CompiledFunctionOid) {
+  const char* old_form = R"({"timeout_ms": null, "steps": [{"name": "a", "action": {"function": "s.f"},
+      "compensation": null, "timeout_ms": null,
+      "retry": {"max_attempts": 1, "backoff_ms": 0, "max_backoff_ms": 0}}]})";
+  Definition d = pgc::saga::from_compiled_json(json::parse(old_form));
+  EXPECT_EQ(d.steps[0].action.function_oid, 0u);
+  std::string with_oid = old_form;
+  with_oid.replace(with_oid.find("\"s.f\"}"), 6, "\"s.f\", \"oid\": 4294967295}");
+  EXPECT_EQ(pgc::saga::from_compiled_json(json::parse(with_oid)).steps[0].action.function_oid,
+            4294967295u);
+  std::string bad = old_form;
+  bad.replace(bad.find("\"s.f\"}"), 6, "\"s.f\", \"oid\": -1}");
+  EXPECT_THROW(pgc::saga::from_compiled_json(json::parse(bad)), pgc::Error);
 }
 
 TEST(SagaDefinition, MalformedCompiledFormIsAnInternalError) {
