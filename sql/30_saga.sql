@@ -9,6 +9,11 @@ DROP ROLE IF EXISTS saga_alice;
 DROP ROLE IF EXISTS saga_bob;
 DROP ROLE IF EXISTS saga_reader;
 DROP ROLE IF EXISTS saga_operator;
+DROP SCHEMA IF EXISTS saga_mallory CASCADE;
+DROP SCHEMA IF EXISTS saga_fn CASCADE;
+DROP SCHEMA IF EXISTS saga_fn_early CASCADE;
+DROP ROLE IF EXISTS saga_mallory;
+DROP ROLE IF EXISTS saga_alice_app;
 RESET client_min_messages;
 -- One step per transaction (per _advance_sagas call), to follow each step; chaining is
 -- shown at the end.
@@ -83,7 +88,8 @@ CREATE FUNCTION shop.returns_array(saga_id uuid, data jsonb) RETURNS jsonb LANGU
 -- Definitions: versions start at 1; the same definition again is the same version.
 SELECT consistency.define_saga('order', :'flow') AS v1;
 SELECT consistency.define_saga('order', :'flow') AS same_again;
-SELECT name, version, compiled -> 'steps' -> 0 -> 'action' AS action,
+SELECT name, version, (compiled -> 'steps' -> 0 -> 'action') - 'oid' AS action,
+       (compiled #>> '{steps,0,action,oid}')::oid = 'shop.reserve(uuid, jsonb)'::regprocedure AS stored_by_oid,
        compiled -> 'steps' -> 0 -> 'retry' AS retry, compiled -> 'timeout_ms' AS timeout_ms,
        owner::regrole = current_user::regrole AS owned_by_definer
   FROM consistency.saga_definitions ORDER BY name, version;
@@ -325,8 +331,265 @@ SELECT consistency._advance_sagas() AS the_third;
 SELECT status, current_step FROM consistency.saga_status(:'chained2');
 SET pg_consistency.saga_chain_steps = 1;
 
+-- Security. A step cannot change the settings of the statements that follow it: the
+-- attack of a writer who plants functions and operators in its schema and points the
+-- worker's search_path at it from a step (set_config(..., false) survives a plain
+-- GUC nest level). The planted functions would make the writer a superuser if they
+-- ever ran with a superuser's rights.
+CREATE ROLE saga_mallory LOGIN IN ROLE consistency_writer;
+CREATE SCHEMA saga_mallory AUTHORIZATION saga_mallory;
+SET ROLE saga_mallory;
+CREATE TABLE saga_mallory.calls (fn text, ran_as name);
+CREATE FUNCTION saga_mallory.escalate(fn text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO saga_mallory.calls VALUES (fn, current_user);
+  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+    EXECUTE 'ALTER ROLE saga_mallory SUPERUSER';
+  END IF;
+END $$;
+CREATE FUNCTION saga_mallory.clock_timestamp() RETURNS timestamptz LANGUAGE plpgsql AS $$
+BEGIN PERFORM saga_mallory.escalate('clock_timestamp'); RETURN pg_catalog.clock_timestamp(); END $$;
+CREATE FUNCTION saga_mallory.now() RETURNS timestamptz LANGUAGE plpgsql AS $$
+BEGIN PERFORM saga_mallory.escalate('now'); RETURN pg_catalog.now(); END $$;
+CREATE FUNCTION saga_mallory.gen_random_uuid() RETURNS uuid LANGUAGE plpgsql AS $$
+BEGIN PERFORM saga_mallory.escalate('gen_random_uuid'); RETURN pg_catalog.gen_random_uuid(); END $$;
+CREATE FUNCTION saga_mallory.jsonb_cat(a jsonb, b jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN PERFORM saga_mallory.escalate('||'); RETURN pg_catalog.jsonb_concat(a, b); END $$;
+CREATE OPERATOR saga_mallory.|| (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = saga_mallory.jsonb_cat);
+CREATE FUNCTION saga_mallory.uuid_eq(a uuid, b uuid) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN PERFORM saga_mallory.escalate('='); RETURN pg_catalog.uuid_eq(a, b); END $$;
+CREATE OPERATOR saga_mallory.= (LEFTARG = uuid, RIGHTARG = uuid, FUNCTION = saga_mallory.uuid_eq);
+-- The step points the search path at the planted objects, with SET LOCAL as well, and
+-- uses one of them itself (that call runs as mallory: the plant works).
+CREATE FUNCTION saga_mallory.step(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', 'saga_mallory, pg_catalog', false);
+  PERFORM pg_catalog.set_config('work_mem', '77kB', false);
+  SET LOCAL lock_timeout = '7s';
+  PERFORM now();
+  RETURN pg_catalog.jsonb_build_object('path_in_step', pg_catalog.current_setting('search_path'));
+END $$;
+SELECT consistency.define_saga('mallory_flow', '{"steps": [{"name": "a", "action": {"function": "saga_mallory.step"}}, {"name": "b", "action": {"function": "saga_mallory.step"}}]}') AS mallory_v1;
+SELECT consistency.start_saga('mallory_flow', '{}') AS mallory_saga \gset
+RESET ROLE;
+SHOW search_path;
+SELECT consistency._advance_sagas() AS advanced;
+SELECT consistency._advance_sagas() AS advanced;
+SHOW search_path;
+SHOW work_mem;
+SHOW lock_timeout;
+SELECT status, data FROM consistency.saga_status(:'mallory_saga');
+SELECT rolsuper AS mallory_is_superuser FROM pg_roles WHERE rolname = 'saga_mallory';
+SELECT fn, ran_as, count(*) FROM saga_mallory.calls GROUP BY fn, ran_as ORDER BY fn;
+
+-- Step functions are stored and called by OID. A function dropped and created again
+-- under the same name, or one created later in a schema earlier on the definer's path,
+-- is not called in its place; a dropped function is a failed attempt with the reason.
+CREATE SCHEMA saga_fn;
+CREATE SCHEMA saga_fn_early;
+CREATE TABLE saga_fn.ran (fn text);
+CREATE FUNCTION saga_fn.step(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql
+  AS $$ INSERT INTO saga_fn.ran VALUES ('saga_fn.step v1') RETURNING '{"v": 1}'::jsonb $$;
+SET search_path = saga_fn_early, saga_fn;
+SELECT consistency.define_saga('by_oid', '{"steps": [{"name": "s", "action": {"function": "step"}, "retry": {"max_attempts": 1}}]}') AS by_oid_v1;
+RESET search_path;
+SELECT compiled #>> '{steps,0,action,function}' AS stored_as,
+       (compiled #>> '{steps,0,action,oid}')::oid = 'saga_fn.step(uuid, jsonb)'::regprocedure AS its_oid
+  FROM consistency.saga_definitions WHERE name = 'by_oid';
+CREATE FUNCTION saga_fn_early.step(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql
+  AS $$ INSERT INTO saga_fn.ran VALUES ('saga_fn_early.step') RETURNING '{"v": "early"}'::jsonb $$;
+SELECT consistency.start_saga('by_oid', '{}') AS by_oid_1 \gset
+SET search_path = saga_fn_early, saga_fn;
+SELECT consistency._advance_sagas() AS advanced;
+RESET search_path;
+SELECT status, data FROM consistency.saga_status(:'by_oid_1');
+DROP FUNCTION saga_fn.step(uuid, jsonb);
+CREATE FUNCTION saga_fn.step(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql
+  AS $$ INSERT INTO saga_fn.ran VALUES ('saga_fn.step v2') RETURNING '{"v": 2}'::jsonb $$;
+SELECT consistency.start_saga('by_oid', '{}') AS by_oid_2 \gset
+SELECT consistency._advance_sagas() AS advanced;
+SELECT status, regexp_replace(last_error, 'OID [0-9]+', 'OID <n>') AS last_error
+  FROM consistency.saga_status(:'by_oid_2');
+SELECT fn, count(*) FROM saga_fn.ran GROUP BY fn ORDER BY fn;
+-- Defining it again takes the new function (a new version: the OID changed).
+SELECT consistency.define_saga('by_oid', '{"steps": [{"name": "s", "action": {"function": "saga_fn.step"}, "retry": {"max_attempts": 1}}]}') AS by_oid_v2;
+SELECT consistency.start_saga('by_oid', '{}') AS by_oid_3 \gset
+SELECT consistency._advance_sagas() AS advanced;
+SELECT status, data FROM consistency.saga_status(:'by_oid_3');
+-- EXECUTE is checked for the definer when the saga is defined and before every run.
+GRANT USAGE ON SCHEMA saga_fn TO saga_alice;
+GRANT INSERT ON saga_fn.ran TO saga_alice;
+REVOKE EXECUTE ON FUNCTION saga_fn.step(uuid, jsonb) FROM PUBLIC;
+SET ROLE saga_alice;
+SELECT pg_temp.err($$SELECT consistency.define_saga('alice_by_oid', '{"steps": [{"name": "s", "action": {"function": "saga_fn.step"}}]}')$$);
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION saga_fn.step(uuid, jsonb) TO saga_alice;
+SET ROLE saga_alice;
+SELECT consistency.define_saga('alice_by_oid', '{"steps": [{"name": "s", "action": {"function": "saga_fn.step"}, "retry": {"max_attempts": 1}}]}') AS alice_by_oid;
+SELECT consistency.start_saga('alice_by_oid', '{}') AS alice_by_oid \gset
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION saga_fn.step(uuid, jsonb) FROM saga_alice;
+SELECT consistency._advance_sagas() AS advanced;
+SELECT status, last_error FROM consistency.saga_status(:'alice_by_oid');
+-- A temporary function cannot become a step (it would vanish with the session).
+CREATE FUNCTION pg_temp.temp_step(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS 'SELECT $2';
+SELECT regexp_replace(pg_temp.err($$SELECT consistency.define_saga('temp_step', '{"steps": [{"name": "s", "action": {"function": "pg_temp.temp_step"}}]}')$$),
+                      'pg_temp_[0-9]+', 'pg_temp_N', 'g') AS temp_step;
+
+-- Function steps have a time limit: their "timeout", else pg_consistency.saga_step_timeout
+-- (superusers only may change it). A step past it is a failed attempt; the other sagas
+-- advanced with it go on.
+SHOW pg_consistency.saga_step_timeout;
+CREATE FUNCTION shop.sleepy(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_catalog.pg_sleep(30); RETURN '{}'; END $$;
+SELECT consistency.define_saga('sleepy', '{"steps": [{"name": "nap", "action": {"function": "shop.sleepy"}, "retry": {"max_attempts": 1}}]}') AS sleepy_v1;
+-- The other sagas: two steps that leave a row each.
+SELECT consistency.define_saga('beside', '{"steps": [{"name": "one", "action": {"function": "shop.complete"}, "retry": {"max_attempts": 1}}, {"name": "two", "action": {"function": "shop.complete"}}]}') AS beside_v1;
+SELECT consistency.start_saga('sleepy', '{}') AS sleepy \gset
+SELECT consistency.start_saga('beside', '{}') AS beside_sleepy \gset
+SET pg_consistency.saga_step_timeout = '200ms';
+SELECT consistency._advance_sagas() AS advanced;
+RESET pg_consistency.saga_step_timeout;
+SELECT status, last_error FROM consistency.saga_status(:'sleepy');
+SELECT status, current_step FROM consistency.saga_status(:'beside_sleepy');
+SET ROLE saga_bob;
+SELECT pg_temp.err($$SET pg_consistency.saga_step_timeout = 0$$);
+RESET ROLE;
+
+-- A step whose output is too large for its audit event is a failed attempt, not an
+-- error of the whole batch; a saga whose outcome cannot be stored for another reason
+-- (here: a trigger that refuses its progress) has that failure recorded as a failed
+-- attempt, and the sagas advanced with it go on.
+CREATE FUNCTION shop.big(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql
+  AS $$ SELECT pg_catalog.jsonb_build_object('blob', pg_catalog.repeat('x', 5000)) $$;
+SELECT consistency.define_saga('big_output', '{"steps": [{"name": "big", "action": {"function": "shop.big"}, "retry": {"max_attempts": 2, "backoff": "0 ms"}}]}') AS big_v1;
+SET pg_consistency.max_event_bytes = 4096;
+SELECT consistency.start_saga('big_output', '{}') AS big \gset
+SELECT consistency.start_saga('beside', '{}') AS beside_big \gset
+SELECT consistency._advance_sagas() AS advanced;
+SELECT consistency._advance_sagas() AS advanced;
+RESET pg_consistency.max_event_bytes;
+SELECT status, last_error FROM consistency.saga_status(:'big');
+SELECT status FROM consistency.saga_status(:'beside_big');
+CREATE FUNCTION pg_temp.refuse_progress() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.data ? 'refuse' AND NEW.step_index > OLD.step_index THEN
+    RAISE EXCEPTION 'progress refused for this test';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_progress BEFORE UPDATE ON consistency.saga_instances
+  FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse_progress();
+SELECT consistency.start_saga('beside', '{"refuse": true}') AS refused \gset
+SELECT consistency.start_saga('beside', '{}') AS beside_refused \gset
+SET pg_consistency.saga_chain_steps = 4;
+SELECT consistency._advance_sagas() AS advanced;
+SET pg_consistency.saga_chain_steps = 1;
+DROP TRIGGER refuse_progress ON consistency.saga_instances;
+SELECT status, current_step, attempts, last_error FROM consistency.saga_status(:'refused');
+SELECT type, data->>'step' AS step, data->>'error' AS error FROM consistency.read_stream('saga-' || :'refused') ORDER BY version;
+SELECT status FROM consistency.saga_status(:'beside_refused');
+
+-- Who may answer a saga: the role that started it, roles with the rights of the role
+-- that defined it or started it, consistency_admin members; everyone else gets 42501.
+-- Everyone with consistency_reader may read every saga.
+CREATE ROLE saga_alice_app IN ROLE saga_alice;
+SET ROLE saga_alice;
+SELECT consistency.define_saga('alice_cmd', '{"steps": [{"name": "ship", "action": {"topic": "shipping.commands", "command": "Ship"}, "timeout": "1 hour"}, {"name": "bill", "action": {"topic": "billing.commands", "command": "Bill"}, "timeout": "1 hour"}]}') AS alice_cmd_v1;
+SELECT consistency.start_saga('alice_cmd', '{}') AS by_alice \gset
+SET ROLE saga_bob;
+SELECT consistency.start_saga('alice_cmd', '{}') AS by_bob \gset
+RESET ROLE;
+SELECT consistency._advance_sagas() AS advanced;
+SELECT s.id = :'by_alice' AS alice_started, r.rolname AS started_by
+  FROM consistency.saga_instances s JOIN pg_roles r ON r.oid = s.started_by
+ WHERE s.id IN (:'by_alice', :'by_bob') ORDER BY 1 DESC;
+SET ROLE saga_bob;
+SELECT pg_temp.err(format('SELECT consistency.complete_step(%L, %L)', :'by_alice', 'ship'));
+SELECT pg_temp.err(format('SELECT consistency.fail_step(%L, %L, %L)', :'by_alice', 'ship', 'forged'));
+SELECT pg_temp.err(format('SELECT consistency.abort_saga(%L, %L)', :'by_alice', 'forged'));
+SELECT status, current_step FROM consistency.saga_status(:'by_alice');
+-- The stream saga-<id> is written by the extension only (the event store refuses it).
+SELECT pg_temp.err(format('SELECT consistency.append_events(%L, NULL, %L)', 'saga-' || :'by_alice',
+                          '[{"type": "SagaCompleted", "data": {"steps": 2}}]'));
+-- Bob started the other one: he may answer it.
+SELECT consistency.complete_step(:'by_bob', 'ship', '{"by": "bob"}');
+SET ROLE saga_alice_app;
+SELECT consistency.complete_step(:'by_alice', 'ship', '{"by": "alice_app"}');
+SET ROLE saga_alice;
+SELECT pg_temp.err(format('SELECT consistency.append_events(%L, NULL, %L)', 'saga-' || :'by_alice',
+                          '[{"type": "SagaCompleted", "data": {"steps": 2}}]'));
+SET ROLE saga_reader;
+SELECT status, data FROM consistency.saga_status(:'by_alice');
+SELECT pg_temp.err(format('SELECT consistency.complete_step(%L, %L)', :'by_alice', 'bill'));
+RESET ROLE;
+SELECT consistency._advance_sagas() AS advanced;
+SET ROLE saga_operator;
+SELECT consistency.complete_step(:'by_alice', 'bill');
+SELECT consistency.abort_saga(:'by_bob', 'operator stops it');
+RESET ROLE;
+SELECT id = :'by_alice' AS alice_started, status, data FROM consistency.sagas
+ WHERE id IN (:'by_alice', :'by_bob') ORDER BY 1 DESC;
+-- An operator function granted to a writer works on its own sagas only.
+GRANT EXECUTE ON FUNCTION consistency.retry_saga(uuid), consistency.abort_saga(uuid, text) TO saga_bob;
+SET ROLE saga_operator;
+SELECT consistency.start_saga('alice_cmd', '{}') AS by_operator \gset
+SET ROLE saga_bob;
+SELECT consistency.start_saga('alice_cmd', '{}') AS by_bob2 \gset
+SELECT pg_temp.err(format('SELECT consistency.abort_saga(%L, %L)', :'by_operator', 'not mine'));
+SELECT pg_temp.err(format('SELECT consistency.retry_saga(%L)', :'by_operator'));
+SELECT consistency.abort_saga(:'by_bob2', 'mine');
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION consistency.retry_saga(uuid), consistency.abort_saga(uuid, text) FROM saga_bob;
+SELECT consistency.abort_saga(:'by_operator', 'clean up');
+
+-- Hostile pg_temp objects: a writer's domains over the types the extension uses, first on
+-- its search path, never run with another role's rights.
+SET ROLE saga_bob;
+CREATE TABLE pg_temp.evil_calls (ran_as name);
+CREATE FUNCTION pg_temp.evil(v anyelement) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO pg_temp.evil_calls VALUES (current_user);
+  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+    EXECUTE 'ALTER ROLE saga_bob SUPERUSER';
+  END IF;
+  RETURN true;
+END $$;
+CREATE DOMAIN pg_temp.jsonb AS pg_catalog.jsonb CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.uuid AS pg_catalog.uuid CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.int4 AS pg_catalog.int4 CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.oid AS pg_catalog.oid CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.timestamptz AS pg_catalog.timestamptz CHECK (pg_temp.evil(VALUE));
+CREATE DOMAIN pg_temp.interval AS pg_catalog.interval CHECK (pg_temp.evil(VALUE));
+SET search_path = pg_temp, pg_catalog;
+SELECT consistency.define_saga('bob_cmd', '{"steps": [{"name": "ship", "action": {"topic": "shipping.commands", "command": "Ship"}, "timeout": "1 hour"}]}') AS bob_cmd_v1;
+SELECT consistency.start_saga('bob_cmd', '{"n": 1}', 'bob-1') AS bob_cmd \gset
+SELECT consistency.start_saga('bob_cmd', '{"n": 1}', 'bob-1') = :'bob_cmd' AS same_saga;
+SELECT consistency.start_saga('bob_cmd', '{"n": 2}', 'bob-2') AS bob_cmd2 \gset
+RESET ROLE;
+SELECT consistency._advance_sagas() AS advanced;
+SET ROLE saga_bob;
+SELECT consistency.complete_step(:'bob_cmd', 'ship', '{"ok": true}');
+SELECT consistency.fail_step(:'bob_cmd2', 'ship', 'no truck');
+SELECT status, attempts, data, last_error FROM consistency.saga_status(:'bob_cmd');
+SELECT status, attempts, data, last_error FROM consistency.saga_status(:'bob_cmd2');
+SELECT count(*) > 0 AS reads_the_view FROM consistency.sagas;
+RESET ROLE;
+SELECT count(*) FILTER (WHERE ran_as <> 'saga_bob') AS evil_ran_as_another_role,
+       (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = 'saga_bob') AS bob_is_superuser
+  FROM pg_temp.evil_calls;
+DROP DOMAIN pg_temp.jsonb, pg_temp.text, pg_temp.uuid, pg_temp.int4, pg_temp.oid,
+  pg_temp.timestamptz, pg_temp.interval;
+RESET search_path;
+
 -- Clean up the cluster-wide roles.
 DROP FUNCTION public.saga_alice_step(uuid, jsonb);
-DELETE FROM consistency.saga_instances WHERE name = 'alice_flow';
-DELETE FROM consistency.saga_definitions WHERE name = 'alice_flow';
-DROP ROLE saga_alice, saga_bob, saga_reader, saga_operator;
+SELECT count(*) AS sagas_left_running FROM consistency.sagas WHERE status IN ('running', 'compensating') AND name <> 'bob_cmd';
+DELETE FROM consistency.saga_instances WHERE name IN ('alice_flow', 'mallory_flow', 'alice_by_oid', 'alice_cmd', 'bob_cmd');
+DELETE FROM consistency.saga_definitions WHERE name IN ('alice_flow', 'mallory_flow', 'alice_by_oid', 'alice_cmd', 'bob_cmd');
+DROP SCHEMA saga_mallory CASCADE;
+DROP SCHEMA saga_fn, saga_fn_early CASCADE;
+DROP ROLE saga_alice_app;
+DROP OWNED BY saga_alice, saga_bob, saga_mallory;
+DROP ROLE saga_alice, saga_bob, saga_reader, saga_operator, saga_mallory;

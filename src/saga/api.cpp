@@ -1,6 +1,12 @@
 // The SQL functions of the saga pillar: define_saga, start_saga, complete_step,
 // fail_step, retry_saga, abort_saga. saga_status, the view and the operations
 // functions are plain SQL (src/sql/30_saga.sql).
+//
+// They run as their caller (no SECURITY DEFINER: the caller is who defines, starts or
+// answers a saga) and take the extension owner's rights only for their own catalog
+// statements, inside pgc::pg::OwnerScope: a catalog-only override search path (no
+// pg_temp, nothing of the caller's), no user code inside. Privilege checks (who may
+// redefine, answer, retry or abort a saga) are made for the caller before that.
 #include <cmath>
 #include <optional>
 #include <random>
@@ -8,6 +14,7 @@
 
 #include "pg/guard.hpp"
 #include "pg/roles.hpp"
+#include "pg/run_as.hpp"
 #include "pg/spi.hpp"
 #include "saga/definition.hpp"
 #include "saga/machine.hpp"
@@ -15,6 +22,7 @@
 
 extern "C" {
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "parser/parse_func.h"
 #include "utils/acl.h"
@@ -72,8 +80,8 @@ class PgResolver : public saga::Resolver {
     return static_cast<int64_t>(std::ceil(ms));  // 500 microseconds is 1 ms, not 0
   }
 
-  bool resolve_function(const std::string& name, std::string& canonical, std::string& code,
-                        std::string& message) override {
+  bool resolve_function(const std::string& name, std::string& canonical, uint32_t& oid,
+                        std::string& code, std::string& message) override {
     List* names = nullptr;
     Oid fn = InvalidOid;
     try {
@@ -103,7 +111,7 @@ class PgResolver : public saga::Resolver {
     Oid rettype = InvalidOid;
     char* rettype_name = nullptr;
     char* qualified = nullptr;
-    bool may_execute = false;
+    bool may_execute = false, temporary = false;
     pg_call([&] {
       HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
       if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for function %u", fn);
@@ -111,6 +119,7 @@ class PgResolver : public saga::Resolver {
       kind = p->prokind;
       retset = p->proretset;
       rettype = p->prorettype;
+      temporary = isAnyTempNamespace(p->pronamespace);
       qualified = quote_qualified_identifier(get_namespace_name(p->pronamespace),
                                              NameStr(p->proname));
       ReleaseSysCache(tup);
@@ -134,12 +143,17 @@ class PgResolver : public saga::Resolver {
       message = "function " + sig + " must return jsonb, not " + rettype_name;
       return false;
     }
+    if (temporary) {
+      message = "function " + sig + " is temporary; a step function must outlive the session";
+      return false;
+    }
     if (!may_execute) {
       code = sqlstate::kInsufficientPrivilege;
       message = "permission denied for function " + sig;
       return false;
     }
     canonical = qualified;
+    oid = fn;
     return true;
   }
 };
@@ -215,8 +229,8 @@ PGC_FUNCTION(pgc_define_saga) {
   static SavedPlan lock_plan(
       "SELECT pg_catalog.pg_advisory_xact_lock(8317, pg_catalog.hashtext($1))", {TEXTOID});
   static SavedPlan latest_plan(
-      "SELECT version, owner, compiled = $2 FROM consistency.saga_definitions "
-      " WHERE name = $1 ORDER BY version DESC LIMIT 1",
+      "SELECT version, owner, compiled OPERATOR(pg_catalog.=) $2 FROM consistency.saga_definitions "
+      " WHERE name OPERATOR(pg_catalog.=) $1 ORDER BY version DESC LIMIT 1",
       {TEXTOID, JSONBOID});
   static SavedPlan insert_plan(
       "INSERT INTO consistency.saga_definitions (name, version, definition, compiled, owner) "
@@ -228,8 +242,7 @@ PGC_FUNCTION(pgc_define_saga) {
   int32 version = 0;
   {
     // Write the catalog with the extension's rights and a search_path nobody can plant in.
-    pgc::pg::RoleScope as_owner(owner_of_tables, SECURITY_LOCAL_USERID_CHANGE);
-    sp::SettingScope path("search_path", sp::kSafeSearchPath);
+    pgc::pg::OwnerScope as_owner(owner_of_tables);
     Datum compiled_jsonb = sp::jsonb_from_text(compiled);
     bool exists = false, same = false;
     Oid previous_owner = InvalidOid;
@@ -279,24 +292,27 @@ PGC_FUNCTION(pgc_start_saga) {
   if (has_key && key.empty()) throw pgc::invalid_argument("idempotency key must not be empty");
 
   static SavedPlan definition_plan(
-      "SELECT version, xmin::text FROM consistency.saga_definitions "
-      " WHERE name = $1 ORDER BY version DESC LIMIT 1",
+      "SELECT version, xmin::pg_catalog.text FROM consistency.saga_definitions "
+      " WHERE name OPERATOR(pg_catalog.=) $1 ORDER BY version DESC LIMIT 1",
       {TEXTOID});
   static SavedPlan insert_plan(
       "INSERT INTO consistency.saga_instances AS s "
       "  (id, name, definition_version, status, step_index, current_step, phase, attempts, "
-      "   next_run_at, deadline, input, data, idempotency_key, created_at, updated_at) "
+      "   next_run_at, deadline, input, data, idempotency_key, started_by, created_at, updated_at) "
       "VALUES (pg_catalog.gen_random_uuid(), $1, $2, 'running', 0, $3, 'ready', 0, $4, $5, $6, $6, $7, "
-      "        clock_timestamp(), clock_timestamp()) "
+      "        $8, pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp()) "
       "ON CONFLICT (name, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
       "RETURNING id",
-      {TEXTOID, INT4OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, TEXTOID});
+      {TEXTOID, INT4OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, TEXTOID, OIDOID});
   static SavedPlan existing_plan(
-      "SELECT id, input = $3 FROM consistency.saga_instances "
-      " WHERE name = $1 AND idempotency_key = $2",
+      "SELECT id, input OPERATOR(pg_catalog.=) $3 FROM consistency.saga_instances "
+      " WHERE name OPERATOR(pg_catalog.=) $1 AND idempotency_key OPERATOR(pg_catalog.=) $2",
       {TEXTOID, TEXTOID, JSONBOID});
 
+  Oid caller = GetUserId();
+  Oid owner_of_tables = pgc::pg::extension_table_owner("saga_instances");
   spi_connect();
+  pgc::pg::OwnerScope as_owner(owner_of_tables);
   int32 version = 0;
   char* row_xmin = nullptr;
   bool found = pg_call([&] {
@@ -309,8 +325,9 @@ PGC_FUNCTION(pgc_start_saga) {
     return true;
   });
   if (!found)
-    throw Error(sqlstate::kUnknownObject, "saga definition \"" + name + "\" does not exist",
-                {}, "Define it first with consistency.define_saga.");
+    throw Error(sqlstate::kUnknownObject,
+                "saga definition \"" + sp::clip_text(name, 200) + "\" does not exist", {},
+                "Define it first with consistency.define_saga.");
   // Cached by (name, version, row version): the compiled text is read only on a miss.
   auto def = sp::definition_by_version(name, version, row_xmin ? row_xmin : "");
   TimestampTz now = now_ts();
@@ -320,8 +337,8 @@ PGC_FUNCTION(pgc_start_saga) {
   pg_uuid_t id{};
   bool inserted = false, same_input = false;
   pg_call([&] {
-    Datum v[7];
-    char nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+    Datum v[8];
+    char nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
     v[0] = CStringGetTextDatum(name.c_str());
     v[1] = Int32GetDatum(version);
     v[2] = CStringGetTextDatum(first_step.c_str());
@@ -331,6 +348,7 @@ PGC_FUNCTION(pgc_start_saga) {
     v[5] = input;
     v[6] = has_key ? CStringGetTextDatum(key.c_str()) : 0;
     nulls[6] = has_key ? ' ' : 'n';
+    v[7] = ObjectIdGetDatum(caller);
     insert_plan.execute(v, nulls, false, 1);
     bool isnull = false;
     if (SPI_processed == 1) {
@@ -350,7 +368,8 @@ PGC_FUNCTION(pgc_start_saga) {
   if (!inserted) {
     if (!same_input)
       throw pgc::invalid_argument(
-          "idempotency key \"" + key + "\" of saga \"" + name + "\" was already used for saga " +
+          "idempotency key \"" + sp::clip_text(key, 200) + "\" of saga \"" + sp::clip_text(name, 200) +
+              "\" was already used for saga " +
               id_text + " with a different input",
           {}, "Reuse a key only to retry the same start; use a new key for a new saga.");
     spi_finish();
@@ -384,8 +403,12 @@ Datum reply(FunctionCallInfo fcinfo, saga::ReplyKind kind) {
   if (kind == saga::ReplyKind::kComplete) output = object_arg(fcinfo, 2, "step output");
   else reason = text_arg(fcinfo, 2, "failure reason");
 
+  Oid caller = GetUserId();
+  Oid owner_of_tables = pgc::pg::extension_table_owner("saga_instances");
   spi_connect();
+  pgc::pg::OwnerScope as_owner(owner_of_tables);
   sp::SagaRow row = load(id);
+  sp::require_saga_rights(row, caller, "answer");
   saga::ReplyVerdict verdict = saga::classify_reply(row.state, *row.def, step, kind);
   if (verdict.kind == saga::ReplyVerdict::Kind::kIllegal)
     throw Error(sqlstate::kIllegalTransition, "saga " + row.id_text + ": " + verdict.reason);
@@ -414,8 +437,12 @@ PGC_FUNCTION(pgc_fail_step) { return reply(fcinfo, saga::ReplyKind::kFail); }
 // consistency.retry_saga(saga_id uuid)
 PGC_FUNCTION(pgc_retry_saga) {
   const pg_uuid_t& id = uuid_arg(fcinfo, 0);
+  Oid caller = GetUserId();
+  Oid owner_of_tables = pgc::pg::extension_table_owner("saga_instances");
   spi_connect();
+  pgc::pg::OwnerScope as_owner(owner_of_tables);
   sp::SagaRow row = load(id);
+  sp::require_saga_rights(row, caller, "retry");
   saga::Transition t =
       transition_for(row, "retry", [&] { return saga::retry(row.state, *row.def, now_ts()); });
   sp::store_transition(row, t, 0);
@@ -428,8 +455,12 @@ PGC_FUNCTION(pgc_retry_saga) {
 PGC_FUNCTION(pgc_abort_saga) {
   const pg_uuid_t& id = uuid_arg(fcinfo, 0);
   std::string reason = text_arg(fcinfo, 1, "abort reason");
+  Oid caller = GetUserId();
+  Oid owner_of_tables = pgc::pg::extension_table_owner("saga_instances");
   spi_connect();
+  pgc::pg::OwnerScope as_owner(owner_of_tables);
   sp::SagaRow row = load(id);
+  sp::require_saga_rights(row, caller, "abort");
   saga::Transition t = transition_for(
       row, "abort", [&] { return saga::abort(row.state, *row.def, now_ts(), reason); });
   sp::store_transition(row, t, 0);

@@ -7,22 +7,34 @@
 // function never holds up the outbox relay or the other components of the per-database
 // worker. N = 0: the per-database worker runs the batches itself, in its tick.
 //
-// A function step runs inside a subtransaction, as the role that defined the saga with
-// SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION, in the same transaction
-// that records its outcome: its effects and the saga's new state commit together or not
-// at all. A failing step rolls back its own subtransaction only; the failure is then
-// recorded in the batch's transaction.
+// A function step runs inside a subtransaction, in the same transaction that records its
+// outcome (its effects and the saga's new state commit together or not at all), through
+// pgc::pg::RunAs: as the role that defined the saga, as a security-restricted operation,
+// with search_path = pg_catalog, pg_temp, a time limit (the step's timeout, else
+// pg_consistency.saga_step_timeout), and every setting it changes rolled back when it
+// returns. It is called by the OID stored when the saga was defined, never by name.
+// A failing step rolls back its own subtransaction only; the failure is then recorded
+// in the batch's transaction.
+//
+// One saga cannot stop the others: an error while advancing a saga outside its steps'
+// subtransactions (storing its state, appending its audit events) rolls the batch back
+// once; the worker then runs that saga alone, each step in a subtransaction of its own,
+// and records the failure as a failed attempt of the step whose outcome could not be
+// stored (retried with backoff, then compensated), or, when even that cannot be stored,
+// parks the saga for a minute with the reason in last_error.
 #include <algorithm>
 #include <climits>
 #include <random>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/backoff.hpp"
 #include "pg/component.hpp"
 #include "pg/guard.hpp"
-#include "pg/roles.hpp"
+#include "eventstore/es.hpp"
 #include "pg/gucs.hpp"
+#include "pg/run_as.hpp"
 #include "pg/spi.hpp"
 #include "saga/machine.hpp"
 #include "saga/pg_saga.hpp"
@@ -69,6 +81,10 @@ constexpr long kInlineBudgetMs = 200;
 int g_saga_workers = 1;
 int g_batch_size = 16;
 int g_chain_steps = 4;
+int g_step_timeout_ms = 30000;
+
+// A parked saga (see record_outside_failure) is looked at again after this pause.
+constexpr int64_t kParkMs = 60000;
 
 // ---------------------------------------------------------------------------------
 // Shared memory: where the saga workers of each database are, so that a committing
@@ -133,6 +149,14 @@ void define_gucs() {
       "A saga goes on with its next step in the same transaction while that step is due at "
       "once; 1 runs every step in a transaction of its own.",
       &g_chain_steps, 4, 1, 100, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+  // PGC_SUSET: no tenant can lift its own limit (SET needs a superuser), yet a superuser
+  // can set it per database (ALTER DATABASE ... SET, read by saga workers when they
+  // start) or in a session that runs _advance_sagas.
+  DefineCustomIntVariable(
+      "pg_consistency.saga_step_timeout",
+      "Time limit of a saga function step or compensation without a \"timeout\" of its own.",
+      "The step is cancelled (a statement timeout) and counts as a failed attempt; 0: no limit.",
+      &g_step_timeout_ms, 30000, 0, INT_MAX, PGC_SUSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
 }
 
 long worker_tick();
@@ -150,8 +174,24 @@ struct BatchStats {
         timeouts = 0, conflicts = 0;
 };
 
-// A step that lost a deadlock or serialization conflict runs again after 20-40 ms.
+// A step that lost a deadlock or serialization conflict runs again after 20-40 ms (times
+// the number of conflicts in a row), without counting an attempt, at most
+// kMaxConflictsInARow times in a row: a step that raises these codes itself is not
+// deferred forever.
 constexpr int64_t kConflictDelayMs = 20;
+constexpr int kMaxConflictsInARow = 10;
+
+// Conflicts in a row per saga (this process only; bounded).
+std::unordered_map<std::string, int> g_conflicts;
+
+int note_conflict(const std::string& id) {
+  if (g_conflicts.size() > 10000) g_conflicts.clear();
+  return ++g_conflicts[id];
+}
+
+void forget_conflicts(const std::string& id) {
+  if (!g_conflicts.empty()) g_conflicts.erase(id);
+}
 
 double unit_random() {
   static std::minstd_rand rng(static_cast<unsigned>(MyProcPid) ^
@@ -159,73 +199,55 @@ double unit_random() {
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
 
-// The search_path of this process before we narrowed it: step functions run with it,
-// as they would in a session of their own.
-std::string g_step_search_path;
-
+// The message (and detail) of an error, clipped: a step's error text goes into an audit
+// event and last_error, and must not make them too large to store.
 std::string error_text(const PgError& e) {
   std::string m = e.what();
   if (e.edata() != nullptr && e.edata()->detail != nullptr) m += " (" + std::string(e.edata()->detail) + ")";
   FreeErrorData(e.edata());
-  return m;
+  return clip_text(m);
 }
 
-// Arms statement_timeout for a step function; disarms it, and forgets a timeout that
-// fired after the function had already returned. A statement timeout already running
-// (a session calling _advance_sagas) keeps its own deadline: the earlier one applies
-// during the step, and the session's is restored afterwards.
-class StepTimeout {
- public:
-  explicit StepTimeout(int64_t ms) {
-    if (ms <= 0) return;
-    int delay = static_cast<int>(std::min<int64_t>(ms, INT_MAX));
-    pg_call([&] {
-      if (get_timeout_active(STATEMENT_TIMEOUT)) {
-        outer_finish_ = get_timeout_finish_time(STATEMENT_TIMEOUT);
-        if (outer_finish_ <= TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay)) return;
-      }
-      enable_timeout_after(STATEMENT_TIMEOUT, delay);
-      armed_ = true;
-    });
-  }
-  ~StepTimeout() {
-    if (!armed_) return;
-    disable_timeout(STATEMENT_TIMEOUT, true);
-    if (get_timeout_indicator(STATEMENT_TIMEOUT, true)) QueryCancelPending = false;
-    if (outer_finish_ != 0) enable_timeout_at(STATEMENT_TIMEOUT, outer_finish_);
-  }
-  StepTimeout(const StepTimeout&) = delete;
-  StepTimeout& operator=(const StepTimeout&) = delete;
+// The step's time limit: its own timeout, else pg_consistency.saga_step_timeout (0 and
+// kNoLimit: none).
+int64_t step_limit_ms(const Step& step) {
+  if (step.timeout_ms != kNoLimit) return step.timeout_ms;
+  return g_step_timeout_ms;
+}
 
- private:
-  bool armed_ = false;
-  TimestampTz outer_finish_ = 0;
-};
-
-// Calls the step function as the saga's owner. Returns its jsonb object, or 0 for NULL.
-Datum call_step_function(const SagaRow& row, const Action& a, int64_t timeout_ms) {
-  Oid fn = InvalidOid;
-  bool role_exists = false, may_execute = false, right_shape = false;
-  pg_call([&] {
-    List* names = stringToQualifiedNameList(a.function.c_str());
-    Oid argtypes[2] = {UUIDOID, JSONBOID};
-    fn = LookupFuncName(names, 2, argtypes, true);
-    role_exists = SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(row.owner));
-    if (OidIsValid(fn)) {
-      HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
-      if (HeapTupleIsValid(tup)) {
-        Form_pg_proc p = reinterpret_cast<Form_pg_proc>(GETSTRUCT(tup));
-        right_shape = p->prokind == PROKIND_FUNCTION && !p->proretset && p->prorettype == JSONBOID;
-        ReleaseSysCache(tup);
-      }
-      if (role_exists) may_execute = pg_proc_aclcheck(fn, row.owner, ACL_EXECUTE) == ACLCHECK_OK;
-    }
-  });
-  if (!OidIsValid(fn) || !right_shape)
+// Calls the step function, by the OID stored at definition, as the saga's owner (see
+// pgc::pg::RunAs). Returns its jsonb object, or 0 for NULL.
+Datum call_step_function(const SagaRow& row, const Step& step, const Action& a) {
+  Oid fn = static_cast<Oid>(a.function_oid);
+  if (!OidIsValid(fn))
     throw Error(sqlstate::kUnknownObject,
-                "step function " + a.function + "(uuid, jsonb) returning jsonb does not exist");
+                "step function " + a.function + " of saga \"" + clip_text(row.name, 200) +
+                    "\" was stored without its OID; define the saga again");
+  bool exists = false, role_exists = false, may_execute = false, right_shape = false;
+  pg_call([&] {
+    role_exists = SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(row.owner));
+    HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+    if (HeapTupleIsValid(tup)) {
+      exists = true;
+      Form_pg_proc p = reinterpret_cast<Form_pg_proc>(GETSTRUCT(tup));
+      right_shape = p->prokind == PROKIND_FUNCTION && !p->proretset && p->prorettype == JSONBOID &&
+                    p->pronargs == 2 && p->proargtypes.values[0] == UUIDOID &&
+                    p->proargtypes.values[1] == JSONBOID;
+      ReleaseSysCache(tup);
+    }
+    if (exists && role_exists) may_execute = pgc::pg::may_execute(fn, row.owner);
+  });
+  if (!exists)
+    throw Error(sqlstate::kUnknownObject,
+                "step function " + a.function + " (OID " + std::to_string(fn) +
+                    ") no longer exists; a function created since under that name is not "
+                    "called: define the saga again to use it");
+  if (!right_shape)
+    throw Error(sqlstate::kUnknownObject, "step function " + a.function + " (OID " +
+                                              std::to_string(fn) +
+                                              ") is no longer fn(uuid, jsonb) returning jsonb");
   if (!role_exists)
-    throw Error(sqlstate::kUnknownObject, "the role that defined saga \"" + row.name +
+    throw Error(sqlstate::kUnknownObject, "the role that defined saga \"" + clip_text(row.name, 200) +
                                               "\" (OID " + std::to_string(row.owner) +
                                               ") no longer exists");
   if (!may_execute)
@@ -234,10 +256,9 @@ Datum call_step_function(const SagaRow& row, const Action& a, int64_t timeout_ms
 
   Datum result = 0;
   bool isnull = true, is_object = false;
+  int64 bytes = 0;
   {
-    SettingScope path("search_path", g_step_search_path.c_str());
-    StepTimeout timeout(timeout_ms);
-    pgc::pg::RoleScope as_owner(row.owner, SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+    pgc::pg::RunAs as_owner(row.owner, step_limit_ms(step));
     pg_call([&] {
       FmgrInfo flinfo;
       fmgr_info(fn, &flinfo);
@@ -252,6 +273,7 @@ Datum call_step_function(const SagaRow& row, const Action& a, int64_t timeout_ms
       if (!isnull) {
         Jsonb* jb = DatumGetJsonbP(r);
         is_object = JB_ROOT_IS_OBJECT(jb);
+        bytes = static_cast<int64>(VARSIZE_ANY_EXHDR(jb));
         result = PointerGetDatum(jb);
       }
     });
@@ -260,6 +282,15 @@ Datum call_step_function(const SagaRow& row, const Action& a, int64_t timeout_ms
   if (!is_object)
     throw Error(sqlstate::kInvalidArgument,
                 "step function " + a.function + " returned a JSON value that is not an object");
+  // The output goes into the step's audit event: refuse it here, as a failed attempt,
+  // rather than fail the batch when the event is appended.
+  int64 event_bytes = bytes + static_cast<int64>(step.name.size()) + 64;
+  if (event_bytes > pgc::eventstore::g_max_event_bytes)
+    throw Error(sqlstate::kInvalidArgument,
+                "step function " + a.function + " returned " + std::to_string(bytes) +
+                    " bytes of output; its audit event may hold at most " +
+                    std::to_string(pgc::eventstore::g_max_event_bytes) +
+                    " bytes (pg_consistency.max_event_bytes)");
   return result;
 }
 
@@ -309,19 +340,19 @@ Datum merge_data(Datum data, Datum output) {
 }
 
 // Advances one claimed saga: runs what is due, and goes on with the next step while one
-// is due at once (up to pg_consistency.saga_chain_steps), all in this transaction. Each
-// function step runs in its own subtransaction and sees the data its predecessors
-// returned. The saga's row is written and its audit events appended once, at the end,
-// in the batch's transaction (which holds the row lock: an update from inside a
-// subtransaction would turn that lock into a MultiXact).
-void process(SagaRow& row, BatchStats& st) {
+// is due at once (up to `max_steps`), all in this transaction. Each function step runs
+// in its own subtransaction and sees the data its predecessors returned. The saga's row
+// is written and its audit events appended once, at the end, in the batch's transaction
+// (which holds the row lock: an update from inside a subtransaction would turn that lock
+// into a MultiXact). Returns false when nothing was due.
+bool process(SagaRow& row, BatchStats& st, int max_steps) {
   const Definition& def = *row.def;
   std::vector<Event> events;
   bool set_error = false;
   std::string error;
   bool data_changed = false;
   bool deferral = false;
-  for (int n = 0; n < g_chain_steps; n++) {
+  for (int n = 0; n < max_steps; n++) {
     TimestampTz now = GetCurrentTimestamp();
     Work w = next_work(row.state, def, now);
     if (w.kind == Work::Kind::kNone) break;
@@ -353,10 +384,14 @@ void process(SagaRow& row, BatchStats& st) {
         SubResult r;
         std::string failure;
         if (a.is_function()) {
-          int64_t timeout_ms = def.steps[static_cast<size_t>(attempt.step)].timeout_ms;
-          r = in_subtransaction([&] { output = call_step_function(row, a, timeout_ms); });
+          const Step& step = def.steps[static_cast<size_t>(attempt.step)];
+          r = in_subtransaction([&] { output = call_step_function(row, step, a); });
           if (r.ok()) t = succeeded(attempt, def, GetCurrentTimestamp());
           failure = r.error;
+          int64_t limit = step_limit_ms(step);
+          if (!r.ok() && r.sqlerrcode == ERRCODE_QUERY_CANCELED && limit > 0)
+            failure = "step function " + a.function + " ran past its time limit of " +
+                      format_ms(limit) + ": " + r.error;
         } else {
           int64 outbox_id = 0;
           r = in_subtransaction(
@@ -369,17 +404,23 @@ void process(SagaRow& row, BatchStats& st) {
             failure = "could not send command \"" + a.command + "\": " + r.error;
           }
         }
-        if (!r.ok() && r.conflict()) {
+        int conflicts = !r.ok() && r.conflict() ? note_conflict(row.id_text) : 0;
+        if (conflicts > kMaxConflictsInARow) {
+          forget_conflicts(row.id_text);
+          failure += " (" + std::to_string(conflicts) + " conflicts in a row: counted as a failed attempt)";
+        } else if (conflicts > 0) {
           // A deadlock or serialization failure against a concurrent transaction (often
           // another saga worker's batch): the attempt did not happen; run it again soon.
           st.conflicts++;
           (compensating ? st.compensations : st.steps)--;
           if (attempt.attempts > 1) st.retries--;
           row.state = deferred(attempt, GetCurrentTimestamp(),
-                               kConflictDelayMs + static_cast<int64_t>(unit_random() * kConflictDelayMs));
+                               conflicts * (kConflictDelayMs +
+                                            static_cast<int64_t>(unit_random() * kConflictDelayMs)));
           deferred_now = true;
           break;
         }
+        if (conflicts == 0) forget_conflicts(row.id_text);
         if (!r.ok()) {
           output = 0;
           (compensating ? st.compensation_failures : st.step_failures)++;
@@ -405,8 +446,81 @@ void process(SagaRow& row, BatchStats& st) {
     row.state = t.state;
     if (waiting) break;
   }
-  if (events.empty() && !deferral) return;
+  if (events.empty() && !deferral) return false;
   store_state(row, row.state, events, set_error, error, data_changed ? row.data : 0);
+  return true;
+}
+
+// A saga whose outcome could not be recorded: the step it was at has a failed attempt
+// with the reason (retried with its backoff, then compensated, like any failure), in a
+// subtransaction of its own. When even that cannot be stored, the saga is parked: due
+// again in kParkMs, with the reason in last_error (no audit event: appending is what
+// may be failing). Raises only when the saga cannot be parked either.
+void record_outside_failure(SagaRow& row, const std::string& why, BatchStats& st) {
+  std::string step = current_step_name(row.state, *row.def);
+  std::string reason = clip_text("could not record the outcome of step \"" + step + "\": " + why);
+  bool compensating = row.state.status == Status::kCompensating;
+  SubResult r = in_subtransaction([&] {
+    State attempt = row.state.phase == Phase::kWaiting && row.state.attempts > 0
+                        ? row.state
+                        : begin_attempt(row.state);
+    Transition t = failed(attempt, *row.def, GetCurrentTimestamp(), reason, unit_random());
+    store_state(row, t.state, t.events, true, t.error, 0);
+  });
+  if (r.ok()) {
+    (compensating ? st.compensation_failures : st.step_failures)++;
+    return;
+  }
+  std::string parked = clip_text(reason + "; the failure could not be recorded either (" + r.error +
+                                 "); parked for " + format_ms(kParkMs));
+  static SavedPlan park_plan(
+      "UPDATE consistency.saga_instances "
+      "   SET next_run_at = pg_catalog.clock_timestamp() "
+      "                     OPERATOR(pg_catalog.+) $2::pg_catalog.interval, "
+      "       last_error = $3, updated_at = pg_catalog.clock_timestamp() "
+      " WHERE id OPERATOR(pg_catalog.=) $1",
+      {UUIDOID, TEXTOID, TEXTOID});
+  SubResult p = in_subtransaction([&] {
+    std::string delay = std::to_string(kParkMs) + " ms";
+    pg_call([&] {
+      Datum v[3] = {UUIDPGetDatum(&row.id), CStringGetTextDatum(delay.c_str()),
+                    CStringGetTextDatum(parked.c_str())};
+      park_plan.execute(v, nullptr, false, 0);
+    });
+  });
+  if (!p.ok())
+    throw Error(sqlstate::kInternal, "saga " + row.id_text + ": " + parked + "; parking failed: " + p.error);
+  pg_call([&] {
+    ereport(WARNING, (errmsg("pg_consistency: saga %s parked: %s", row.id_text.c_str(), parked.c_str())));
+  });
+}
+
+// Advances one saga apart from the others, for a saga that made a batch fail or from
+// _advance_sagas: the whole chain in a subtransaction; if that fails outside a step, the
+// steps again one per subtransaction, so that the failure is charged to the step whose
+// outcome could not be stored.
+void process_isolated(SagaRow& row, BatchStats& st) {
+  SagaRow before = row;
+  BatchStats st_before = st;
+  SubResult r = in_subtransaction([&] { process(row, st, g_chain_steps); });
+  if (r.ok()) return;
+  row = before;
+  st = st_before;
+  if (r.conflict()) return;  // lost to a concurrent transaction: due again, as it was
+  for (int n = 0; n < g_chain_steps; n++) {
+    before = row;
+    st_before = st;
+    bool stepped = false;
+    r = in_subtransaction([&] { stepped = process(row, st, 1); });
+    if (r.ok()) {
+      if (!stepped || !is_active(row.state.status) || row.state.phase == Phase::kWaiting) return;
+      continue;
+    }
+    row = before;
+    st = st_before;
+    if (!r.conflict()) record_outside_failure(row, r.error, st);
+    return;
+  }
 }
 
 struct Claimed {
@@ -424,65 +538,59 @@ struct BatchResult {
   bool ready = true;      // false: the extension is not installed here
 };
 
+// The saga being advanced in the batch's transaction, outside any subtransaction of
+// its own: an error that escapes the batch while it is set is that saga's.
+struct {
+  bool set = false;
+  pg_uuid_t id;
+} g_current;
+
+#define PGC_SAGA_CLAIM_COLUMNS                                                               \
+  "SELECT s.id, s.name, s.definition_version, d.owner, d.xmin::pg_catalog.text, s.data, " \
+  "       s.status, s.step_index, s.failed_step, s.phase, s.attempts, s.next_run_at, s.deadline "
+
 // The due sagas first (an index scan in next_run_at order, locked, skipping rows other
 // workers hold), then their definitions: a join inside the locking query could be
 // planned as a scan and sort of every due row.
 SavedPlan& claim_plan() {
   static SavedPlan plan(
       "WITH due AS MATERIALIZED ("
-      "  SELECT id, name, definition_version, data, status, step_index, failed_step, phase, "
-      "         attempts, next_run_at, deadline "
-      "    FROM consistency.saga_instances "
-      "   WHERE status IN ('running', 'compensating') AND next_run_at <= $1 "
-      "   ORDER BY next_run_at "
-      "   LIMIT $2 "
-      "     FOR UPDATE SKIP LOCKED) "
-      "SELECT s.id, s.name, s.definition_version, d.owner, d.xmin::text, s.data, "
-      "       s.status, s.step_index, s.failed_step, s.phase, s.attempts, s.next_run_at, s.deadline "
-      "  FROM due s "
-      "  JOIN consistency.saga_definitions d "
-      "    ON d.name = s.name AND d.version = s.definition_version "
-      " ORDER BY s.next_run_at",
+                  "  SELECT id, name, definition_version, data, status, step_index, failed_step, phase, "
+                  "         attempts, next_run_at, deadline "
+                  "    FROM consistency.saga_instances "
+                  "   WHERE status OPERATOR(pg_catalog.=) ANY ('{running,compensating}'::pg_catalog.text[]) "
+                  "     AND next_run_at OPERATOR(pg_catalog.<=) $1 "
+                  "   ORDER BY next_run_at "
+                  "   LIMIT $2 "
+                  "     FOR UPDATE SKIP LOCKED) "
+          PGC_SAGA_CLAIM_COLUMNS
+          "  FROM due s "
+          "  JOIN consistency.saga_definitions d "
+          "    ON d.name OPERATOR(pg_catalog.=) s.name "
+          "   AND d.version OPERATOR(pg_catalog.=) s.definition_version "
+          " ORDER BY s.next_run_at",
       {TIMESTAMPTZOID, INT4OID});
   return plan;
 }
 
-// Claims up to `limit` due sagas and advances each by one step, in the current
-// transaction (SPI connected). Sets result->processed, and next_due_ms when none was due.
-void advance_due(int worker_id, int limit, BatchResult* result) {
-  static SavedPlan next_plan(
-      "SELECT min(next_run_at) FROM consistency.saga_instances "
-      " WHERE status IN ('running', 'compensating') AND next_run_at > $1",
-      {TIMESTAMPTZOID});
-  static SavedPlan stats_plan(
-      "INSERT INTO consistency.saga_worker_stats AS w "
-      "  (worker, steps_executed, step_failures, retries, compensations, compensation_failures, "
-      "   timeouts, conflicts, updated_at) "
-      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp()) "
-      "ON CONFLICT (worker) DO UPDATE SET "
-      "  steps_executed = w.steps_executed + excluded.steps_executed, "
-      "  step_failures = w.step_failures + excluded.step_failures, "
-      "  retries = w.retries + excluded.retries, "
-      "  compensations = w.compensations + excluded.compensations, "
-      "  compensation_failures = w.compensation_failures + excluded.compensation_failures, "
-      "  timeouts = w.timeouts + excluded.timeouts, conflicts = w.conflicts + excluded.conflicts, "
-      "  updated_at = excluded.updated_at",
-      {INT4OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID});
+// One saga by id, if it is active and no other worker holds it.
+SavedPlan& claim_one_plan() {
+  static SavedPlan plan(
+      PGC_SAGA_CLAIM_COLUMNS
+          "  FROM consistency.saga_instances s "
+          "  JOIN consistency.saga_definitions d "
+          "    ON d.name OPERATOR(pg_catalog.=) s.name "
+          "   AND d.version OPERATOR(pg_catalog.=) s.definition_version "
+          " WHERE s.id OPERATOR(pg_catalog.=) $1 "
+          "   AND s.status OPERATOR(pg_catalog.=) ANY ('{running,compensating}'::pg_catalog.text[]) "
+          "   FOR UPDATE OF s SKIP LOCKED",
+      {UUIDOID});
+  return plan;
+}
 
-  if (g_step_search_path.empty()) {
-    const char* sp = GetConfigOption("search_path", true, false);
-    g_step_search_path = sp != nullptr && *sp != '\0' ? sp : "\"$user\", public";
-  }
-  SettingScope path("search_path", kSafeSearchPath);
-  TimestampTz now = GetCurrentTimestamp();
-  std::vector<Claimed> claimed;
-  std::vector<State> state_of;
-  claimed.reserve(static_cast<size_t>(limit));
-  uint64 n = pg_call([&] {
-    Datum args[2] = {TimestampTzGetDatum(now), Int32GetDatum(limit)};
-    claim_plan().execute(args, nullptr, false, 0);
-    return SPI_processed;
-  });
+// Reads the claimed rows of the last claim query.
+void read_claimed(std::vector<Claimed>& claimed, std::vector<State>& state_of) {
+  uint64 n = SPI_processed;
   for (uint64 i = 0; i < n; i++) {
     Claimed c{};
     pg_call([&] {
@@ -500,29 +608,81 @@ void advance_due(int worker_id, int limit, BatchResult* result) {
     claimed.push_back(c);
     state_of.push_back(s);
   }
+}
+
+SagaRow row_of(const Claimed& c, const State& s) {
+  SagaRow row;
+  row.id = c.id;
+  row.id_text = uuid_text(row.id);
+  row.name = c.name ? c.name : "";
+  row.version = c.version;
+  row.owner = c.owner;
+  row.state = s;
+  row.data = c.data;
+  return row;
+}
+
+void save_stats(int worker_id, const BatchStats& st) {
+  static SavedPlan stats_plan(
+      "INSERT INTO consistency.saga_worker_stats AS w "
+      "  (worker, steps_executed, step_failures, retries, compensations, compensation_failures, "
+      "   timeouts, conflicts, updated_at) "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, pg_catalog.clock_timestamp()) "
+      "ON CONFLICT (worker) DO UPDATE SET "
+      "  steps_executed = w.steps_executed OPERATOR(pg_catalog.+) excluded.steps_executed, "
+      "  step_failures = w.step_failures OPERATOR(pg_catalog.+) excluded.step_failures, "
+      "  retries = w.retries OPERATOR(pg_catalog.+) excluded.retries, "
+      "  compensations = w.compensations OPERATOR(pg_catalog.+) excluded.compensations, "
+      "  compensation_failures = w.compensation_failures OPERATOR(pg_catalog.+) excluded.compensation_failures, "
+      "  timeouts = w.timeouts OPERATOR(pg_catalog.+) excluded.timeouts, "
+      "  conflicts = w.conflicts OPERATOR(pg_catalog.+) excluded.conflicts, "
+      "  updated_at = excluded.updated_at",
+      {INT4OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID});
+  pg_call([&] {
+    Datum v[8] = {Int32GetDatum(worker_id), Int64GetDatum(st.steps),
+                  Int64GetDatum(st.step_failures), Int64GetDatum(st.retries),
+                  Int64GetDatum(st.compensations), Int64GetDatum(st.compensation_failures),
+                  Int64GetDatum(st.timeouts), Int64GetDatum(st.conflicts)};
+    stats_plan.execute(v, nullptr, false, 0);
+  });
+}
+
+// Claims up to `limit` due sagas and advances each, in the current transaction (SPI
+// connected). Sets result->processed, and next_due_ms when none was due. `isolate`:
+// each saga apart in subtransactions (process_isolated), for _advance_sagas, which cannot
+// roll back its caller's transaction; a saga worker advances the batch directly and
+// isolates only a saga that made a batch fail (advance_one).
+void advance_due(int worker_id, int limit, bool isolate, BatchResult* result) {
+  static SavedPlan next_plan(
+      "SELECT pg_catalog.min(next_run_at) FROM consistency.saga_instances "
+      " WHERE status OPERATOR(pg_catalog.=) ANY ('{running,compensating}'::pg_catalog.text[]) "
+      "   AND next_run_at OPERATOR(pg_catalog.>) $1",
+      {TIMESTAMPTZOID});
+
+  g_current.set = false;
+  TimestampTz now = GetCurrentTimestamp();
+  std::vector<Claimed> claimed;
+  std::vector<State> state_of;
+  claimed.reserve(static_cast<size_t>(limit));
+  pg_call([&] {
+    Datum args[2] = {TimestampTzGetDatum(now), Int32GetDatum(limit)};
+    claim_plan().execute(args, nullptr, false, 0);
+  });
+  read_claimed(claimed, state_of);
   BatchStats st;
   for (size_t i = 0; i < claimed.size(); i++) {
-    SagaRow row;
-    row.id = claimed[i].id;
-    row.id_text = uuid_text(row.id);
-    row.name = claimed[i].name ? claimed[i].name : "";
-    row.version = claimed[i].version;
-    row.owner = claimed[i].owner;
-    row.state = state_of[i];
+    g_current.id = claimed[i].id;
+    g_current.set = !isolate;
+    SagaRow row = row_of(claimed[i], state_of[i]);
     row.def = definition_by_version(row.name, row.version,
                                     claimed[i].definition_xmin ? claimed[i].definition_xmin : "");
-    row.data = claimed[i].data;
-    process(row, st);
+    if (isolate) process_isolated(row, st);
+    else process(row, st, g_chain_steps);
+    g_current.set = false;
   }
   result->processed = static_cast<int>(claimed.size());
   if (result->processed > 0) {
-    pg_call([&] {
-      Datum v[8] = {Int32GetDatum(worker_id), Int64GetDatum(st.steps),
-                    Int64GetDatum(st.step_failures), Int64GetDatum(st.retries),
-                    Int64GetDatum(st.compensations), Int64GetDatum(st.compensation_failures),
-                    Int64GetDatum(st.timeouts), Int64GetDatum(st.conflicts)};
-      stats_plan.execute(v, nullptr, false, 0);
-    });
+    save_stats(worker_id, st);
     return;
   }
   int64 next = pg_call([&] {
@@ -538,15 +698,34 @@ void advance_due(int worker_id, int limit, BatchResult* result) {
   }
 }
 
-// One transaction: claims up to saga_batch_size due sagas and advances each one step.
-BatchResult run_batch(int worker_id) {
-  BatchResult result;
-  bool installed = pg_call([] {
+// Advances saga `id` alone (process_isolated), if it is active and free.
+void advance_one(int worker_id, const pg_uuid_t& id, BatchResult* result) {
+  std::vector<Claimed> claimed;
+  std::vector<State> state_of;
+  pg_call([&] {
+    Datum arg = UUIDPGetDatum(&id);
+    claim_one_plan().execute(&arg, nullptr, false, 1);
+  });
+  read_claimed(claimed, state_of);
+  result->processed = 1;  // the batch that failed advances again at once
+  if (claimed.empty()) return;
+  BatchStats st;
+  SagaRow row = row_of(claimed[0], state_of[0]);
+  row.def = definition_by_version(row.name, row.version,
+                                  claimed[0].definition_xmin ? claimed[0].definition_xmin : "");
+  process_isolated(row, st);
+  save_stats(worker_id, st);
+}
+
+// Starts a transaction with SPI connected; false (and nothing open) when the extension
+// is not installed in this database.
+bool begin_batch(const char* activity) {
+  bool installed = pg_call([&] {
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
     if (!OidIsValid(get_extension_oid("pg_consistency", true))) return false;
-    pgstat_report_activity(STATE_RUNNING, "pg_consistency: advancing sagas");
+    pgstat_report_activity(STATE_RUNNING, activity);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_consistency: SPI_connect failed");
     return true;
   });
@@ -555,16 +734,65 @@ BatchResult run_batch(int worker_id) {
       PopActiveSnapshot();
       CommitTransactionCommand();
     });
-    result.ready = false;
-    return result;
   }
-  advance_due(worker_id, g_batch_size, &result);
+  return installed;
+}
+
+void commit_batch() {
   pg_call([] {
     SPI_finish();
     PopActiveSnapshot();
     CommitTransactionCommand();
     pgstat_report_activity(STATE_IDLE, nullptr);
   });
+}
+
+// One transaction: claims up to saga_batch_size due sagas and advances each. When one
+// saga makes the batch fail outside its steps, the batch is rolled back and that saga
+// is advanced alone in a second transaction (advance_one), which records its failure:
+// the next batch goes on with the others instead of claiming it first again. Any other
+// error propagates (the caller logs it and backs off).
+BatchResult run_batch(int worker_id) {
+  BatchResult result;
+  if (!begin_batch("pg_consistency: advancing sagas")) {
+    result.ready = false;
+    return result;
+  }
+  bool poisoned = false;
+  pg_uuid_t poison{};
+  std::string why;
+  try {
+    advance_due(worker_id, g_batch_size, false, &result);
+  } catch (const PgError& e) {
+    if (!g_current.set) throw;
+    poisoned = true;
+    why = error_text(e);
+  } catch (const std::exception& e) {
+    if (!g_current.set) throw;
+    poisoned = true;
+    why = clip_text(e.what());
+  }
+  if (!poisoned) {
+    commit_batch();
+    return result;
+  }
+  poison = g_current.id;
+  g_current.set = false;
+  std::string poison_text = uuid_text(poison);
+  pg_call([&] {
+    AbortOutOfAnyTransaction();
+    pgc::pg::disarm_statement_timeout();
+    ereport(LOG, (errmsg("pg_consistency: saga %s made a batch fail outside its steps; "
+                         "advancing it alone: %s",
+                         poison_text.c_str(), why.c_str())));
+  });
+  result = BatchResult{};
+  if (!begin_batch("pg_consistency: advancing a saga alone")) {
+    result.ready = false;
+    return result;
+  }
+  advance_one(worker_id, poison, &result);
+  commit_batch();
   return result;
 }
 
@@ -699,10 +927,12 @@ BatchResult call_batch(int index) {
 
 int g_failures = 0;
 
-// One batch under PG_TRY: an ERROR is logged and answered with a growing pause.
-long guarded_batch(int index, bool* again) {
+// One batch under PG_TRY: an ERROR is logged and answered with a growing pause
+// (*failed set: the caller waits it out whatever wakes it).
+long guarded_batch(int index, bool* again, bool* failed) {
   volatile long wait_ms = 0;
   *again = false;
+  *failed = false;
   PG_TRY();
   {
     BatchResult r = call_batch(index);
@@ -717,8 +947,11 @@ long guarded_batch(int index, bool* again) {
     ErrorData* edata = CopyErrorData();
     FlushErrorState();
     AbortOutOfAnyTransaction();
+    // A step's time limit that the abort left armed must not cancel what comes next.
+    pgc::pg::disarm_statement_timeout();
     pgstat_report_activity(STATE_IDLE, nullptr);
     g_failures++;
+    *failed = true;
     // 1 s doubling to 60 s, without jitter: one worker's retries need no spreading.
     wait_ms = static_cast<long>(
         pgc::backoff_delay_ms(pgc::BackoffPolicy{1000, 60000, 2.0, 0.0}, g_failures, 0.0));
@@ -754,7 +987,7 @@ PGC_FUNCTION(pgc_advance_sagas) {
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_consistency: SPI_connect failed");
   });
   BatchResult r;
-  advance_due(-1, limit, &r);
+  advance_due(-1, limit, true, &r);
   pg_call([] { SPI_finish(); });
   PG_RETURN_INT32(r.processed);
 }
@@ -768,6 +1001,9 @@ extern "C" PGDLLEXPORT void pgc_saga_worker_main(Datum arg) {
   pqsignal(SIGTERM, die);
   BackgroundWorkerUnblockSignals();
   BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid, 0);
+  // Our own statements resolve names in pg_catalog only, whatever the database's or
+  // role's default search_path says; step functions get the same path from RunAs.
+  pgc::pg::pin_process_search_path();
   claim_slot();
   // Batches hold their row locks until they commit: settle a deadlock between two saga
   // workers in 100 ms rather than the default second (the step that loses is deferred).
@@ -778,8 +1014,7 @@ extern "C" PGDLLEXPORT void pgc_saga_worker_main(Datum arg) {
   pgstat_report_appname("pg_consistency saga worker");
   ereport(LOG, (errmsg("pg_consistency saga worker %d started", index)));
   TimestampTz last_wake = 0;
-
-  for (;;) {
+  auto housekeeping = [&] {
     CHECK_FOR_INTERRUPTS();
     if (ConfigReloadPending) {
       ConfigReloadPending = false;
@@ -788,10 +1023,27 @@ extern "C" PGDLLEXPORT void pgc_saga_worker_main(Datum arg) {
     // Gone when the per-database worker that started us is, or when no longer wanted.
     if (kill(args.parent, 0) != 0 && errno == ESRCH) proc_exit(0);
     if (index > g_saga_workers) proc_exit(0);
-    bool again = false;
-    long wait_ms = guarded_batch(index, &again);
+  };
+
+  for (;;) {
+    housekeeping();
+    bool again = false, failed = false;
+    long wait_ms = guarded_batch(index, &again, &failed);
     MemoryContextReset(g_loop_cxt);
     if (again) continue;
-    pgc::worker::wait_paced(wait_ms, &last_wake);
+    if (!failed) {
+      pgc::worker::wait_paced(wait_ms, &last_wake);
+      continue;
+    }
+    // The error backoff is waited out: wake-ups (the supervisor's every second, commits
+    // of start_saga) end a paced wait early, and would turn the backoff into a retry
+    // loop.
+    TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
+    for (;;) {
+      long left = static_cast<long>((until - GetCurrentTimestamp() + 999) / 1000);
+      if (left <= 0) break;
+      pgc::worker::wait_paced(left, &last_wake);
+      housekeeping();
+    }
   }
 }

@@ -10,6 +10,9 @@ extern "C" {
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -20,22 +23,6 @@ namespace pgc::saga::pg {
 
 using pgc::pg::pg_call;
 using pgc::pg::SavedPlan;
-
-SettingScope::SettingScope(const char* name, const char* value) {
-  nest_level_ = NewGUCNestLevel();
-  int level = nest_level_;
-  try {
-    pg_call([&] {
-      (void)set_config_option(name, value, superuser() ? PGC_SUSET : PGC_USERSET, PGC_S_SESSION,
-                              GUC_ACTION_SAVE, true, 0, false);
-    });
-  } catch (...) {
-    AtEOXact_GUC(false, level);
-    throw;
-  }
-}
-
-SettingScope::~SettingScope() { AtEOXact_GUC(true, nest_level_); }
 
 std::shared_ptr<const Definition> definition_from_compiled(const std::string& compiled) {
   static std::unordered_map<std::string, std::shared_ptr<const Definition>> cache;
@@ -54,7 +41,8 @@ std::shared_ptr<const Definition> definition_by_version(const std::string& name,
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   static SavedPlan plan(
-      "SELECT compiled::text FROM consistency.saga_definitions WHERE name = $1 AND version = $2",
+      "SELECT compiled::pg_catalog.text FROM consistency.saga_definitions "
+      " WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
       {TEXTOID, INT4OID});
   char* compiled = pg_call([&] {
     Datum args[2] = {CStringGetTextDatum(name.c_str()), Int32GetDatum(version)};
@@ -160,12 +148,14 @@ void read_state(uint64 row, int c, State* out) {
 
 bool load_for_update(const pg_uuid_t& id, SagaRow* out) {
   static SavedPlan plan(
-      "SELECT s.name, s.definition_version, d.owner, d.compiled::text, s.data, "
-      "       s.status, s.step_index, s.failed_step, s.phase, s.attempts, s.next_run_at, s.deadline "
+      "SELECT s.name, s.definition_version, d.owner, d.compiled::pg_catalog.text, s.data, "
+      "       s.status, s.step_index, s.failed_step, s.phase, s.attempts, s.next_run_at, s.deadline, "
+      "       s.started_by "
       "  FROM consistency.saga_instances s "
       "  JOIN consistency.saga_definitions d "
-      "    ON d.name = s.name AND d.version = s.definition_version "
-      " WHERE s.id = $1 FOR UPDATE OF s",
+      "    ON d.name OPERATOR(pg_catalog.=) s.name "
+      "   AND d.version OPERATOR(pg_catalog.=) s.definition_version "
+      " WHERE s.id OPERATOR(pg_catalog.=) $1 FOR UPDATE OF s",
       {UUIDOID});
   Datum arg = UUIDPGetDatum(&id);
   char* name = nullptr;
@@ -182,6 +172,7 @@ bool load_for_update(const pg_uuid_t& id, SagaRow* out) {
     Datum data = pgc::pg::spi_value(0, 5, &isnull);
     out->data = isnull ? 0 : SPI_datumTransfer(data, false, -1);
     read_raw_state(0, 6, &raw);
+    out->started_by = DatumGetObjectId(pgc::pg::spi_value(0, 13, &isnull));
     return true;
   });
   if (!found) return false;
@@ -191,6 +182,44 @@ bool load_for_update(const pg_uuid_t& id, SagaRow* out) {
   state_from_raw(raw, &out->state);
   out->def = definition_from_compiled(compiled ? compiled : "");
   return true;
+}
+
+std::string clip_text(const std::string& text, int max_bytes) {
+  if (static_cast<int>(text.size()) <= max_bytes) return text;
+  int len = pg_call([&] { return pg_mbcliplen(text.data(), static_cast<int>(text.size()), max_bytes); });
+  return text.substr(0, static_cast<size_t>(len)) + "...";
+}
+
+void require_saga_rights(const SagaRow& row, Oid caller, const char* verb) {
+  Oid me = caller;
+  bool allowed = false;
+  char* starter = nullptr;
+  char* definer = nullptr;
+  pg_call([&] {
+    // has_privs_of_role is true for superusers and for a role and itself.
+    if ((OidIsValid(row.started_by) && has_privs_of_role(me, row.started_by)) ||
+        has_privs_of_role(me, row.owner)) {
+      allowed = true;
+      return;
+    }
+    Oid admin = get_role_oid("consistency_admin", true);
+    if (OidIsValid(admin) && has_privs_of_role(me, admin)) {
+      allowed = true;
+      return;
+    }
+    starter = GetUserNameFromId(row.started_by, true);
+    definer = GetUserNameFromId(row.owner, true);
+  });
+  if (allowed) return;
+  auto role = [](const char* name, Oid oid) {
+    return name != nullptr ? "\"" + std::string(name) + "\"" : "with OID " + std::to_string(oid) + " (dropped)";
+  };
+  throw Error(sqlstate::kInsufficientPrivilege,
+              std::string("permission denied to ") + verb + " saga " + row.id_text,
+              "Saga \"" + clip_text(row.name, 200) + "\" was started by role " +
+                  role(starter, row.started_by) + " and defined by role " + role(definer, row.owner) + ".",
+              "Only the role that started a saga, members of the role that defined it or started "
+              "it, and members of consistency_admin may answer or change it.");
 }
 
 void append_audit(const std::string& id_text, const std::vector<Event>& events, bool new_stream) {
@@ -211,10 +240,10 @@ int64 publish_command(const SagaRow& row, const Action& action, int attempt, boo
   // Key = the saga id, so one saga's commands stay in order on the topic.
   static SavedPlan plan(
       "SELECT consistency.publish($1, $2, "
-      "  jsonb_build_object('command', $5, 'saga_id', $2, 'saga', $3, 'step', $4, "
-      "                     'attempt', $6, 'phase', $7, 'data', $8), "
-      "  jsonb_build_object('saga_id', $2, 'saga', $3, 'step', $4, 'attempt', $6::text, "
-      "                     'phase', $7, 'command', $5))",
+      "  pg_catalog.jsonb_build_object('command', $5, 'saga_id', $2, 'saga', $3, 'step', $4, "
+      "                                'attempt', $6, 'phase', $7, 'data', $8), "
+      "  pg_catalog.jsonb_build_object('saga_id', $2, 'saga', $3, 'step', $4, "
+      "                                'attempt', $6::pg_catalog.text, 'phase', $7, 'command', $5))",
       {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, JSONBOID});
   const std::string& step = row.def->steps[static_cast<size_t>(row.state.step)].name;
   return pg_call([&] {
@@ -251,9 +280,10 @@ void store_state(const SagaRow& row, const State& s, const std::vector<Event>& e
       "   SET status = $2, step_index = $3, current_step = $4, failed_step = $5, phase = $6, "
       "       attempts = $7, next_run_at = $8, deadline = $9, "
       "       last_error = CASE WHEN $10 THEN $11 ELSE last_error END, "
-      "       data = CASE WHEN $12::jsonb IS NULL THEN data ELSE data || $12 END, "
-      "       updated_at = clock_timestamp() "
-      " WHERE id = $1",
+      "       data = CASE WHEN $12::pg_catalog.jsonb IS NULL THEN data "
+      "                   ELSE data OPERATOR(pg_catalog.||) $12 END, "
+      "       updated_at = pg_catalog.clock_timestamp() "
+      " WHERE id OPERATOR(pg_catalog.=) $1",
       {UUIDOID, TEXTOID, INT4OID, TEXTOID, INT4OID, TEXTOID, INT4OID, TIMESTAMPTZOID,
        TIMESTAMPTZOID, BOOLOID, TEXTOID, JSONBOID});
   std::string step = current_step_name(s, *row.def);

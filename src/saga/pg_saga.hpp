@@ -1,9 +1,15 @@
 // The saga pillar's PostgreSQL layer shared by the SQL functions (api.cpp) and the
 // worker (executor.cpp): loading and storing saga rows, the audit and publish call
-// sites, the definition cache, and scoped role / setting changes.
+// sites, the definition cache, who may answer or operate a saga.
 //
 // Every function here that touches PostgreSQL does so through pg_call, so a PostgreSQL
 // error arrives as pgc::pg::PgError and C++ destructors run.
+//
+// The statements here name every function, operator and cast with its schema. They run
+// either in a saga worker (whose session search_path is pinned to pg_catalog, pg_temp),
+// in _advance_sagas (SET search_path = pg_catalog, pg_temp) or, from the SQL functions,
+// inside pgc::pg::OwnerScope (a catalog-only override path): never with a path a tenant
+// controls, and never with a name a tenant could shadow.
 #pragma once
 
 #include <memory>
@@ -20,22 +26,6 @@ extern "C" {
 
 namespace pgc::saga::pg {
 
-// A configuration setting changed for a scope inside a transaction (a GUC nest level,
-// as a function's SET clause does); restored by the destructor.
-class SettingScope {
- public:
-  SettingScope(const char* name, const char* value);
-  ~SettingScope();
-  SettingScope(const SettingScope&) = delete;
-  SettingScope& operator=(const SettingScope&) = delete;
-
- private:
-  int nest_level_;
-};
-
-inline constexpr const char* kSafeSearchPath = "pg_catalog, pg_temp";
-
-
 // Parsed definitions, keyed by their compiled text (versions never change).
 std::shared_ptr<const Definition> definition_from_compiled(const std::string& compiled);
 // The same, keyed by name, version and the xmin of the definition's row (which tells a
@@ -49,7 +39,8 @@ struct SagaRow {
   std::string id_text;
   std::string name;
   int version = 0;
-  Oid owner = InvalidOid;
+  Oid owner = InvalidOid;       // the role that defined the saga: its steps run as this role
+  Oid started_by = InvalidOid;  // the role that started it (InvalidOid: not loaded)
   State state;
   std::shared_ptr<const Definition> def;
   Datum data = 0;  // jsonb, copied into the memory context current at load time
@@ -57,6 +48,16 @@ struct SagaRow {
 
 // Loads a saga with its definition; false if it does not exist.
 bool load_for_update(const pg_uuid_t& id, SagaRow* out);
+
+// Raises 42501 unless role `caller` may answer or operate saga `row`: the role that
+// started it, a role with the privileges of the role that defined it or of the starter
+// (has_privs_of_role: members that inherit), a member of consistency_admin, a superuser.
+// `verb` names the refused action ("answer", "retry", "abort").
+void require_saga_rights(const SagaRow& row, Oid caller, const char* verb);
+
+// `text` cut to at most max_bytes on a character boundary of the database encoding, with
+// "..." appended when cut (error texts of user code stored in audit events and messages).
+std::string clip_text(const std::string& text, int max_bytes = 1000);
 
 // Fills the state part of `out` from the columns of an SPI row laid out as
 // status, step_index, failed_step, phase, attempts, next_run_at, deadline (starting at

@@ -4,7 +4,8 @@
 
 -- Every version of every definition. `definition` is what the user gave; `compiled`
 -- is the validated form the worker runs (defaults applied, durations in milliseconds,
--- function names schema-qualified). Steps run as `owner`, the role that defined it.
+-- functions schema-qualified and with the OID the worker calls). Steps run as `owner`,
+-- the role that defined it.
 CREATE TABLE consistency.saga_definitions (
   name        text        NOT NULL,
   version     int         NOT NULL CHECK (version > 0),
@@ -35,6 +36,7 @@ CREATE TABLE consistency.saga_instances (
   data               jsonb       NOT NULL,
   last_error         text,
   idempotency_key    text,
+  started_by         oid         NOT NULL,             -- the role that called start_saga
   created_at         timestamptz NOT NULL DEFAULT now(),
   updated_at         timestamptz NOT NULL DEFAULT now()
 );
@@ -65,32 +67,36 @@ CREATE VIEW consistency.sagas AS
          created_at, updated_at
     FROM consistency.saga_instances;
 
--- define_saga runs as the caller (it records the caller as the steps' role) and takes
--- the extension's rights itself, with a fixed search_path, only to write the catalog.
+-- The C functions run as their caller: define_saga records the caller as the steps'
+-- role, start_saga the caller as the saga's starter, and the replies and operator
+-- functions check the caller's rights on the saga (src/saga/pg_saga.cpp,
+-- require_saga_rights). Each takes the extension owner's rights itself, under a
+-- catalog-only search path, only for its own catalog statements (pgc::pg::OwnerScope):
+-- no SET clause, so no GUC round trip per call.
 CREATE FUNCTION consistency.define_saga(name text, definition jsonb) RETURNS int
   LANGUAGE c VOLATILE
   AS 'MODULE_PATHNAME', 'pgc_define_saga';
 
 CREATE FUNCTION consistency.start_saga(name text, input jsonb, idempotency_key text DEFAULT NULL)
   RETURNS uuid
-  LANGUAGE c VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  LANGUAGE c VOLATILE
   AS 'MODULE_PATHNAME', 'pgc_start_saga';
 
 CREATE FUNCTION consistency.complete_step(saga_id uuid, step text, output jsonb DEFAULT '{}')
   RETURNS void
-  LANGUAGE c VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  LANGUAGE c VOLATILE
   AS 'MODULE_PATHNAME', 'pgc_complete_step';
 
 CREATE FUNCTION consistency.fail_step(saga_id uuid, step text, reason text) RETURNS void
-  LANGUAGE c VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  LANGUAGE c VOLATILE
   AS 'MODULE_PATHNAME', 'pgc_fail_step';
 
 CREATE FUNCTION consistency.retry_saga(saga_id uuid) RETURNS void
-  LANGUAGE c VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  LANGUAGE c VOLATILE
   AS 'MODULE_PATHNAME', 'pgc_retry_saga';
 
 CREATE FUNCTION consistency.abort_saga(saga_id uuid, reason text) RETURNS void
-  LANGUAGE c VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  LANGUAGE c VOLATILE
   AS 'MODULE_PATHNAME', 'pgc_abort_saga';
 
 CREATE FUNCTION consistency.saga_status(saga_id uuid)
@@ -102,10 +108,11 @@ BEGIN
   IF saga_id IS NULL THEN
     RAISE EXCEPTION 'saga id must not be NULL' USING ERRCODE = 'CS002';
   END IF;
+  -- Readers read every saga (as they read every event stream, saga-<id> included).
   RETURN QUERY
     SELECT s.status, s.current_step, s.attempts, s.data, s.last_error, s.updated_at
       FROM consistency.saga_instances s
-     WHERE s.id = saga_id;
+     WHERE s.id OPERATOR(pg_catalog.=) saga_id;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'saga % does not exist', saga_id USING ERRCODE = 'CS004';
   END IF;
@@ -228,9 +235,10 @@ GRANT EXECUTE ON FUNCTION consistency.retry_saga(uuid), consistency.abort_saga(u
   TO consistency_admin;
 
 -- Advances up to max_sagas due sagas by one step in the caller's transaction, as a saga
--- worker would (steps still run as their saga's role). For tests and for databases the
--- worker does not serve. Superuser only.
+-- worker would (steps still run as their saga's role), each saga in a subtransaction of
+-- its own. For tests and for databases the worker does not serve. Superuser only; its
+-- own statements run with the search path a saga worker pins.
 CREATE FUNCTION consistency._advance_sagas(max_sagas int DEFAULT 100) RETURNS int
-  LANGUAGE c VOLATILE
+  LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp
   AS 'MODULE_PATHNAME', 'pgc_advance_sagas';
 REVOKE ALL ON FUNCTION consistency._advance_sagas(int) FROM PUBLIC;

@@ -3,7 +3,7 @@
 -- transaction): compensation in reverse order, retries and backoff, saga and step
 -- timeouts, data merging, definition versions, the audit stream, operators.
 BEGIN;
-SELECT plan(90);
+SELECT plan(108);
 -- One step per transaction unless said otherwise (see the chaining test at the end).
 SET LOCAL pg_consistency.saga_chain_steps = 1;
 
@@ -151,7 +151,7 @@ SELECT is(consistency.define_saga('slow', '{"steps": [
   {"name": "b", "action": {"function": "public.step_b"}, "timeout": "100 ms", "retry": {"max_attempts": 1}}]}'), 1, 'slow saga');
 INSERT INTO ids SELECT 'slow', consistency.start_saga('slow', '{"sleep": "b"}');
 SELECT is(pg_temp.drain(), 3, 'a, b (timed out), undo_a');
-SELECT is(status || ' ' || last_error, 'compensated canceling statement due to statement timeout', 'the step was cancelled by its timeout')
+SELECT is(status || ' ' || last_error, 'compensated step function public.step_b ran past its time limit of 100 ms: canceling statement due to statement timeout', 'the step was cancelled by its timeout')
   FROM consistency.saga_status((SELECT id FROM ids WHERE name = 'slow'));
 SELECT lives_ok('SELECT pg_sleep(0.2)', 'the session goes on afterwards, uncancelled');
 
@@ -206,6 +206,74 @@ RESET ROLE;
 SELECT is(pg_temp.drain(), 4, 'the writer''s saga and the three keyed ones ran');
 SELECT is((SELECT role::text FROM public.saga_log WHERE saga = (SELECT id FROM ids WHERE name = 'as_writer')),
           'saga_pgtap_writer', 'the step ran as the defining writer');
+
+-- Who may answer a saga: the role that started it, roles with the privileges of the role
+-- that defined it (a reply consumer created by a member) or started it, members of
+-- consistency_admin; everyone else gets 42501. Every reader may read every saga.
+CREATE ROLE saga_pgtap_other IN ROLE consistency_writer;
+CREATE ROLE saga_pgtap_member IN ROLE saga_pgtap_writer;
+CREATE ROLE saga_pgtap_admin IN ROLE consistency_admin;
+CREATE ROLE saga_pgtap_reader IN ROLE consistency_reader;
+GRANT SELECT, INSERT ON ids TO saga_pgtap_other, saga_pgtap_member, saga_pgtap_admin, saga_pgtap_reader;
+SET LOCAL ROLE saga_pgtap_writer;
+SELECT is(consistency.define_saga('cmd', '{"steps": [
+  {"name": "ship", "action": {"topic": "t.commands", "command": "Ship"}, "timeout": "1 hour"},
+  {"name": "bill", "action": {"topic": "t.commands", "command": "Bill"}, "timeout": "1 hour"}]}'), 1, 'a writer defines a saga of commands');
+INSERT INTO ids SELECT 'cmd_writer', consistency.start_saga('cmd', '{}');
+SET LOCAL ROLE saga_pgtap_other;
+INSERT INTO ids SELECT 'cmd_other', consistency.start_saga('cmd', '{}');
+RESET ROLE;
+SELECT is(pg_temp.drain(), 2, 'both sagas sent their first command');
+SELECT results_eq($$SELECT s.started_by::regrole::text FROM consistency.saga_instances s JOIN ids USING (id)
+                    WHERE ids.name IN ('cmd_writer', 'cmd_other') ORDER BY ids.name$$,
+                  ARRAY['saga_pgtap_other', 'saga_pgtap_writer'], 'the starter is recorded');
+SET LOCAL ROLE saga_pgtap_other;
+SELECT throws_ok(format('SELECT consistency.complete_step(%L, %L)', (SELECT id FROM ids WHERE name = 'cmd_writer'), 'ship'),
+                 '42501', NULL, 'another writer may not answer a saga');
+SELECT throws_ok(format('SELECT consistency.fail_step(%L, %L, %L)', (SELECT id FROM ids WHERE name = 'cmd_writer'), 'ship', 'x'),
+                 '42501', NULL, 'nor fail its step');
+SELECT lives_ok(format('SELECT consistency.complete_step(%L, %L)', (SELECT id FROM ids WHERE name = 'cmd_other'), 'ship'),
+                'the starter answers its own saga of another role''s definition');
+SELECT is(status, 'running', 'and reads any saga') FROM consistency.saga_status((SELECT id FROM ids WHERE name = 'cmd_writer'));
+SET LOCAL ROLE saga_pgtap_member;
+SELECT lives_ok(format('SELECT consistency.complete_step(%L, %L)', (SELECT id FROM ids WHERE name = 'cmd_writer'), 'ship'),
+                'a member of the defining role answers');
+RESET ROLE;
+SELECT is(pg_temp.drain(), 2, 'both sent their second command');
+SET LOCAL ROLE saga_pgtap_reader;
+SELECT throws_ok(format('SELECT consistency.complete_step(%L, %L)', (SELECT id FROM ids WHERE name = 'cmd_writer'), 'bill'),
+                 '42501', NULL, 'a reader may not answer');
+SET LOCAL ROLE saga_pgtap_admin;
+SELECT lives_ok(format('SELECT consistency.complete_step(%L, %L)', (SELECT id FROM ids WHERE name = 'cmd_writer'), 'bill'),
+                'an admin answers any saga');
+SELECT lives_ok(format('SELECT consistency.abort_saga(%L, %L)', (SELECT id FROM ids WHERE name = 'cmd_other'), 'stop'),
+                'and aborts any saga');
+RESET ROLE;
+SELECT results_eq($$SELECT s.status FROM consistency.sagas s JOIN ids USING (id)
+                    WHERE ids.name IN ('cmd_writer', 'cmd_other') ORDER BY ids.name$$,
+                  ARRAY['aborted', 'completed'], 'the answers that were allowed took effect');
+
+-- A function step without a timeout of its own is limited by pg_consistency.saga_step_timeout;
+-- what it changes in its session (search_path included) does not outlive it.
+SELECT is(current_setting('pg_consistency.saga_step_timeout'), '30s', 'the default step time limit is 30 s');
+CREATE FUNCTION public.path_changer(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', 'public, pg_catalog', false);
+  RETURN pg_catalog.jsonb_build_object('path', pg_catalog.current_setting('search_path'));
+END $$;
+SELECT is(consistency.define_saga('limits', '{"steps": [
+  {"name": "p", "action": {"function": "public.path_changer"}},
+  {"name": "b", "action": {"function": "public.step_b"}, "retry": {"max_attempts": 1}}]}'), 1, 'limits saga');
+INSERT INTO ids SELECT 'limits', consistency.start_saga('limits', '{"sleep": "b"}');
+SET LOCAL pg_consistency.saga_step_timeout = '150ms';
+SET LOCAL search_path = pg_catalog, public;
+SELECT is(pg_temp.drain(), 2, 'p, then b (timed out)');
+SELECT is(current_setting('search_path'), 'pg_catalog, public', 'the session''s search_path is untouched');
+SET LOCAL pg_consistency.saga_step_timeout = '30s';
+SELECT is(status || ' ' || (data->>'path') || ' ' || last_error,
+          'compensated public, pg_catalog step function public.step_b ran past its time limit of 150 ms: canceling statement due to statement timeout',
+          'a step without a timeout is cancelled at saga_step_timeout; the path it set held inside it only')
+  FROM consistency.saga_status((SELECT id FROM ids WHERE name = 'limits'));
 
 -- Unknown objects and illegal transitions.
 SELECT throws_ok($$SELECT consistency.start_saga('nope', '{}')$$, 'CS004', 'saga definition "nope" does not exist', 'unknown definition');

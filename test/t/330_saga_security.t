@@ -2,7 +2,10 @@
 # a non-superuser's step cannot read a table it has no grant on, cannot do what a
 # security-restricted operation forbids, and cannot signal the worker; it cannot define
 # steps with functions it may not execute, nor plant operators that the extension's own
-# statements would run with more rights.
+# statements would run with more rights. A step that points the worker's search_path at
+# functions it planted (set_config(..., false)) changes nothing after it returns: the
+# writer does not become a superuser, with saga workers or with the per-database worker
+# running the sagas.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -137,6 +140,62 @@ alice(q{
   SELECT consistency.start_saga('alice_ok', '{"a": 1}', 'k1');
 });
 is(su("SELECT count(*) FROM alice.planted"), '0', "alice's operators were never called");
+
+# The attack of a writer on the worker's search path: a step sets it to the writer's
+# schema, where clock_timestamp(), now(), gen_random_uuid() and the || and = operators
+# make their caller a superuser if they can. The worker's next statements must not see it.
+su(q{
+  CREATE ROLE mallory LOGIN IN ROLE consistency_writer;
+  CREATE SCHEMA mallory AUTHORIZATION mallory;
+});
+$node->safe_psql('postgres', q{
+  CREATE TABLE mallory.calls (fn text, ran_as name);
+  GRANT INSERT ON mallory.calls TO PUBLIC;
+  CREATE FUNCTION mallory.escalate(fn text) RETURNS void LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO mallory.calls VALUES (fn, current_user);
+    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+      EXECUTE 'ALTER ROLE mallory SUPERUSER';
+    END IF;
+  END $$;
+  CREATE FUNCTION mallory.clock_timestamp() RETURNS timestamptz LANGUAGE plpgsql AS $$
+  BEGIN PERFORM mallory.escalate('clock_timestamp'); RETURN pg_catalog.clock_timestamp(); END $$;
+  CREATE FUNCTION mallory.now() RETURNS timestamptz LANGUAGE plpgsql AS $$
+  BEGIN PERFORM mallory.escalate('now'); RETURN pg_catalog.now(); END $$;
+  CREATE FUNCTION mallory.gen_random_uuid() RETURNS uuid LANGUAGE plpgsql AS $$
+  BEGIN PERFORM mallory.escalate('gen_random_uuid'); RETURN pg_catalog.gen_random_uuid(); END $$;
+  CREATE FUNCTION mallory.jsonb_cat(a jsonb, b jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+  BEGIN PERFORM mallory.escalate('||'); RETURN pg_catalog.jsonb_concat(a, b); END $$;
+  CREATE OPERATOR mallory.|| (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = mallory.jsonb_cat);
+  CREATE FUNCTION mallory.text_eq(a text, b text) RETURNS boolean LANGUAGE plpgsql AS $$
+  BEGIN PERFORM mallory.escalate('='); RETURN pg_catalog.texteq(a, b); END $$;
+  CREATE OPERATOR mallory.= (LEFTARG = text, RIGHTARG = text, FUNCTION = mallory.text_eq);
+  CREATE FUNCTION mallory.step(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'mallory, pg_catalog', false);
+    RETURN '{}';
+  END $$;
+  SELECT consistency.define_saga('mallory_flow', '{"steps": [
+    {"name": "a", "action": {"function": "mallory.step"}},
+    {"name": "b", "action": {"function": "mallory.step"}},
+    {"name": "c", "action": {"function": "mallory.step"}}]}');
+}, extra_params => ['-U', 'mallory']);
+sub mallory_attack {
+  my ($mode) = @_;
+  my @ids = map { $node->safe_psql('postgres', "SELECT consistency.start_saga('mallory_flow', '{}')",
+                                   extra_params => ['-U', 'mallory']) } 1 .. 3;
+  is(wait_terminal($node, $_), 'completed', "mallory's saga completes ($mode)") for @ids;
+  is(su("SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'"), 'f', "mallory is not a superuser ($mode)");
+  is(su("SELECT count(*) FROM mallory.calls"), '0', "no planted function ran, as any role ($mode)");
+}
+mallory_attack('saga workers');
+su("ALTER SYSTEM SET pg_consistency.saga_workers = 0");
+su("SELECT pg_reload_conf()");
+ok(wait_until($node, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_consistency saga worker'", '0'),
+   'saga workers stopped');
+mallory_attack('per-database worker');
+su("ALTER SYSTEM RESET pg_consistency.saga_workers");
+su("SELECT pg_reload_conf()");
 
 su("DELETE FROM consistency.saga_instances");
 su("DELETE FROM consistency.saga_definitions");
