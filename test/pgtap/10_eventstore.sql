@@ -3,7 +3,7 @@
 -- Everything runs in one transaction that appends, so read_all here can only show what
 -- was committed before it (its own events sit above its horizon until it ends).
 BEGIN;
-SELECT plan(108);
+SELECT plan(118);
 
 -- ---------------------------------------------------------------------------------
 -- Shapes of the contract
@@ -221,6 +221,28 @@ SELECT is((SELECT state->>'sum' FROM consistency.aggregate_state('tapagg-1')), '
 SELECT is((SELECT last_value FROM pg_temp.apply_calls), 1002::bigint, 'the second fold applied only the 2 new events');
 SELECT is((SELECT count(*)::int FROM consistency.snapshots WHERE stream = 'tapagg-1'), 1, 'one snapshot kept per stream');
 SELECT is((SELECT version FROM consistency.aggregate_state('tapagg-404')), 0::bigint, 'an absent stream folds to version 0');
+SELECT col_type_is('consistency', 'snapshots', 'folded', 'boolean', 'snapshots record whether a fold saved them');
+SELECT lives_ok($$SELECT consistency.save_snapshot('tapagg-1', 1002, '{"sum": -1}')$$, 'a snapshot saved by hand');
+SELECT is((SELECT state->>'sum' FROM consistency.aggregate_state('tapagg-1')), '500503',
+          'aggregate_state does not start from a hand-saved snapshot, only from its own folds');
+
+-- ---------------------------------------------------------------------------------
+-- Security (the attacks themselves run in sql/10_eventstore.sql and test/t/103_*.t)
+-- ---------------------------------------------------------------------------------
+CREATE FUNCTION pg_temp.where_am_i(state jsonb, type text, data jsonb) RETURNS jsonb LANGUAGE sql AS
+  $$ SELECT jsonb_build_object('search_path', current_setting('search_path'), 'work_mem', current_setting('work_mem')) $$;
+SELECT lives_ok($$SELECT consistency.register_aggregate('tappath', 'pg_temp.where_am_i(jsonb,text,jsonb)', '{}', 0)$$,
+                'an aggregate whose apply function reports its context');
+SELECT is(consistency.append_event('tappath-1', NULL, 'X', '{}'), 1::bigint, 'one event to fold');
+SELECT is((SELECT state->>'search_path' FROM consistency.aggregate_state('tappath-1')), 'pg_catalog, pg_temp',
+          'the fold runs with search_path = pg_catalog, pg_temp, whatever the caller''s path');
+SELECT throws_ok($$SELECT consistency.append_event('saga-tap', NULL, 'X', '{}')$$, '42501', NULL,
+                 'streams of category saga are reserved to the extension');
+SELECT throws_ok($$SELECT consistency.append_events('saga', NULL, '[{"type": "X", "data": {}}]')$$, '42501', NULL,
+                 '... the bare category too');
+SELECT throws_ok($$SELECT consistency.save_snapshot('saga-tap', 1, '{}')$$, '42501', NULL, '... and their snapshots');
+SELECT is((SELECT setting || '/' || unit || '/' || context FROM pg_settings WHERE name = 'pg_consistency.subscription_handler_timeout'),
+          '5000/ms/superuser', 'subscription_handler_timeout: 5 s by default, set by superusers only');
 
 -- ---------------------------------------------------------------------------------
 -- Subscription management (processing is covered by the regression and TAP tests)
