@@ -455,6 +455,13 @@ SELECT status, current_step FROM consistency.saga_status(:'beside_sleepy');
 SET ROLE saga_bob;
 SELECT pg_temp.err($$SET pg_consistency.saga_step_timeout = 0$$);
 RESET ROLE;
+-- A step's own timeout cannot lift the limit: it is capped by saga_step_timeout.
+SELECT consistency.define_saga('sleepy_long', '{"steps": [{"name": "nap", "action": {"function": "shop.sleepy"}, "timeout": "1 hour", "retry": {"max_attempts": 1}}]}') AS sleepy_long_v1;
+SELECT consistency.start_saga('sleepy_long', '{}') AS sleepy_long \gset
+SET pg_consistency.saga_step_timeout = '200ms';
+SELECT consistency._advance_sagas() AS advanced;
+RESET pg_consistency.saga_step_timeout;
+SELECT status, last_error FROM consistency.saga_status(:'sleepy_long');
 
 -- A step whose output is too large for its audit event is a failed attempt, not an
 -- error of the whole batch; a saga whose outcome cannot be stored for another reason

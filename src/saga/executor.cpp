@@ -154,7 +154,7 @@ void define_gucs() {
   // start) or in a session that runs _advance_sagas.
   DefineCustomIntVariable(
       "pg_consistency.saga_step_timeout",
-      "Time limit of a saga function step or compensation without a \"timeout\" of its own.",
+      "Time limit of a saga function step or compensation, and the most a step's own \"timeout\" may give it.",
       "The step is cancelled (a statement timeout) and counts as a failed attempt; 0: no limit.",
       &g_step_timeout_ms, 30000, 0, INT_MAX, PGC_SUSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
 }
@@ -208,11 +208,13 @@ std::string error_text(const PgError& e) {
   return clip_text(m);
 }
 
-// The step's time limit: its own timeout, else pg_consistency.saga_step_timeout (0 and
-// kNoLimit: none).
+// The step's time limit: its own timeout, else pg_consistency.saga_step_timeout; and
+// never more than that setting while it is set, so a tenant's definition cannot hold a
+// saga worker longer than the superuser allows (0 and kNoLimit: none).
 int64_t step_limit_ms(const Step& step) {
-  if (step.timeout_ms != kNoLimit) return step.timeout_ms;
-  return g_step_timeout_ms;
+  int64_t cap = g_step_timeout_ms;
+  if (step.timeout_ms == kNoLimit) return cap;
+  return cap > 0 ? std::min<int64_t>(step.timeout_ms, cap) : step.timeout_ms;
 }
 
 // Calls the step function, by the OID stored at definition, as the saga's owner (see
