@@ -66,10 +66,6 @@ void check_upcaster_link(int32 from, int32 latest, const char* type) {
   if (p) throw invalid_argument("cannot register upcaster for event type \"" + shown_name(type) + "\": " + *p);
 }
 
-void spi_connect() {
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-}
-
 pg::SavedPlan& plan_latest_snapshot() {
   static pg::SavedPlan p(
       "SELECT version, state FROM consistency.snapshots WHERE stream OPERATOR(pg_catalog.=) $1 "
@@ -156,7 +152,7 @@ PGC_FUNCTION(pgc_es_register_upcaster) {
       "DO UPDATE SET fn = EXCLUDED.fn, registered_by = EXCLUDED.registered_by, registered_at = pg_catalog.now()",
       {TEXTOID, INT4OID, REGPROCEDUREOID, OIDOID});
   Oid caller = GetUserId();
-  spi_connect();
+  pg::spi_connect();
   SavedUser su;
   enter_owner(&su);
   spi_run(lock, nullptr, nullptr, false);
@@ -188,7 +184,7 @@ PGC_FUNCTION(pgc_es_save_snapshot) {
       "ON CONFLICT (stream, version) DO UPDATE SET state = EXCLUDED.state, folded = false, "
       "created_at = pg_catalog.now()",
       {TEXTOID, INT8OID, JSONBOID});
-  spi_connect();
+  pg::spi_connect();
   SavedUser su;
   enter_owner(&su);
   Datum sv[1] = {PointerGetDatum(cstring_to_text_with_len(stream, len))};
@@ -211,7 +207,7 @@ PGC_FUNCTION(pgc_es_load_snapshot) {
   char* stream = checked_stream_arg(fcinfo, 0, "stream", &len);
   InitMaterializedSRF(fcinfo, 0);
   ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
-  spi_connect();
+  pg::spi_connect();
   Datum v[1] = {PointerGetDatum(cstring_to_text_with_len(stream, len))};
   spi_run(plan_latest_snapshot(), v, nullptr, true, 1);
   if (SPI_processed > 0) {
@@ -257,7 +253,7 @@ PGC_FUNCTION(pgc_es_register_aggregate) {
       "DELETE FROM consistency.snapshots WHERE pg_catalog.split_part(stream, '-', 1) OPERATOR(pg_catalog.=) $1",
       {TEXTOID});
   Oid caller = GetUserId();
-  spi_connect();
+  pg::spi_connect();
   SavedUser su;
   enter_owner(&su);
   Datum cat = PointerGetDatum(cstring_to_text_with_len(category, clen));
@@ -292,7 +288,7 @@ PGC_FUNCTION(pgc_es_aggregate_state) {
   }
   InitMaterializedSRF(fcinfo, 0);
   ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
-  spi_connect();
+  pg::spi_connect();
   const AggregateDef* def = find_aggregate(cat, cat_len);
   if (def == nullptr) {
     char* c = clipped_name(cat, cat_len);

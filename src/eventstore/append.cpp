@@ -409,7 +409,7 @@ int64 do_append(const char* stream_name, int stream_len, bool any, int64 expecte
   // Our statements run as the owner with the pinned path; our own errors are raised only
   // after leaving it (the C entry points are called from other C++ code).
   SavedUser su;
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  pg::spi_connect();
   enter_owner(&su);
 
   // Appends are stamped with the latest schema version of their type.
@@ -530,7 +530,7 @@ PGC_FUNCTION(pgc_es_append_event) {
 PGC_FUNCTION(pgc_es_stream_version) {
   int len = 0;
   char* stream = checked_stream_arg(fcinfo, 0, "stream", &len);
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  pg::spi_connect();
   int64 v = current_version(PointerGetDatum(cstring_to_text_with_len(stream, len)));
   SPI_finish();
   PG_RETURN_INT64(v);

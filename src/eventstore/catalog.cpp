@@ -151,7 +151,7 @@ void load_upcasters() {
   // have processed is in them; one arriving while we load leaves the cache stale.
   uint64 gen = g_up_gen;
   SavedUser su;
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  pg::spi_connect();
   enter_owner(&su);
   spi_run_latest(plan, nullptr, nullptr);
   leave_owner(&su);
@@ -211,7 +211,7 @@ void load_aggregates() {
   g_naggs = 0;
   uint64 gen = g_agg_gen;  // see load_upcasters
   SavedUser su;
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  pg::spi_connect();
   enter_owner(&su);
   spi_run_latest(plan, nullptr, nullptr);
   leave_owner(&su);

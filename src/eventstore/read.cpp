@@ -99,7 +99,7 @@ PGC_FUNCTION(pgc_es_read_stream) {
   if (from < 0) throw pgc::invalid_argument("from_version must not be negative, not " + std::to_string(from));
   int64 count = checked_count(fcinfo, 2);
   InitMaterializedSRF(fcinfo, 0);
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  pg::spi_connect();
   Datum v[3] = {PointerGetDatum(cstring_to_text_with_len(stream, len)), Int64GetDatum(from),
                 Int64GetDatum(count)};
   spi_run(plan_stream(), v, nullptr, true);
@@ -119,7 +119,7 @@ PGC_FUNCTION(pgc_es_read_all) {
     check_category(VARDATA_ANY(category), VARSIZE_ANY_EXHDR(category));
   }
   InitMaterializedSRF(fcinfo, 0);
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  pg::spi_connect();
   // The horizon first, then a snapshot: see docs/eventstore.md.
   int64 horizon = pgc::eventstore::read_horizon();
   if (horizon - 1 > after) {

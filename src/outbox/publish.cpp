@@ -75,7 +75,7 @@ int64 insert_row(text* topic, text* key, bytea* payload, Jsonb* headers, const c
           "INSERT INTO consistency.outbox (topic, key, payload, headers, content_type) "
           "VALUES ($1, $2, $3, $4, $5) RETURNING id",
           {TEXTOID, TEXTOID, BYTEAOID, JSONBOID, TEXTOID});
-      if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_consistency: SPI_connect failed");
+      pgc::pg::spi_connect();
       Datum values[5] = {PointerGetDatum(topic), PointerGetDatum(key), PointerGetDatum(payload),
                          PointerGetDatum(headers), CStringGetTextDatum(content_type)};
       char nulls[5] = {' ', key ? ' ' : 'n', payload ? ' ' : 'n', ' ', ' '};

@@ -28,8 +28,12 @@ int SavedPlan::execute(const Datum* values, const char* nulls, bool read_only, l
   return rc;
 }
 
-SpiScope::SpiScope() {
+void spi_connect() {
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_consistency: SPI_connect failed");
+}
+
+SpiScope::SpiScope() {
+  spi_connect();
   connected_ = true;
 }
 

@@ -41,6 +41,10 @@ class SpiScope {
   bool connected_ = false;
 };
 
+// SPI_connect, raising an ERROR when it fails: the one place the extension connects SPI
+// (plain data; wrap it in pg_call where C++ objects are live).
+void spi_connect();
+
 // Reads column `col` (1-based) of row `row` of SPI_tuptable.
 Datum spi_value(uint64 row, int col, bool* isnull);
 int64 spi_int64(uint64 row, int col, int64 if_null = 0);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "pg/guard.hpp"
+#include "pg/spi.hpp"
 #include "relay/batch.hpp"
 #include "relay/rows.hpp"
 
@@ -25,7 +26,7 @@ auto in_transaction(const char* activity, bool synchronous, F&& f) -> decltype(f
   pg::pg_call([&] {
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_consistency: SPI_connect failed");
+    pg::spi_connect();
     PushActiveSnapshot(GetTransactionSnapshot());
     pgstat_report_activity(STATE_RUNNING, activity);
     // The exactly-once batch record must be durable before Kafka commits; other relay

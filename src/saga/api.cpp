@@ -158,11 +158,7 @@ class PgResolver : public saga::Resolver {
   }
 };
 
-void spi_connect() {
-  pg_call([] {
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_consistency: SPI_connect failed");
-  });
-}
+void spi_connect() { pg_call([] { pgc::pg::spi_connect(); }); }
 
 void spi_finish() { pg_call([] { SPI_finish(); }); }
 

@@ -473,7 +473,7 @@ void install_callbacks() {
 
 Spi::Spi() {
   pg::pg_call([] {
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_consistency: SPI_connect failed");
+    pg::spi_connect();
   });
 }
 
