@@ -14,6 +14,7 @@ PG_SRCS += src/pg/spi.cpp
 PG_SRCS += src/pg/text.cpp
 PG_SRCS += src/pg/version.cpp
 PG_SRCS += src/worker/drop_database.cpp
+PG_SRCS += src/worker/hard_stop.cpp
 PG_SRCS += src/worker/launcher.cpp
 PG_SRCS += src/worker/shared_state.cpp
 PG_SRCS += src/worker/status.cpp

@@ -6,7 +6,10 @@
 // pg_consistency.subscription_handler_timeout; a failing or timed-out event rolls back
 // only itself, the checkpoint stays before it, and the failure is counted (retry with
 // backoff, then parked). A batch also ends early once it has run for that long, so one
-// slow subscription cannot keep the worker from the others.
+// slow subscription cannot keep the worker from the others. A handler that catches its
+// cancellation and goes on is ended with the worker by the hard stop (run_as_enter);
+// the restarted worker charges that as a failed attempt before anything else
+// (charge_hard_stops), so the subscription is parked after its attempts.
 #include <random>
 
 #include "common/backoff.hpp"
@@ -14,6 +17,7 @@
 #include "eventstore/es.hpp"
 #include "pg/gucs.hpp"
 #include "pg/guard.hpp"
+#include "worker/hard_stop.hpp"
 #include "worker/wake.hpp"
 
 extern "C" {
@@ -37,6 +41,8 @@ namespace pgc::eventstore {
 namespace {
 
 constexpr size_t kMaxNameBytes = 200;
+// The hard-stop label of a subscription's batch: the prefix, then its name.
+constexpr const char* kHardStopPrefix = "subscription:";
 constexpr int kMaxErrorBytes = 2000;
 
 struct BatchResult {
@@ -320,6 +326,8 @@ BatchResult run_batch(Datum name, const char* name_c, bool honor_schedule, bool 
       MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_consistency handler",
                                                     ALLOCSET_DEFAULT_SIZES);
       TimestampTz batch_start = GetCurrentTimestamp();
+      char* label = psprintf("%s%s", kHardStopPrefix, name_c);
+      worker::set_hard_stop_label(label);
       for (uint64 r = 0; r < n; r++) {
         if (r > 0 && g_subscription_handler_timeout_ms > 0 &&
             TimestampDifferenceExceeds(batch_start, GetCurrentTimestamp(), g_subscription_handler_timeout_ms)) {
@@ -342,6 +350,8 @@ BatchResult run_batch(Datum name, const char* name_c, bool honor_schedule, bool 
         res.handled++;
         MemoryContextReset(row_cxt);
       }
+      worker::clear_hard_stop_label();
+      pfree(label);
       MemoryContextDelete(row_cxt);
     }
   }
@@ -402,6 +412,62 @@ int64 interval_ms(const Interval* iv) {
   return static_cast<int64>(ms);
 }
 
+// A worker before us was ended by its hard stop while subscription `name` ran its
+// handler (which caught the cancellation of its time limit and went on): a failed
+// attempt, with the usual backoff, then parked. The checkpoint stays where it is.
+void charge_hard_stop(const char* name, TimestampTz at) {
+  SavedUser su;
+  Datum nv[1] = {CStringGetTextDatum(name)};
+  enter_owner(&su);
+  spi_run(plan_lock_sub(), nv, nullptr, false, 1);
+  leave_owner(&su);
+  if (SPI_processed == 0) return;  // dropped since
+  Datum f[9];
+  bool fn[9];
+  heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, f, fn);
+  Oid handler = DatumGetObjectId(f[0]);
+  int64 position = DatumGetInt64(f[3]);
+  bool active = DatumGetBool(f[4]);
+  int32 attempts = DatumGetInt32(f[5]);
+  int32 max_attempts = DatumGetInt32(f[6]);
+  if (!active) return;
+  char* error = psprintf(
+      "handler %s ran past its time limit (pg_consistency.subscription_handler_timeout, %d ms) "
+      "and did not stop when cancelled; the worker was stopped at %s",
+      format_procedure(handler), g_subscription_handler_timeout_ms, timestamptz_to_str(at));
+  int32 new_attempts = attempts + 1;
+  RetryDecision d = decide_retry(new_attempts, max_attempts);
+  ereport(LOG, (errmsg("pg_consistency: subscription \"%s\": %s; attempt %d of %d%s", name, error,
+                       new_attempts, max_attempts, d.park ? ", parked" : "")));
+  Datum uv[7] = {nv[0],
+                 Int64GetDatum(position),
+                 Int64GetDatum(0),
+                 Int32GetDatum(new_attempts),
+                 CStringGetTextDatum(clip(error)),
+                 CStringGetTextDatum(d.park ? "failed" : "active"),
+                 Int64GetDatum(d.delay_ms)};
+  enter_owner(&su);
+  spi_run(plan_update_sub(), uv, nullptr, false);
+  leave_owner(&su);
+}
+
+// Charges the hard stops of subscriptions of this database left by earlier workers, in
+// one transaction.
+void charge_hard_stops() {
+  worker::HardStopEntry entries[worker::kMaxHardStops];
+  int n = worker::take_hard_stops(kHardStopPrefix, entries, worker::kMaxHardStops);
+  if (n == 0) return;
+  SetCurrentStatementStartTimestamp();
+  StartTransactionCommand();
+  spi_connect();
+  PushActiveSnapshot(GetTransactionSnapshot());
+  for (int i = 0; i < n; i++)
+    charge_hard_stop(entries[i].label + strlen(kHardStopPrefix), entries[i].at);
+  SPI_finish();
+  PopActiveSnapshot();
+  CommitTransactionCommand();
+}
+
 }  // namespace
 
 long subscriptions_tick() {
@@ -412,6 +478,8 @@ long subscriptions_tick() {
       "FROM consistency.subscription_state WHERE status OPERATOR(pg_catalog.=) 'active' "
       "ORDER BY next_attempt_at, name",
       {});
+  charge_hard_stops();
+  MemoryContextSwitchTo(tick_cxt);
   SetCurrentStatementStartTimestamp();
   StartTransactionCommand();
   spi_connect();

@@ -7,6 +7,8 @@
 extern "C" {
 #include "catalog/namespace.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
 #include "utils/acl.h"
 #include "utils/regproc.h"
 #include "utils/guc.h"
@@ -38,7 +40,47 @@ void arm_timeout(RunAsState* st, int64_t timeout_ms) {
   enable_timeout_after(STATEMENT_TIMEOUT, delay);
   st->timeout_armed = true;
 }
+
+// ---- the hard stop (background workers only) ----
+TimeoutId g_hard_stop_id = MAX_TIMEOUTS;  // not registered yet
+volatile sig_atomic_t g_hard_stop_fired = 0;
+
+// Runs in the SIGALRM handler: what die() does, plus the flag.
+void hard_stop_handler() {
+  if (!proc_exit_inprogress) {
+    g_hard_stop_fired = 1;
+    InterruptPending = true;
+    ProcDiePending = true;
+  }
+  SetLatch(MyLatch);
+}
+
+void arm_hard_stop(RunAsState* st, int64_t timeout_ms) {
+  st->hard_armed = false;
+  st->hard_outer = 0;
+  if (timeout_ms <= 0 || !IsBackgroundWorker) return;
+  if (g_hard_stop_id == MAX_TIMEOUTS) g_hard_stop_id = RegisterTimeout(USER_TIMEOUT, hard_stop_handler);
+  int64_t d = hard_stop_delay_ms(timeout_ms);
+  int delay = static_cast<int>(d > INT_MAX ? INT_MAX : d);
+  if (get_timeout_active(g_hard_stop_id)) {
+    // Nested user code: the enclosing hard stop, if earlier, applies inside.
+    st->hard_outer = get_timeout_finish_time(g_hard_stop_id);
+    if (st->hard_outer <= TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay)) {
+      st->hard_outer = 0;
+      return;
+    }
+  }
+  enable_timeout_after(g_hard_stop_id, delay);
+  st->hard_armed = true;
+}
+
 }  // namespace
+
+bool hard_stop_fired() { return g_hard_stop_fired != 0; }
+
+int64_t hard_stop_delay_ms(int64_t limit_ms) {
+  return limit_ms + (limit_ms > 1000 ? limit_ms : 1000);
+}
 
 void enter_owner_pinned(OwnerState* st, Oid owner) {
   GetUserIdAndSecContext(&st->saved_user, &st->saved_context);
@@ -63,17 +105,30 @@ void run_as_enter(RunAsState* st, Oid role, int64_t timeout_ms) {
                           true, 0, false);
   SetUserIdAndSecContext(role, st->saved_context | SECURITY_LOCAL_USERID_CHANGE |
                                    SECURITY_RESTRICTED_OPERATION);
+  st->hard_armed = false;
+  st->hard_outer = 0;
   arm_timeout(st, timeout_ms);
+  arm_hard_stop(st, timeout_ms);
 }
 
 void run_as_disarm_timeout(RunAsState* st) {
-  if (!st->timeout_armed) return;
+  if (!st->timeout_armed && !st->hard_armed) return;
+  // One call for both timers: the alarm is rescheduled once.
+  DisableTimeoutParams params[2];
+  int n = 0;
+  if (st->hard_armed) params[n++] = DisableTimeoutParams{g_hard_stop_id, false};
+  if (st->timeout_armed) params[n++] = DisableTimeoutParams{STATEMENT_TIMEOUT, true};
+  disable_timeouts(params, n);
+  if (st->timeout_armed) {
+    // A timeout that fired after the code had already returned is forgotten.
+    if (get_timeout_indicator(STATEMENT_TIMEOUT, true)) QueryCancelPending = false;
+    if (st->outer_finish != 0) enable_timeout_at(STATEMENT_TIMEOUT, st->outer_finish);
+  }
+  if (st->hard_armed && st->hard_outer != 0) enable_timeout_at(g_hard_stop_id, st->hard_outer);
   st->timeout_armed = false;
-  disable_timeout(STATEMENT_TIMEOUT, true);
-  // A timeout that fired after the code had already returned is forgotten.
-  if (get_timeout_indicator(STATEMENT_TIMEOUT, true)) QueryCancelPending = false;
-  if (st->outer_finish != 0) enable_timeout_at(STATEMENT_TIMEOUT, st->outer_finish);
   st->outer_finish = 0;
+  st->hard_armed = false;
+  st->hard_outer = 0;
 }
 
 void run_as_leave(RunAsState* st) {
@@ -88,6 +143,8 @@ void pin_process_search_path() {
 
 void disarm_statement_timeout() {
   if (get_timeout_active(STATEMENT_TIMEOUT)) disable_timeout(STATEMENT_TIMEOUT, false);
+  if (g_hard_stop_id != MAX_TIMEOUTS && get_timeout_active(g_hard_stop_id))
+    disable_timeout(g_hard_stop_id, false);
   QueryCancelPending = false;
 }
 
@@ -119,6 +176,10 @@ RunAs::RunAs(Oid role, int64_t timeout_ms) {
     pg_call([&] { run_as_enter(&st_, role, timeout_ms); });
   } catch (...) {
     // set_config_option or the timer failed after the nest level was opened.
+    try {
+      pg_call([&] { run_as_disarm_timeout(&st_); });
+    } catch (...) {
+    }
     AtEOXact_GUC(false, st_.nest_level);
     SetUserIdAndSecContext(st_.saved_user, st_.saved_context);
     throw;

@@ -49,9 +49,15 @@ struct RunAsState {
   int nest_level;
   bool timeout_armed;
   TimestampTz outer_finish;  // an enclosing statement timeout to re-arm, or 0
+  bool hard_armed;           // the hard stop (background workers only) is armed
+  TimestampTz hard_outer;    // an enclosing hard stop to re-arm, or 0
 };
 // Runs as `role` from here on: security-restricted, pinned search_path, settings nested,
 // and a statement timeout of timeout_ms (<= 0: none; an earlier enclosing deadline wins).
+// In a background worker a limit L > 0 also arms a hard stop at L + max(1 s, L): code
+// that catches its cancellation and goes on is not waited for, the process is ended as
+// by pg_terminate_backend (FATAL at its next interrupt check) and hard_stop_fired()
+// tells its exit callbacks why. Session backends never get the hard stop.
 void run_as_enter(RunAsState* st, Oid role, int64_t timeout_ms);
 // Rolls back every setting changed since run_as_enter, disarms the timeout, restores
 // the identity.
@@ -71,8 +77,13 @@ void require_execute(Oid fn, Oid role, const char* who);
 // through "$user"), and the value is what run_as_enter pins anyway, so saved plans keep
 // matching. Set at session level: function SET clauses still work.
 void pin_process_search_path();
-// For a background worker's error path: disarm a time limit an aborted RunAs left.
+// For a background worker's error path: disarm a time limit (and hard stop) an aborted
+// RunAs left.
 void disarm_statement_timeout();
+// True once this process's hard stop has fired (it is exiting).
+bool hard_stop_fired();
+// The hard stop's delay after a time limit of limit_ms (> 0).
+int64_t hard_stop_delay_ms(int64_t limit_ms);
 
 // ---- C++ scopes over the same operations (they raise PgError, never longjmp). ----
 

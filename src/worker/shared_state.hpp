@@ -41,6 +41,16 @@ struct WorkerSlot {
   pg_atomic_uint32 inject_errors;  // test hook: fail this many upcoming ticks
 };
 
+// A process stopped by its hard stop (see pgc::pg::run_as_enter) while it ran the user
+// code named by `label` (see worker/hard_stop.hpp), for its successor to charge.
+inline constexpr int kHardStopLabelBytes = 256;
+inline constexpr int kMaxHardStops = 16;
+struct HardStopEntry {
+  Oid dboid;
+  TimestampTz at;
+  char label[kHardStopLabelBytes];
+};
+
 struct SharedState {
   slock_t mutex;  // guards every non-atomic field below
   pid_t launcher_pid;
@@ -49,6 +59,8 @@ struct SharedState {
   char held_dbname[NAMEDATALEN];  // DROP DATABASE in progress: start no worker for it
   TimestampTz held_until;
   WorkerSlot slots[kMaxDatabases];
+  int hard_stop_count;  // entries in hard_stops, oldest first
+  HardStopEntry hard_stops[kMaxHardStops];
 };
 
 // nullptr when the library was not preloaded.
