@@ -5,6 +5,7 @@
 
 CORE_SRCS += src/common/backoff.cpp
 
+PG_SRCS += src/pg/catching.cpp
 PG_SRCS += src/pg/component.cpp
 PG_SRCS += src/pg/guard.cpp
 PG_SRCS += src/pg/module.cpp

@@ -7,6 +7,7 @@
 #include "common/backoff.hpp"
 #include "pg/component.hpp"
 #include "pg/gucs.hpp"
+#include "pg/catching.hpp"
 #include "pg/guard.hpp"
 #include "pg/run_as.hpp"
 #include "worker/shared_state.hpp"
@@ -75,44 +76,42 @@ long call_tick(const pg::Component* c) {
   pg::raise_captured(captured);
 }
 
-// Runs one tick under PG_TRY. Returns the delay before its next run.
+// Runs one tick; an ERROR inside is caught (its transaction aborted), logged, recorded
+// and backed off. Returns the delay before its next run.
 long run_tick(int i) {
-  const pg::Component* c = pg::component_at(i);
-  volatile long next_ms = 0;
-  PG_TRY();
-  {
-    next_ms = call_tick(c);
+  struct Call {
+    const pg::Component* c;
+    long next_ms;
+  } call{pg::component_at(i), 0};
+  ErrorData* edata = pg::run_aborting_on_error(
+      [](void* p) {
+        auto* call = static_cast<Call*>(p);
+        call->next_ms = call_tick(call->c);
+      },
+      &call, g_loop_cxt);
+  if (edata == nullptr) {
     g_failures[i] = 0;
+    return call.next_ms;
   }
-  PG_CATCH();
-  {
-    HOLD_INTERRUPTS();
-    MemoryContextSwitchTo(g_loop_cxt);
-    ErrorData* edata = CopyErrorData();
-    FlushErrorState();
-    AbortOutOfAnyTransaction();
-    pg::disarm_statement_timeout();
-    pgstat_report_activity(STATE_IDLE, nullptr);
-    g_failures[i]++;
-    BackoffPolicy policy{1000, 60000, 2.0, 0.2};
-    static std::minstd_rand rng(static_cast<unsigned>(MyProcPid));
-    next_ms = backoff_delay_ms(policy, g_failures[i],
-                               std::uniform_real_distribution<double>(0.0, 1.0)(rng));
-    ereport(LOG, (errmsg("pg_consistency worker: %s failed: %s", c->name,
-                         edata->message ? edata->message : "unknown error"),
-                  edata->detail ? errdetail("%s", edata->detail) : 0,
-                  errhint("Retrying in %ld ms (failure %d in a row).", (long)next_ms,
-                          g_failures[i])));
-    SharedState* s = shared();
-    SpinLockAcquire(&s->mutex);
-    my_slot().errors++;
-    snprintf(my_slot().last_error, sizeof(my_slot().last_error), "%s: %s", c->name,
-             edata->message ? edata->message : "unknown error");
-    SpinLockRelease(&s->mutex);
-    FreeErrorData(edata);
-    RESUME_INTERRUPTS();
-  }
-  PG_END_TRY();
+  const pg::Component* c = call.c;
+  long next_ms = 0;
+  g_failures[i]++;
+  BackoffPolicy policy{1000, 60000, 2.0, 0.2};
+  static std::minstd_rand rng(static_cast<unsigned>(MyProcPid));
+  next_ms = backoff_delay_ms(policy, g_failures[i],
+                             std::uniform_real_distribution<double>(0.0, 1.0)(rng));
+  ereport(LOG, (errmsg("pg_consistency worker: %s failed: %s", c->name,
+                       edata->message ? edata->message : "unknown error"),
+                edata->detail ? errdetail("%s", edata->detail) : 0,
+                errhint("Retrying in %ld ms (failure %d in a row).", (long)next_ms,
+                        g_failures[i])));
+  SharedState* s = shared();
+  SpinLockAcquire(&s->mutex);
+  my_slot().errors++;
+  snprintf(my_slot().last_error, sizeof(my_slot().last_error), "%s: %s", c->name,
+           edata->message ? edata->message : "unknown error");
+  SpinLockRelease(&s->mutex);
+  FreeErrorData(edata);
   return next_ms;
 }
 
