@@ -1,5 +1,6 @@
 -- Privilege audit: as a reader with only the default TEMP right, a writer owning a
--- schema, and a role outside the extension's roles, call every function of the extension
+-- schema, a role outside the extension's roles owning a schema, and a role with nothing
+-- but the default TEMP right, call every function of the extension
 -- (and read every view and table) with hostile objects in place: pg_temp domains and
 -- views shadowing the names our code uses, and operators and functions shadowing
 -- pg_catalog's on the role's search_path. Every trap records, in a sequence (nextval
@@ -13,6 +14,7 @@ SET LOCAL client_min_messages = warning;
 CREATE ROLE audit_reader IN ROLE consistency_reader;
 CREATE ROLE audit_writer IN ROLE consistency_writer;
 CREATE ROLE audit_outsider;
+CREATE ROLE audit_temp_only;  -- no role of the extension, no schema: the default TEMP right alone
 CREATE SCHEMA audit_writer AUTHORIZATION audit_writer;
 CREATE SCHEMA audit_outsider AUTHORIZATION audit_outsider;
 
@@ -270,11 +272,12 @@ CREATE TEMP TABLE audit_result AS
 SELECT 'audit_reader' AS attacker, * FROM audit_trap.attack('audit_reader', false);
 INSERT INTO audit_result SELECT 'audit_writer', * FROM audit_trap.attack('audit_writer', true);
 INSERT INTO audit_result SELECT 'audit_outsider', * FROM audit_trap.attack('audit_outsider', true);
+INSERT INTO audit_result SELECT 'audit_temp_only', * FROM audit_trap.attack('audit_temp_only', false);
 -- The writer again after the reader and outsider planted theirs: its own saga, upcaster,
 -- aggregate and subscription now exist and the replies reach them.
 INSERT INTO audit_result SELECT 'audit_writer', * FROM audit_trap.attack('audit_writer', true);
 
-SELECT is((SELECT count(*)::int FROM audit_result WHERE calls = (SELECT count(*) FROM audit_trap.calls)), 4,
+SELECT is((SELECT count(*)::int FROM audit_result WHERE calls = (SELECT count(*) FROM audit_trap.calls)), 5,
           'every call was made in every round');
 SELECT ok((SELECT sum(calls - errors) FROM audit_result WHERE attacker = 'audit_writer') > 0,
           'some of the writer''s calls succeed (the audit reaches past the privilege checks)');
