@@ -8,6 +8,7 @@
 #include "pg/roles.hpp"
 #include "pg/run_as.hpp"
 #include "pg/spi.hpp"
+#include "pg/text.hpp"
 #include "twopc/recovery.hpp"
 
 extern "C" {
@@ -181,10 +182,7 @@ void debug_point(DebugPoint point) {
 }
 
 std::string shown_name(const std::string& name) {
-  constexpr int kMax = 200;
-  if (name.size() <= static_cast<size_t>(kMax)) return name;
-  int len = pg::pg_call([&] { return pg_mbcliplen(name.data(), static_cast<int>(name.size()), kMax); });
-  return name.substr(0, static_cast<size_t>(len)) + "...";
+  return pg::clipped(name.data(), static_cast<int>(name.size()));
 }
 
 Oid catalog_owner() { return pg::extension_table_owner("twopc_participants"); }
