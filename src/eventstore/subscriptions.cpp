@@ -16,6 +16,7 @@
 #include "eventstore/core.hpp"
 #include "eventstore/es.hpp"
 #include "pg/gucs.hpp"
+#include "pg/catching.hpp"
 #include "pg/guard.hpp"
 #include "worker/hard_stop.hpp"
 #include "worker/wake.hpp"
@@ -93,9 +94,7 @@ pg::SavedPlan& plan_update_sub() {
   return p;
 }
 
-void spi_connect() {
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-}
+void spi_connect() { pg::spi_connect(); }
 
 void check_sub_name(const char* s, int len) {
   auto p = object_name_problem("subscription name", std::string_view(s, len), kMaxNameBytes,
@@ -169,7 +168,8 @@ void check_handler_signature(Oid fn) {
 pg::RunAsState g_handler_scope;
 
 // Calls the handler for row `r` as `owner` (upcasting as `owner` too). Raises PostgreSQL
-// errors only (it runs inside PG_TRY): our own C++ errors are converted on the way out.
+// errors only (it runs inside a PG_TRY of pg::run_in_subtransaction): our own C++
+// errors are converted on the way out.
 void invoke_handler(FmgrInfo* finfo, UpcastFns* fns, Oid owner, HeapTuple tup, TupleDesc desc,
                     TimestampTz started) {
   Datum values[7];
@@ -212,46 +212,37 @@ void invoke_handler_pg(FmgrInfo* finfo, UpcastFns* fns, Oid owner, HeapTuple tup
 // Runs one event in a subtransaction. On failure returns false with *error set
 // (palloc'd in the caller's context).
 bool handle_event(FmgrInfo* finfo, UpcastFns* fns, Oid owner, HeapTuple tup, TupleDesc desc, char** error) {
-  MemoryContext oldcxt = CurrentMemoryContext;
-  ResourceOwner oldowner = CurrentResourceOwner;
-  volatile bool ok = true;
-  TimestampTz started = GetCurrentTimestamp();
+  struct Call {
+    FmgrInfo* finfo;
+    UpcastFns* fns;
+    Oid owner;
+    HeapTuple tup;
+    TupleDesc desc;
+    TimestampTz started;
+  } call{finfo, fns, owner, tup, desc, GetCurrentTimestamp()};
   memset(&g_handler_scope, 0, sizeof(g_handler_scope));
-  BeginInternalSubTransaction(nullptr);
-  MemoryContextSwitchTo(oldcxt);
-  PG_TRY();
-  {
-    invoke_handler_pg(finfo, fns, owner, tup, desc, started);
-    ReleaseCurrentSubTransaction();
-    MemoryContextSwitchTo(oldcxt);
-    CurrentResourceOwner = oldowner;
-  }
-  PG_CATCH();
-  {
-    // First of all: a time limit still armed must not cancel what follows. The
-    // subtransaction's abort restores the identity and the settings.
-    pg::run_as_disarm_timeout(&g_handler_scope);
-    MemoryContextSwitchTo(oldcxt);
-    ErrorData* edata = CopyErrorData();
-    FlushErrorState();
-    RollbackAndReleaseCurrentSubTransaction();
-    MemoryContextSwitchTo(oldcxt);
-    CurrentResourceOwner = oldowner;
-    StringInfoData buf;
-    initStringInfo(&buf);
-    if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && g_subscription_handler_timeout_ms > 0 &&
-        TimestampDifferenceExceeds(started, GetCurrentTimestamp(), g_subscription_handler_timeout_ms))
-      appendStringInfo(&buf, "timed out after pg_consistency.subscription_handler_timeout (%d ms): ",
-                       g_subscription_handler_timeout_ms);
-    appendStringInfo(&buf, "%s", edata->message ? edata->message : "unknown error");
-    if (edata->sqlerrcode != 0) appendStringInfo(&buf, " (SQLSTATE %s)", unpack_sql_state(edata->sqlerrcode));
-    if (edata->detail) appendStringInfo(&buf, " DETAIL: %s", edata->detail);
-    *error = buf.data;
-    FreeErrorData(edata);
-    ok = false;
-  }
-  PG_END_TRY();
-  return ok;
+  ErrorData* edata = pg::run_in_subtransaction(
+      [](void* p) {
+        auto* c = static_cast<Call*>(p);
+        invoke_handler_pg(c->finfo, c->fns, c->owner, c->tup, c->desc, c->started);
+      },
+      &call,
+      // First of all: a time limit still armed must not cancel the rollback. The
+      // subtransaction's abort restores the identity and the settings.
+      [](void*) { pg::run_as_disarm_timeout(&g_handler_scope); });
+  if (edata == nullptr) return true;
+  StringInfoData buf;
+  initStringInfo(&buf);
+  if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && g_subscription_handler_timeout_ms > 0 &&
+      TimestampDifferenceExceeds(call.started, GetCurrentTimestamp(), g_subscription_handler_timeout_ms))
+    appendStringInfo(&buf, "timed out after pg_consistency.subscription_handler_timeout (%d ms): ",
+                     g_subscription_handler_timeout_ms);
+  appendStringInfo(&buf, "%s", edata->message ? edata->message : "unknown error");
+  if (edata->sqlerrcode != 0) appendStringInfo(&buf, " (SQLSTATE %s)", unpack_sql_state(edata->sqlerrcode));
+  if (edata->detail) appendStringInfo(&buf, " DETAIL: %s", edata->detail);
+  *error = buf.data;
+  FreeErrorData(edata);
+  return false;
 }
 
 double unit_random() {

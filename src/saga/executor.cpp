@@ -37,6 +37,7 @@
 
 #include "common/backoff.hpp"
 #include "pg/component.hpp"
+#include "pg/catching.hpp"
 #include "pg/guard.hpp"
 #include "eventstore/es.hpp"
 #include "pg/gucs.hpp"
@@ -873,7 +874,7 @@ bool begin_batch(const char* activity) {
     PushActiveSnapshot(GetTransactionSnapshot());
     if (!OidIsValid(get_extension_oid("pg_consistency", true))) return false;
     pgstat_report_activity(STATE_RUNNING, activity);
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_consistency: SPI_connect failed");
+    pgc::pg::spi_connect();
     return true;
   });
   if (!installed) {
@@ -1075,42 +1076,40 @@ BatchResult call_batch(int index) {
 
 int g_failures = 0;
 
-// One batch under PG_TRY: an ERROR is logged and answered with a growing pause
-// (*failed set: the caller waits it out whatever wakes it).
+// One batch; an ERROR is caught (its transaction aborted, a step's time limit
+// disarmed), logged and answered with a growing pause (*failed set: the caller waits it
+// out whatever wakes it).
 long guarded_batch(int index, bool* again, bool* failed) {
-  volatile long wait_ms = 0;
+  struct Call {
+    int index;
+    long wait_ms;
+    bool again;
+  } call{index, 0, false};
   *again = false;
   *failed = false;
-  PG_TRY();
-  {
-    BatchResult r = call_batch(index);
-    g_failures = 0;
-    if (r.processed > 0) *again = true;
-    else wait_ms = r.ready ? wait_for(r) : pgc::gucs::poll_interval_ms;
+  ErrorData* edata = pgc::pg::run_aborting_on_error(
+      [](void* p) {
+        auto* c = static_cast<Call*>(p);
+        BatchResult r = call_batch(c->index);
+        g_failures = 0;
+        if (r.processed > 0) c->again = true;
+        else c->wait_ms = r.ready ? wait_for(r) : pgc::gucs::poll_interval_ms;
+      },
+      &call, g_loop_cxt);
+  if (edata == nullptr) {
+    *again = call.again;
+    return call.wait_ms;
   }
-  PG_CATCH();
-  {
-    HOLD_INTERRUPTS();
-    MemoryContextSwitchTo(g_loop_cxt);
-    ErrorData* edata = CopyErrorData();
-    FlushErrorState();
-    AbortOutOfAnyTransaction();
-    // A step's time limit that the abort left armed must not cancel what comes next.
-    pgc::pg::disarm_statement_timeout();
-    pgstat_report_activity(STATE_IDLE, nullptr);
-    g_failures++;
-    *failed = true;
-    // 1 s doubling to 60 s, without jitter: one worker's retries need no spreading.
-    wait_ms = static_cast<long>(
-        pgc::backoff_delay_ms(pgc::BackoffPolicy{1000, 60000, 2.0, 0.0}, g_failures, 0.0));
-    ereport(LOG, (errmsg("pg_consistency saga worker %d: %s", index,
-                         edata->message ? edata->message : "unknown error"),
-                  edata->detail ? errdetail("%s", edata->detail) : 0,
-                  errhint("Retrying in %ld ms.", (long)wait_ms)));
-    FreeErrorData(edata);
-    RESUME_INTERRUPTS();
-  }
-  PG_END_TRY();
+  g_failures++;
+  *failed = true;
+  // 1 s doubling to 60 s, without jitter: one worker's retries need no spreading.
+  long wait_ms = static_cast<long>(
+      pgc::backoff_delay_ms(pgc::BackoffPolicy{1000, 60000, 2.0, 0.0}, g_failures, 0.0));
+  ereport(LOG, (errmsg("pg_consistency saga worker %d: %s", index,
+                       edata->message ? edata->message : "unknown error"),
+                edata->detail ? errdetail("%s", edata->detail) : 0,
+                errhint("Retrying in %ld ms.", wait_ms)));
+  FreeErrorData(edata);
   return wait_ms;
 }
 
@@ -1132,7 +1131,7 @@ PGC_FUNCTION(pgc_advance_sagas) {
   int32 limit = PG_ARGISNULL(0) ? 100 : PG_GETARG_INT32(0);
   if (limit < 1) throw pgc::invalid_argument("max_sagas must be at least 1");
   pg_call([] {
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_consistency: SPI_connect failed");
+    pgc::pg::spi_connect();
   });
   BatchResult r;
   advance_due(-1, limit, true, &r);
