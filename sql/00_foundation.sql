@@ -11,17 +11,7 @@ SELECT pg_has_role('consistency_admin', 'consistency_writer', 'MEMBER') AS admin
        pg_has_role('consistency_reader', 'consistency_writer', 'MEMBER') AS reader_is_not_writer;
 
 -- Reports SQLSTATE, message, detail and hint of a statement's error.
-CREATE FUNCTION pg_temp.error_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  st text; msg text; det text; hnt text;
-BEGIN
-  EXECUTE stmt;
-  RETURN 'no error';
-EXCEPTION WHEN others THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-                          det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
-  RETURN st || ' | ' || msg || ' | ' || coalesce(nullif(det, ''), '-') || ' | ' || coalesce(nullif(hnt, ''), '-');
-END $$;
+\ir include/helpers.sql
 
 -- Each C++ failure becomes an ERROR with its SQLSTATE; none crashes the backend.
 SELECT pg_temp.error_of($$SELECT consistency._test_raise('contract')$$);

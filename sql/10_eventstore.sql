@@ -7,17 +7,7 @@ RESET client_min_messages;
 CREATE EXTENSION pg_consistency;
 
 -- Reports SQLSTATE, message, detail and hint of a statement's error.
-CREATE FUNCTION pg_temp.error_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  st text; msg text; det text; hnt text;
-BEGIN
-  EXECUTE stmt;
-  RETURN 'no error';
-EXCEPTION WHEN others THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-                          det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
-  RETURN st || ' | ' || msg || ' | ' || coalesce(nullif(det, ''), '-') || ' | ' || coalesce(nullif(hnt, ''), '-');
-END $$;
+\ir include/helpers.sql
 
 -- ---------------------------------------------------------------------------------
 -- Appends: expected-version semantics

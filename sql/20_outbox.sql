@@ -3,17 +3,7 @@
 -- pg_consistency.kafka_brokers is empty, so rows stay where publish puts them.
 SET client_min_messages = warning;
 
-CREATE FUNCTION pg_temp.error_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  st text; msg text; det text; hnt text;
-BEGIN
-  EXECUTE stmt;
-  RETURN 'no error';
-EXCEPTION WHEN others THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-                          det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
-  RETURN st || ' | ' || msg || ' | ' || coalesce(nullif(det, ''), '-') || ' | ' || coalesce(nullif(hnt, ''), '-');
-END $$;
+\ir include/helpers.sql
 
 -- Ids are relative to the first one, so other suites' rows do not matter.
 SELECT coalesce(max(id), 0) AS base, count(*) AS base_pending FROM consistency.outbox \gset

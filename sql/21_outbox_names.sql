@@ -2,13 +2,7 @@
 -- encoding can still convert the message), never echoed whole when huge.
 SET client_min_messages = warning;
 
-CREATE FUNCTION pg_temp.error_parts(stmt text, OUT code text, OUT message text) LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE stmt;
-  code := 'no error';
-EXCEPTION WHEN others THEN
-  GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
-END $$;
+\ir include/helpers.sql
 
 -- An odd number of ASCII bytes before two-byte characters: a cut by bytes would split one.
 SELECT e.code, length(e.message) < 300 AS short, left(e.message, 30) AS starts,

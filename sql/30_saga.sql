@@ -19,20 +19,7 @@ RESET client_min_messages;
 -- shown at the end.
 SET pg_consistency.saga_chain_steps = 1;
 
--- SQLSTATE | message | detail | hint of a statement's error, saga ids masked.
-CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  st text; msg text; det text; hnt text;
-BEGIN
-  EXECUTE stmt;
-  RETURN 'no error';
-EXCEPTION WHEN others THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-                          det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
-  RETURN regexp_replace(st || ' | ' || msg || ' | ' || coalesce(nullif(det, ''), '-') || ' | '
-                        || coalesce(nullif(hnt, ''), '-'),
-                        '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g');
-END $$;
+\ir include/helpers.sql
 
 -- The example: an order flow whose steps leave rows in shop.effects.
 CREATE SCHEMA shop;

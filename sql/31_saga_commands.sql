@@ -8,17 +8,7 @@ DROP SCHEMA IF EXISTS wh CASCADE;
 RESET client_min_messages;
 SET pg_consistency.saga_chain_steps = 1;  -- one step per _advance_sagas call
 
-CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  st text; msg text;
-BEGIN
-  EXECUTE stmt;
-  RETURN 'no error';
-EXCEPTION WHEN others THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
-  RETURN regexp_replace(st || ' | ' || msg,
-                        '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g');
-END $$;
+\ir include/helpers.sql
 -- The commands a saga has in the outbox: topic, whether keyed by the saga, payload, headers.
 CREATE FUNCTION pg_temp.commands(saga uuid) RETURNS TABLE(topic text, keyed boolean, payload jsonb, headers jsonb)
 LANGUAGE sql AS $$
@@ -59,10 +49,10 @@ SELECT * FROM pg_temp.commands(:'s1');
 SELECT consistency._advance_sagas() AS nothing_while_waiting;
 
 -- Misdirected replies.
-SELECT pg_temp.err(format('SELECT consistency.complete_step(%L, %L)', :'s1', 'reserve'));
-SELECT pg_temp.err(format('SELECT consistency.complete_step(%L, %L)', :'s1', 'finish'));
-SELECT pg_temp.err(format('SELECT consistency.complete_step(%L, %L)', :'s1', 'teleport'));
-SELECT pg_temp.err(format('SELECT consistency.complete_step(%L, %L, %L)', :'s1', 'ship', '"done"'));
+SELECT pg_temp.err_brief(format('SELECT consistency.complete_step(%L, %L)', :'s1', 'reserve'));
+SELECT pg_temp.err_brief(format('SELECT consistency.complete_step(%L, %L)', :'s1', 'finish'));
+SELECT pg_temp.err_brief(format('SELECT consistency.complete_step(%L, %L)', :'s1', 'teleport'));
+SELECT pg_temp.err_brief(format('SELECT consistency.complete_step(%L, %L, %L)', :'s1', 'ship', '"done"'));
 
 -- The reply: applied once, its output merged, the next step ready.
 SELECT consistency.complete_step(:'s1', 'ship', '{"tracking": "T-1"}');
@@ -73,11 +63,11 @@ SELECT consistency.complete_step(:'s1', 'ship', '{"tracking": "T-2"}');
 SELECT consistency.stream_version('saga-' || :'s1') = :events_after_reply AS no_new_event,
        (SELECT data->>'tracking' FROM consistency.sagas WHERE id = :'s1') AS tracking;
 -- A failure for a step that completed is not a repeat.
-SELECT pg_temp.err(format('SELECT consistency.fail_step(%L, %L, %L)', :'s1', 'ship', 'lost'));
+SELECT pg_temp.err_brief(format('SELECT consistency.fail_step(%L, %L, %L)', :'s1', 'ship', 'lost'));
 SELECT consistency._advance_sagas() AS finish;
 SELECT status, current_step FROM consistency.saga_status(:'s1');
 SELECT consistency.complete_step(:'s1', 'ship', '{}');  -- still a repeat once completed
-SELECT pg_temp.err(format('SELECT consistency.complete_step(%L, %L)', :'s1', 'finish'));
+SELECT pg_temp.err_brief(format('SELECT consistency.complete_step(%L, %L)', :'s1', 'finish'));
 SELECT type, data - 'outbox_id' AS data FROM consistency.read_stream('saga-' || :'s1') ORDER BY version;
 
 -- A failure reply, then a retry; a late success is refused; timeouts without a reply.
@@ -90,18 +80,18 @@ SELECT consistency._advance_sagas() FROM generate_series(1, 2);
 SELECT consistency.fail_step(:'s2', 'ship', 'no truck available');
 SELECT status, current_step, attempts, last_error FROM consistency.saga_status(:'s2');
 SELECT consistency.fail_step(:'s2', 'ship', 'no truck available');  -- repeat: no-op
-SELECT pg_temp.err(format('SELECT consistency.complete_step(%L, %L)', :'s2', 'ship'));
-SELECT pg_temp.err(format('SELECT consistency.retry_saga(%L)', :'s2')) AS retry_in_backoff_ok;
+SELECT pg_temp.err_brief(format('SELECT consistency.complete_step(%L, %L)', :'s2', 'ship'));
+SELECT pg_temp.err_brief(format('SELECT consistency.retry_saga(%L)', :'s2')) AS retry_in_backoff_ok;
 SELECT consistency._advance_sagas() AS resend;
 SELECT headers->>'attempt' AS attempt, payload->>'attempt' AS payload_attempt FROM pg_temp.commands(:'s2');
-SELECT pg_temp.err(format('SELECT consistency.retry_saga(%L)', :'s2'));
+SELECT pg_temp.err_brief(format('SELECT consistency.retry_saga(%L)', :'s2'));
 SELECT pg_sleep(0.1);
 SELECT consistency._advance_sagas() AS timeout;
 SELECT status, current_step, attempts, last_error FROM consistency.saga_status(:'s2');
 SELECT consistency._advance_sagas() AS release;
 SELECT status, last_error FROM consistency.saga_status(:'s2');
 SELECT effect FROM wh.effects WHERE saga = :'s2' ORDER BY seq;
-SELECT pg_temp.err(format('SELECT consistency.complete_step(%L, %L)', :'s2', 'ship'));
+SELECT pg_temp.err_brief(format('SELECT consistency.complete_step(%L, %L)', :'s2', 'ship'));
 SELECT consistency.fail_step(:'s2', 'ship', 'late failure');  -- a failure of the failed step: a repeat
 SELECT type, data->>'error' AS error FROM consistency.read_stream('saga-' || :'s2')
  WHERE type IN ('StepFailed', 'CompensationStarted') ORDER BY version;
@@ -125,15 +115,15 @@ SELECT payload->>'command' AS command, payload->>'phase' AS phase, headers->>'ph
 SELECT consistency.complete_step(:'s3', 'ship', '{"cancelled": true}');
 SELECT status, current_step, data FROM consistency.saga_status(:'s3');
 SELECT consistency.complete_step(:'s3', 'ship', '{}');  -- repeat after the end: no-op
-SELECT pg_temp.err(format('SELECT consistency.fail_step(%L, %L, %L)', :'s3', 'ship', 'x'));
+SELECT pg_temp.err_brief(format('SELECT consistency.fail_step(%L, %L, %L)', :'s3', 'ship', 'x'));
 
 -- An operator cannot retry a saga that waits for a reply, but may abort it; the reply
 -- that comes afterwards is refused.
 SELECT consistency.start_saga('undo_by_command', '{}') AS s4 \gset
 SELECT consistency._advance_sagas() AS send;
-SELECT pg_temp.err(format('SELECT consistency.retry_saga(%L)', :'s4'));
+SELECT pg_temp.err_brief(format('SELECT consistency.retry_saga(%L)', :'s4'));
 SELECT consistency.abort_saga(:'s4', 'carrier bankrupt');
-SELECT pg_temp.err(format('SELECT consistency.complete_step(%L, %L)', :'s4', 'ship'));
+SELECT pg_temp.err_brief(format('SELECT consistency.complete_step(%L, %L)', :'s4', 'ship'));
 
 -- Metrics count the waiting sagas and the timeouts.
 SELECT consistency.start_saga('undo_by_command', '{}') AS s5 \gset

@@ -2,17 +2,7 @@
 -- statements against a loopback participant (this very database): commit, rollback,
 -- savepoints, exception blocks, timeouts, the in_doubt view, drop_participant.
 -- The regression database has no worker: decision rows stay until drop_participant.
-CREATE FUNCTION pg_temp.error_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  st text; msg text; det text; hnt text;
-BEGIN
-  EXECUTE stmt;
-  RETURN 'no error';
-EXCEPTION WHEN others THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-                          det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
-  RETURN st || ' | ' || msg || ' | ' || coalesce(nullif(det, ''), '-') || ' | ' || coalesce(nullif(hnt, ''), '-');
-END $$;
+\ir include/helpers.sql
 \getenv pghost PGHOST
 \getenv pgport PGPORT
 SELECT format('host=%s port=%s dbname=%s user=%s', :'pghost', :'pgport', current_database(), current_user) AS self_conninfo \gset

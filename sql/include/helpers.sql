@@ -1,0 +1,32 @@
+-- Helpers shared by the regression suites (each suite includes this file with \ir).
+-- Every name is schema-qualified: suites plant shadowing types and operators.
+-- SQLSTATE | message | detail | hint of a statement's error, or 'no error'.
+CREATE FUNCTION pg_temp.error_of(stmt pg_catalog.text) RETURNS pg_catalog.text LANGUAGE plpgsql AS $$
+DECLARE
+  st pg_catalog.text; msg pg_catalog.text; det pg_catalog.text; hnt pg_catalog.text;
+BEGIN
+  EXECUTE stmt;
+  RETURN 'no error';
+EXCEPTION WHEN others THEN
+  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+                          det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+  RETURN pg_catalog.concat_ws(' | ', st, msg, coalesce(nullif(det, ''), '-'), coalesce(nullif(hnt, ''), '-'));
+END $$;
+-- The same with UUIDs masked (saga ids differ from run to run).
+CREATE FUNCTION pg_temp.err(stmt pg_catalog.text) RETURNS pg_catalog.text LANGUAGE sql AS $$
+  SELECT pg_catalog.regexp_replace(pg_temp.error_of(stmt),
+           '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g')
+$$;
+-- SQLSTATE | message only, UUIDs masked.
+CREATE FUNCTION pg_temp.err_brief(stmt pg_catalog.text) RETURNS pg_catalog.text LANGUAGE sql AS $$
+  SELECT pg_catalog.regexp_replace(pg_temp.err(stmt), '^([^|]*\|[^|]*) \| .*$', '\1')
+$$;
+-- The SQLSTATE and the message as columns.
+CREATE FUNCTION pg_temp.error_parts(stmt pg_catalog.text, OUT code pg_catalog.text, OUT message pg_catalog.text)
+  LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE stmt;
+  code := 'no error';
+EXCEPTION WHEN others THEN
+  GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
+END $$;
