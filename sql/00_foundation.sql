@@ -11,7 +11,7 @@ SELECT pg_has_role('consistency_admin', 'consistency_writer', 'MEMBER') AS admin
        pg_has_role('consistency_reader', 'consistency_writer', 'MEMBER') AS reader_is_not_writer;
 
 -- Reports SQLSTATE, message, detail and hint of a statement's error.
-\ir include/helpers.sql
+\i sql/include/helpers.sql
 
 -- Each C++ failure becomes an ERROR with its SQLSTATE; none crashes the backend.
 SELECT pg_temp.error_of($$SELECT consistency._test_raise('contract')$$);

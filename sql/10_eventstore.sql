@@ -7,7 +7,7 @@ RESET client_min_messages;
 CREATE EXTENSION pg_consistency;
 
 -- Reports SQLSTATE, message, detail and hint of a statement's error.
-\ir include/helpers.sql
+\i sql/include/helpers.sql
 
 -- ---------------------------------------------------------------------------------
 -- Appends: expected-version semantics

@@ -3,7 +3,7 @@
 -- pg_consistency.kafka_brokers is empty, so rows stay where publish puts them.
 SET client_min_messages = warning;
 
-\ir include/helpers.sql
+\i sql/include/helpers.sql
 
 -- Ids are relative to the first one, so other suites' rows do not matter.
 SELECT coalesce(max(id), 0) AS base, count(*) AS base_pending FROM consistency.outbox \gset

@@ -2,7 +2,7 @@
 -- encoding can still convert the message), never echoed whole when huge.
 SET client_min_messages = warning;
 
-\ir include/helpers.sql
+\i sql/include/helpers.sql
 
 -- An odd number of ASCII bytes before two-byte characters: a cut by bytes would split one.
 SELECT e.code, length(e.message) < 300 AS short, left(e.message, 30) AS starts,

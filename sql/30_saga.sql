@@ -19,7 +19,7 @@ RESET client_min_messages;
 -- shown at the end.
 SET pg_consistency.saga_chain_steps = 1;
 
-\ir include/helpers.sql
+\i sql/include/helpers.sql
 
 -- The example: an order flow whose steps leave rows in shop.effects.
 CREATE SCHEMA shop;

@@ -8,7 +8,7 @@ DROP SCHEMA IF EXISTS wh CASCADE;
 RESET client_min_messages;
 SET pg_consistency.saga_chain_steps = 1;  -- one step per _advance_sagas call
 
-\ir include/helpers.sql
+\i sql/include/helpers.sql
 -- The commands a saga has in the outbox: topic, whether keyed by the saga, payload, headers.
 CREATE FUNCTION pg_temp.commands(saga uuid) RETURNS TABLE(topic text, keyed boolean, payload jsonb, headers jsonb)
 LANGUAGE sql AS $$

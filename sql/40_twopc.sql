@@ -2,7 +2,7 @@
 -- statements against a loopback participant (this very database): commit, rollback,
 -- savepoints, exception blocks, timeouts, the in_doubt view, drop_participant.
 -- The regression database has no worker: decision rows stay until drop_participant.
-\ir include/helpers.sql
+\i sql/include/helpers.sql
 \getenv pghost PGHOST
 \getenv pgport PGPORT
 SELECT format('host=%s port=%s dbname=%s user=%s', :'pghost', :'pgport', current_database(), current_user) AS self_conninfo \gset

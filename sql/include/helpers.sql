@@ -1,4 +1,5 @@
--- Helpers shared by the regression suites (each suite includes this file with \ir).
+-- Helpers shared by the regression suites (each includes this file with \i; pg_regress
+-- feeds a suite to psql on standard input from the repository root).
 -- Every name is schema-qualified: suites plant shadowing types and operators.
 -- SQLSTATE | message | detail | hint of a statement's error, or 'no error'.
 CREATE FUNCTION pg_temp.error_of(stmt pg_catalog.text) RETURNS pg_catalog.text LANGUAGE plpgsql AS $$
