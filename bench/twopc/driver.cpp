@@ -84,9 +84,9 @@ int main(int argc, char** argv) {
           ok = exec_ok(c, sql);
         } else {
           for (int i = 0; i < 3; i++)
-            ok = exec_ok(pc[i], "UPDATE accounts SET balance = balance + (" +
-                                    std::to_string(deltas[i]) + ") WHERE id = " +
-                                    std::to_string(ids[i])) && ok;
+            ok = exec_ok(pc[i], "UPDATE accounts SET balance = balance + (" + std::to_string(deltas[i]) +
+                                    ") WHERE id = " + std::to_string(ids[i])) &&
+                 ok;
         }
         double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
         if (ok)

@@ -23,8 +23,7 @@ inline constexpr const char* kObjectInUse = "55006";
 
 class Error : public std::runtime_error {
  public:
-  Error(std::string code, const std::string& message, std::string detail = {},
-        std::string hint = {})
+  Error(std::string code, const std::string& message, std::string detail = {}, std::string hint = {})
       : std::runtime_error(message),
         code_(std::move(code)),
         detail_(std::move(detail)),
@@ -40,8 +39,7 @@ class Error : public std::runtime_error {
   std::string hint_;
 };
 
-inline Error invalid_argument(const std::string& message, std::string detail = {},
-                              std::string hint = {}) {
+inline Error invalid_argument(const std::string& message, std::string detail = {}, std::string hint = {}) {
   return Error(sqlstate::kInvalidArgument, message, std::move(detail), std::move(hint));
 }
 

@@ -40,7 +40,8 @@ void check_signature(Oid fn, const Oid* argtypes, int nargs, Oid rettype, const 
   if (!HeapTupleIsValid(tup))
     throw invalid_argument(std::string(role) + " function " + std::to_string(fn) + " does not exist");
   Form_pg_proc p = reinterpret_cast<Form_pg_proc>(GETSTRUCT(tup));
-  bool ok = p->pronargs == nargs && p->prorettype == rettype && !p->proretset && p->prokind == PROKIND_FUNCTION;
+  bool ok =
+      p->pronargs == nargs && p->prorettype == rettype && !p->proretset && p->prokind == PROKIND_FUNCTION;
   for (int i = 0; ok && i < nargs; i++) ok = p->proargtypes.values[i] == argtypes[i];
   ReleaseSysCache(tup);
   if (!ok) {
@@ -63,7 +64,8 @@ void check_category_name(const char* c, int len) {
 
 void check_upcaster_link(int32 from, int32 latest, const char* type) {
   auto p = upcaster_registration_problem(from, latest);
-  if (p) throw invalid_argument("cannot register upcaster for event type \"" + shown_name(type) + "\": " + *p);
+  if (p)
+    throw invalid_argument("cannot register upcaster for event type \"" + shown_name(type) + "\": " + *p);
 }
 
 pg::SavedPlan& plan_latest_snapshot() {
@@ -85,7 +87,8 @@ pg::SavedPlan& plan_latest_folded_snapshot() {
 pg::SavedPlan& plan_fold_events() {
   static pg::SavedPlan p(
       "SELECT version, type, schema_version, data FROM consistency.events "
-      "WHERE stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.>) $2 ORDER BY version LIMIT $3",
+      "WHERE stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.>) $2 ORDER BY version LIMIT "
+      "$3",
       {TEXTOID, INT8OID, INT8OID});
   return p;
 }
@@ -95,7 +98,8 @@ pg::SavedPlan& plan_save_auto_snapshot() {
       "WITH saved AS (INSERT INTO consistency.snapshots (stream, version, state, folded) "
       "VALUES ($1, $2, $3, true) ON CONFLICT (stream, version) DO UPDATE SET state = EXCLUDED.state, "
       "folded = true, created_at = pg_catalog.now() RETURNING 1) "
-      "DELETE FROM consistency.snapshots WHERE stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.<) $2",
+      "DELETE FROM consistency.snapshots WHERE stream OPERATOR(pg_catalog.=) $1 AND version "
+      "OPERATOR(pg_catalog.<) $2",
       {TEXTOID, INT8OID, JSONBOID});
   return p;
 }
@@ -149,7 +153,8 @@ PGC_FUNCTION(pgc_es_register_upcaster) {
   static pg::SavedPlan upsert(
       "INSERT INTO consistency.upcasters (event_type, from_schema_version, fn, registered_by) "
       "VALUES ($1, $2, $3, $4) ON CONFLICT (event_type, from_schema_version) "
-      "DO UPDATE SET fn = EXCLUDED.fn, registered_by = EXCLUDED.registered_by, registered_at = pg_catalog.now()",
+      "DO UPDATE SET fn = EXCLUDED.fn, registered_by = EXCLUDED.registered_by, registered_at = "
+      "pg_catalog.now()",
       {TEXTOID, INT4OID, REGPROCEDUREOID, OIDOID});
   Oid caller = GetUserId();
   pg::spi_connect();
@@ -172,7 +177,8 @@ PGC_FUNCTION(pgc_es_save_snapshot) {
   char* stream = checked_stream_arg(fcinfo, 0, "stream", &len);
   if (PG_ARGISNULL(1)) throw pgc::invalid_argument("version must not be NULL");
   int64 version = PG_GETARG_INT64(1);
-  if (version < 1) throw pgc::invalid_argument("snapshot version must be at least 1, not " + std::to_string(version));
+  if (version < 1)
+    throw pgc::invalid_argument("snapshot version must be at least 1, not " + std::to_string(version));
   if (PG_ARGISNULL(2)) throw pgc::invalid_argument("state must not be NULL");
   Datum state = PG_GETARG_DATUM(2);
   refuse_reserved_stream(stream, len, "save a snapshot of");
@@ -191,10 +197,10 @@ PGC_FUNCTION(pgc_es_save_snapshot) {
   spi_run(current, sv, nullptr, false);
   int64 stream_version = SPI_processed > 0 ? pgc::pg::spi_int64(0, 1) : 0;
   if (version > stream_version)
-    throw pgc::invalid_argument(
-        "cannot save a snapshot of stream \"" + shown_name(stream) + "\" at version " +
-            std::to_string(version) + ": the stream is at version " + std::to_string(stream_version),
-        "", "A snapshot describes the state after an event that exists.");
+    throw pgc::invalid_argument("cannot save a snapshot of stream \"" + shown_name(stream) +
+                                    "\" at version " + std::to_string(version) +
+                                    ": the stream is at version " + std::to_string(stream_version),
+                                "", "A snapshot describes the state after an event that exists.");
   Datum v[3] = {sv[0], Int64GetDatum(version), state};
   spi_run(upsert, v, nullptr, false);
   leave_owner(&su);
@@ -250,7 +256,8 @@ PGC_FUNCTION(pgc_es_register_aggregate) {
       "registered_by = EXCLUDED.registered_by, registered_at = pg_catalog.now()",
       {TEXTOID, REGPROCEDUREOID, JSONBOID, INT4OID, OIDOID});
   static pg::SavedPlan drop_snapshots(
-      "DELETE FROM consistency.snapshots WHERE pg_catalog.split_part(stream, '-', 1) OPERATOR(pg_catalog.=) $1",
+      "DELETE FROM consistency.snapshots WHERE pg_catalog.split_part(stream, '-', 1) OPERATOR(pg_catalog.=) "
+      "$1",
       {TEXTOID});
   Oid caller = GetUserId();
   pg::spi_connect();
@@ -293,8 +300,8 @@ PGC_FUNCTION(pgc_es_aggregate_state) {
   if (def == nullptr) {
     char* c = clipped_name(cat, cat_len);
     throw pgc::Error(pgc::sqlstate::kUnknownObject,
-                     std::string("no aggregate is registered for category \"") + c + "\"",
-                     "", "Register one with consistency.register_aggregate(category, apply_fn, ...).");
+                     std::string("no aggregate is registered for category \"") + c + "\"", "",
+                     "Register one with consistency.register_aggregate(category, apply_fn, ...).");
   }
   // The fold runs as the role that registered the aggregate, which must still exist and
   // still be allowed to call the apply function.
@@ -361,8 +368,8 @@ PGC_FUNCTION(pgc_es_aggregate_state) {
       int64 ev_version = DatumGetInt64(values[0]);
       text* type = DatumGetTextPP(values[1]);
       int32 out_sv = 0;
-      Datum data = upcast(fns, VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type), DatumGetInt32(values[2]), values[3],
-                          &out_sv);
+      Datum data = upcast(fns, VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type), DatumGetInt32(values[2]),
+                          values[3], &out_sv);
       bool isnull = false;
       Datum next = apply_event(def, state, values[1], data, &isnull);
       MemoryContextSwitchTo(old);
@@ -373,7 +380,8 @@ PGC_FUNCTION(pgc_es_aggregate_state) {
       state = next;
       version = ev_version;
       if (++since_compact >= kFoldCompactEvery || MemoryContextMemAllocated(work, true) > kFoldCompactBytes) {
-        MemoryContext fresh = AllocSetContextCreate(outer, "pg_consistency fold state", ALLOCSET_DEFAULT_SIZES);
+        MemoryContext fresh =
+            AllocSetContextCreate(outer, "pg_consistency fold state", ALLOCSET_DEFAULT_SIZES);
         MemoryContext o2 = MemoryContextSwitchTo(fresh);
         state = PointerGetDatum(PG_DETOAST_DATUM_COPY(state));
         MemoryContextSwitchTo(o2);

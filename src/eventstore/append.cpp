@@ -24,8 +24,7 @@ namespace {
 const char* g_stream_for_messages = "";
 
 std::string event_label(int index) {
-  return "event " + std::to_string(index + 1) + " for stream \"" +
-         shown_name(g_stream_for_messages) + "\"";
+  return "event " + std::to_string(index + 1) + " for stream \"" + shown_name(g_stream_for_messages) + "\"";
 }
 
 [[noreturn]] void throw_bad_event(int index, const char* problem) {
@@ -46,15 +45,15 @@ void check_expected(bool any, int64 v) {
   std::string exp = describe_expected(Expected{any, expected});
   std::string act = actual == 0 ? std::string("the stream does not exist (version 0)")
                                 : "the stream is at version " + std::to_string(actual);
-  throw Error(sqlstate::kWrongExpectedVersion,
-              "wrong expected version for stream \"" + shown_name(stream) + "\": expected " +
-                  exp + ", but " + act,
-              "", "Re-read the stream and retry the command.");
+  throw Error(
+      sqlstate::kWrongExpectedVersion,
+      "wrong expected version for stream \"" + shown_name(stream) + "\": expected " + exp + ", but " + act,
+      "", "Re-read the stream and retry the command.");
 }
 
 [[noreturn]] void throw_too_large(int index, int64 bytes) {
-  throw invalid_argument(event_label(index) + " is " + std::to_string(bytes) +
-                             " bytes; the limit is " + std::to_string(g_max_event_bytes) + " bytes",
+  throw invalid_argument(event_label(index) + " is " + std::to_string(bytes) + " bytes; the limit is " +
+                             std::to_string(g_max_event_bytes) + " bytes",
                          "The size counts the event's data and metadata in jsonb format.",
                          "Raise pg_consistency.max_event_bytes or store large payloads elsewhere.");
 }
@@ -126,8 +125,9 @@ void check_duplicate_ids(const EventInput* ev, int n) {
 // Parses the `events` argument of append_events into a palloc'd array.
 EventInput* parse_events(Jsonb* events, int* count) {
   if (!JB_ROOT_IS_ARRAY(events) || JB_ROOT_IS_SCALAR(events))
-    throw invalid_argument("events must be a JSON array of event objects",
-                           "Each event is {\"type\": text, \"data\": object, \"metadata\"?: object, \"id\"?: uuid}.");
+    throw invalid_argument(
+        "events must be a JSON array of event objects",
+        "Each event is {\"type\": text, \"data\": object, \"metadata\"?: object, \"id\"?: uuid}.");
   int n = static_cast<int>(JsonContainerSize(&events->root));
   if (n == 0) throw invalid_argument("events must not be an empty array");
   EventInput* out = static_cast<EventInput*>(palloc0(sizeof(EventInput) * n));
@@ -194,32 +194,33 @@ ArrayType* make_array(Datum* elems, int n, Oid type, bool* nulls = nullptr) {
 //   $1 stream, $2 number of events, $3 expected version (when used),
 //   one event: $4 id, $5 type, $6 schema version, $7 data, $8 metadata;
 //   n events:  the same as arrays, inserted in array order.
-#define STREAM_BUMP                                                                          \
-  "WITH s AS (UPDATE consistency.streams SET version = version OPERATOR(pg_catalog.+) $2, "   \
+#define STREAM_BUMP                                                                         \
+  "WITH s AS (UPDATE consistency.streams SET version = version OPERATOR(pg_catalog.+) $2, " \
   "updated_at = pg_catalog.now() WHERE stream OPERATOR(pg_catalog.=) $1 RETURNING version) "
-#define STREAM_EXPECT                                                                        \
-  "WITH s AS (UPDATE consistency.streams SET version = version OPERATOR(pg_catalog.+) $2, "   \
-  "updated_at = pg_catalog.now() WHERE stream OPERATOR(pg_catalog.=) $1 "                     \
+#define STREAM_EXPECT                                                                       \
+  "WITH s AS (UPDATE consistency.streams SET version = version OPERATOR(pg_catalog.+) $2, " \
+  "updated_at = pg_catalog.now() WHERE stream OPERATOR(pg_catalog.=) $1 "                   \
   "AND version OPERATOR(pg_catalog.=) $3 RETURNING version) "
-#define STREAM_CREATE                                                                        \
-  "WITH s AS (INSERT INTO consistency.streams (stream, version) VALUES ($1, $2) "            \
+#define STREAM_CREATE                                                             \
+  "WITH s AS (INSERT INTO consistency.streams (stream, version) VALUES ($1, $2) " \
   "ON CONFLICT (stream) DO NOTHING RETURNING version) "
-#define STREAM_UPSERT                                                                        \
-  "WITH s AS (INSERT INTO consistency.streams AS st (stream, version) VALUES ($1, $2) "      \
-  "ON CONFLICT (stream) DO UPDATE SET version = st.version OPERATOR(pg_catalog.+) "          \
+#define STREAM_UPSERT                                                                   \
+  "WITH s AS (INSERT INTO consistency.streams AS st (stream, version) VALUES ($1, $2) " \
+  "ON CONFLICT (stream) DO UPDATE SET version = st.version OPERATOR(pg_catalog.+) "     \
   "EXCLUDED.version, updated_at = pg_catalog.now() RETURNING version) "
-#define EVENTS_ONE                                                                           \
+#define EVENTS_ONE                                                                                    \
   "INSERT INTO consistency.events (stream, version, event_id, type, schema_version, data, metadata) " \
   "SELECT $1, s.version, $4, $5, $6, $7, $8 FROM s RETURNING version"
-#define EVENTS_MANY                                                                          \
-  "INSERT INTO consistency.events (stream, version, event_id, type, schema_version, data, metadata) " \
+#define EVENTS_MANY                                                                                      \
+  "INSERT INTO consistency.events (stream, version, event_id, type, schema_version, data, metadata) "    \
   "SELECT $1, s.version OPERATOR(pg_catalog.-) $2 OPERATOR(pg_catalog.+) u.o, u.i, u.t, u.sv, u.d, u.m " \
-  "FROM s, ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), " \
-  "pg_catalog.unnest($7), pg_catalog.unnest($8)) WITH ORDINALITY AS u(i, t, sv, d, m, o) "   \
+  "FROM s, ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "             \
+  "pg_catalog.unnest($7), pg_catalog.unnest($8)) WITH ORDINALITY AS u(i, t, sv, d, m, o) "               \
   "ORDER BY u.o RETURNING version"
-#define ONE_TYPES {TEXTOID, INT8OID, INT8OID, UUIDOID, TEXTOID, INT4OID, JSONBOID, JSONBOID}
+#define ONE_TYPES \
+  { TEXTOID, INT8OID, INT8OID, UUIDOID, TEXTOID, INT4OID, JSONBOID, JSONBOID }
 #define MANY_TYPES \
-  {TEXTOID, INT8OID, INT8OID, UUIDARRAYOID, TEXTARRAYOID, INT4ARRAYOID, JSONBARRAYOID, JSONBARRAYOID}
+  { TEXTOID, INT8OID, INT8OID, UUIDARRAYOID, TEXTARRAYOID, INT4ARRAYOID, JSONBARRAYOID, JSONBARRAYOID }
 
 enum class StreamStep { kBump, kExpect, kCreate, kUpsert };
 
@@ -233,17 +234,21 @@ pg::SavedPlan& append_plan(StreamStep step, bool many) {
   static pg::SavedPlan upsert1(STREAM_UPSERT EVENTS_ONE, ONE_TYPES);
   static pg::SavedPlan upsertn(STREAM_UPSERT EVENTS_MANY, MANY_TYPES);
   switch (step) {
-    case StreamStep::kBump: return many ? bumpn : bump1;
-    case StreamStep::kExpect: return many ? expectn : expect1;
-    case StreamStep::kCreate: return many ? createn : create1;
-    case StreamStep::kUpsert: return many ? upsertn : upsert1;
+    case StreamStep::kBump:
+      return many ? bumpn : bump1;
+    case StreamStep::kExpect:
+      return many ? expectn : expect1;
+    case StreamStep::kCreate:
+      return many ? createn : create1;
+    case StreamStep::kUpsert:
+      return many ? upsertn : upsert1;
   }
   return bump1;
 }
 
 pg::SavedPlan& plan_version() {
-  static pg::SavedPlan p(
-      "SELECT version FROM consistency.streams WHERE stream OPERATOR(pg_catalog.=) $1", {TEXTOID});
+  static pg::SavedPlan p("SELECT version FROM consistency.streams WHERE stream OPERATOR(pg_catalog.=) $1",
+                         {TEXTOID});
   return p;
 }
 pg::SavedPlan& plan_lock() {
@@ -260,11 +265,13 @@ pg::SavedPlan& plan_create() {
 }
 pg::SavedPlan& plan_find_ids() {
   static pg::SavedPlan p(
-      "SELECT u.ord, e.version, (e.type OPERATOR(pg_catalog.=) u.type AND e.data OPERATOR(pg_catalog.=) u.data "
+      "SELECT u.ord, e.version, (e.type OPERATOR(pg_catalog.=) u.type AND e.data OPERATOR(pg_catalog.=) "
+      "u.data "
       "AND e.metadata OPERATOR(pg_catalog.=) u.metadata) "
       "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
       "pg_catalog.unnest($5)) WITH ORDINALITY AS u(id, type, data, metadata, ord) "
-      "JOIN consistency.events e ON e.event_id OPERATOR(pg_catalog.=) u.id AND e.stream OPERATOR(pg_catalog.=) $1",
+      "JOIN consistency.events e ON e.event_id OPERATOR(pg_catalog.=) u.id AND e.stream "
+      "OPERATOR(pg_catalog.=) $1",
       {TEXTOID, UUIDARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID});
   return p;
 }
@@ -352,8 +359,7 @@ int already_appended(Datum stream, EventInput* ev, int n, int64* version, char**
 
 [[noreturn]] void throw_clash(const char* stream_name, const char* reason) {
   throw Error(sqlstate::kWrongExpectedVersion,
-              "event ids clash with events already in stream \"" + shown_name(stream_name) +
-                  "\": " + reason,
+              "event ids clash with events already in stream \"" + shown_name(stream_name) + "\": " + reason,
               "", "Resend exactly the same events (same ids, same order, same content) or use new ids.");
 }
 
@@ -365,8 +371,7 @@ int64 run_append(StreamStep step, bool many, const Datum* args) {
   return pg::spi_int64(SPI_processed - 1, 1);
 }
 
-int64 do_append(const char* stream_name, int stream_len, bool any, int64 expected, EventInput* ev,
-                int n) {
+int64 do_append(const char* stream_name, int stream_len, bool any, int64 expected, EventInput* ev, int n) {
   Datum stream = PointerGetDatum(cstring_to_text_with_len(stream_name, stream_len));
   bool any_id = false;
   for (int i = 0; i < n; i++) any_id |= ev[i].has_id;
@@ -432,7 +437,8 @@ int64 do_append(const char* stream_name, int stream_len, bool any, int64 expecte
       version = run_append(StreamStep::kBump, many, args);
       if (version == 0) version = run_append(StreamStep::kUpsert, many, args);
       if (version == 0)
-        elog(ERROR, "pg_consistency: upsert of stream \"%s\" returned no row", clipped_name(stream_name, stream_len));
+        elog(ERROR, "pg_consistency: upsert of stream \"%s\" returned no row",
+             clipped_name(stream_name, stream_len));
     } else {
       version = run_append(expected == 0 ? StreamStep::kCreate : StreamStep::kExpect, many, args);
       if (version == 0) wrong_actual = current_version(stream);
@@ -449,7 +455,8 @@ int64 do_append(const char* stream_name, int stream_len, bool any, int64 expecte
       args[2] = Int64GetDatum(current);
       version = run_append(StreamStep::kExpect, many, args);
       if (version == 0)
-        elog(ERROR, "pg_consistency: locked stream \"%s\" changed under the lock", clipped_name(stream_name, stream_len));
+        elog(ERROR, "pg_consistency: locked stream \"%s\" changed under the lock",
+             clipped_name(stream_name, stream_len));
       wake_subscriptions_at_commit();
     }
   }

@@ -29,8 +29,8 @@ bool g_oids_valid = false;
 struct UpcasterEntry {
   char* type;
   int len;
-  int32 latest;   // latest schema version
-  Oid* fns;       // fns[v - 1] upcasts version v to v + 1
+  int32 latest;  // latest schema version
+  Oid* fns;      // fns[v - 1] upcasts version v to v + 1
 };
 struct AggEntry {
   char* category;
@@ -65,17 +65,17 @@ void invalidate_aggregates() {
 Oid relid_of(const char* name, Oid nsp) {
   Oid r = get_relname_relid(name, nsp);
   if (!OidIsValid(r))
-    throw Error(sqlstate::kInternal,
-                std::string("pg_consistency object consistency.") + name + " is missing",
-                "", "Reinstall the extension: DROP EXTENSION pg_consistency; CREATE EXTENSION pg_consistency;");
+    throw Error(sqlstate::kInternal, std::string("pg_consistency object consistency.") + name + " is missing",
+                "",
+                "Reinstall the extension: DROP EXTENSION pg_consistency; CREATE EXTENSION pg_consistency;");
   return r;
 }
 
 void load_oids() {
   Oid nsp = get_namespace_oid("consistency", true);
   if (!OidIsValid(nsp))
-    throw Error(sqlstate::kInternal, "schema consistency does not exist",
-                "", "Run CREATE EXTENSION pg_consistency in this database.");
+    throw Error(sqlstate::kInternal, "schema consistency does not exist", "",
+                "Run CREATE EXTENSION pg_consistency in this database.");
   Oids o;
   o.schema = nsp;
   o.events = relid_of("events", nsp);
@@ -194,8 +194,10 @@ UpcasterEntry* find_upcaster(const char* type, int len) {
     int mid = (lo + hi) / 2;
     int c = compare_key(g_up[mid].type, g_up[mid].len, type, len);
     if (c == 0) return &g_up[mid];
-    if (c < 0) lo = mid + 1;
-    else hi = mid - 1;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid - 1;
   }
   return nullptr;
 }
@@ -239,8 +241,8 @@ void load_aggregates() {
 
 void check_function_exists(Oid fn, const char* what) {
   if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(fn)))
-    throw Error("42883", std::string(what) + " refers to function " + std::to_string(fn) +
-                             ", which no longer exists",
+    throw Error("42883",
+                std::string(what) + " refers to function " + std::to_string(fn) + ", which no longer exists",
                 "", "Register an existing function again.");
 }
 
@@ -255,15 +257,14 @@ void enter_owner(SavedUser* saved) { pg::enter_owner_pinned(saved, oids().owner)
 
 void leave_owner(const SavedUser* saved) { pg::leave_owner_pinned(saved); }
 
-int spi_run(pg::SavedPlan& plan, const Datum* values, const char* nulls, bool read_only,
-            long count) {
+int spi_run(pg::SavedPlan& plan, const Datum* values, const char* nulls, bool read_only, long count) {
   return plan.execute(values, nulls, read_only, count);
 }
 
 int spi_run_latest(pg::SavedPlan& plan, const Datum* values, const char* nulls, long count) {
   SPIPlanPtr p = plan.plan();
-  int rc = SPI_execute_snapshot(p, const_cast<Datum*>(values), nulls, GetLatestSnapshot(),
-                                InvalidSnapshot, true, false, count);
+  int rc = SPI_execute_snapshot(p, const_cast<Datum*>(values), nulls, GetLatestSnapshot(), InvalidSnapshot,
+                                true, false, count);
   if (rc < 0) elog(ERROR, "pg_consistency: SPI_execute_snapshot failed (%s)", SPI_result_code_string(rc));
   return rc;
 }
@@ -344,10 +345,10 @@ Datum upcast(UpcastFns* fns, const char* type, int len, int32 schema_version, Da
       char* tname = clipped_name(type, len);
       char msg[256];
       snprintf(msg, sizeof(msg), "upcaster %s returned NULL", fname);
-      throw Error(sqlstate::kInvalidArgument,
-                  std::string(msg) + " for an event of type \"" + tname + "\" at schema version " +
-                      std::to_string(v),
-                  "", "An upcaster must return the event data in the next schema version.");
+      throw Error(
+          sqlstate::kInvalidArgument,
+          std::string(msg) + " for an event of type \"" + tname + "\" at schema version " + std::to_string(v),
+          "", "An upcaster must return the event data in the next schema version.");
     }
     data = r;
   }
@@ -369,8 +370,10 @@ const AggregateDef* find_aggregate(const char* category, int len) {
       }
       return def;
     }
-    if (c < 0) lo = mid + 1;
-    else hi = mid - 1;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid - 1;
   }
   return nullptr;
 }
@@ -415,8 +418,7 @@ void throw_if_bad_stream(const char* s, int len) {
 }  // namespace
 
 char* checked_stream_arg(FunctionCallInfo fcinfo, int argno, const char* argname, int* len) {
-  if (PG_ARGISNULL(argno))
-    throw invalid_argument(std::string(argname) + " must not be NULL");
+  if (PG_ARGISNULL(argno)) throw invalid_argument(std::string(argname) + " must not be NULL");
   int n = 0;
   char* s = text_arg_cstring(fcinfo, argno, &n);
   throw_if_bad_stream(s, n);

@@ -64,25 +64,23 @@ std::string_view category_of(std::string_view stream) {
   return dash == std::string_view::npos ? stream : stream.substr(0, dash);
 }
 
-bool is_reserved_stream(std::string_view stream) {
-  return category_of(stream) == kReservedCategory;
-}
+bool is_reserved_stream(std::string_view stream) { return category_of(stream) == kReservedCategory; }
 
 std::optional<std::string> category_problem(std::string_view category, bool utf8) {
   if (category.find('-') != std::string_view::npos)
     return "category " + quoted_prefix(category) +
            " contains '-': a category is the part of a stream name before the first '-'";
   if (category.size() > kMaxStreamNameBytes)
-    return "category " + quoted_prefix(category) + " is longer than " +
-           std::to_string(kMaxStreamNameBytes) + " bytes";
+    return "category " + quoted_prefix(category) + " is longer than " + std::to_string(kMaxStreamNameBytes) +
+           " bytes";
   size_t at = find_control_char(category, utf8);
   if (at != std::string_view::npos)
     return control_char_message(("category " + quoted_prefix(category)).c_str(), category, at);
   return std::nullopt;
 }
 
-std::optional<std::string> object_name_problem(std::string_view what, std::string_view name,
-                                               size_t max_bytes, bool utf8) {
+std::optional<std::string> object_name_problem(std::string_view what, std::string_view name, size_t max_bytes,
+                                               bool utf8) {
   std::string w(what);
   if (name.empty()) return w + " must not be empty";
   if (name.size() > max_bytes)
@@ -96,8 +94,8 @@ std::optional<std::string> object_name_problem(std::string_view what, std::strin
 std::optional<std::string> event_type_problem(std::string_view type, bool utf8) {
   if (type.empty()) return std::string("event type must not be empty");
   if (type.size() > kMaxTypeNameBytes)
-    return "event type " + quoted_prefix(type) + " is longer than " +
-           std::to_string(kMaxTypeNameBytes) + " bytes";
+    return "event type " + quoted_prefix(type) + " is longer than " + std::to_string(kMaxTypeNameBytes) +
+           " bytes";
   size_t at = find_control_char(type, utf8);
   if (at != std::string_view::npos)
     return control_char_message(("event type " + quoted_prefix(type)).c_str(), type, at);
@@ -121,8 +119,7 @@ std::string describe_expected(const Expected& e) {
   return "version " + std::to_string(e.version);
 }
 
-IdempotencyDecision decide_idempotency(const std::vector<bool>& has_id,
-                                       std::vector<FoundEvent> found) {
+IdempotencyDecision decide_idempotency(const std::vector<bool>& has_id, std::vector<FoundEvent> found) {
   IdempotencyDecision d;
   if (found.empty()) return d;  // kProceed
   std::sort(found.begin(), found.end(),
@@ -170,8 +167,7 @@ int64_t read_horizon(int64_t sequence_next, const int64_t* floors, size_t n) {
 }
 
 std::optional<std::string> upcaster_registration_problem(int from_version, int latest) {
-  if (from_version < 1)
-    return "from_schema_version must be at least 1, not " + std::to_string(from_version);
+  if (from_version < 1) return "from_schema_version must be at least 1, not " + std::to_string(from_version);
   if (from_version > latest)
     return "from_schema_version " + std::to_string(from_version) +
            " leaves a gap: the latest schema version is " + std::to_string(latest) +
@@ -179,8 +175,7 @@ std::optional<std::string> upcaster_registration_problem(int from_version, int l
   return std::nullopt;
 }
 
-RetryDecision after_failure(int attempts, int max_attempts, const BackoffPolicy& policy,
-                            double unit_random) {
+RetryDecision after_failure(int attempts, int max_attempts, const BackoffPolicy& policy, double unit_random) {
   RetryDecision r;
   if (attempts >= max_attempts) {
     r.park = true;
@@ -190,8 +185,7 @@ RetryDecision after_failure(int attempts, int max_attempts, const BackoffPolicy&
   return r;
 }
 
-int64_t next_checkpoint(int64_t checkpoint, int64_t last_handled, bool batch_complete,
-                        int64_t horizon) {
+int64_t next_checkpoint(int64_t checkpoint, int64_t last_handled, bool batch_complete, int64_t horizon) {
   int64_t next = std::max(checkpoint, last_handled);
   if (batch_complete && horizon - 1 > next) next = horizon - 1;
   return next;
@@ -206,14 +200,21 @@ bool parse_uuid(std::string_view s, unsigned char out[16]) {
   for (size_t i = 0; i < s.size(); i++) {
     char c = s[i];
     int v;
-    if (c >= '0' && c <= '9') v = c - '0';
-    else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
-    else if (c == '-' && digits > 0 && digits < 32 && digits % 4 == 0 && s[i - 1] != '-') continue;
-    else return false;
+    if (c >= '0' && c <= '9')
+      v = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      v = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+      v = c - 'A' + 10;
+    else if (c == '-' && digits > 0 && digits < 32 && digits % 4 == 0 && s[i - 1] != '-')
+      continue;
+    else
+      return false;
     if (digits >= 32) return false;
-    if (digits % 2 == 0) out[digits / 2] = static_cast<unsigned char>(v << 4);
-    else out[digits / 2] |= static_cast<unsigned char>(v);
+    if (digits % 2 == 0)
+      out[digits / 2] = static_cast<unsigned char>(v << 4);
+    else
+      out[digits / 2] |= static_cast<unsigned char>(v);
     digits++;
   }
   return digits == 32 && (s.empty() || s.back() != '-');

@@ -33,8 +33,8 @@ bool is_reserved_stream(std::string_view stream);
 std::optional<std::string> category_problem(std::string_view category, bool utf8);
 // Why `name` cannot name an object of kind `what` (e.g. "subscription name"): empty,
 // longer than `max_bytes`, or containing a control character.
-std::optional<std::string> object_name_problem(std::string_view what, std::string_view name,
-                                               size_t max_bytes, bool utf8);
+std::optional<std::string> object_name_problem(std::string_view what, std::string_view name, size_t max_bytes,
+                                               bool utf8);
 // Why `type` cannot be an event type.
 std::optional<std::string> event_type_problem(std::string_view type, bool utf8);
 
@@ -50,20 +50,19 @@ std::string describe_expected(const Expected& e);
 
 // Idempotent re-append: which of the requested ids already exist in the stream.
 struct FoundEvent {
-  size_t index;          // position of the id in the request (0-based)
-  int64_t version;       // version it was stored at
-  bool same_content;     // stored type, data and metadata equal the requested ones
+  size_t index;       // position of the id in the request (0-based)
+  int64_t version;    // version it was stored at
+  bool same_content;  // stored type, data and metadata equal the requested ones
 };
 enum class Idempotency { kProceed, kAlreadyAppended, kClash };
 struct IdempotencyDecision {
   Idempotency outcome = Idempotency::kProceed;
-  int64_t version = 0;   // kAlreadyAppended: the stream version the call had produced
-  std::string reason;    // kClash: why
+  int64_t version = 0;  // kAlreadyAppended: the stream version the call had produced
+  std::string reason;   // kClash: why
 };
 // `has_id[i]` tells whether request event i carried an explicit id; `found` lists the
 // stored events whose id equals a requested one (any order).
-IdempotencyDecision decide_idempotency(const std::vector<bool>& has_id,
-                                       std::vector<FoundEvent> found);
+IdempotencyDecision decide_idempotency(const std::vector<bool>& has_id, std::vector<FoundEvent> found);
 
 // Gap safety: the highest position a reader may return is H - 1 where
 // H = min(next value of the position sequence, every published writer lower bound).
@@ -81,16 +80,14 @@ struct RetryDecision {
   bool park = false;
   int64_t delay_ms = 0;
 };
-RetryDecision after_failure(int attempts, int max_attempts, const BackoffPolicy& policy,
-                            double unit_random);
+RetryDecision after_failure(int attempts, int max_attempts, const BackoffPolicy& policy, double unit_random);
 
 // Subscription checkpoint after a batch: `last_handled` is the position of the last
 // event the handler completed (or the old checkpoint), `batch_complete` tells whether
 // the batch returned fewer rows than asked (so nothing else matches below the horizon)
 // and no handler failed. Positions below the horizon are final, so a complete batch
 // may move the checkpoint up to horizon - 1.
-int64_t next_checkpoint(int64_t checkpoint, int64_t last_handled, bool batch_complete,
-                        int64_t horizon);
+int64_t next_checkpoint(int64_t checkpoint, int64_t last_handled, bool batch_complete, int64_t horizon);
 
 // Parses a UUID in the forms PostgreSQL accepts: 32 hex digits, optionally in braces,
 // with a '-' allowed after any group of four digits. Returns false when malformed.

@@ -26,11 +26,11 @@ namespace pgc::eventstore {
 // state.cpp: the component, its GUCs and shared memory, gap safety
 // ----------------------------------------------------------------------------------------
 extern const pg::Component kComponent;
-extern int g_max_event_bytes;          // pg_consistency.max_event_bytes
-extern int g_subscription_max_attempts;  // pg_consistency.subscription_max_attempts
-extern int g_subscription_batch_size;    // pg_consistency.subscription_batch_size
-extern int g_subscription_retry_ms;      // pg_consistency.subscription_retry_delay
-extern int g_subscription_max_retry_ms;  // pg_consistency.subscription_max_retry_delay
+extern int g_max_event_bytes;                  // pg_consistency.max_event_bytes
+extern int g_subscription_max_attempts;        // pg_consistency.subscription_max_attempts
+extern int g_subscription_batch_size;          // pg_consistency.subscription_batch_size
+extern int g_subscription_retry_ms;            // pg_consistency.subscription_retry_delay
+extern int g_subscription_max_retry_ms;        // pg_consistency.subscription_max_retry_delay
 extern int g_subscription_handler_timeout_ms;  // pg_consistency.subscription_handler_timeout
 
 // True when the library was preloaded and the shared-memory writer slots exist.
@@ -104,8 +104,7 @@ void leave_owner(const SavedUser* saved);
 // OPERATOR(pg_catalog.=), ...), so neither the plan nor its re-planning after DDL can
 // resolve a name through the caller's search_path, even while running as the owner;
 // triggers of other pillars on our tables keep the caller's search_path.
-int spi_run(pg::SavedPlan& plan, const Datum* values, const char* nulls, bool read_only,
-            long count = 0);
+int spi_run(pg::SavedPlan& plan, const Datum* values, const char* nulls, bool read_only, long count = 0);
 // Same with a snapshot taken now (after the caller computed the read horizon).
 int spi_run_latest(pg::SavedPlan& plan, const Datum* values, const char* nulls, long count = 0);
 
@@ -120,8 +119,7 @@ UpcastFns* new_upcast_fns(MemoryContext cxt);
 // Returns `data` upcast from `schema_version` to the latest version of `type`, and sets
 // *out_version. Calls the registered functions as the current user, who must be allowed
 // to EXECUTE each of them (42501 otherwise).
-Datum upcast(UpcastFns* fns, const char* type, int len, int32 schema_version, Datum data,
-             int32* out_version);
+Datum upcast(UpcastFns* fns, const char* type, int len, int32 schema_version, Datum data, int32* out_version);
 
 // Aggregates registered for a category, or nullptr.
 struct AggregateDef {
@@ -129,8 +127,8 @@ struct AggregateDef {
   Oid registered_by;    // the role folds run as
   Datum initial_state;  // jsonb, in cache memory
   int32 snapshot_every;
-  FmgrInfo* finfo;      // lazily filled, in cache memory; only ever called inside a fold
-                        // (as registered_by, with the pinned search path)
+  FmgrInfo* finfo;  // lazily filled, in cache memory; only ever called inside a fold
+                    // (as registered_by, with the pinned search path)
 };
 const AggregateDef* find_aggregate(const char* category, int len);
 

@@ -15,14 +15,16 @@ constexpr int kCols = 9;  // global_position .. created_at, as selected below
   "global_position, stream, version, event_id, type, schema_version, data, metadata, created_at"
 
 pg::SavedPlan& plan_stream() {
-  static pg::SavedPlan p("SELECT " EVENT_COLUMNS " FROM consistency.events "
+  static pg::SavedPlan p("SELECT " EVENT_COLUMNS
+                         " FROM consistency.events "
                          "WHERE stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.>=) $2 "
                          "ORDER BY version LIMIT $3",
                          {TEXTOID, INT8OID, INT8OID});
   return p;
 }
 pg::SavedPlan& plan_all() {
-  static pg::SavedPlan p("SELECT " EVENT_COLUMNS " FROM consistency.events "
+  static pg::SavedPlan p("SELECT " EVENT_COLUMNS
+                         " FROM consistency.events "
                          "WHERE global_position OPERATOR(pg_catalog.>) $1 "
                          "AND global_position OPERATOR(pg_catalog.<) $2 "
                          "ORDER BY global_position LIMIT $3",
@@ -30,11 +32,13 @@ pg::SavedPlan& plan_all() {
   return p;
 }
 pg::SavedPlan& plan_category() {
-  static pg::SavedPlan p("SELECT " EVENT_COLUMNS " FROM consistency.events "
-                         "WHERE category OPERATOR(pg_catalog.=) $4 AND global_position OPERATOR(pg_catalog.>) $1 "
-                         "AND global_position OPERATOR(pg_catalog.<) $2 "
-                         "ORDER BY global_position LIMIT $3",
-                         {INT8OID, INT8OID, INT8OID, TEXTOID});
+  static pg::SavedPlan p(
+      "SELECT " EVENT_COLUMNS
+      " FROM consistency.events "
+      "WHERE category OPERATOR(pg_catalog.=) $4 AND global_position OPERATOR(pg_catalog.>) $1 "
+      "AND global_position OPERATOR(pg_catalog.<) $2 "
+      "ORDER BY global_position LIMIT $3",
+      {INT8OID, INT8OID, INT8OID, TEXTOID});
   return p;
 }
 
@@ -57,7 +61,8 @@ void emit_rows(ReturnSetInfo* rsinfo) {
     }
     if (row_cxt == nullptr) {
       fns = new_upcast_fns(CurrentMemoryContext);
-      row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_consistency read row", ALLOCSET_DEFAULT_SIZES);
+      row_cxt =
+          AllocSetContextCreate(CurrentMemoryContext, "pg_consistency read row", ALLOCSET_DEFAULT_SIZES);
     }
     Datum values[kCols];
     bool nulls[kCols];
@@ -111,7 +116,8 @@ PGC_FUNCTION(pgc_es_read_stream) {
 PGC_FUNCTION(pgc_es_read_all) {
   if (PG_ARGISNULL(0)) throw pgc::invalid_argument("after_position must not be NULL");
   int64 after = PG_GETARG_INT64(0);
-  if (after < 0) throw pgc::invalid_argument("after_position must not be negative, not " + std::to_string(after));
+  if (after < 0)
+    throw pgc::invalid_argument("after_position must not be negative, not " + std::to_string(after));
   int64 count = checked_count(fcinfo, 1);
   text* category = nullptr;
   if (!PG_ARGISNULL(2)) {

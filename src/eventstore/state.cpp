@@ -75,20 +75,18 @@ struct EsShared {
 EsShared* g_shared = nullptr;
 
 // This backend's transaction state.
-bool g_published = false;      // a bound is published for the current transaction
-bool g_via_slot = false;       // ... in the shared-memory slot (else as a lock)
-int g_lock_level = 0;          // nesting level that holds the lock
+bool g_published = false;  // a bound is published for the current transaction
+bool g_via_slot = false;   // ... in the shared-memory slot (else as a lock)
+int g_lock_level = 0;      // nesting level that holds the lock
 int64 g_floor = 0;
-int64 g_pending_last = 0;      // highest position appended, including this transaction
-int64 g_session_last = 0;      // ... by committed (or prepared) transactions
+int64 g_pending_last = 0;  // highest position appended, including this transaction
+int64 g_session_last = 0;  // ... by committed (or prepared) transactions
 int g_dbflag_index = -1;
-bool g_wake_pending = false;   // wake the worker once this transaction has committed
+bool g_wake_pending = false;  // wake the worker once this transaction has committed
 
 int slot_count() { return MaxBackends + NUM_AUXILIARY_PROCS; }
 
-Size shmem_size() {
-  return add_size(offsetof(EsShared, slots), mul_size(sizeof(WriterSlot), slot_count()));
-}
+Size shmem_size() { return add_size(offsetof(EsShared, slots), mul_size(sizeof(WriterSlot), slot_count())); }
 
 void shmem_init() {
   bool found = false;
@@ -274,38 +272,34 @@ void on_subxact(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
 }
 
 void define_gucs_and_callbacks() {
+  DefineCustomIntVariable("pg_consistency.max_event_bytes", "Largest event accepted by append_events.",
+                          "Size of an event's data plus metadata in jsonb storage format.",
+                          &g_max_event_bytes, 1024 * 1024, 64, MaxAllocSize / 4, PGC_SUSET, GUC_UNIT_BYTE,
+                          nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("pg_consistency.subscription_max_attempts",
+                          "Failed attempts after which a new subscription is parked (status failed).",
+                          "Taken when the subscription is created.", &g_subscription_max_attempts, 10, 1,
+                          1000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable(
-      "pg_consistency.max_event_bytes", "Largest event accepted by append_events.",
-      "Size of an event's data plus metadata in jsonb storage format.", &g_max_event_bytes,
-      1024 * 1024, 64, MaxAllocSize / 4, PGC_SUSET, GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable(
-      "pg_consistency.subscription_max_attempts",
-      "Failed attempts after which a new subscription is parked (status failed).",
-      "Taken when the subscription is created.", &g_subscription_max_attempts, 10, 1, 1000,
-      PGC_USERSET, 0, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable(
-      "pg_consistency.subscription_batch_size", "Events a subscription handles per transaction.",
-      nullptr, &g_subscription_batch_size, 100, 1, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+      "pg_consistency.subscription_batch_size", "Events a subscription handles per transaction.", nullptr,
+      &g_subscription_batch_size, 100, 1, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable(
       "pg_consistency.subscription_retry_delay",
-      "Delay before the first retry of a failed subscription handler; doubles per failure.",
-      nullptr, &g_subscription_retry_ms, 500, 1, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
-      nullptr, nullptr);
-  DefineCustomIntVariable(
-      "pg_consistency.subscription_max_retry_delay",
-      "Longest delay between retries of a failed subscription handler.", nullptr,
-      &g_subscription_max_retry_ms, 60000, 1, 24 * 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
-      nullptr, nullptr);
+      "Delay before the first retry of a failed subscription handler; doubles per failure.", nullptr,
+      &g_subscription_retry_ms, 500, 1, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("pg_consistency.subscription_max_retry_delay",
+                          "Longest delay between retries of a failed subscription handler.", nullptr,
+                          &g_subscription_max_retry_ms, 60000, 1, 24 * 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
+                          nullptr, nullptr, nullptr);
   // Superuser-only: the value protects the shared per-database worker from slow handlers,
   // so no tenant may raise it; a superuser may still set it per database (ALTER DATABASE
   // ... SET, applied when the worker connects) or for a _subscription_step session.
-  DefineCustomIntVariable(
-      "pg_consistency.subscription_handler_timeout",
-      "Longest a subscription handler may run for one event (0 = no limit).",
-      "A handler call that takes longer is cancelled and counts as a failed attempt; "
-      "a batch also ends early once it has run this long.",
-      &g_subscription_handler_timeout_ms, 5000, 0, INT_MAX, PGC_SUSET, GUC_UNIT_MS, nullptr,
-      nullptr, nullptr);
+  DefineCustomIntVariable("pg_consistency.subscription_handler_timeout",
+                          "Longest a subscription handler may run for one event (0 = no limit).",
+                          "A handler call that takes longer is cancelled and counts as a failed attempt; "
+                          "a batch also ends early once it has run this long.",
+                          &g_subscription_handler_timeout_ms, 5000, 0, INT_MAX, PGC_SUSET, GUC_UNIT_MS,
+                          nullptr, nullptr, nullptr);
   // _PG_init runs this once per process: the right moment for per-backend callbacks.
   RegisterXactCallback(on_xact, nullptr);
   RegisterSubXactCallback(on_subxact, nullptr);
@@ -331,8 +325,8 @@ int find_dbflag(bool claim) {
 
 }  // namespace
 
-const pg::Component kComponent = {"eventstore",  define_gucs_and_callbacks, shmem_size, shmem_init,
-                                  subscriptions_tick, nullptr};
+const pg::Component kComponent = {"eventstore", define_gucs_and_callbacks, shmem_size,
+                                  shmem_init,   subscriptions_tick,        nullptr};
 namespace {
 pg::ComponentRegistrar registrar(&kComponent);
 }
@@ -397,8 +391,7 @@ void wait_progress(long timeout_ms) {
   if (g_shared != nullptr) {
     (void)ConditionVariableTimedSleep(&g_shared->progress, timeout_ms, PG_WAIT_EXTENSION);
   } else {
-    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms,
-                    PG_WAIT_EXTENSION);
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms, PG_WAIT_EXTENSION);
     ResetLatch(MyLatch);
     CHECK_FOR_INTERRUPTS();
   }

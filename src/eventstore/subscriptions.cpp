@@ -49,9 +49,9 @@ constexpr int kMaxErrorBytes = 2000;
 struct BatchResult {
   int handled;
   bool failed;
-  bool moved;       // the checkpoint advanced
-  bool full;        // a whole batch was handled: more may be waiting
-  int64 retry_ms;   // after a failure: when to try again
+  bool moved;      // the checkpoint advanced
+  bool full;       // a whole batch was handled: more may be waiting
+  int64 retry_ms;  // after a failure: when to try again
 };
 
 pg::SavedPlan& plan_lock_sub() {
@@ -86,7 +86,8 @@ pg::SavedPlan& plan_events_categories() {
 // transaction: a slow failing handler must not eat its own backoff.
 pg::SavedPlan& plan_update_sub() {
   static pg::SavedPlan p(
-      "UPDATE consistency.subscription_state SET position = $2, processed = processed OPERATOR(pg_catalog.+) $3, "
+      "UPDATE consistency.subscription_state SET position = $2, processed = processed OPERATOR(pg_catalog.+) "
+      "$3, "
       "attempts = $4, last_error = $5, status = $6, next_attempt_at = pg_catalog.clock_timestamp() "
       "OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $7 OPERATOR(pg_catalog./) 1000.0), "
       "updated_at = pg_catalog.clock_timestamp() WHERE name OPERATOR(pg_catalog.=) $1",
@@ -97,8 +98,8 @@ pg::SavedPlan& plan_update_sub() {
 void spi_connect() { pg::spi_connect(); }
 
 void check_sub_name(const char* s, int len) {
-  auto p = object_name_problem("subscription name", std::string_view(s, len), kMaxNameBytes,
-                               database_is_utf8());
+  auto p =
+      object_name_problem("subscription name", std::string_view(s, len), kMaxNameBytes, database_is_utf8());
   if (p) throw invalid_argument(*p);
 }
 
@@ -110,15 +111,16 @@ char* checked_sub_name(FunctionCallInfo fcinfo, int argno, int* len) {
 }
 
 [[noreturn]] void throw_unknown(const char* name) {
-  throw Error(sqlstate::kUnknownObject,
-              "subscription \"" + shown_name(name) + "\" does not exist", "",
+  throw Error(sqlstate::kUnknownObject, "subscription \"" + shown_name(name) + "\" does not exist", "",
               "See consistency.subscriptions for the existing ones.");
 }
 
 void check_filter_element(bool categories, const char* s, int len) {
   std::optional<std::string> p;
-  if (categories) p = category_problem(std::string_view(s, len), database_is_utf8());
-  else p = event_type_problem(std::string_view(s, len), database_is_utf8());
+  if (categories)
+    p = category_problem(std::string_view(s, len), database_is_utf8());
+  else
+    p = event_type_problem(std::string_view(s, len), database_is_utf8());
   if (p) throw invalid_argument((categories ? "categories: " : "event_types: ") + *p);
 }
 
@@ -149,7 +151,8 @@ void check_filter(FunctionCallInfo fcinfo, int argno, bool categories) {
 
 void check_handler_signature(Oid fn) {
   HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
-  if (!HeapTupleIsValid(tup)) throw invalid_argument("handler function " + std::to_string(fn) + " does not exist");
+  if (!HeapTupleIsValid(tup))
+    throw invalid_argument("handler function " + std::to_string(fn) + " does not exist");
   Form_pg_proc p = reinterpret_cast<Form_pg_proc>(GETSTRUCT(tup));
   static const Oid expected[6] = {INT8OID, TEXTOID, INT8OID, TEXTOID, JSONBOID, JSONBOID};
   bool ok = p->pronargs == 6 && p->prorettype == VOIDOID && !p->proretset && p->prokind == PROKIND_FUNCTION;
@@ -178,7 +181,8 @@ void invoke_handler(FmgrInfo* finfo, UpcastFns* fns, Oid owner, HeapTuple tup, T
   pg::run_as_enter(&g_handler_scope, owner, g_subscription_handler_timeout_ms);
   text* type = DatumGetTextPP(values[3]);
   int32 sv = 0;
-  Datum data = upcast(fns, VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type), DatumGetInt32(values[4]), values[5], &sv);
+  Datum data =
+      upcast(fns, VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type), DatumGetInt32(values[4]), values[5], &sv);
   LOCAL_FCINFO(fcinfo, 6);
   InitFunctionCallInfoData(*fcinfo, finfo, 6, InvalidOid, nullptr, nullptr);
   Datum args[6] = {values[0], values[1], values[2], values[3], data, values[6]};
@@ -246,12 +250,14 @@ bool handle_event(FmgrInfo* finfo, UpcastFns* fns, Oid owner, HeapTuple tup, Tup
 }
 
 double unit_random() {
-  static std::minstd_rand rng(static_cast<unsigned>(MyProcPid) ^ static_cast<unsigned>(GetCurrentTimestamp()));
+  static std::minstd_rand rng(static_cast<unsigned>(MyProcPid) ^
+                              static_cast<unsigned>(GetCurrentTimestamp()));
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
 
 RetryDecision decide_retry(int attempts, int max_attempts) {
-  BackoffPolicy policy{g_subscription_retry_ms, Max(g_subscription_max_retry_ms, g_subscription_retry_ms), 2.0, 0.2};
+  BackoffPolicy policy{g_subscription_retry_ms, Max(g_subscription_max_retry_ms, g_subscription_retry_ms),
+                       2.0, 0.2};
   return after_failure(attempts, max_attempts, policy, unit_random());
 }
 
@@ -314,14 +320,15 @@ BatchResult run_batch(Datum name, const char* name_c, bool honor_schedule, bool 
       FmgrInfo finfo;
       fmgr_info(handler, &finfo);
       UpcastFns* fns = new_upcast_fns(CurrentMemoryContext);
-      MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_consistency handler",
-                                                    ALLOCSET_DEFAULT_SIZES);
+      MemoryContext row_cxt =
+          AllocSetContextCreate(CurrentMemoryContext, "pg_consistency handler", ALLOCSET_DEFAULT_SIZES);
       TimestampTz batch_start = GetCurrentTimestamp();
       char* label = psprintf("%s%s", kHardStopPrefix, name_c);
       worker::set_hard_stop_label(label);
       for (uint64 r = 0; r < n; r++) {
         if (r > 0 && g_subscription_handler_timeout_ms > 0 &&
-            TimestampDifferenceExceeds(batch_start, GetCurrentTimestamp(), g_subscription_handler_timeout_ms)) {
+            TimestampDifferenceExceeds(batch_start, GetCurrentTimestamp(),
+                                       g_subscription_handler_timeout_ms)) {
           cut_short = true;  // the rest waits for the next turn, after the others
           break;
         }
@@ -452,8 +459,7 @@ void charge_hard_stops() {
   StartTransactionCommand();
   spi_connect();
   PushActiveSnapshot(GetTransactionSnapshot());
-  for (int i = 0; i < n; i++)
-    charge_hard_stop(entries[i].label + strlen(kHardStopPrefix), entries[i].at);
+  for (int i = 0; i < n; i++) charge_hard_stop(entries[i].label + strlen(kHardStopPrefix), entries[i].at);
   SPI_finish();
   PopActiveSnapshot();
   CommitTransactionCommand();
@@ -524,7 +530,8 @@ PGC_FUNCTION(pgc_es_create_subscription) {
   check_filter(fcinfo, 3, false);
   if (PG_ARGISNULL(4)) throw pgc::invalid_argument("from_position must not be NULL");
   int64 from = PG_GETARG_INT64(4);
-  if (from < 0) throw pgc::invalid_argument("from_position must not be negative, not " + std::to_string(from));
+  if (from < 0)
+    throw pgc::invalid_argument("from_position must not be negative, not " + std::to_string(from));
   Oid caller = GetUserId();
   // Handlers run as the role that creates the subscription: it must be allowed to call
   // the handler (checked again before every batch).
@@ -577,8 +584,8 @@ void lock_for_management(Datum name, const char* name_c) {
 PGC_FUNCTION(pgc_es_drop_subscription) {
   int nlen = 0;
   char* name = checked_sub_name(fcinfo, 0, &nlen);
-  static pg::SavedPlan del(
-      "DELETE FROM consistency.subscription_state WHERE name OPERATOR(pg_catalog.=) $1", {TEXTOID});
+  static pg::SavedPlan del("DELETE FROM consistency.subscription_state WHERE name OPERATOR(pg_catalog.=) $1",
+                           {TEXTOID});
   Datum v[1] = {CStringGetTextDatum(name)};
   spi_connect();
   lock_for_management(v[0], name);

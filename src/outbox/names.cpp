@@ -9,13 +9,13 @@ std::optional<std::string> topic_name_problem(std::string_view topic) {
            std::to_string(kMaxTopicLength) + " allowed)";
   if (topic == "." || topic == "..") return "topic name \"" + std::string(topic) + "\" is reserved";
   for (char c : topic) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-';
     if (!ok) {
       unsigned char u = static_cast<unsigned char>(c);
       std::string shown = (u >= 0x20 && u < 0x7f) ? std::string("'") + c + "'"
-                                                   : "byte 0x" + std::string(1, "0123456789abcdef"[u >> 4]) +
-                                                         std::string(1, "0123456789abcdef"[u & 15]);
+                                                  : "byte 0x" + std::string(1, "0123456789abcdef"[u >> 4]) +
+                                                        std::string(1, "0123456789abcdef"[u & 15]);
       return "topic name contains " + shown + " (allowed: letters, digits, '.', '_', '-')";
     }
   }
@@ -26,7 +26,9 @@ std::optional<std::string> category_problem(std::string_view category) {
   if (category.empty()) return std::string("category is empty");
   if (category.size() > 200) return std::string("category is longer than 200 bytes");
   for (char c : category) {
-    if (c == '-') return std::string("category contains '-' (a category is the part of a stream name before the first '-')");
+    if (c == '-')
+      return std::string(
+          "category contains '-' (a category is the part of a stream name before the first '-')");
     if (static_cast<unsigned char>(c) < 0x20) return std::string("category contains a control character");
   }
   return std::nullopt;

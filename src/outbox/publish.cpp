@@ -28,8 +28,8 @@ bool reserved_header(const char* name, int len) {
 
 void check_topic(const char* data, int len) {
   if (auto problem = pgc::outbox::topic_name_problem(std::string_view(data, len)))
-    throw invalid_argument("invalid topic \"" + pgc::pg::clipped(data, len, 300) + "\": " + *problem,
-                           {}, "Kafka topic names have 1 to 249 characters of [a-zA-Z0-9._-].");
+    throw invalid_argument("invalid topic \"" + pgc::pg::clipped(data, len, 300) + "\": " + *problem, {},
+                           "Kafka topic names have 1 to 249 characters of [a-zA-Z0-9._-].");
 }
 
 // Checks that headers is an object of scalar values with acceptable names. Plain data
@@ -134,7 +134,8 @@ PGC_FUNCTION(pgc_publish_text) {
     char* json = text_to_cstring(PG_GETARG_TEXT_PP(2));
     Jsonb* jb = nullptr;
     try {
-      jb = pgc::pg::pg_call([&] { return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json))); });
+      jb = pgc::pg::pg_call(
+          [&] { return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json))); });
     } catch (const pgc::pg::PgError& e) {
       const char* detail = e.edata() && e.edata()->detail ? e.edata()->detail : "";
       throw invalid_argument(std::string("invalid payload: not valid JSON: ") + e.what(), detail,
@@ -157,8 +158,8 @@ PGC_FUNCTION(pgc_check_category) {
   text* cat = PG_GETARG_TEXT_PP(0);
   std::string_view name(VARDATA_ANY(cat), VARSIZE_ANY_EXHDR(cat));
   if (auto problem = pgc::outbox::category_problem(name))
-    throw invalid_argument("invalid category \"" + pgc::pg::clipped(name.data(), static_cast<int>(name.size())) +
-                           "\": " + *problem);
+    throw invalid_argument("invalid category \"" +
+                           pgc::pg::clipped(name.data(), static_cast<int>(name.size())) + "\": " + *problem);
   PG_RETURN_VOID();
 }
 
@@ -172,5 +173,6 @@ PGC_FUNCTION(pgc_kafka_partition) {
   int32 partitions = PG_GETARG_INT32(1);
   if (partitions <= 0)
     throw invalid_argument("invalid partition count " + std::to_string(partitions) + ": must be at least 1");
-  PG_RETURN_INT32(pgc::relay::java_partition(std::string_view(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)), partitions));
+  PG_RETURN_INT32(
+      pgc::relay::java_partition(std::string_view(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)), partitions));
 }

@@ -41,9 +41,7 @@ ErrorData* run_in_subtransaction(void (*fn)(void*), void* arg, void (*on_error)(
 ErrorData* run_aborting_on_error(void (*fn)(void*), void* arg, MemoryContext cxt) {
   ErrorData* volatile edata = nullptr;
   PG_TRY();
-  {
-    fn(arg);
-  }
+  { fn(arg); }
   PG_CATCH();
   {
     HOLD_INTERRUPTS();

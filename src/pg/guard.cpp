@@ -5,8 +5,7 @@
 namespace pgc::pg {
 
 const char* PgError::what() const noexcept {
-  return (edata_ != nullptr && edata_->message != nullptr) ? edata_->message
-                                                           : "PostgreSQL error";
+  return (edata_ != nullptr && edata_->message != nullptr) ? edata_->message : "PostgreSQL error";
 }
 
 namespace detail {
@@ -15,9 +14,7 @@ ErrorData* run_catching(void (*fn)(void*), void* arg) {
   MemoryContext oldcxt = CurrentMemoryContext;
   ErrorData* volatile edata = nullptr;
   PG_TRY();
-  {
-    fn(arg);
-  }
+  { fn(arg); }
   PG_CATCH();
   {
     MemoryContextSwitchTo(oldcxt);
@@ -34,9 +31,9 @@ void raise_error(const char* code, const char* message, const char* detail, cons
   int sqlerrcode = ERRCODE_INTERNAL_ERROR;
   if (code != nullptr && strlen(code) == 5)
     sqlerrcode = MAKE_SQLSTATE(code[0], code[1], code[2], code[3], code[4]);
-  ereport(ERROR, (errcode(sqlerrcode), errmsg("%s", message ? message : "internal error"),
-                  (detail && *detail) ? errdetail("%s", detail) : 0,
-                  (hint && *hint) ? errhint("%s", hint) : 0));
+  ereport(ERROR,
+          (errcode(sqlerrcode), errmsg("%s", message ? message : "internal error"),
+           (detail && *detail) ? errdetail("%s", detail) : 0, (hint && *hint) ? errhint("%s", hint) : 0));
   pg_unreachable();
 }
 

@@ -86,12 +86,10 @@ Datum guard_entry(FunctionCallInfo fcinfo, Datum (*impl)(FunctionCallInfo));
 }  // namespace pgc::pg
 
 // Defines an SQL-callable C function `name` whose body is C++ guarded by guard_entry.
-#define PGC_FUNCTION(name)                                                   \
-  extern "C" {                                                               \
-  PG_FUNCTION_INFO_V1(name);                                                 \
-  }                                                                          \
-  static Datum name##_impl(FunctionCallInfo fcinfo);                       \
-  extern "C" Datum name(PG_FUNCTION_ARGS) {                                  \
-    return ::pgc::pg::guard_entry(fcinfo, name##_impl);                      \
-  }                                                                          \
+#define PGC_FUNCTION(name)                                                                        \
+  extern "C" {                                                                                    \
+  PG_FUNCTION_INFO_V1(name);                                                                      \
+  }                                                                                               \
+  static Datum name##_impl(FunctionCallInfo fcinfo);                                              \
+  extern "C" Datum name(PG_FUNCTION_ARGS) { return ::pgc::pg::guard_entry(fcinfo, name##_impl); } \
   static Datum name##_impl([[maybe_unused]] FunctionCallInfo fcinfo)

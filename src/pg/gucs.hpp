@@ -2,6 +2,6 @@
 #pragma once
 
 namespace pgc::gucs {
-extern char* database;       // pg_consistency.database: comma-separated list
-extern int poll_interval_ms; // pg_consistency.poll_interval
+extern char* database;        // pg_consistency.database: comma-separated list
+extern int poll_interval_ms;  // pg_consistency.poll_interval
 }  // namespace pgc::gucs

@@ -47,16 +47,14 @@ void startup_shmem() {
 }
 
 void define_foundation_gucs() {
-  DefineCustomStringVariable(
-      "pg_consistency.database",
-      "Databases (comma-separated) in which the pg_consistency worker runs.",
-      "The worker waits in a listed database until CREATE EXTENSION pg_consistency.",
-      &pgc::gucs::database, "postgres", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("pg_consistency.database",
+                             "Databases (comma-separated) in which the pg_consistency worker runs.",
+                             "The worker waits in a listed database until CREATE EXTENSION pg_consistency.",
+                             &pgc::gucs::database, "postgres", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable(
       "pg_consistency.poll_interval", "Longest time the worker sleeps between checks for work.",
-      "Commits of new work wake the worker at once; this is the fallback.",
-      &pgc::gucs::poll_interval_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
-      nullptr, nullptr);
+      "Commits of new work wake the worker at once; this is the fallback.", &pgc::gucs::poll_interval_ms,
+      1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
 }
 
 }  // namespace

@@ -78,9 +78,7 @@ void arm_hard_stop(RunAsState* st, int64_t timeout_ms) {
 
 bool hard_stop_fired() { return g_hard_stop_fired != 0; }
 
-int64_t hard_stop_delay_ms(int64_t limit_ms) {
-  return limit_ms + (limit_ms > 1000 ? limit_ms : 1000);
-}
+int64_t hard_stop_delay_ms(int64_t limit_ms) { return limit_ms + (limit_ms > 1000 ? limit_ms : 1000); }
 
 void enter_owner_pinned(OwnerState* st, Oid owner) {
   GetUserIdAndSecContext(&st->saved_user, &st->saved_context);
@@ -100,11 +98,10 @@ void run_as_enter(RunAsState* st, Oid role, int64_t timeout_ms) {
   st->nest_level = NewGUCNestLevel();
   // As a function's SET clause does (GUC_ACTION_SAVE at a new nest level), but undone
   // with AtEOXact_GUC(false) so that a plain SET inside does not survive either.
-  (void)set_config_option("search_path", kPinnedSearchPath,
-                          superuser() ? PGC_SUSET : PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-                          true, 0, false);
-  SetUserIdAndSecContext(role, st->saved_context | SECURITY_LOCAL_USERID_CHANGE |
-                                   SECURITY_RESTRICTED_OPERATION);
+  (void)set_config_option("search_path", kPinnedSearchPath, superuser() ? PGC_SUSET : PGC_USERSET,
+                          PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+  SetUserIdAndSecContext(role,
+                         st->saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
   st->hard_armed = false;
   st->hard_outer = 0;
   arm_timeout(st, timeout_ms);
@@ -148,18 +145,15 @@ void disarm_statement_timeout() {
   QueryCancelPending = false;
 }
 
-bool may_execute(Oid fn, Oid role) {
-  return pg_proc_aclcheck(fn, role, ACL_EXECUTE) == ACLCHECK_OK;
-}
+bool may_execute(Oid fn, Oid role) { return pg_proc_aclcheck(fn, role, ACL_EXECUTE) == ACLCHECK_OK; }
 
 void require_execute(Oid fn, Oid role, const char* who) {
   if (may_execute(fn, role)) return;
   char* name = format_procedure(fn);
-  ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-                  errmsg("permission denied for function %s", name),
-                  errdetail("%s (%s) may not execute it.", who,
-                            GetUserNameFromId(role, true) ? GetUserNameFromId(role, true)
-                                                          : "a dropped role")));
+  ereport(ERROR,
+          (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("permission denied for function %s", name),
+           errdetail("%s (%s) may not execute it.", who,
+                     GetUserNameFromId(role, true) ? GetUserNameFromId(role, true) : "a dropped role")));
 }
 
 OwnerScope::OwnerScope(Oid owner) {

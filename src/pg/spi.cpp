@@ -12,8 +12,8 @@ SPIPlanPtr SavedPlan::plan() {
   if (plan_ == nullptr) {
     SPIPlanPtr p = SPI_prepare(sql_, nargs_, argtypes_);
     if (p == nullptr)
-      elog(ERROR, "pg_consistency: SPI_prepare failed (%s) for: %s",
-           SPI_result_code_string(SPI_result), sql_);
+      elog(ERROR, "pg_consistency: SPI_prepare failed (%s) for: %s", SPI_result_code_string(SPI_result),
+           sql_);
     if (SPI_keepplan(p) != 0) elog(ERROR, "pg_consistency: SPI_keepplan failed");
     plan_ = p;
   }
@@ -23,8 +23,7 @@ SPIPlanPtr SavedPlan::plan() {
 int SavedPlan::execute(const Datum* values, const char* nulls, bool read_only, long count) {
   int rc = SPI_execute_plan(plan(), const_cast<Datum*>(values), nulls, read_only, count);
   if (rc < 0)
-    elog(ERROR, "pg_consistency: SPI_execute_plan failed (%s) for: %s",
-         SPI_result_code_string(rc), sql_);
+    elog(ERROR, "pg_consistency: SPI_execute_plan failed (%s) for: %s", SPI_result_code_string(rc), sql_);
   return rc;
 }
 

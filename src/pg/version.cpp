@@ -20,8 +20,7 @@ PGC_FUNCTION(pgc_test_raise) {
   std::string kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
   std::vector<std::string> live_objects(4, std::string(256, 'x'));  // must be destroyed
   if (kind == "contract")
-    throw pgc::invalid_argument("test: invalid argument from C++", "detail from C++",
-                                "hint from C++");
+    throw pgc::invalid_argument("test: invalid argument from C++", "detail from C++", "hint from C++");
   if (kind == "std") throw std::runtime_error("test: std::runtime_error from C++");
   if (kind == "bad_alloc") throw std::bad_alloc();
   if (kind == "unknown") throw 42;

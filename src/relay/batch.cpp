@@ -151,8 +151,7 @@ RecoveryPlan plan_recovery(std::optional<int64_t> open_batch, int64_t committed,
   if (open_batch) {
     // The progress record of batch n is committed in the same Kafka transaction as its
     // messages: if the topic holds n (or later), the messages are committed too.
-    plan.action = committed >= *open_batch ? RecoveryPlan::Action::kFinalize
-                                           : RecoveryPlan::Action::kDiscard;
+    plan.action = committed >= *open_batch ? RecoveryPlan::Action::kFinalize : RecoveryPlan::Action::kDiscard;
     high = std::max(high, *open_batch);
   }
   plan.next_batch = high + 1;

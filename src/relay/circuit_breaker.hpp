@@ -38,8 +38,8 @@ class CircuitBreaker {
  private:
   CircuitBreakerPolicy policy_;
   State state_ = State::kClosed;
-  int failures_ = 0;   // transient failures in a row
-  int openings_ = 0;   // times opened since the last success
+  int failures_ = 0;  // transient failures in a row
+  int openings_ = 0;  // times opened since the last success
   int64_t retry_at_ms_ = 0;
 };
 

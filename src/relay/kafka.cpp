@@ -107,8 +107,7 @@ std::unique_ptr<Producer> Producer::create(const KafkaConfig& cfg, std::string* 
   if (!set(conf.get(), "enable.idempotence", "true", error)) return nullptr;
   if (!set(conf.get(), "partitioner", "murmur2_random", error)) return nullptr;
   if (!set(conf.get(), "log.queue", "true", error)) return nullptr;
-  if (cfg.transactional && !set(conf.get(), "transactional.id", cfg.transactional_id, error))
-    return nullptr;
+  if (cfg.transactional && !set(conf.get(), "transactional.id", cfg.transactional_id, error)) return nullptr;
   rd_kafka_conf_set_opaque(conf.get(), p.get());
   rd_kafka_conf_set_dr_msg_cb(conf.get(), [](rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque) {
     on_delivery(rk, m, opaque);
@@ -127,7 +126,7 @@ std::unique_ptr<Producer> Producer::create(const KafkaConfig& cfg, std::string* 
     *error = std::string("cannot create the Kafka producer: ") + errstr;
     return nullptr;
   }
-  conf.release();  // owned by rk now
+  conf.release();                           // owned by rk now
   rd_kafka_set_log_queue(p->rk_, nullptr);  // logs are served by poll() on this thread
   return p;
 }
@@ -197,15 +196,16 @@ int Producer::produce(std::string_view topic, int32_t partition, const char* key
                       int queue_wait_ms) {
   std::vector<HeaderView> views;
   views.reserve(headers.size());
-  for (const auto& h : headers) views.push_back(HeaderView{h.name.data(), h.name.size(), h.value.data(), h.value.size(), h.null});
+  for (const auto& h : headers)
+    views.push_back(HeaderView{h.name.data(), h.name.size(), h.value.data(), h.value.size(), h.null});
   return produce(topic, partition, key, key_len, key_null, value, value_len, value_null, views.data(),
                  views.size(), tag, errstr, queue_wait_ms);
 }
 
 int Producer::produce(std::string_view topic, int32_t partition, const char* key, std::size_t key_len,
                       bool key_null, const char* value, std::size_t value_len, bool value_null,
-                      const HeaderView* headers, std::size_t header_count, uint64_t tag,
-                      std::string* errstr, int queue_wait_ms) {
+                      const HeaderView* headers, std::size_t header_count, uint64_t tag, std::string* errstr,
+                      int queue_wait_ms) {
   auto deadline = Clock::now() + std::chrono::milliseconds(queue_wait_ms);
   rd_kafka_topic_t* rkt = topic_handle(topic);
   if (rkt == nullptr) {
@@ -220,8 +220,7 @@ int Producer::produce(std::string_view topic, int32_t partition, const char* key
                           h.null ? 0 : static_cast<ssize_t>(h.value_len));
     }
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk_, RD_KAFKA_V_RKT(rkt),
-        RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
+        rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
         RD_KAFKA_V_KEY(key_null ? nullptr : const_cast<char*>(key), key_null ? 0 : key_len),
         RD_KAFKA_V_VALUE(value_null ? nullptr : const_cast<char*>(value), value_null ? 0 : value_len),
         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -423,8 +422,8 @@ ProgressRead read_progress(const KafkaConfig& cfg, const std::string& topic, con
       result = ProgressRead::kNotReady;
       break;
     }
-    if (m->key != nullptr && m->key_len == key.size() &&
-        std::memcmp(m->key, key.data(), key.size()) == 0 && m->payload != nullptr) {
+    if (m->key != nullptr && m->key_len == key.size() && std::memcmp(m->key, key.data(), key.size()) == 0 &&
+        m->payload != nullptr) {
       auto b = decode_progress(std::string_view(static_cast<const char*>(m->payload), m->len));
       if (b && *b > best) best = *b;
     }

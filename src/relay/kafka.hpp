@@ -21,7 +21,7 @@ namespace pgc::relay {
 
 struct KafkaConfig {
   std::string brokers;
-  Properties properties;      // pg_consistency.kafka_properties (applied last, win over defaults)
+  Properties properties;  // pg_consistency.kafka_properties (applied last, win over defaults)
   bool transactional = false;
   std::string transactional_id;
 };
@@ -44,9 +44,9 @@ struct HeaderView {
 // Outcome of a transactional call, following librdkafka's error classes.
 struct TxnResult {
   bool ok = true;
-  bool retriable = false;   // call it again
-  bool abortable = false;   // abort the transaction, then resend
-  bool fatal = false;       // the producer is unusable (fenced...): recreate it
+  bool retriable = false;  // call it again
+  bool abortable = false;  // abort the transaction, then resend
+  bool fatal = false;      // the producer is unusable (fenced...): recreate it
   int code = 0;
   std::string message;
 };
@@ -70,15 +70,13 @@ class Producer {
   // Queues one message (payload copied). partition < 0: the murmur2 partitioner chooses.
   // Returns 0 or the librdkafka error code, with its text in *errstr. A full local queue
   // is waited out by polling for at most queue_wait_ms.
-  int produce(std::string_view topic, int32_t partition, const char* key, std::size_t key_len,
-              bool key_null, const char* value, std::size_t value_len, bool value_null,
-              const HeaderView* headers, std::size_t header_count, uint64_t tag, std::string* errstr,
-              int queue_wait_ms = 5000);
+  int produce(std::string_view topic, int32_t partition, const char* key, std::size_t key_len, bool key_null,
+              const char* value, std::size_t value_len, bool value_null, const HeaderView* headers,
+              std::size_t header_count, uint64_t tag, std::string* errstr, int queue_wait_ms = 5000);
   // The same with owned headers.
-  int produce(std::string_view topic, int32_t partition, const char* key, std::size_t key_len,
-              bool key_null, const char* value, std::size_t value_len, bool value_null,
-              const std::vector<Header>& headers, uint64_t tag, std::string* errstr,
-              int queue_wait_ms = 5000);
+  int produce(std::string_view topic, int32_t partition, const char* key, std::size_t key_len, bool key_null,
+              const char* value, std::size_t value_len, bool value_null, const std::vector<Header>& headers,
+              uint64_t tag, std::string* errstr, int queue_wait_ms = 5000);
 
   // Serves delivery reports, errors and logs; waits at most timeout_ms for the first event.
   int poll(int timeout_ms);
@@ -101,9 +99,8 @@ class Producer {
 
   // Creates the topics that do not exist yet. Per-topic problems ("" = created or already
   // there) go to *topic_errors; false with *error when the request itself failed.
-  bool create_topics(const std::vector<std::string>& topics, int partitions,
-                     const Properties& topic_config, int timeout_ms,
-                     std::vector<std::string>* topic_errors, std::string* error);
+  bool create_topics(const std::vector<std::string>& topics, int partitions, const Properties& topic_config,
+                     int timeout_ms, std::vector<std::string>* topic_errors, std::string* error);
   // A metadata round trip: true when a broker answered within timeout_ms.
   bool probe(int timeout_ms, std::string* error);
   // Partitions of a topic per the broker's metadata (-1 if unknown).

@@ -23,7 +23,8 @@ Datum int8_array(const std::vector<int64_t>& ids) {
   return pg::pg_call([&] {
     Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (ids.size() + 1)));
     for (size_t i = 0; i < ids.size(); i++) elems[i] = Int64GetDatum(ids[i]);
-    return PointerGetDatum(construct_array(elems, static_cast<int>(ids.size()), INT8OID, 8, true, TYPALIGN_DOUBLE));
+    return PointerGetDatum(
+        construct_array(elems, static_cast<int>(ids.size()), INT8OID, 8, true, TYPALIGN_DOUBLE));
   });
 }
 
@@ -31,8 +32,10 @@ Datum text_array(const std::vector<std::string>& texts) {
   return pg::pg_call([&] {
     Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (texts.size() + 1)));
     for (size_t i = 0; i < texts.size(); i++)
-      elems[i] = PointerGetDatum(cstring_to_text_with_len(texts[i].data(), static_cast<int>(texts[i].size())));
-    return PointerGetDatum(construct_array(elems, static_cast<int>(texts.size()), TEXTOID, -1, false, TYPALIGN_INT));
+      elems[i] =
+          PointerGetDatum(cstring_to_text_with_len(texts[i].data(), static_cast<int>(texts[i].size())));
+    return PointerGetDatum(
+        construct_array(elems, static_cast<int>(texts.size()), TEXTOID, -1, false, TYPALIGN_INT));
   });
 }
 
@@ -109,7 +112,8 @@ void load_batch(RowSet* set, int64_t record_as, int64_t after_id, int64_t below,
       *ce_source = std::string("/pg_consistency/") + (db ? db : "");
     }
     static pg::SavedPlan guarded(
-        "WITH below AS (SELECT pg_catalog.count(*) AS n FROM consistency.outbox WHERE id OPERATOR(pg_catalog.<=) $2) "
+        "WITH below AS (SELECT pg_catalog.count(*) AS n FROM consistency.outbox WHERE id "
+        "OPERATOR(pg_catalog.<=) $2) "
         "SELECT id, topic, key, payload, headers, content_type, created_at, attempts "
         "FROM consistency.outbox WHERE id OPERATOR(pg_catalog.>) $2 "
         "AND (SELECT n FROM below) OPERATOR(pg_catalog.=) $3 ORDER BY id LIMIT $1",
@@ -173,7 +177,8 @@ int64 finalize_batch(const Batch& batch, bool exactly_once) {
     static pg::SavedPlan del("DELETE FROM consistency.outbox WHERE id OPERATOR(pg_catalog.=) ANY($1)",
                              {INT8ARRAYOID});
     static pg::SavedPlan attempt(
-        "UPDATE consistency.outbox o SET attempts = o.attempts OPERATOR(pg_catalog.+) 1, last_error = f.reason "
+        "UPDATE consistency.outbox o SET attempts = o.attempts OPERATOR(pg_catalog.+) 1, last_error = "
+        "f.reason "
         "FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[])) "
         "AS f(id, reason) "
         "WHERE o.id OPERATOR(pg_catalog.=) f.id",
@@ -259,7 +264,8 @@ int64_t settle_open_batches(int64_t committed) {
         "FROM consistency.relay_batches b",
         {});
     static pg::SavedPlan finish(
-        "WITH fin AS (DELETE FROM consistency.relay_batches WHERE batch OPERATOR(pg_catalog.<=) $1 RETURNING ids), "
+        "WITH fin AS (DELETE FROM consistency.relay_batches WHERE batch OPERATOR(pg_catalog.<=) $1 RETURNING "
+        "ids), "
         "gone AS (DELETE FROM consistency.outbox o USING fin WHERE o.id OPERATOR(pg_catalog.=) ANY(fin.ids) "
         "RETURNING 1) "
         "UPDATE consistency.relay_stats SET delivered_total = delivered_total OPERATOR(pg_catalog.+) "
@@ -268,8 +274,8 @@ int64_t settle_open_batches(int64_t committed) {
         "last_batch = greatest(last_batch, $1), last_delivery_at = CASE WHEN EXISTS (SELECT 1 FROM gone) "
         "THEN pg_catalog.clock_timestamp() ELSE last_delivery_at END",
         {INT8OID});
-    static pg::SavedPlan discard("DELETE FROM consistency.relay_batches WHERE batch OPERATOR(pg_catalog.>) $1",
-                                 {INT8OID});
+    static pg::SavedPlan discard(
+        "DELETE FROM consistency.relay_batches WHERE batch OPERATOR(pg_catalog.>) $1", {INT8OID});
     pg::pg_call([&] { open_q.execute(nullptr, nullptr, true); });
     bool isnull = false;
     std::optional<int64_t> open;
@@ -281,12 +287,13 @@ int64_t settle_open_batches(int64_t committed) {
       Datum a[1] = {Int64GetDatum(committed)};
       exec_count(finish, a, nullptr);
       int64 dropped = exec_count(discard, a, nullptr);
-      ereport(LOG, (errmsg("pg_consistency relay: recovery: Kafka holds batches up to %lld committed; open batch "
-                           "%lld %s",
-                           static_cast<long long>(committed), static_cast<long long>(*open),
-                           plan.action == RecoveryPlan::Action::kFinalize
-                               ? "was committed and is now removed from the outbox"
-                               : (dropped > 0 ? "was not committed and will be sent again" : "settled"))));
+      ereport(LOG,
+              (errmsg("pg_consistency relay: recovery: Kafka holds batches up to %lld committed; open batch "
+                      "%lld %s",
+                      static_cast<long long>(committed), static_cast<long long>(*open),
+                      plan.action == RecoveryPlan::Action::kFinalize
+                          ? "was committed and is now removed from the outbox"
+                          : (dropped > 0 ? "was not committed and will be sent again" : "settled"))));
     }
     return plan.next_batch;
   });

@@ -31,8 +31,8 @@ auto in_transaction(const char* activity, bool synchronous, F&& f) -> decltype(f
     pgstat_report_activity(STATE_RUNNING, activity);
     // The exactly-once batch record must be durable before Kafka commits; other relay
     // transactions can be lost in a crash without harm (see docs/outbox.md).
-    (void)set_config_option("synchronous_commit", synchronous ? "on" : "off", PGC_USERSET,
-                            PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+    (void)set_config_option("synchronous_commit", synchronous ? "on" : "off", PGC_USERSET, PGC_S_SESSION,
+                            GUC_ACTION_LOCAL, true, 0, false);
   });
   if constexpr (std::is_void_v<decltype(f())>) {
     f();

@@ -13,11 +13,19 @@ std::string_view trim(std::string_view s) {
 }  // namespace
 
 bool is_reserved_property(std::string_view name) {
-  static const char* const kReserved[] = {
-      "bootstrap.servers", "metadata.broker.list", "transactional.id", "enable.idempotence",
-      "partitioner",       "partitioner_cb",       "dr_cb",            "dr_msg_cb",
-      "error_cb",          "log_cb",               "opaque",           "log.queue",
-      "enable.gapless.guarantee"};
+  static const char* const kReserved[] = {"bootstrap.servers",
+                                          "metadata.broker.list",
+                                          "transactional.id",
+                                          "enable.idempotence",
+                                          "partitioner",
+                                          "partitioner_cb",
+                                          "dr_cb",
+                                          "dr_msg_cb",
+                                          "error_cb",
+                                          "log_cb",
+                                          "opaque",
+                                          "log.queue",
+                                          "enable.gapless.guarantee"};
   for (const char* r : kReserved)
     if (name == r) return true;
   return false;
@@ -46,16 +54,15 @@ bool parse_properties(std::string_view text, Properties* out, std::string* error
       return false;
     }
     for (char c : name) {
-      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                c == '.' || c == '_' || c == '-';
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                c == '_' || c == '-';
       if (!ok) {
         *error = "entry " + std::to_string(index) + " has an invalid property name";
         return false;
       }
     }
     if (is_reserved_property(name)) {
-      *error = "property \"" + std::string(name) +
-               "\" is set by the relay itself and cannot be overridden";
+      *error = "property \"" + std::string(name) + "\" is set by the relay itself and cannot be overridden";
       return false;
     }
     out->emplace_back(std::string(name), std::string(value));

@@ -91,8 +91,8 @@ struct Runtime {
   std::unordered_set<std::string> known_topics;
   std::string ce_source;
   bool broker_down = false;
-  RowSet rows;                             // the current batch's rows, reused
-  RowSet next_rows;                        // the next batch, read while the current one is at Kafka
+  RowSet rows;       // the current batch's rows, reused
+  RowSet next_rows;  // the next batch, read while the current one is at Kafka
   bool has_next = false;
   int64_t next_number = 0;                 // exactly_once: its recorded batch number
   bool prefetch_tried = false;             // for the batch in flight
@@ -137,7 +137,8 @@ std::string current_fingerprint() {
   fp += '\x1f';
   fp += std::to_string(g_mode);
   fp += '\x1f';
-  fp += g_mode == kExactlyOnce ? transactional_id() + "\x1f" + (g_progress_topic ? g_progress_topic : "") : "";
+  fp +=
+      g_mode == kExactlyOnce ? transactional_id() + "\x1f" + (g_progress_topic ? g_progress_topic : "") : "";
   return fp;
 }
 
@@ -206,7 +207,8 @@ bool ensure_topics(Runtime& rt, const RowSet& set) {
     if (t == last) continue;
     last = t;
     std::string topic(t);
-    if (rt.known_topics.count(topic) == 0 && std::find(missing.begin(), missing.end(), topic) == missing.end())
+    if (rt.known_topics.count(topic) == 0 &&
+        std::find(missing.begin(), missing.end(), topic) == missing.end())
       missing.push_back(std::move(topic));
   }
   if (missing.empty()) return true;
@@ -274,9 +276,9 @@ void produce_row(Runtime& rt, Inflight& f, size_t i, const RowSet& set) {
     rt.time_cache_key = r.created_at;
   }
   auto view = [](std::string_view v) { return std::pair<const char*, size_t>(v.data(), v.size()); };
-  std::pair<const char*, size_t> ce_id{idbuf, idlen}, ce_type = view(set.view(r.topic)),
-                                 ce_source = view(rt.ce_source), ce_time = view(rt.time_cache),
-                                 ctype = view(set.view(r.content_type));
+  std::pair<const char*, size_t> ce_id{idbuf, idlen},
+      ce_type = view(set.view(r.topic)), ce_source = view(rt.ce_source), ce_time = view(rt.time_cache),
+      ctype = view(set.view(r.content_type));
   std::vector<HeaderView>& hv = rt.header_scratch;
   hv.clear();
   hv.push_back(HeaderView{"outbox_id", 9, idbuf, idlen, false});
@@ -287,11 +289,26 @@ void produce_row(Runtime& rt, Inflight& f, size_t i, const RowSet& set) {
     std::string_view name = set.view(oh.name);
     std::string_view value = set.view(oh.value);
     if (!oh.null) {
-      if (name == "ce_id") { ce_id = view(value); continue; }
-      if (name == "ce_type") { ce_type = view(value); continue; }
-      if (name == "ce_source") { ce_source = view(value); continue; }
-      if (name == "ce_time") { ce_time = view(value); continue; }
-      if (name == "content-type") { ctype = view(value); continue; }
+      if (name == "ce_id") {
+        ce_id = view(value);
+        continue;
+      }
+      if (name == "ce_type") {
+        ce_type = view(value);
+        continue;
+      }
+      if (name == "ce_source") {
+        ce_source = view(value);
+        continue;
+      }
+      if (name == "ce_time") {
+        ce_time = view(value);
+        continue;
+      }
+      if (name == "content-type") {
+        ctype = view(value);
+        continue;
+      }
     }
     hv.push_back(HeaderView{name.data(), name.size(), value.data(), value.size(), oh.null});
   }
@@ -525,8 +542,9 @@ long continue_inflight_body(Runtime& rt) {
     rt.broker_down = false;
   }
   if (any_delivered) rt.broker_down = false;
-  set_state(rt.breaker.state() == CircuitBreaker::State::kClosed && !rt.broker_down ? State::kRunning
-                                                                                    : State::kBrokerUnavailable,
+  set_state(rt.breaker.state() == CircuitBreaker::State::kClosed && !rt.broker_down
+                ? State::kRunning
+                : State::kBrokerUnavailable,
             0);
   if (rt.inflight) return 0;  // the next batch is already at Kafka
   if (transient) return rt.breaker.wait_ms(now_ms()) + 1;

@@ -29,7 +29,6 @@ const struct config_enum_entry kModeOptions[] = {
     {nullptr, 0, false},
 };
 
-
 bool check_properties(char** newval, void**, GucSource) {
   try {
     Properties props;
@@ -60,9 +59,10 @@ bool check_progress_topic(char** newval, void**, GucSource) {
 }  // namespace
 
 void define_gucs() {
-  DefineCustomStringVariable("pg_consistency.kafka_brokers",
-                             "Kafka bootstrap servers (host:port,...) for the outbox relay; empty = relay off.",
-                             nullptr, &g_brokers, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "pg_consistency.kafka_brokers",
+      "Kafka bootstrap servers (host:port,...) for the outbox relay; empty = relay off.", nullptr, &g_brokers,
+      "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomStringVariable(
       "pg_consistency.kafka_properties",
       "Extra librdkafka settings for the relay, as name=value entries separated by ';'.",
@@ -73,10 +73,10 @@ void define_gucs() {
                            &g_mode, kAtLeastOnce, kModeOptions, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("pg_consistency.batch_size", "Outbox rows the relay sends per batch.", nullptr,
                           &g_batch_size, 1000, 1, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("pg_consistency.topic_partitions",
-                          "Partitions of the topics the relay creates; 0 = rely on the broker's auto-creation.",
-                          nullptr, &g_topic_partitions, 3, 0, 100000, PGC_SIGHUP, 0, nullptr, nullptr,
-                          nullptr);
+  DefineCustomIntVariable(
+      "pg_consistency.topic_partitions",
+      "Partitions of the topics the relay creates; 0 = rely on the broker's auto-creation.", nullptr,
+      &g_topic_partitions, 3, 0, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("pg_consistency.relay_max_attempts",
                           "Attempts before a message Kafka refuses for good goes to dead_letters.", nullptr,
                           &g_max_attempts, 5, 1, 1000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);

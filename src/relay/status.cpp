@@ -47,7 +47,8 @@ RelayShared* shared() {
     // A backend attached after startup: look the struct up (it exists when preloaded).
     bool found = false;
     LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-    g_shared = static_cast<RelayShared*>(ShmemInitStruct("pg_consistency relay", sizeof(RelayShared), &found));
+    g_shared =
+        static_cast<RelayShared*>(ShmemInitStruct("pg_consistency relay", sizeof(RelayShared), &found));
     if (!found) {
       memset(g_shared, 0, sizeof(RelayShared));
       SpinLockInit(&g_shared->mutex);

@@ -71,8 +71,7 @@ class PgResolver : public saga::Resolver {
       return std::nullopt;
     }
     // Like EXTRACT(EPOCH FROM interval): a day is 24 hours, a month 30 days.
-    long double us = static_cast<long double>(iv.time) +
-                     static_cast<long double>(iv.day) * USECS_PER_DAY +
+    long double us = static_cast<long double>(iv.time) + static_cast<long double>(iv.day) * USECS_PER_DAY +
                      static_cast<long double>(iv.month) * DAYS_PER_MONTH * USECS_PER_DAY;
     long double ms = us / 1000.0L;
     if (ms > static_cast<long double>(saga::kMaxDurationMs)) return saga::kMaxDurationMs + 1;
@@ -80,8 +79,8 @@ class PgResolver : public saga::Resolver {
     return static_cast<int64_t>(std::ceil(ms));  // 500 microseconds is 1 ms, not 0
   }
 
-  bool resolve_function(const std::string& name, std::string& canonical, uint32_t& oid,
-                        std::string& code, std::string& message) override {
+  bool resolve_function(const std::string& name, std::string& canonical, uint32_t& oid, std::string& code,
+                        std::string& message) override {
     List* names = nullptr;
     Oid fn = InvalidOid;
     try {
@@ -120,8 +119,7 @@ class PgResolver : public saga::Resolver {
       retset = p->proretset;
       rettype = p->prorettype;
       temporary = isAnyTempNamespace(p->pronamespace);
-      qualified = quote_qualified_identifier(get_namespace_name(p->pronamespace),
-                                             NameStr(p->proname));
+      qualified = quote_qualified_identifier(get_namespace_name(p->pronamespace), NameStr(p->proname));
       ReleaseSysCache(tup);
       rettype_name = format_type_be(rettype);
       may_execute = pg_proc_aclcheck(fn, GetUserId(), ACL_EXECUTE) == ACLCHECK_OK;
@@ -158,9 +156,13 @@ class PgResolver : public saga::Resolver {
   }
 };
 
-void spi_connect() { pg_call([] { pgc::pg::spi_connect(); }); }
+void spi_connect() {
+  pg_call([] { pgc::pg::spi_connect(); });
+}
 
-void spi_finish() { pg_call([] { SPI_finish(); }); }
+void spi_finish() {
+  pg_call([] { SPI_finish(); });
+}
 
 std::string text_arg(FunctionCallInfo fcinfo, int i, const char* what) {
   if (PG_ARGISNULL(i)) throw pgc::invalid_argument(std::string(what) + " must not be NULL");
@@ -222,8 +224,8 @@ PGC_FUNCTION(pgc_define_saga) {
   std::string compiled = saga::to_compiled_json(def).dump();
   Oid caller = GetUserId();
 
-  static SavedPlan lock_plan(
-      "SELECT pg_catalog.pg_advisory_xact_lock(8317, pg_catalog.hashtext($1))", {TEXTOID});
+  static SavedPlan lock_plan("SELECT pg_catalog.pg_advisory_xact_lock(8317, pg_catalog.hashtext($1))",
+                             {TEXTOID});
   static SavedPlan latest_plan(
       "SELECT version, owner, compiled OPERATOR(pg_catalog.=) $2 FROM consistency.saga_definitions "
       " WHERE name OPERATOR(pg_catalog.=) $1 ORDER BY version DESC LIMIT 1",
@@ -269,8 +271,8 @@ PGC_FUNCTION(pgc_define_saga) {
     } else {
       version = latest + 1;
       pg_call([&] {
-        Datum v[5] = {CStringGetTextDatum(name.c_str()), Int32GetDatum(version), definition,
-                      compiled_jsonb, ObjectIdGetDatum(caller)};
+        Datum v[5] = {CStringGetTextDatum(name.c_str()), Int32GetDatum(version), definition, compiled_jsonb,
+                      ObjectIdGetDatum(caller)};
         insert_plan.execute(v, nullptr, false, 0);
       });
     }
@@ -365,8 +367,7 @@ PGC_FUNCTION(pgc_start_saga) {
     if (!same_input)
       throw pgc::invalid_argument(
           "idempotency key \"" + sp::clip_text(key, 200) + "\" of saga \"" + sp::clip_text(name, 200) +
-              "\" was already used for saga " +
-              id_text + " with a different input",
+              "\" was already used for saga " + id_text + " with a different input",
           {}, "Reuse a key only to retry the same start; use a new key for a new saga.");
     spi_finish();
     pg_uuid_t* out = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
@@ -374,13 +375,13 @@ PGC_FUNCTION(pgc_start_saga) {
     PG_RETURN_UUID_P(out);
   }
 
-  saga::Event started{"SagaStarted",
-                      saga::json::Value::object()
-                          .set("name", saga::json::Value::string(name))
-                          .set("definition_version", saga::json::Value::integer(version))
-                          .set("idempotency_key", has_key ? saga::json::Value::string(key)
-                                                          : saga::json::Value::null()),
-                      sp::jsonb_text(input), "input"};
+  saga::Event started{
+      "SagaStarted",
+      saga::json::Value::object()
+          .set("name", saga::json::Value::string(name))
+          .set("definition_version", saga::json::Value::integer(version))
+          .set("idempotency_key", has_key ? saga::json::Value::string(key) : saga::json::Value::null()),
+      sp::jsonb_text(input), "input"};
   sp::append_audit(id_text, {started}, true);
   spi_finish();
   sp::wake_workers_at_commit();
@@ -396,8 +397,10 @@ Datum reply(FunctionCallInfo fcinfo, saga::ReplyKind kind) {
   std::string step = text_arg(fcinfo, 1, "step name");
   Datum output = 0;
   std::string reason;
-  if (kind == saga::ReplyKind::kComplete) output = object_arg(fcinfo, 2, "step output");
-  else reason = text_arg(fcinfo, 2, "failure reason");
+  if (kind == saga::ReplyKind::kComplete)
+    output = object_arg(fcinfo, 2, "step output");
+  else
+    reason = text_arg(fcinfo, 2, "failure reason");
 
   Oid caller = GetUserId();
   Oid owner_of_tables = pgc::pg::extension_table_owner("saga_instances");
@@ -410,10 +413,9 @@ Datum reply(FunctionCallInfo fcinfo, saga::ReplyKind kind) {
     throw Error(sqlstate::kIllegalTransition, "saga " + row.id_text + ": " + verdict.reason);
   if (verdict.kind == saga::ReplyVerdict::Kind::kApply) {
     TimestampTz now = now_ts();
-    saga::Transition t =
-        kind == saga::ReplyKind::kComplete
-            ? saga::succeeded(row.state, *row.def, now)
-            : saga::failed(row.state, *row.def, now, reason, unit_random());
+    saga::Transition t = kind == saga::ReplyKind::kComplete
+                             ? saga::succeeded(row.state, *row.def, now)
+                             : saga::failed(row.state, *row.def, now, reason, unit_random());
     sp::store_transition(row, t, output);
     sp::wake_workers_at_commit();
   }
@@ -457,8 +459,8 @@ PGC_FUNCTION(pgc_abort_saga) {
   pgc::pg::OwnerScope as_owner(owner_of_tables);
   sp::SagaRow row = load(id);
   sp::require_saga_rights(row, caller, "abort");
-  saga::Transition t = transition_for(
-      row, "abort", [&] { return saga::abort(row.state, *row.def, now_ts(), reason); });
+  saga::Transition t =
+      transition_for(row, "abort", [&] { return saga::abort(row.state, *row.def, now_ts(), reason); });
   sp::store_transition(row, t, 0);
   spi_finish();
   PG_RETURN_VOID();

@@ -75,14 +75,12 @@ int64_t duration(const Context& ctx, Resolver& resolver, const Value& v, const s
   if (*ms < 0 || (*ms == 0 && !allow_zero))
     ctx.fail(what + " must be " + (allow_zero ? "zero or positive" : "positive") + ", not " +
              quoted(v.as_string()));
-  if (*ms > kMaxDurationMs)
-    ctx.fail(what + " must not exceed 366 days, not " + quoted(v.as_string()));
+  if (*ms > kMaxDurationMs) ctx.fail(what + " must not exceed 366 days, not " + quoted(v.as_string()));
   return *ms;
 }
 
 Action action(const Context& ctx, Resolver& resolver, const Value& v, const std::string& what) {
-  const std::string shape =
-      "{\"function\": \"schema.name\"} or {\"topic\": \"name\", \"command\": \"Name\"}";
+  const std::string shape = "{\"function\": \"schema.name\"} or {\"topic\": \"name\", \"command\": \"Name\"}";
   if (!v.is_object()) ctx.fail(what + " must be " + shape + ", not " + describe(v));
   const Value* fn = v.find("function");
   const Value* topic = v.find("topic");
@@ -90,8 +88,7 @@ Action action(const Context& ctx, Resolver& resolver, const Value& v, const std:
   Action a;
   if (fn != nullptr) {
     if (topic != nullptr || command != nullptr)
-      ctx.fail(what + " must name either a function or a topic and command, not both",
-               "Use " + shape + ".");
+      ctx.fail(what + " must name either a function or a topic and command, not both", "Use " + shape + ".");
     check_keys(ctx, v, {"function"}, " in " + what);
     if (!fn->is_string() || fn->as_string().empty())
       ctx.fail(what + ".function must be a non-empty string, not " + describe(*fn));
@@ -115,8 +112,7 @@ Action action(const Context& ctx, Resolver& resolver, const Value& v, const std:
              "Topic names have 1-249 characters of [a-zA-Z0-9._-].");
   if (!command->is_string() || command->as_string().empty() ||
       command->as_string().size() > kMaxStepNameBytes)
-    ctx.fail(what + ".command must be a non-empty string of at most 128 bytes, not " +
-             describe(*command));
+    ctx.fail(what + ".command must be a non-empty string of at most 128 bytes, not " + describe(*command));
   a.kind = Action::Kind::kCommand;
   a.topic = topic->as_string();
   a.command = command->as_string();
@@ -127,13 +123,15 @@ RetryPolicy retry(const Context& ctx, Resolver& resolver, const Value& v) {
   RetryPolicy r;
   if (v.is_null()) return r;
   if (!v.is_object())
-    ctx.fail("\"retry\" must be an object such as {\"max_attempts\": 3, \"backoff\": "
-             "\"100 milliseconds\", \"max_backoff\": \"10 seconds\"}, not " + describe(v));
+    ctx.fail(
+        "\"retry\" must be an object such as {\"max_attempts\": 3, \"backoff\": "
+        "\"100 milliseconds\", \"max_backoff\": \"10 seconds\"}, not " +
+        describe(v));
   check_keys(ctx, v, {"max_attempts", "backoff", "max_backoff"}, " in \"retry\"");
   if (const Value* n = v.find("max_attempts")) {
     if (!n->is_integer() || n->as_integer() < 1 || n->as_integer() > kMaxAttempts)
-      ctx.fail("\"retry\".\"max_attempts\" must be an integer between 1 and " +
-               std::to_string(kMaxAttempts) + ", not " + describe(*n));
+      ctx.fail("\"retry\".\"max_attempts\" must be an integer between 1 and " + std::to_string(kMaxAttempts) +
+               ", not " + describe(*n));
     r.max_attempts = static_cast<int>(n->as_integer());
   }
   bool explicit_max = false;
@@ -146,8 +144,7 @@ RetryPolicy retry(const Context& ctx, Resolver& resolver, const Value& v) {
   if (r.max_backoff_ms < r.backoff_ms) {
     if (explicit_max)
       ctx.fail("\"retry\".\"max_backoff\" (" + std::to_string(r.max_backoff_ms) +
-               " ms) must not be less than \"retry\".\"backoff\" (" +
-               std::to_string(r.backoff_ms) + " ms)");
+               " ms) must not be less than \"retry\".\"backoff\" (" + std::to_string(r.backoff_ms) + " ms)");
     r.max_backoff_ms = r.backoff_ms;  // a long backoff with the default cap: the cap follows
   }
   return r;
@@ -164,8 +161,8 @@ int Definition::find_step(const std::string& name) const {
 bool valid_topic_name(const std::string& topic) {
   if (topic.empty() || topic.size() > 249) return false;
   for (char c : topic) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-';
     if (!ok) return false;
   }
   return topic != "." && topic != "..";
@@ -186,8 +183,7 @@ Definition compile(const std::string& saga_name, const json::Value& def, Resolve
                 "invalid saga name " + quoted(saga_name) +
                     ": it must have 1-200 bytes, no control characters and no leading or "
                     "trailing spaces");
-  if (!def.is_object())
-    ctx.fail(std::string("the definition must be a JSON object, not ") + def.kind_name());
+  if (!def.is_object()) ctx.fail(std::string("the definition must be a JSON object, not ") + def.kind_name());
   check_keys(ctx, def, {"steps", "timeout", "description"}, " at the top level");
   Definition out;
   const Value* steps = def.find("steps");
@@ -220,8 +216,8 @@ Definition compile(const std::string& saga_name, const json::Value& def, Resolve
       if (c < 0x20 || c == 0x7f) ctx.fail("a step name must not contain control characters");
     int dup = out.find_step(step.name);
     if (dup >= 0)
-      ctx.fail("duplicate step name " + quoted(step.name) + " (also step " +
-               std::to_string(dup + 1) + ")", "Step names must be unique within a saga.");
+      ctx.fail("duplicate step name " + quoted(step.name) + " (also step " + std::to_string(dup + 1) + ")",
+               "Step names must be unique within a saga.");
     check_keys(ctx, s, {"name", "action", "compensation", "timeout", "retry"}, "");
     const Value* act = s.find("action");
     if (act == nullptr) ctx.fail("\"action\" is missing");
@@ -240,15 +236,14 @@ namespace {
 
 Value action_json(const Action& a) {
   switch (a.kind) {
-    case Action::Kind::kNone: return Value::null();
+    case Action::Kind::kNone:
+      return Value::null();
     case Action::Kind::kFunction:
       return Value::object()
           .set("function", Value::string(a.function))
           .set("oid", Value::integer(static_cast<int64_t>(a.function_oid)));
     case Action::Kind::kCommand:
-      return Value::object()
-          .set("topic", Value::string(a.topic))
-          .set("command", Value::string(a.command));
+      return Value::object().set("topic", Value::string(a.topic)).set("command", Value::string(a.command));
   }
   return Value::null();
 }
@@ -270,9 +265,7 @@ int64_t int_of(const Value& v, const char* what) {
   return v.as_integer();
 }
 
-int64_t limit_of(const Value& v, const char* what) {
-  return v.is_null() ? kNoLimit : int_of(v, what);
-}
+int64_t limit_of(const Value& v, const char* what) { return v.is_null() ? kNoLimit : int_of(v, what); }
 
 Action action_of(const Value& v) {
   Action a;

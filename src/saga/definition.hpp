@@ -23,10 +23,10 @@ inline constexpr int64_t kMaxDurationMs = 366LL * 24 * 3600 * 1000;  // a year
 struct Action {
   enum class Kind { kNone, kFunction, kCommand };
   Kind kind = Kind::kNone;
-  std::string function;  // kFunction: schema-qualified, quoted where needed (for messages)
+  std::string function;       // kFunction: schema-qualified, quoted where needed (for messages)
   uint32_t function_oid = 0;  // kFunction: the function resolved at definition time (0: unknown)
-  std::string topic;     // kCommand
-  std::string command;   // kCommand
+  std::string topic;          // kCommand
+  std::string command;        // kCommand
 
   bool is_none() const { return kind == Kind::kNone; }
   bool is_function() const { return kind == Kind::kFunction; }

@@ -119,8 +119,8 @@ Size shmem_size() { return MAXALIGN(sizeof(SagaShared)); }
 
 void shmem_init() {
   bool found = false;
-  g_shared = static_cast<SagaShared*>(
-      ShmemInitStruct("pg_consistency saga workers", sizeof(SagaShared), &found));
+  g_shared =
+      static_cast<SagaShared*>(ShmemInitStruct("pg_consistency saga workers", sizeof(SagaShared), &found));
   if (!found) {
     memset(g_shared, 0, sizeof(SagaShared));
     SpinLockInit(&g_shared->mutex);
@@ -151,13 +151,11 @@ void define_gucs() {
       "N > 0 keeps N dedicated saga workers per database that claim due sagas concurrently "
       "(FOR UPDATE SKIP LOCKED); 0 runs saga steps inside the per-database worker.",
       &g_saga_workers, 1, 0, kMaxExecutors, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("pg_consistency.saga_batch_size", "Sagas a saga worker claims per transaction.",
+                          "The steps of a batch share one commit.", &g_batch_size, 16, 1, 1000, PGC_SIGHUP, 0,
+                          nullptr, nullptr, nullptr);
   DefineCustomIntVariable(
-      "pg_consistency.saga_batch_size", "Sagas a saga worker claims per transaction.",
-      "The steps of a batch share one commit.", &g_batch_size, 16, 1, 1000, PGC_SIGHUP, 0,
-      nullptr, nullptr, nullptr);
-  DefineCustomIntVariable(
-      "pg_consistency.saga_chain_steps",
-      "Consecutive steps one saga may run in one transaction.",
+      "pg_consistency.saga_chain_steps", "Consecutive steps one saga may run in one transaction.",
       "A saga goes on with its next step in the same transaction while that step is due at "
       "once; 1 runs every step in a transaction of its own.",
       &g_chain_steps, 4, 1, 100, PGC_SUSET, 0, nullptr, nullptr, nullptr);
@@ -166,7 +164,8 @@ void define_gucs() {
   // start) or in a session that runs _advance_sagas.
   DefineCustomIntVariable(
       "pg_consistency.saga_step_timeout",
-      "Time limit of a saga function step or compensation, and the most a step's own \"timeout\" may give it.",
+      "Time limit of a saga function step or compensation, and the most a step's own \"timeout\" may give "
+      "it.",
       "The step is cancelled (a statement timeout) and counts as a failed attempt; 0: no limit.",
       &g_step_timeout_ms, 30000, 0, INT_MAX, PGC_SUSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
 }
@@ -174,16 +173,15 @@ void define_gucs() {
 long worker_tick();
 void worker_exit();
 
-const pgc::pg::Component kComponent = {"saga", define_gucs, shmem_size, shmem_init, worker_tick,
-                                       worker_exit};
+const pgc::pg::Component kComponent = {"saga", define_gucs, shmem_size, shmem_init, worker_tick, worker_exit};
 pgc::pg::ComponentRegistrar registrar(&kComponent);
 
 // ---------------------------------------------------------------------------------
 // One batch.
 
 struct BatchStats {
-  int64 steps = 0, step_failures = 0, retries = 0, compensations = 0, compensation_failures = 0,
-        timeouts = 0, conflicts = 0;
+  int64 steps = 0, step_failures = 0, retries = 0, compensations = 0, compensation_failures = 0, timeouts = 0,
+        conflicts = 0;
 };
 
 // A step that lost a deadlock or serialization conflict runs again after 20-40 ms (times
@@ -234,9 +232,9 @@ int64_t step_limit_ms(const Step& step) {
 Datum call_step_function(const SagaRow& row, const Step& step, const Action& a) {
   Oid fn = static_cast<Oid>(a.function_oid);
   if (!OidIsValid(fn))
-    throw Error(sqlstate::kUnknownObject,
-                "step function " + a.function + " of saga \"" + clip_text(row.name, 200) +
-                    "\" was stored without its OID; define the saga again");
+    throw Error(sqlstate::kUnknownObject, "step function " + a.function + " of saga \"" +
+                                              clip_text(row.name, 200) +
+                                              "\" was stored without its OID; define the saga again");
   bool exists = false, role_exists = false, may_execute = false, right_shape = false;
   pg_call([&] {
     role_exists = SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(row.owner));
@@ -257,13 +255,11 @@ Datum call_step_function(const SagaRow& row, const Step& step, const Action& a) 
                     ") no longer exists; a function created since under that name is not "
                     "called: define the saga again to use it");
   if (!right_shape)
-    throw Error(sqlstate::kUnknownObject, "step function " + a.function + " (OID " +
-                                              std::to_string(fn) +
+    throw Error(sqlstate::kUnknownObject, "step function " + a.function + " (OID " + std::to_string(fn) +
                                               ") is no longer fn(uuid, jsonb) returning jsonb");
   if (!role_exists)
     throw Error(sqlstate::kUnknownObject, "the role that defined saga \"" + clip_text(row.name, 200) +
-                                              "\" (OID " + std::to_string(row.owner) +
-                                              ") no longer exists");
+                                              "\" (OID " + std::to_string(row.owner) + ") no longer exists");
   if (!may_execute)
     throw Error(sqlstate::kInsufficientPrivilege,
                 "permission denied for function " + a.function + " (the saga's role may not execute it)");
@@ -300,11 +296,11 @@ Datum call_step_function(const SagaRow& row, const Step& step, const Action& a) 
   // rather than fail the batch when the event is appended.
   int64 event_bytes = bytes + static_cast<int64>(step.name.size()) + 64;
   if (event_bytes > pgc::eventstore::g_max_event_bytes)
-    throw Error(sqlstate::kInvalidArgument,
-                "step function " + a.function + " returned " + std::to_string(bytes) +
-                    " bytes of output; its audit event may hold at most " +
-                    std::to_string(pgc::eventstore::g_max_event_bytes) +
-                    " bytes (pg_consistency.max_event_bytes)");
+    throw Error(sqlstate::kInvalidArgument, "step function " + a.function + " returned " +
+                                                std::to_string(bytes) +
+                                                " bytes of output; its audit event may hold at most " +
+                                                std::to_string(pgc::eventstore::g_max_event_bytes) +
+                                                " bytes (pg_consistency.max_event_bytes)");
   return result;
 }
 
@@ -315,8 +311,7 @@ struct SubResult {
   bool ok() const { return error.empty(); }
   // Lost to a concurrent transaction: worth running again, not a failure of the step.
   bool conflict() const {
-    return sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
-           sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE;
+    return sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED || sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE;
   }
 };
 
@@ -409,12 +404,11 @@ bool process(SagaRow& row, BatchStats& st, int max_steps) {
           failure = r.error;
           int64_t limit = step_limit_ms(step);
           if (!r.ok() && r.sqlerrcode == ERRCODE_QUERY_CANCELED && limit > 0)
-            failure = "step function " + a.function + " ran past its time limit of " +
-                      format_ms(limit) + ": " + r.error;
+            failure = "step function " + a.function + " ran past its time limit of " + format_ms(limit) +
+                      ": " + r.error;
         } else {
           int64 outbox_id = 0;
-          r = in_subtransaction(
-              [&] { outbox_id = publish_command(row, a, attempt.attempts, compensating); });
+          r = in_subtransaction([&] { outbox_id = publish_command(row, a, attempt.attempts, compensating); });
           if (r.ok()) {
             t = command_sent(attempt, def, GetCurrentTimestamp());
             t.events.front().data.set("outbox_id", json::Value::integer(outbox_id));
@@ -433,9 +427,9 @@ bool process(SagaRow& row, BatchStats& st, int max_steps) {
           st.conflicts++;
           (compensating ? st.compensations : st.steps)--;
           if (attempt.attempts > 1) st.retries--;
-          row.state = deferred(attempt, GetCurrentTimestamp(),
-                               conflicts * (kConflictDelayMs +
-                                            static_cast<int64_t>(unit_random() * kConflictDelayMs)));
+          row.state = deferred(
+              attempt, GetCurrentTimestamp(),
+              conflicts * (kConflictDelayMs + static_cast<int64_t>(unit_random() * kConflictDelayMs)));
           deferred_now = true;
           break;
         }
@@ -480,9 +474,8 @@ void record_outside_failure(SagaRow& row, const std::string& why, BatchStats& st
   std::string reason = clip_text("could not record the outcome of step \"" + step + "\": " + why);
   bool compensating = row.state.status == Status::kCompensating;
   SubResult r = in_subtransaction([&] {
-    State attempt = row.state.phase == Phase::kWaiting && row.state.attempts > 0
-                        ? row.state
-                        : begin_attempt(row.state);
+    State attempt =
+        row.state.phase == Phase::kWaiting && row.state.attempts > 0 ? row.state : begin_attempt(row.state);
     Transition t = failed(attempt, *row.def, GetCurrentTimestamp(), reason, unit_random());
     store_state(row, t.state, t.events, true, t.error, 0);
   });
@@ -564,7 +557,7 @@ struct {
   pg_uuid_t id;
 } g_current;
 
-#define PGC_SAGA_CLAIM_COLUMNS                                                               \
+#define PGC_SAGA_CLAIM_COLUMNS                                                            \
   "SELECT s.id, s.name, s.definition_version, d.owner, d.xmin::pg_catalog.text, s.data, " \
   "       s.status, s.step_index, s.failed_step, s.phase, s.attempts, s.next_run_at, s.deadline "
 
@@ -574,20 +567,19 @@ struct {
 SavedPlan& claim_plan() {
   static SavedPlan plan(
       "WITH due AS MATERIALIZED ("
-                  "  SELECT id, name, definition_version, data, status, step_index, failed_step, phase, "
-                  "         attempts, next_run_at, deadline "
-                  "    FROM consistency.saga_instances "
-                  "   WHERE status OPERATOR(pg_catalog.=) ANY ('{running,compensating}'::pg_catalog.text[]) "
-                  "     AND next_run_at OPERATOR(pg_catalog.<=) $1 "
-                  "   ORDER BY next_run_at "
-                  "   LIMIT $2 "
-                  "     FOR UPDATE SKIP LOCKED) "
-          PGC_SAGA_CLAIM_COLUMNS
-          "  FROM due s "
-          "  JOIN consistency.saga_definitions d "
-          "    ON d.name OPERATOR(pg_catalog.=) s.name "
-          "   AND d.version OPERATOR(pg_catalog.=) s.definition_version "
-          " ORDER BY s.next_run_at",
+      "  SELECT id, name, definition_version, data, status, step_index, failed_step, phase, "
+      "         attempts, next_run_at, deadline "
+      "    FROM consistency.saga_instances "
+      "   WHERE status OPERATOR(pg_catalog.=) ANY ('{running,compensating}'::pg_catalog.text[]) "
+      "     AND next_run_at OPERATOR(pg_catalog.<=) $1 "
+      "   ORDER BY next_run_at "
+      "   LIMIT $2 "
+      "     FOR UPDATE SKIP LOCKED) " PGC_SAGA_CLAIM_COLUMNS
+      "  FROM due s "
+      "  JOIN consistency.saga_definitions d "
+      "    ON d.name OPERATOR(pg_catalog.=) s.name "
+      "   AND d.version OPERATOR(pg_catalog.=) s.definition_version "
+      " ORDER BY s.next_run_at",
       {TIMESTAMPTZOID, INT4OID});
   return plan;
 }
@@ -596,13 +588,13 @@ SavedPlan& claim_plan() {
 SavedPlan& claim_one_plan() {
   static SavedPlan plan(
       PGC_SAGA_CLAIM_COLUMNS
-          "  FROM consistency.saga_instances s "
-          "  JOIN consistency.saga_definitions d "
-          "    ON d.name OPERATOR(pg_catalog.=) s.name "
-          "   AND d.version OPERATOR(pg_catalog.=) s.definition_version "
-          " WHERE s.id OPERATOR(pg_catalog.=) $1 "
-          "   AND s.status OPERATOR(pg_catalog.=) ANY ('{running,compensating}'::pg_catalog.text[]) "
-          "   FOR UPDATE OF s SKIP LOCKED",
+      "  FROM consistency.saga_instances s "
+      "  JOIN consistency.saga_definitions d "
+      "    ON d.name OPERATOR(pg_catalog.=) s.name "
+      "   AND d.version OPERATOR(pg_catalog.=) s.definition_version "
+      " WHERE s.id OPERATOR(pg_catalog.=) $1 "
+      "   AND s.status OPERATOR(pg_catalog.=) ANY ('{running,compensating}'::pg_catalog.text[]) "
+      "   FOR UPDATE OF s SKIP LOCKED",
       {UUIDOID});
   return plan;
 }
@@ -652,16 +644,17 @@ void save_stats(int worker_id, const BatchStats& st) {
       "  step_failures = w.step_failures OPERATOR(pg_catalog.+) excluded.step_failures, "
       "  retries = w.retries OPERATOR(pg_catalog.+) excluded.retries, "
       "  compensations = w.compensations OPERATOR(pg_catalog.+) excluded.compensations, "
-      "  compensation_failures = w.compensation_failures OPERATOR(pg_catalog.+) excluded.compensation_failures, "
+      "  compensation_failures = w.compensation_failures OPERATOR(pg_catalog.+) "
+      "excluded.compensation_failures, "
       "  timeouts = w.timeouts OPERATOR(pg_catalog.+) excluded.timeouts, "
       "  conflicts = w.conflicts OPERATOR(pg_catalog.+) excluded.conflicts, "
       "  updated_at = excluded.updated_at",
       {INT4OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID});
   pg_call([&] {
-    Datum v[8] = {Int32GetDatum(worker_id), Int64GetDatum(st.steps),
+    Datum v[8] = {Int32GetDatum(worker_id),        Int64GetDatum(st.steps),
                   Int64GetDatum(st.step_failures), Int64GetDatum(st.retries),
                   Int64GetDatum(st.compensations), Int64GetDatum(st.compensation_failures),
-                  Int64GetDatum(st.timeouts), Int64GetDatum(st.conflicts)};
+                  Int64GetDatum(st.timeouts),      Int64GetDatum(st.conflicts)};
     stats_plan.execute(v, nullptr, false, 0);
   });
 }
@@ -695,8 +688,10 @@ void advance_due(int worker_id, int limit, bool isolate, BatchResult* result) {
     SagaRow row = row_of(claimed[i], state_of[i]);
     row.def = definition_by_version(row.name, row.version,
                                     claimed[i].definition_xmin ? claimed[i].definition_xmin : "");
-    if (isolate) process_isolated(row, st);
-    else process(row, st, g_chain_steps);
+    if (isolate)
+      process_isolated(row, st);
+    else
+      process(row, st, g_chain_steps);
     g_current.set = false;
   }
   result->processed = static_cast<int>(claimed.size());
@@ -782,8 +777,8 @@ void charge_step(SagaRow& row, BatchStats& st) {
   store_state(row, t.state, t.events, true, t.error, 0);
   (compensating ? st.compensation_failures : st.step_failures)++;
   pg_call([&] {
-    ereport(LOG, (errmsg("pg_consistency: saga %s, step \"%s\": %s; attempt %d charged",
-                         row.id_text.c_str(), step.name.c_str(), reason.c_str(), attempt.attempts)));
+    ereport(LOG, (errmsg("pg_consistency: saga %s, step \"%s\": %s; attempt %d charged", row.id_text.c_str(),
+                         step.name.c_str(), reason.c_str(), attempt.attempts)));
   });
 }
 
@@ -857,8 +852,8 @@ void charge_hard_stops(int worker_id) {
     SubResult r = in_subtransaction([&] { charge_hard_stop(entries[i], st); });
     if (!r.ok())
       pg_call([&] {
-        ereport(LOG, (errmsg("pg_consistency: could not charge the hard stop of %s: %s",
-                             entries[i].label, r.error.c_str())));
+        ereport(LOG, (errmsg("pg_consistency: could not charge the hard stop of %s: %s", entries[i].label,
+                             r.error.c_str())));
       });
   }
   save_stats(worker_id, st);
@@ -970,8 +965,7 @@ void start_executor(int index) {
   w.bgw_restart_time = BGW_NEVER_RESTART;  // the per-database worker restarts it
   snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_consistency");
   snprintf(w.bgw_function_name, BGW_MAXLEN, "pgc_saga_worker_main");
-  snprintf(w.bgw_name, BGW_MAXLEN, "pg_consistency saga worker %d for database %u", index,
-           MyDatabaseId);
+  snprintf(w.bgw_name, BGW_MAXLEN, "pg_consistency saga worker %d for database %u", index, MyDatabaseId);
   snprintf(w.bgw_type, BGW_MAXLEN, "pg_consistency saga worker");
   w.bgw_main_arg = Int32GetDatum(index);
   w.bgw_notify_pid = MyProcPid;
@@ -1092,8 +1086,10 @@ long guarded_batch(int index, bool* again, bool* failed) {
         auto* c = static_cast<Call*>(p);
         BatchResult r = call_batch(c->index);
         g_failures = 0;
-        if (r.processed > 0) c->again = true;
-        else c->wait_ms = r.ready ? wait_for(r) : pgc::gucs::poll_interval_ms;
+        if (r.processed > 0)
+          c->again = true;
+        else
+          c->wait_ms = r.ready ? wait_for(r) : pgc::gucs::poll_interval_ms;
       },
       &call, g_loop_cxt);
   if (edata == nullptr) {
@@ -1103,12 +1099,11 @@ long guarded_batch(int index, bool* again, bool* failed) {
   g_failures++;
   *failed = true;
   // 1 s doubling to 60 s, without jitter: one worker's retries need no spreading.
-  long wait_ms = static_cast<long>(
-      pgc::backoff_delay_ms(pgc::BackoffPolicy{1000, 60000, 2.0, 0.0}, g_failures, 0.0));
+  long wait_ms =
+      static_cast<long>(pgc::backoff_delay_ms(pgc::BackoffPolicy{1000, 60000, 2.0, 0.0}, g_failures, 0.0));
   ereport(LOG, (errmsg("pg_consistency saga worker %d: %s", index,
                        edata->message ? edata->message : "unknown error"),
-                edata->detail ? errdetail("%s", edata->detail) : 0,
-                errhint("Retrying in %ld ms.", wait_ms)));
+                edata->detail ? errdetail("%s", edata->detail) : 0, errhint("Retrying in %ld ms.", wait_ms)));
   FreeErrorData(edata);
   return wait_ms;
 }
@@ -1130,9 +1125,7 @@ PGC_FUNCTION(pgc_advance_sagas) {
   using namespace pgc::saga::pg;
   int32 limit = PG_ARGISNULL(0) ? 100 : PG_GETARG_INT32(0);
   if (limit < 1) throw pgc::invalid_argument("max_sagas must be at least 1");
-  pg_call([] {
-    pgc::pg::spi_connect();
-  });
+  pg_call([] { pgc::pg::spi_connect(); });
   BatchResult r;
   advance_due(-1, limit, true, &r);
   pg_call([] { SPI_finish(); });
@@ -1155,8 +1148,8 @@ extern "C" PGDLLEXPORT void pgc_saga_worker_main(Datum arg) {
   // Batches hold their row locks until they commit: settle a deadlock between two saga
   // workers in 100 ms rather than the default second (the step that loses is deferred).
   SetConfigOption("deadlock_timeout", "100ms", PGC_SUSET, PGC_S_OVERRIDE);
-  g_loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_consistency saga worker loop",
-                                     ALLOCSET_DEFAULT_SIZES);
+  g_loop_cxt =
+      AllocSetContextCreate(TopMemoryContext, "pg_consistency saga worker loop", ALLOCSET_DEFAULT_SIZES);
   MemoryContextSwitchTo(g_loop_cxt);
   pgstat_report_appname("pg_consistency saga worker");
   ereport(LOG, (errmsg("pg_consistency saga worker %d started", index)));

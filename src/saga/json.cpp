@@ -96,12 +96,18 @@ Value& Value::push(Value v) {
 
 const char* Value::kind_name() const {
   switch (kind_) {
-    case Kind::kNull: return "null";
-    case Kind::kBool: return "boolean";
-    case Kind::kNumber: return "number";
-    case Kind::kString: return "string";
-    case Kind::kArray: return "array";
-    case Kind::kObject: return "object";
+    case Kind::kNull:
+      return "null";
+    case Kind::kBool:
+      return "boolean";
+    case Kind::kNumber:
+      return "number";
+    case Kind::kString:
+      return "string";
+    case Kind::kArray:
+      return "array";
+    case Kind::kObject:
+      return "object";
   }
   return "unknown";
 }
@@ -110,13 +116,27 @@ void append_quoted(std::string& out, std::string_view s) {
   out.push_back('"');
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -134,8 +154,12 @@ namespace {
 
 void dump_to(const Value& v, std::string& out) {
   switch (v.kind()) {
-    case Value::Kind::kNull: out += "null"; break;
-    case Value::Kind::kBool: out += v.as_bool() ? "true" : "false"; break;
+    case Value::Kind::kNull:
+      out += "null";
+      break;
+    case Value::Kind::kBool:
+      out += v.as_bool() ? "true" : "false";
+      break;
     case Value::Kind::kNumber: {
       if (v.is_integer() && std::fabs(v.as_number()) < 9.0e15) {
         out += std::to_string(v.as_integer());
@@ -146,7 +170,9 @@ void dump_to(const Value& v, std::string& out) {
       }
       break;
     }
-    case Value::Kind::kString: append_quoted(out, v.as_string()); break;
+    case Value::Kind::kString:
+      append_quoted(out, v.as_string());
+      break;
     case Value::Kind::kArray: {
       out.push_back('[');
       bool first = true;
@@ -204,8 +230,7 @@ class Parser {
   }
 
   void skip_ws() {
-    while (pos_ < s_.size() &&
-           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
+    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
       pos_++;
   }
 
@@ -226,12 +251,21 @@ class Parser {
     if (pos_ >= s_.size()) fail("unexpected end of input");
     char c = s_[pos_];
     switch (c) {
-      case '{': return object(depth + 1);
-      case '[': return array(depth + 1);
-      case '"': return Value::string(string_literal());
-      case 't': expect_literal("true"); return Value::boolean(true);
-      case 'f': expect_literal("false"); return Value::boolean(false);
-      case 'n': expect_literal("null"); return Value::null();
+      case '{':
+        return object(depth + 1);
+      case '[':
+        return array(depth + 1);
+      case '"':
+        return Value::string(string_literal());
+      case 't':
+        expect_literal("true");
+        return Value::boolean(true);
+      case 'f':
+        expect_literal("false");
+        return Value::boolean(false);
+      case 'n':
+        expect_literal("null");
+        return Value::null();
       default:
         if (c == '-' || (c >= '0' && c <= '9')) return number();
         fail(std::string("unexpected character '") + (c >= 0x20 && c < 0x7f ? c : '?') + "'");
@@ -298,10 +332,14 @@ class Parser {
     for (int i = 0; i < 4; i++) {
       char c = s_[pos_++];
       v <<= 4;
-      if (c >= '0' && c <= '9') v |= static_cast<uint32_t>(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= static_cast<uint32_t>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= static_cast<uint32_t>(c - 'A' + 10);
-      else fail("invalid hex digit in \\u escape");
+      if (c >= '0' && c <= '9')
+        v |= static_cast<uint32_t>(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        v |= static_cast<uint32_t>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        v |= static_cast<uint32_t>(c - 'A' + 10);
+      else
+        fail("invalid hex digit in \\u escape");
     }
     return v;
   }
@@ -321,14 +359,30 @@ class Parser {
       if (pos_ >= s_.size()) fail("unterminated escape");
       char e = s_[pos_++];
       switch (e) {
-        case '"': out.push_back('"'); break;
-        case '\\': out.push_back('\\'); break;
-        case '/': out.push_back('/'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
+        case '"':
+          out.push_back('"');
+          break;
+        case '\\':
+          out.push_back('\\');
+          break;
+        case '/':
+          out.push_back('/');
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
         case 'u': {
           uint32_t cp = hex4();
           if (cp >= 0xD800 && cp <= 0xDBFF) {
@@ -344,7 +398,8 @@ class Parser {
           append_utf8(out, cp);
           break;
         }
-        default: fail("invalid escape");
+        default:
+          fail("invalid escape");
       }
     }
   }
@@ -376,8 +431,9 @@ class Parser {
     Value v;
     v.kind_ = Value::Kind::kNumber;
     double d = std::strtod(text.c_str(), nullptr);
-    v.number_ = std::isfinite(d) ? d : (d > 0 ? std::numeric_limits<double>::max()
-                                             : -std::numeric_limits<double>::max());
+    v.number_ = std::isfinite(d)
+                    ? d
+                    : (d > 0 ? std::numeric_limits<double>::max() : -std::numeric_limits<double>::max());
     v.raw_number_ = std::move(text);
     return v;
   }

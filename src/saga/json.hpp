@@ -68,8 +68,7 @@ class Value {
 // malformed input; nesting deeper than `max_depth` is refused rather than recursed into.
 class ParseError : public std::runtime_error {
  public:
-  ParseError(const std::string& message, size_t offset)
-      : std::runtime_error(message), offset_(offset) {}
+  ParseError(const std::string& message, size_t offset) : std::runtime_error(message), offset_(offset) {}
   size_t offset() const { return offset_; }
 
  private:

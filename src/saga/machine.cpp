@@ -19,15 +19,13 @@ int64_t add_ms(int64_t t, int64_t ms) {
   return t + ms * kUsPerMs;
 }
 
-bool valid_index(const Definition& def, int i) {
-  return i >= 0 && static_cast<size_t>(i) < def.steps.size();
-}
+bool valid_index(const Definition& def, int i) { return i >= 0 && static_cast<size_t>(i) < def.steps.size(); }
 
 const Step& step_at(const Definition& def, int i) {
   if (!valid_index(def, i))
-    throw Error(sqlstate::kInternal,
-                "saga state refers to step " + std::to_string(i + 1) + " of a definition with " +
-                    std::to_string(def.steps.size()) + " steps");
+    throw Error(sqlstate::kInternal, "saga state refers to step " + std::to_string(i + 1) +
+                                         " of a definition with " + std::to_string(def.steps.size()) +
+                                         " steps");
   return def.steps[static_cast<size_t>(i)];
 }
 
@@ -44,15 +42,12 @@ Value step_data(const Definition& def, int step, int attempt) {
       .set("attempt", Value::integer(attempt));
 }
 
-[[noreturn]] void illegal(const std::string& message) {
-  throw Error(sqlstate::kIllegalTransition, message);
-}
+[[noreturn]] void illegal(const std::string& message) { throw Error(sqlstate::kIllegalTransition, message); }
 
 void require_attempt_running(const State& s, const char* what) {
   if (!is_active(s.status) || s.attempts < 1)
     throw Error(sqlstate::kInternal, std::string("saga state machine: ") + what +
-                                         " without a running attempt (status " +
-                                         status_name(s.status) + ")");
+                                         " without a running attempt (status " + status_name(s.status) + ")");
 }
 
 // From a step that failed for good: compensate completed steps in reverse order.
@@ -114,19 +109,25 @@ void next_compensation(Transition& t, const Definition& def, int64_t now) {
 
 const char* status_name(Status s) {
   switch (s) {
-    case Status::kRunning: return "running";
-    case Status::kCompensating: return "compensating";
-    case Status::kCompleted: return "completed";
-    case Status::kCompensated: return "compensated";
-    case Status::kFailed: return "failed";
-    case Status::kAborted: return "aborted";
+    case Status::kRunning:
+      return "running";
+    case Status::kCompensating:
+      return "compensating";
+    case Status::kCompleted:
+      return "completed";
+    case Status::kCompensated:
+      return "compensated";
+    case Status::kFailed:
+      return "failed";
+    case Status::kAborted:
+      return "aborted";
   }
   return "unknown";
 }
 
 bool parse_status(const std::string& text, Status* out) {
-  for (Status s : {Status::kRunning, Status::kCompensating, Status::kCompleted,
-                   Status::kCompensated, Status::kFailed, Status::kAborted}) {
+  for (Status s : {Status::kRunning, Status::kCompensating, Status::kCompleted, Status::kCompensated,
+                   Status::kFailed, Status::kAborted}) {
     if (text == status_name(s)) {
       *out = s;
       return true;
@@ -138,9 +139,12 @@ bool parse_status(const std::string& text, Status* out) {
 const char* phase_name(Phase p) { return p == Phase::kReady ? "ready" : "waiting"; }
 
 bool parse_phase(const std::string& text, Phase* out) {
-  if (text == "ready") *out = Phase::kReady;
-  else if (text == "waiting") *out = Phase::kWaiting;
-  else return false;
+  if (text == "ready")
+    *out = Phase::kReady;
+  else if (text == "waiting")
+    *out = Phase::kWaiting;
+  else
+    return false;
   return true;
 }
 
@@ -201,9 +205,12 @@ Work next_work(const State& s, const Definition& def, int64_t now) {
     return w;
   }
   if (now < s.next_run_at) return w;
-  if (s.phase == Phase::kWaiting) w.kind = Work::Kind::kReplyTimeout;
-  else if (s.status == Status::kRunning) w.kind = Work::Kind::kRunAction;
-  else w.kind = Work::Kind::kRunCompensation;
+  if (s.phase == Phase::kWaiting)
+    w.kind = Work::Kind::kReplyTimeout;
+  else if (s.status == Status::kRunning)
+    w.kind = Work::Kind::kRunAction;
+  else
+    w.kind = Work::Kind::kRunCompensation;
   return w;
 }
 
@@ -220,8 +227,8 @@ std::string current_step_name(const State& s, const Definition& def) {
 
 State begin_attempt(const State& s) {
   if (!is_active(s.status))
-    throw Error(sqlstate::kInternal, std::string("saga state machine: attempt started in status ") +
-                                         status_name(s.status));
+    throw Error(sqlstate::kInternal,
+                std::string("saga state machine: attempt started in status ") + status_name(s.status));
   State n = s;
   n.attempts = s.attempts + 1;
   n.phase = Phase::kReady;
@@ -240,16 +247,15 @@ Transition command_sent(const State& s, const Definition& def, int64_t now) {
   int64_t reply_by = add_ms(now, st.timeout_ms);
   if (s.status == Status::kRunning) reply_by = std::min(reply_by, s.deadline);
   t.state.next_run_at = reply_by;
-  t.events.push_back({"CommandSent",
-                      step_data(def, s.step, s.attempts)
-                          .set("phase", Value::string(s.status == Status::kRunning ? "action"
-                                                                                   : "compensation"))
-                          .set("topic", Value::string(a.topic))
-                          .set("command", Value::string(a.command))
-                          .set("reply_timeout_ms", st.timeout_ms == kNoLimit
-                                                       ? Value::null()
-                                                       : Value::integer(st.timeout_ms)),
-                      {}});
+  t.events.push_back(
+      {"CommandSent",
+       step_data(def, s.step, s.attempts)
+           .set("phase", Value::string(s.status == Status::kRunning ? "action" : "compensation"))
+           .set("topic", Value::string(a.topic))
+           .set("command", Value::string(a.command))
+           .set("reply_timeout_ms",
+                st.timeout_ms == kNoLimit ? Value::null() : Value::integer(st.timeout_ms)),
+       {}});
   return t;
 }
 
@@ -267,10 +273,10 @@ Transition succeeded(const State& s, const Definition& def, int64_t now) {
       t.state.step = static_cast<int>(def.steps.size()) - 1;
       t.state.next_run_at = kNever;
       t.state.deadline = kNever;
-      t.events.push_back({"SagaCompleted",
-                          Value::object().set("steps", Value::integer(
-                                                           static_cast<int64_t>(def.steps.size()))),
-                          {}});
+      t.events.push_back(
+          {"SagaCompleted",
+           Value::object().set("steps", Value::integer(static_cast<int64_t>(def.steps.size()))),
+           {}});
     } else {
       t.state.next_run_at = now;
     }
@@ -342,8 +348,8 @@ Transition reply_timed_out(const State& s, const Definition& def, int64_t now, d
     throw Error(sqlstate::kInternal, "saga state machine: reply timeout while not waiting");
   std::string what = s.status == Status::kCompensating ? "compensation of step" : "step";
   return failed(s, def, now,
-                "no reply to " + what + " \"" + st.name + "\" (attempt " +
-                    std::to_string(s.attempts) + ") within " + format_ms(st.timeout_ms),
+                "no reply to " + what + " \"" + st.name + "\" (attempt " + std::to_string(s.attempts) +
+                    ") within " + format_ms(st.timeout_ms),
                 unit_random);
 }
 
@@ -356,16 +362,14 @@ Transition saga_timed_out(const State& s, const Definition& def, int64_t now) {
   t.set_error = true;
   t.error = "saga timed out after " + format_ms(def.timeout_ms) + " in step \"" + st.name + "\"";
   t.events.push_back({"SagaTimedOut",
-                      step_data(def, s.step, s.attempts)
-                          .set("timeout_ms", Value::integer(def.timeout_ms)),
+                      step_data(def, s.step, s.attempts).set("timeout_ms", Value::integer(def.timeout_ms)),
                       {}});
   start_compensation(t, def, s.step, now, t.error);
   return t;
 }
 
 Transition abort(const State& s, const Definition& def, int64_t /*now*/, const std::string& reason) {
-  if (is_terminal(s.status))
-    illegal(std::string("the saga is already ") + status_name(s.status));
+  if (is_terminal(s.status)) illegal(std::string("the saga is already ") + status_name(s.status));
   Transition t;
   t.state = s;
   t.state.status = Status::kAborted;
@@ -410,9 +414,12 @@ namespace {
 
 bool action_completed(const State& s, int k) {
   switch (s.status) {
-    case Status::kCompleted: return true;
-    case Status::kRunning: return k < s.step;
-    default: return s.failed_step >= 0 ? k < s.failed_step : k < s.step;
+    case Status::kCompleted:
+      return true;
+    case Status::kRunning:
+      return k < s.step;
+    default:
+      return s.failed_step >= 0 ? k < s.failed_step : k < s.step;
   }
 }
 
@@ -426,15 +433,13 @@ bool compensation_completed(const State& s, const Definition& def, int k) {
 bool action_failed_not_awaited(const State& s, int k) {
   if (s.failed_step == k) return true;  // failed for good
   bool in_backoff = s.phase == Phase::kReady && s.attempts > 0 && k == s.step;
-  return s.failed_step < 0 && in_backoff &&
-         (s.status == Status::kRunning || s.status == Status::kAborted);
+  return s.failed_step < 0 && in_backoff && (s.status == Status::kRunning || s.status == Status::kAborted);
 }
 
 bool compensation_failed_not_awaited(const State& s, int k) {
   if (s.failed_step < 0 || k != s.step || s.attempts == 0) return false;
   if (s.status == Status::kFailed) return true;
-  return s.phase == Phase::kReady &&
-         (s.status == Status::kCompensating || s.status == Status::kAborted);
+  return s.phase == Phase::kReady && (s.status == Status::kCompensating || s.status == Status::kAborted);
 }
 
 }  // namespace
@@ -470,11 +475,10 @@ ReplyVerdict classify_reply(const State& s, const Definition& def, const std::st
   if (!st.action.is_command() && !st.compensation.is_command()) {
     v.reason = "step \"" + step_name + "\" runs a function and takes no replies";
   } else if (is_terminal(s.status) || s.status == Status::kFailed) {
-    v.reason = "step \"" + step_name + "\" is not awaiting a reply: the saga is " +
-               status_name(s.status);
+    v.reason = "step \"" + step_name + "\" is not awaiting a reply: the saga is " + status_name(s.status);
   } else if (s.step == k && s.phase == Phase::kReady && s.attempts > 0) {
-    v.reason = "step \"" + step_name + "\" is not awaiting a reply: attempt " +
-               std::to_string(s.attempts) + " already failed and the step waits to be retried";
+    v.reason = "step \"" + step_name + "\" is not awaiting a reply: attempt " + std::to_string(s.attempts) +
+               " already failed and the step waits to be retried";
   } else if (s.step == k) {
     v.reason = "step \"" + step_name + "\" is not awaiting a reply: its command has not been sent yet";
   } else if (s.status == Status::kRunning && k > s.step) {

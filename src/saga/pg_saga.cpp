@@ -35,7 +35,7 @@ std::shared_ptr<const Definition> definition_from_compiled(const std::string& co
 }
 
 std::shared_ptr<const Definition> definition_by_version(const std::string& name, int version,
-                                                         const std::string& row_xmin) {
+                                                        const std::string& row_xmin) {
   static std::unordered_map<std::string, std::shared_ptr<const Definition>> cache;
   std::string key = name + '\n' + std::to_string(version) + '\n' + row_xmin;
   auto it = cache.find(key);
@@ -212,7 +212,8 @@ void require_saga_rights(const SagaRow& row, Oid caller, const char* verb) {
   });
   if (allowed) return;
   auto role = [](const char* name, Oid oid) {
-    return name != nullptr ? "\"" + std::string(name) + "\"" : "with OID " + std::to_string(oid) + " (dropped)";
+    return name != nullptr ? "\"" + std::string(name) + "\""
+                           : "with OID " + std::to_string(oid) + " (dropped)";
   };
   throw Error(sqlstate::kInsufficientPrivilege,
               std::string("permission denied to ") + verb + " saga " + row.id_text,
@@ -273,8 +274,8 @@ void store_transition(const SagaRow& row, const Transition& t, Datum output) {
   }
 }
 
-void store_state(const SagaRow& row, const State& s, const std::vector<Event>& events,
-                 bool set_error, const std::string& error, Datum data) {
+void store_state(const SagaRow& row, const State& s, const std::vector<Event>& events, bool set_error,
+                 const std::string& error, Datum data) {
   static SavedPlan plan(
       "UPDATE consistency.saga_instances "
       "   SET status = $2, step_index = $3, current_step = $4, failed_step = $5, phase = $6, "
@@ -284,8 +285,8 @@ void store_state(const SagaRow& row, const State& s, const std::vector<Event>& e
       "                   ELSE data OPERATOR(pg_catalog.||) $12 END, "
       "       updated_at = pg_catalog.clock_timestamp() "
       " WHERE id OPERATOR(pg_catalog.=) $1",
-      {UUIDOID, TEXTOID, INT4OID, TEXTOID, INT4OID, TEXTOID, INT4OID, TIMESTAMPTZOID,
-       TIMESTAMPTZOID, BOOLOID, TEXTOID, JSONBOID});
+      {UUIDOID, TEXTOID, INT4OID, TEXTOID, INT4OID, TEXTOID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, BOOLOID,
+       TEXTOID, JSONBOID});
   std::string step = current_step_name(s, *row.def);
   pg_call([&] {
     Datum v[12];
@@ -300,10 +301,8 @@ void store_state(const SagaRow& row, const State& s, const std::vector<Event>& e
     n[4] = s.failed_step < 0 ? 'n' : ' ';
     v[5] = CStringGetTextDatum(phase_name(s.phase));
     v[6] = Int32GetDatum(s.attempts);
-    v[7] = time_datum(s.status == Status::kRunning || s.status == Status::kCompensating
-                          ? s.next_run_at
-                          : kNever,
-                      &n[7]);
+    v[7] = time_datum(
+        s.status == Status::kRunning || s.status == Status::kCompensating ? s.next_run_at : kNever, &n[7]);
     v[8] = time_datum(s.deadline, &n[8]);
     v[9] = BoolGetDatum(set_error);
     v[10] = set_error ? CStringGetTextDatum(error.c_str()) : 0;

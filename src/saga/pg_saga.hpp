@@ -31,7 +31,7 @@ std::shared_ptr<const Definition> definition_from_compiled(const std::string& co
 // The same, keyed by name, version and the xmin of the definition's row (which tells a
 // re-created definition from a cached one); reads the compiled form on a miss.
 std::shared_ptr<const Definition> definition_by_version(const std::string& name, int version,
-                                                         const std::string& row_xmin);
+                                                        const std::string& row_xmin);
 
 // One saga row, as the state machine sees it.
 struct SagaRow {
@@ -66,8 +66,8 @@ void read_state(uint64 row, int first, State* out);
 
 // Writes a saga's new state, last_error if set, `data` (jsonb or 0) merged into its
 // data, and appends the audit events. The one place a saga's state changes after start.
-void store_state(const SagaRow& row, const State& s, const std::vector<Event>& events,
-                 bool set_error, const std::string& error, Datum data);
+void store_state(const SagaRow& row, const State& s, const std::vector<Event>& events, bool set_error,
+                 const std::string& error, Datum data);
 // store_state for one transition whose step returned `output` (jsonb or 0).
 void store_transition(const SagaRow& row, const Transition& t, Datum output);
 

@@ -111,8 +111,7 @@ std::string remote_detail(const Outcome& o) {
   switch (o.kind) {
     case Outcome::kTimeout:
       throw Error(sqlstate::kRemoteFailure,
-                  who + " did not answer " + what + " within " +
-                      std::to_string(gucs::timeout_ms) + " ms",
+                  who + " did not answer " + what + " within " + std::to_string(gucs::timeout_ms) + " ms",
                   "The remote command was cancelled.", "See pg_consistency.twopc_timeout.");
     case Outcome::kConnectionLost:
       throw Error(sqlstate::kRemoteFailure, "lost the connection to " + who, o.message);
@@ -123,8 +122,7 @@ std::string remote_detail(const Outcome& o) {
     case Outcome::kOk:
       break;
   }
-  throw Error(sqlstate::kRemoteFailure, std::string(what) + " failed on " + who, remote_detail(o),
-              o.hint);
+  throw Error(sqlstate::kRemoteFailure, std::string(what) + " failed on " + who, remote_detail(o), o.hint);
 }
 
 // Reads the rest of an unanswered command within the timeout; false = connection closed.
@@ -157,8 +155,7 @@ void pre_commit() {
   for (Entry* e : parts) {
     if (e->phase == Phase::kBroken || e->conn == nullptr)
       throw Error(sqlstate::kRemoteFailure,
-                  "cannot commit: participant \"" + e->name +
-                      "\" lost its part of the transaction",
+                  "cannot commit: participant \"" + e->name + "\" lost its part of the transaction",
                   e->broken_reason.empty() ? "The connection to it was lost." : e->broken_reason,
                   "Roll back and retry the transaction.");
   }
@@ -193,8 +190,8 @@ void pre_commit() {
           "INSERT INTO consistency.twopc_decisions (participant_id, xid) "
           "SELECT pg_catalog.unnest($1::pg_catalog.int4[]), $2::pg_catalog.xid8",
           {INT4ARRAYOID, XID8OID});
-      ArrayType* arr = construct_array(ids.data(), static_cast<int>(ids.size()), INT4OID, 4,
-                                       true, TYPALIGN_INT);
+      ArrayType* arr =
+          construct_array(ids.data(), static_cast<int>(ids.size()), INT4OID, 4, true, TYPALIGN_INT);
       Datum args[2] = {PointerGetDatum(arr), UInt64GetDatum(xid)};
       // Portals are closed at PRE_COMMIT: the statement needs a snapshot of its own.
       PushActiveSnapshot(GetTransactionSnapshot());
@@ -220,16 +217,14 @@ void pre_commit() {
     }
     if (o.kind == Outcome::kRemoteError) {
       e->phase = Phase::kOpen;  // the remote transaction is gone; nothing was prepared
-      if (o.sqlstate == "55000" && o.message.find("prepared transactions are disabled") !=
-                                       std::string::npos)
-        throw Error(sqlstate::kRemoteFailure,
-                    "participant \"" + e->name + "\" cannot prepare transactions",
+      if (o.sqlstate == "55000" && o.message.find("prepared transactions are disabled") != std::string::npos)
+        throw Error(sqlstate::kRemoteFailure, "participant \"" + e->name + "\" cannot prepare transactions",
                     remote_detail(o),
                     "Set max_prepared_transactions above 0 on the participant's server and "
                     "restart it.");
       throw Error(sqlstate::kRemoteFailure,
-                  "could not prepare the transaction on participant \"" + e->name + "\"",
-                  remote_detail(o), o.hint);
+                  "could not prepare the transaction on participant \"" + e->name + "\"", remote_detail(o),
+                  o.hint);
     }
     throw_outcome(*e, o, "PREPARE TRANSACTION");  // timeout / lost: settled at abort
   }
@@ -237,13 +232,11 @@ void pre_commit() {
 }
 
 void warn(const Entry& e, const char* action, const std::string& why) {
-  ereport(WARNING,
-          (errcode(ERRCODE_CONNECTION_FAILURE),
-           errmsg("could not %s prepared transaction \"%s\" on participant \"%s\"", action,
-                  e.gid.c_str(), e.name.c_str()),
-           errdetail("%s", why.c_str()),
-           errhint("The pg_consistency worker will %s it once the participant answers.",
-                   action)));
+  ereport(WARNING, (errcode(ERRCODE_CONNECTION_FAILURE),
+                    errmsg("could not %s prepared transaction \"%s\" on participant \"%s\"", action,
+                           e.gid.c_str(), e.name.c_str()),
+                    errdetail("%s", why.c_str()),
+                    errhint("The pg_consistency worker will %s it once the participant answers.", action)));
 }
 
 std::string outcome_text(const Outcome& o) {
@@ -264,8 +257,7 @@ void finish_prepared(std::vector<Entry*>& list, bool commit) {
   const char* verb = commit ? "commit" : "roll back";
   std::vector<Entry*> sent;
   for (Entry* e : list) {
-    std::string cmd = std::string(commit ? "COMMIT" : "ROLLBACK") + " PREPARED " +
-                      quote_literal(e->gid);
+    std::string cmd = std::string(commit ? "COMMIT" : "ROLLBACK") + " PREPARED " + quote_literal(e->gid);
     if (send_commands(e->conn, {cmd})) {
       sent.push_back(e);
     } else {
@@ -287,8 +279,7 @@ void finish_prepared(std::vector<Entry*>& list, bool commit) {
     if (o.kind == Outcome::kRemoteError && o.sqlstate == "55000" &&
         o.message.find("is busy") != std::string::npos)
       continue;  // the worker's recovery is finishing it right now
-    if (o.kind != Outcome::kRemoteError && !cancel_and_drain(e->conn, 1000))
-      close_connection(e->conn);
+    if (o.kind != Outcome::kRemoteError && !cancel_and_drain(e->conn, 1000)) close_connection(e->conn);
     warn(*e, verb, outcome_text(o));
     count(&Stats::commit_deferred);
     worker::wake_now(&kComponent);
@@ -316,11 +307,10 @@ void on_commit() {
       // As a synchronous-replication wait does: the commit stands, the cancel only ended
       // the wait; forgetting it keeps the next statement from being cancelled for it.
       QueryCancelPending = false;
-      ereport(WARNING,
-              (errmsg("canceled the wait for COMMIT PREPARED on participants due to user "
-                      "request"),
-               errdetail("The transaction has already committed locally; the pg_consistency "
-                         "worker commits it on the participants that did not confirm.")));
+      ereport(WARNING, (errmsg("canceled the wait for COMMIT PREPARED on participants due to user "
+                               "request"),
+                        errdetail("The transaction has already committed locally; the pg_consistency "
+                                  "worker commits it on the participants that did not confirm.")));
     }
   }
   for (auto& e : g_entries) e->end_transaction();
@@ -356,8 +346,7 @@ void on_abort() {
         prepared.push_back(e.get());
         break;
       default:
-        if (settle(*e, true) && PQtransactionStatus(e->conn) != PQTRANS_IDLE)
-          open.push_back(e.get());
+        if (settle(*e, true) && PQtransactionStatus(e->conn) != PQTRANS_IDLE) open.push_back(e.get());
         break;
     }
   }
@@ -394,8 +383,7 @@ void on_subabort(int level) {
       e->broken_reason = "The connection to it was lost inside a savepoint.";
       continue;
     }
-    Outcome o = run(e->conn, {"ROLLBACK TO SAVEPOINT " + u.savepoint}, abort_wait_ms(),
-                    WaitMode::kHeld);
+    Outcome o = run(e->conn, {"ROLLBACK TO SAVEPOINT " + u.savepoint}, abort_wait_ms(), WaitMode::kHeld);
     if (!o.ok()) {
       close_connection(e->conn);
       e->phase = Phase::kBroken;
@@ -437,10 +425,10 @@ void xact_callback(XactEvent event, void*) {
           [] {
             for (auto& e : g_entries)
               if (touched(*e))
-                throw Error(sqlstate::kFeatureNotSupported,
-                            "cannot PREPARE a transaction that ran statements on participant \"" +
-                                e->name + "\"",
-                            "pg_consistency coordinates that transaction itself.");
+                throw Error(
+                    sqlstate::kFeatureNotSupported,
+                    "cannot PREPARE a transaction that ran statements on participant \"" + e->name + "\"",
+                    "pg_consistency coordinates that transaction itself.");
           },
           true);
       break;
@@ -472,9 +460,7 @@ void install_callbacks() {
 }
 
 Spi::Spi() {
-  pg::pg_call([] {
-    pg::spi_connect();
-  });
+  pg::pg_call([] { pg::spi_connect(); });
 }
 
 Spi::~Spi() { SPI_finish(); }
@@ -492,22 +478,19 @@ Result execute_remote(const std::string& name, const std::string& sql, RowSink* 
     throw invalid_argument("statement for participant \"" + shown + "\" is empty");
   if (info.kind == StatementKind::kTransactionControl)
     throw invalid_argument(
-        "statement for participant \"" + shown + "\" is a transaction control statement (" +
-            info.keyword + ")",
+        "statement for participant \"" + shown + "\" is a transaction control statement (" + info.keyword +
+            ")",
         "The participant's transaction is bound to the local one: it is committed or rolled "
         "back with it.",
         "Use COMMIT, ROLLBACK or SAVEPOINT locally; they are carried to the participants.");
   if (XactReadOnly)
-    throw Error("25006",
-                "cannot run statements on participant \"" + shown +
-                    "\" in a read-only transaction",
+    throw Error("25006", "cannot run statements on participant \"" + shown + "\" in a read-only transaction",
                 "The outcome of a distributed transaction is recorded in this database at "
                 "COMMIT.",
                 "Run it in a read-write transaction (on the primary).");
   if (g_committing)
     throw Error(sqlstate::kFeatureNotSupported,
-                "cannot run statements on participant \"" + shown +
-                    "\" while the transaction commits");
+                "cannot run statements on participant \"" + shown + "\" while the transaction commits");
 
   Entry* e = nullptr;
   for (auto& x : g_entries)
@@ -532,15 +515,13 @@ Result execute_remote(const std::string& name, const std::string& sql, RowSink* 
   Oid user = GetUserId();
   if (!may_use_participant(e->id, user)) {
     const char* rolname = GetUserNameFromId(user, true);
-    throw Error(sqlstate::kInsufficientPrivilege,
-                "permission denied for participant \"" + name + "\"",
-                std::string("Role \"") + (rolname ? rolname : "?") +
-                    "\" has not been granted the participant.",
-                "An admin grants it with consistency.grant_participant(participant, role).");
+    throw Error(
+        sqlstate::kInsufficientPrivilege, "permission denied for participant \"" + name + "\"",
+        std::string("Role \"") + (rolname ? rolname : "?") + "\" has not been granted the participant.",
+        "An admin grants it with consistency.grant_participant(participant, role).");
   }
   if (e->phase == Phase::kBroken)
-    throw Error(sqlstate::kRemoteFailure,
-                "participant \"" + name + "\" lost its part of this transaction",
+    throw Error(sqlstate::kRemoteFailure, "participant \"" + name + "\" lost its part of this transaction",
                 e->broken_reason, "Roll back the transaction and retry.");
 
   int level = GetCurrentTransactionNestLevel();
@@ -548,8 +529,8 @@ Result execute_remote(const std::string& name, const std::string& sql, RowSink* 
     bool first = e->phase == Phase::kNone;
     bool reused = false;
     if (first) {
-      if (e->conn != nullptr && (PQstatus(e->conn) != CONNECTION_OK ||
-                                 PQtransactionStatus(e->conn) != PQTRANS_IDLE))
+      if (e->conn != nullptr &&
+          (PQstatus(e->conn) != CONNECTION_OK || PQtransactionStatus(e->conn) != PQTRANS_IDLE))
         close_connection(e->conn);
       if (e->conn == nullptr)
         e->conn = connect_participant(e->name, row.conninfo, row.trusted, gucs::timeout_ms,
@@ -559,8 +540,7 @@ Result execute_remote(const std::string& name, const std::string& sql, RowSink* 
     } else if (e->conn == nullptr) {
       e->phase = Phase::kBroken;
       e->broken_reason = "The connection to it was lost.";
-      throw Error(sqlstate::kRemoteFailure,
-                  "participant \"" + name + "\" lost its part of this transaction",
+      throw Error(sqlstate::kRemoteFailure, "participant \"" + name + "\" lost its part of this transaction",
                   e->broken_reason, "Roll back the transaction and retry.");
     }
     SavepointTracker::Prepare prep = e->sp.before_statement(level);
@@ -592,8 +572,8 @@ Result execute_remote(const std::string& name, const std::string& sql, RowSink* 
       close_connection(e->conn);
       e->phase = Phase::kBroken;
       e->broken_reason = "A statement ended the participant's transaction.";
-      throw Error(sqlstate::kRemoteFailure,
-                  "participant \"" + name + "\" left its transaction", e->broken_reason);
+      throw Error(sqlstate::kRemoteFailure, "participant \"" + name + "\" left its transaction",
+                  e->broken_reason);
     }
     return std::move(o.result);
   }

@@ -39,8 +39,6 @@ const char* action_name(Action a) {
   return "leave";
 }
 
-const char* decision_label(Action a) {
-  return a == Action::kLeave ? "pending" : action_name(a);
-}
+const char* decision_label(Action a) { return a == Action::kLeave ? "pending" : action_name(a); }
 
 }  // namespace pgc::twopc

@@ -43,7 +43,7 @@ LocalStatus parse_local_status(const char* pg_xact_status_text, bool unassigned)
 //     crashed, too old, not assigned, or committed without touching this participant
 Action decide(bool decision_recorded, LocalStatus status);
 
-const char* action_name(Action a);          // "commit" / "rollback" / "leave"
-const char* decision_label(Action a);       // in_doubt.decision: "commit" / "rollback" / "pending"
+const char* action_name(Action a);     // "commit" / "rollback" / "leave"
+const char* decision_label(Action a);  // in_doubt.decision: "commit" / "rollback" / "pending"
 
 }  // namespace pgc::twopc

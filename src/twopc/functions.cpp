@@ -26,9 +26,7 @@ using namespace pgc::twopc;
 
 namespace {
 
-std::string text_arg(FunctionCallInfo fcinfo, int i) {
-  return text_to_cstring(PG_GETARG_TEXT_PP(i));
-}
+std::string text_arg(FunctionCallInfo fcinfo, int i) { return text_to_cstring(PG_GETARG_TEXT_PP(i)); }
 
 std::string participant_arg(FunctionCallInfo fcinfo, int i) {
   if (PG_ARGISNULL(i)) throw invalid_argument("participant name must not be null");
@@ -37,8 +35,7 @@ std::string participant_arg(FunctionCallInfo fcinfo, int i) {
 
 std::string sql_arg(FunctionCallInfo fcinfo, int i, const std::string& participant) {
   if (PG_ARGISNULL(i))
-    throw invalid_argument("statement for participant \"" + shown_name(participant) +
-                           "\" must not be null");
+    throw invalid_argument("statement for participant \"" + shown_name(participant) + "\" must not be null");
   return text_arg(fcinfo, i);
 }
 
@@ -58,11 +55,10 @@ Datum text_datum(const std::string& s) {
 Oid role_arg(FunctionCallInfo fcinfo, int i, std::string* rolname) {
   if (PG_ARGISNULL(i)) throw invalid_argument("role must not be null");
   Oid role = PG_GETARG_OID(i);
-  const char* n = OidIsValid(role) ? pg::pg_call([&] { return GetUserNameFromId(role, true); })
-                                   : nullptr;
+  const char* n = OidIsValid(role) ? pg::pg_call([&] { return GetUserNameFromId(role, true); }) : nullptr;
   if (n == nullptr)
-    throw invalid_argument("role " + std::to_string(role) + " does not exist",
-                           "", "Name an existing role, e.g. 'app_writer'::regrole.");
+    throw invalid_argument("role " + std::to_string(role) + " does not exist", "",
+                           "Name an existing role, e.g. 'app_writer'::regrole.");
   *rolname = n;
   return role;
 }
@@ -105,8 +101,7 @@ class JsonRows : public RowSink {
     int nf = PQnfields(r);
     for (int t = 0; t < PQntuples(r); t++) {
       for (int f = 0; f < nf; f++)
-        row_.add(PQfname(r, f), PQftype(r, f),
-                 std::string_view(PQgetvalue(r, t, f), PQgetlength(r, t, f)),
+        row_.add(PQfname(r, f), PQftype(r, f), std::string_view(PQgetvalue(r, t, f), PQgetlength(r, t, f)),
                  PQgetisnull(r, t, f));
       std::string json = row_.finish();
       bytes_ += json.size();
@@ -152,8 +147,7 @@ PGC_FUNCTION(pgc_twopc_add_participant) {
   std::string name = participant_arg(fcinfo, 0);
   if (auto problem = participant_name_problem(name))
     throw invalid_argument("invalid participant name \"" + shown_name(name) + "\": " + *problem);
-  if (PG_ARGISNULL(1))
-    throw invalid_argument("conninfo of participant \"" + name + "\" must not be null");
+  if (PG_ARGISNULL(1)) throw invalid_argument("conninfo of participant \"" + name + "\" must not be null");
   std::string conninfo = text_arg(fcinfo, 1);
   if (conninfo.find_first_not_of(" \t\r\n") == std::string::npos)
     throw invalid_argument("conninfo of participant \"" + name + "\" is empty");
@@ -161,13 +155,11 @@ PGC_FUNCTION(pgc_twopc_add_participant) {
   PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
   if (err != nullptr) PQfreemem(err);  // may quote parts of the conninfo: never shown
   if (opts == nullptr)
-    throw invalid_argument("conninfo of participant \"" + name +
-                               "\" is not a valid libpq connection string",
+    throw invalid_argument("conninfo of participant \"" + name + "\" is not a valid libpq connection string",
                            "", "Use keyword=value pairs or a postgresql:// URI.");
   bool has_password = false;
   for (PQconninfoOption* o = opts; o->keyword != nullptr; o++)
-    if (strcmp(o->keyword, "password") == 0 && o->val != nullptr && o->val[0] != '\0')
-      has_password = true;
+    if (strcmp(o->keyword, "password") == 0 && o->val != nullptr && o->val[0] != '\0') has_password = true;
   PQconninfoFree(opts);
   if (!conninfo_problem(conninfo).empty())
     throw invalid_argument(
@@ -189,10 +181,9 @@ PGC_FUNCTION(pgc_twopc_add_participant) {
         "INSERT INTO consistency.twopc_participants (name, conninfo, trusted, created_by) "
         "VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
         {TEXTOID, TEXTOID, BOOLOID, NAMEOID});
-    Datum args[4] = {CStringGetTextDatum(name.c_str()), CStringGetTextDatum(conninfo.c_str()),
-                     BoolGetDatum(trusted),
-                     DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(
-                                                     GetSessionUserId(), false)))};
+    Datum args[4] = {
+        CStringGetTextDatum(name.c_str()), CStringGetTextDatum(conninfo.c_str()), BoolGetDatum(trusted),
+        DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetSessionUserId(), false)))};
     plan.execute(args, nullptr, false);
     return SPI_processed;
   });
@@ -212,16 +203,14 @@ PGC_FUNCTION(pgc_twopc_drop_participant) {
     // Waits for every transaction that looked the participant up (they hold ACCESS SHARE
     // until they end), and keeps new ones out until this one ends.
     pg::pg_call([] {
-      if (SPI_execute("LOCK TABLE consistency.twopc_participants IN ACCESS EXCLUSIVE MODE",
-                      false, 0) < 0)
+      if (SPI_execute("LOCK TABLE consistency.twopc_participants IN ACCESS EXCLUSIVE MODE", false, 0) < 0)
         elog(ERROR, "pg_consistency: could not lock consistency.twopc_participants");
     });
   }
   ParticipantRow row;
   if (!lookup_participant(name, &row)) unknown_participant(name);
   if (participant_in_use(row.id))
-    throw Error(sqlstate::kObjectInUse,
-                "cannot drop participant \"" + name + "\": this transaction uses it");
+    throw Error(sqlstate::kObjectInUse, "cannot drop participant \"" + name + "\": this transaction uses it");
   if (!force) {
     PGconn* conn = nullptr;
     std::vector<PreparedXact> left;
@@ -236,8 +225,7 @@ PGC_FUNCTION(pgc_twopc_drop_participant) {
     }
     close_connection(conn);
     if (!failure.empty())
-      throw Error(sqlstate::kRemoteFailure,
-                  "cannot drop participant \"" + name + "\": " + failure, detail,
+      throw Error(sqlstate::kRemoteFailure, "cannot drop participant \"" + name + "\": " + failure, detail,
                   "It must be reachable to check that no prepared transaction of ours is left "
                   "there; drop_participant(name, force => true) drops it without checking.");
     if (!left.empty())
@@ -254,8 +242,7 @@ PGC_FUNCTION(pgc_twopc_drop_participant) {
         {INT4OID});
     // Its grants go with it (ON DELETE CASCADE).
     static pg::SavedPlan del_participant(
-        "DELETE FROM consistency.twopc_participants p WHERE p.id OPERATOR(pg_catalog.=) $1",
-        {INT4OID});
+        "DELETE FROM consistency.twopc_participants p WHERE p.id OPERATOR(pg_catalog.=) $1", {INT4OID});
     Datum arg = Int32GetDatum(row.id);
     del_decisions.execute(&arg, nullptr, false);
     uint64 n = SPI_processed;
@@ -263,12 +250,11 @@ PGC_FUNCTION(pgc_twopc_drop_participant) {
     return n;
   });
   if (force && unconfirmed > 0)
-    ereport(WARNING,
-            (errmsg("participant \"%s\" dropped with %lu committed transaction(s) not confirmed "
-                    "there",
-                    name.c_str(), static_cast<unsigned long>(unconfirmed)),
-             errhint("Commit its prepared transactions named \"%s...\" by hand if any are left.",
-                     gid_prefix(GetSystemIdentifier(), MyDatabaseId).c_str())));
+    ereport(WARNING, (errmsg("participant \"%s\" dropped with %lu committed transaction(s) not confirmed "
+                             "there",
+                             name.c_str(), static_cast<unsigned long>(unconfirmed)),
+                      errhint("Commit its prepared transactions named \"%s...\" by hand if any are left.",
+                              gid_prefix(GetSystemIdentifier(), MyDatabaseId).c_str())));
   PG_RETURN_VOID();
 }
 
@@ -288,9 +274,9 @@ PGC_FUNCTION(pgc_twopc_grant_participant) {
         "VALUES ($1, $2::pg_catalog.oid::pg_catalog.regrole, $3) "
         "ON CONFLICT (participant_id, role) DO NOTHING",
         {INT4OID, OIDOID, NAMEOID});
-    Datum args[3] = {Int32GetDatum(row.id), ObjectIdGetDatum(role),
-                     DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(
-                                                     GetSessionUserId(), false)))};
+    Datum args[3] = {
+        Int32GetDatum(row.id), ObjectIdGetDatum(role),
+        DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetSessionUserId(), false)))};
     plan.execute(args, nullptr, false);
   });
   PG_RETURN_VOID();
@@ -317,8 +303,8 @@ PGC_FUNCTION(pgc_twopc_revoke_participant) {
     return SPI_processed;
   });
   if (n == 0)
-    ereport(NOTICE, (errmsg("role \"%s\" had no grant on participant \"%s\"", rolname.c_str(),
-                            name.c_str())));
+    ereport(NOTICE,
+            (errmsg("role \"%s\" had no grant on participant \"%s\"", rolname.c_str(), name.c_str())));
   PG_RETURN_VOID();
 }
 
@@ -357,8 +343,8 @@ PGC_FUNCTION(pgc_twopc_in_doubt) {
     std::vector<PreparedXact> list;
     std::string failure;
     try {
-      conn = connect_participant(p.name, p.conninfo, p.trusted, gucs::timeout_ms,
-                                 WaitMode::kInterruptible, false);
+      conn = connect_participant(p.name, p.conninfo, p.trusted, gucs::timeout_ms, WaitMode::kInterruptible,
+                                 false);
       list = list_prepared(conn, p.name, p.id, WaitMode::kInterruptible);
     } catch (const Error& e) {
       failure = std::string(e.what()) + (e.detail().empty() ? "" : ": " + e.detail());
@@ -401,8 +387,8 @@ PGC_FUNCTION(pgc_twopc_in_doubt) {
     std::vector<bool> recorded = decisions_recorded(p.id, xids);
     for (size_t i = 0; i < list.size(); i++) {
       Action a = decide(recorded[i], status[i]);
-      Datum v[4] = {text_datum(p.name), text_datum(list[i].gid),
-                    TimestampTzGetDatum(list[i].prepared_at), text_datum(decision_label(a))};
+      Datum v[4] = {text_datum(p.name), text_datum(list[i].gid), TimestampTzGetDatum(list[i].prepared_at),
+                    text_datum(decision_label(a))};
       bool nulls[4] = {false, false, false, false};
       put_row(rsinfo, v, nulls);
     }

@@ -40,8 +40,7 @@ std::string gid_prefix(uint64_t system_id, uint32_t database) {
 }
 
 std::string format_gid(const Gid& g) {
-  return gid_prefix(g.system_id, g.database) + std::to_string(g.xid) + "_" +
-         std::to_string(g.participant);
+  return gid_prefix(g.system_id, g.database) + std::to_string(g.xid) + "_" + std::to_string(g.participant);
 }
 
 std::optional<Gid> parse_gid(std::string_view s) {
@@ -51,8 +50,7 @@ std::optional<Gid> parse_gid(std::string_view s) {
   if (!take_number(s, std::numeric_limits<uint64_t>::max(), &sysid) || !take_separator(s) ||
       !take_number(s, std::numeric_limits<uint32_t>::max(), &db) || !take_separator(s) ||
       !take_number(s, std::numeric_limits<uint64_t>::max(), &xid) || !take_separator(s) ||
-      !take_number(s, static_cast<uint64_t>(std::numeric_limits<int32_t>::max()), &part) ||
-      !s.empty())
+      !take_number(s, static_cast<uint64_t>(std::numeric_limits<int32_t>::max()), &part) || !s.empty())
     return std::nullopt;
   if (part == 0) return std::nullopt;
   Gid g;

@@ -23,8 +23,7 @@ struct Gid {
   int32_t participant = 0;  // consistency.twopc_participants.id (> 0)
 
   bool operator==(const Gid& o) const {
-    return system_id == o.system_id && database == o.database && xid == o.xid &&
-           participant == o.participant;
+    return system_id == o.system_id && database == o.database && xid == o.xid && participant == o.participant;
   }
 };
 

@@ -19,11 +19,11 @@ namespace {
 
 struct Catalog {
   int64 participants = 0;
-  int64 pending = 0;           // decision rows: commits not yet confirmed on a participant
-  double oldest_pending_s = 0; // age of the oldest one
-  int64 orphaned = 0;          // decision rows of dropped participants
-  int64 stale = 0;             // pending for longer than the stale limit
-  int64 dropped_grantees = 0;  // participant grants whose role was dropped
+  int64 pending = 0;            // decision rows: commits not yet confirmed on a participant
+  double oldest_pending_s = 0;  // age of the oldest one
+  int64 orphaned = 0;           // decision rows of dropped participants
+  int64 stale = 0;              // pending for longer than the stale limit
+  int64 dropped_grantees = 0;   // participant grants whose role was dropped
 };
 
 double stale_limit_s() {
@@ -71,8 +71,8 @@ struct MetricOut {
   Datum empty_labels;
   void add(const char* metric, const char* kind, const char* help, double value) {
     pg::pg_call([&] {
-      Datum v[5] = {CStringGetTextDatum(metric), CStringGetTextDatum(kind),
-                    CStringGetTextDatum(help), empty_labels, Float8GetDatum(value)};
+      Datum v[5] = {CStringGetTextDatum(metric), CStringGetTextDatum(kind), CStringGetTextDatum(help),
+                    empty_labels, Float8GetDatum(value)};
       bool n[5] = {false, false, false, false, false};
       tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
     });
@@ -112,18 +112,14 @@ PGC_FUNCTION(pgc_twopc_metrics) {
   out.add("pg_consistency_twopc_rolled_back_total", "counter",
           "Prepared transactions rolled back by the aborting backend.", u64(&s->rolled_back));
   out.add("pg_consistency_twopc_deferred_total", "counter",
-          "COMMIT/ROLLBACK PREPARED a backend could not finish, left to recovery.",
-          u64(&s->commit_deferred));
+          "COMMIT/ROLLBACK PREPARED a backend could not finish, left to recovery.", u64(&s->commit_deferred));
   out.add("pg_consistency_twopc_recovery_commits_total", "counter",
           "Prepared transactions committed by recovery.", u64(&s->recovery_commits));
   out.add("pg_consistency_twopc_recovery_rollbacks_total", "counter",
-          "Prepared transactions rolled back by recovery (presumed abort).",
-          u64(&s->recovery_rollbacks));
-  out.add("pg_consistency_twopc_recovery_runs_total", "counter", "Recovery passes.",
-          u64(&s->recovery_runs));
+          "Prepared transactions rolled back by recovery (presumed abort).", u64(&s->recovery_rollbacks));
+  out.add("pg_consistency_twopc_recovery_runs_total", "counter", "Recovery passes.", u64(&s->recovery_runs));
   out.add("pg_consistency_twopc_recovery_failures_total", "counter",
-          "Participants that recovery could not reach or resolve.",
-          u64(&s->recovery_failures));
+          "Participants that recovery could not reach or resolve.", u64(&s->recovery_failures));
   out.add("pg_consistency_twopc_in_doubt", "gauge",
           "Prepared transactions of this database left on participants at the last recovery "
           "pass.",
@@ -147,8 +143,7 @@ PGC_FUNCTION(pgc_twopc_integrity) {
   std::string bad;
   for (const auto& p : parts) {
     std::string problem = conninfo_problem(p.conninfo);
-    if (!problem.empty())
-      bad += (bad.empty() ? "" : "; ") + ("\"" + p.name + "\": " + problem);
+    if (!problem.empty()) bad += (bad.empty() ? "" : "; ") + ("\"" + p.name + "\": " + problem);
   }
   put_check(rsinfo, "twopc_participant_conninfo", bad.empty(),
             bad.empty() ? std::to_string(parts.size()) +

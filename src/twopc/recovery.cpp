@@ -59,8 +59,8 @@ Datum xid_array(const std::vector<uint64>& xids) {
   d.reserve(xids.size());
   for (uint64 x : xids) d.push_back(UInt64GetDatum(x));
   return pg::pg_call([&] {
-    return PointerGetDatum(construct_array(d.data(), static_cast<int>(d.size()), XID8OID, 8,
-                                           FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+    return PointerGetDatum(
+        construct_array(d.data(), static_cast<int>(d.size()), XID8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
   });
 }
 
@@ -126,8 +126,8 @@ void recover_participant(const ParticipantRow& p, const std::set<uint64>& decide
   if (conn != nullptr && PQstatus(conn) != CONNECTION_OK) close_connection(conn);
   bool reused = conn != nullptr;
   if (conn == nullptr)
-    conn = connect_participant(p.name, p.conninfo, p.trusted, gucs::timeout_ms,
-                               WaitMode::kInterruptible, false);
+    conn =
+        connect_participant(p.name, p.conninfo, p.trusted, gucs::timeout_ms, WaitMode::kInterruptible, false);
   std::vector<PreparedXact> list;
   try {
     list = list_prepared(conn, p.name, p.id, WaitMode::kInterruptible);
@@ -135,8 +135,8 @@ void recover_participant(const ParticipantRow& p, const std::set<uint64>& decide
     // A cached connection may have died with a participant restart: one fresh attempt.
     if (!reused) throw;
     close_connection(conn);
-    conn = connect_participant(p.name, p.conninfo, p.trusted, gucs::timeout_ms,
-                               WaitMode::kInterruptible, false);
+    conn =
+        connect_participant(p.name, p.conninfo, p.trusted, gucs::timeout_ms, WaitMode::kInterruptible, false);
     list = list_prepared(conn, p.name, p.id, WaitMode::kInterruptible);
   }
   pass->in_doubt += static_cast<uint32>(list.size());
@@ -165,17 +165,14 @@ void recover_participant(const ParticipantRow& p, const std::set<uint64>& decide
     seen_now->insert(x.gid);
     if (a == Action::kLeave || !TimestampDifferenceExceeds(seen->second, now, kGraceMs)) continue;
     bool commit = a == Action::kCommit;
-    Outcome o = run(conn,
-                    {std::string(commit ? "COMMIT" : "ROLLBACK") + " PREPARED " +
-                     quote_literal(x.gid)},
+    Outcome o = run(conn, {std::string(commit ? "COMMIT" : "ROLLBACK") + " PREPARED " + quote_literal(x.gid)},
                     gucs::timeout_ms, WaitMode::kInterruptible);
     if (o.ok() || (o.kind == Outcome::kRemoteError && o.sqlstate == "42704")) {
       if (o.ok()) {
         count(commit ? &Stats::recovery_commits : &Stats::recovery_rollbacks);
         ereport(LOG, (errmsg("pg_consistency: %s prepared transaction \"%s\" on participant "
                              "\"%s\" (recovery)",
-                             commit ? "committed" : "rolled back", x.gid.c_str(),
-                             p.name.c_str())));
+                             commit ? "committed" : "rolled back", x.gid.c_str(), p.name.c_str())));
       }
       if (commit) committed.insert(x.xid);
       if (pass->in_doubt > 0) pass->in_doubt--;
@@ -185,8 +182,8 @@ void recover_participant(const ParticipantRow& p, const std::set<uint64>& decide
         o.message.find("is busy") != std::string::npos)
       continue;  // its backend is finishing it right now
     if (o.kind != Outcome::kRemoteError)
-      throw Error(sqlstate::kRemoteFailure,
-                  "participant \"" + p.name + "\" failed during recovery", o.message);
+      throw Error(sqlstate::kRemoteFailure, "participant \"" + p.name + "\" failed during recovery",
+                  o.message);
     ereport(WARNING, (errmsg("pg_consistency: could not %s prepared transaction \"%s\" on "
                              "participant \"%s\"",
                              commit ? "commit" : "roll back", x.gid.c_str(), p.name.c_str()),
@@ -203,8 +200,8 @@ void recover_participant(const ParticipantRow& p, const std::set<uint64>& decide
 
 }  // namespace
 
-std::vector<PreparedXact> list_prepared(PGconn*& conn, const std::string& name,
-                                        int32 participant_id, WaitMode mode) {
+std::vector<PreparedXact> list_prepared(PGconn*& conn, const std::string& name, int32 participant_id,
+                                        WaitMode mode) {
   std::string prefix = gid_prefix(GetSystemIdentifier(), MyDatabaseId);
   std::string sql =
       "SELECT x.gid, (pg_catalog.date_part('epoch', x.prepared) OPERATOR(pg_catalog.*) "
@@ -351,8 +348,7 @@ long recovery_tick() {
     pg_atomic_write_u64(&s->last_recovery_at, static_cast<uint64>(GetCurrentTimestamp()));
   }
   pgstat_report_activity(STATE_IDLE, nullptr);
-  if ((pass.unreachable > 0 || pass.in_doubt > 0) && gucs::recovery_interval_ms > kRetryMs)
-    return kRetryMs;
+  if ((pass.unreachable > 0 || pass.in_doubt > 0) && gucs::recovery_interval_ms > kRetryMs) return kRetryMs;
   return gucs::recovery_interval_ms;
 }
 

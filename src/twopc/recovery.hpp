@@ -20,8 +20,8 @@ struct PreparedXact {
 
 // Our prepared transactions (this cluster and database) for participant `participant_id`,
 // read from the participant's pg_prepared_xacts. Throws pgc::Error (CS005) on failure.
-std::vector<PreparedXact> list_prepared(PGconn*& conn, const std::string& name,
-                                        int32 participant_id, WaitMode mode);
+std::vector<PreparedXact> list_prepared(PGconn*& conn, const std::string& name, int32 participant_id,
+                                        WaitMode mode);
 
 // Local status of each xid (SPI connected, one statement).
 std::vector<LocalStatus> local_statuses(const std::vector<uint64>& xids);

@@ -45,8 +45,8 @@ Waited wait_socket(PGconn* conn, int events, TimestampTz deadline, WaitMode mode
     long ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
     if (ms <= 0) return Waited::kTimedOut;
     int rc = pg::pg_call([&] {
-      return WaitLatchOrSocket(MyLatch, WL_LATCH_SET | events | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-                               sock, ms, PG_WAIT_EXTENSION);
+      return WaitLatchOrSocket(MyLatch, WL_LATCH_SET | events | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, sock, ms,
+                               PG_WAIT_EXTENSION);
     });
     if (rc & WL_LATCH_SET) ResetLatch(MyLatch);
     if (rc & events) return Waited::kReady;
@@ -110,8 +110,8 @@ PGconn* connect_participant(const std::string& name, const std::string& conninfo
   const char* values[] = {conninfo.c_str(), "pg_consistency", GetDatabaseEncodingName(), nullptr};
   PGconn* conn = PQconnectStartParams(keywords, values, 1);
   if (conn == nullptr)
-    throw Error(sqlstate::kRemoteFailure,
-                "could not connect to participant \"" + name + "\"", "out of memory in libpq");
+    throw Error(sqlstate::kRemoteFailure, "could not connect to participant \"" + name + "\"",
+                "out of memory in libpq");
   try {
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     if (PQstatus(conn) == CONNECTION_BAD) st = PGRES_POLLING_FAILED;
@@ -119,13 +119,12 @@ PGconn* connect_participant(const std::string& name, const std::string& conninfo
       int ev = st == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
       Waited w = wait_socket(conn, ev, deadline, mode);
       if (w == Waited::kInterrupted)
-        throw Error(sqlstate::kRemoteFailure,
-                    "connecting to participant \"" + name + "\" was interrupted");
+        throw Error(sqlstate::kRemoteFailure, "connecting to participant \"" + name + "\" was interrupted");
       if (w == Waited::kTimedOut)
-        throw Error(sqlstate::kRemoteFailure,
-                    "could not connect to participant \"" + name + "\" within " +
-                        std::to_string(timeout_ms) + " ms",
-                    "", "See pg_consistency.twopc_timeout.");
+        throw Error(
+            sqlstate::kRemoteFailure,
+            "could not connect to participant \"" + name + "\" within " + std::to_string(timeout_ms) + " ms",
+            "", "See pg_consistency.twopc_timeout.");
       st = PQconnectPoll(conn);
     }
     if (st == PGRES_POLLING_FAILED || PQstatus(conn) != CONNECTION_OK)
@@ -133,20 +132,18 @@ PGconn* connect_participant(const std::string& name, const std::string& conninfo
                   trimmed(PQerrorMessage(conn)));
     PQsetNoticeReceiver(conn, ignore_notice, nullptr);
     if (!trusted && !PQconnectionUsedPassword(conn))
-      throw Error(sqlstate::kRemoteFailure,
-                  "participant \"" + name + "\" connected without a password",
+      throw Error(sqlstate::kRemoteFailure, "participant \"" + name + "\" connected without a password",
                   "It was added by a non-superuser, so its server must authenticate with a "
                   "password.",
                   "Make the participant's server require a password, or have a superuser add "
                   "the participant.");
     if (!for_transactions) return conn;
     PGconn* c = conn;
-    Outcome o = run(c, {"SELECT pg_catalog.current_setting('max_prepared_transactions')"},
-                    timeout_ms, mode);
+    Outcome o = run(c, {"SELECT pg_catalog.current_setting('max_prepared_transactions')"}, timeout_ms, mode);
     conn = c;
     if (!o.ok())
-      throw Error(sqlstate::kRemoteFailure,
-                  "could not check participant \"" + name + "\" after connecting", o.message);
+      throw Error(sqlstate::kRemoteFailure, "could not check participant \"" + name + "\" after connecting",
+                  o.message);
     const char* v = PQntuples(o.result.get()) == 1 ? PQgetvalue(o.result.get(), 0, 0) : "0";
     if (strcmp(v, "0") == 0)
       throw Error(sqlstate::kRemoteFailure,
@@ -164,8 +161,7 @@ PGconn* connect_participant(const std::string& name, const std::string& conninfo
 bool send_commands(PGconn* conn, const std::vector<std::string>& cmds, bool single_row) {
   if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) return false;
   if (cmds.size() == 1) {
-    if (PQsendQueryParams(conn, cmds[0].c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) != 1)
-      return false;
+    if (PQsendQueryParams(conn, cmds[0].c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) != 1) return false;
     if (single_row) (void)PQsetSingleRowMode(conn);
     return true;
   }
@@ -173,14 +169,11 @@ bool send_commands(PGconn* conn, const std::vector<std::string>& cmds, bool sing
   // (collect()).
   if (PQenterPipelineMode(conn) != 1) return false;
   for (const auto& c : cmds)
-    if (PQsendQueryParams(conn, c.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) != 1)
-      return false;
+    if (PQsendQueryParams(conn, c.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) != 1) return false;
   return PQpipelineSync(conn) == 1;
 }
 
-bool held_wait_interrupted() {
-  return ProcDiePending || proc_exit_inprogress || QueryCancelPending;
-}
+bool held_wait_interrupted() { return ProcDiePending || proc_exit_inprogress || QueryCancelPending; }
 
 Outcome collect(PGconn* conn, int ncmds, TimestampTz deadline, WaitMode mode, RowSink* sink) {
   if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {

@@ -74,8 +74,7 @@ bool send_commands(PGconn* conn, const std::vector<std::string>& cmds, bool sing
 // and exceptions of `sink` propagate with the remote command still running: use run()
 // unless the caller cancels itself. COPY to or from the client is refused (the data of
 // COPY TO STDOUT is read and dropped; COPY FROM STDIN is ended with an error).
-Outcome collect(PGconn* conn, int ncmds, TimestampTz deadline, WaitMode mode,
-                RowSink* sink = nullptr);
+Outcome collect(PGconn* conn, int ncmds, TimestampTz deadline, WaitMode mode, RowSink* sink = nullptr);
 
 // Cancels the running command and reads what is left, within grace_ms. False when the
 // connection is no longer usable (the caller closes it).

@@ -20,8 +20,8 @@ namespace pgc::twopc {
 class SavepointTracker {
  public:
   struct Prepare {
-    bool begin = false;       // send BEGIN first
-    std::string savepoint;    // non-empty: send SAVEPOINT <name> first
+    bool begin = false;     // send BEGIN first
+    std::string savepoint;  // non-empty: send SAVEPOINT <name> first
   };
   enum class UndoKind { kNothing, kRollbackAll, kRollbackTo };
   struct Undo {

@@ -53,8 +53,9 @@ const struct config_enum_entry kDebugPoints[] = {
 };
 
 const char* point_name(int p) {
-  return p == kDebugAfterPrepare ? "after_prepare"
-                                 : p == kDebugAfterLocalCommit ? "after_local_commit" : "none";
+  return p == kDebugAfterPrepare       ? "after_prepare"
+         : p == kDebugAfterLocalCommit ? "after_local_commit"
+                                       : "none";
 }
 
 struct SharedStats {
@@ -71,34 +72,29 @@ void define_gucs() {
       "A participant that does not answer in time is cancelled and the call fails with CS005 "
       "(after the local commit, the worker finishes the work instead). Every wait also "
       "ends at once on a query cancel or pg_terminate_backend.",
-      &gucs::timeout_ms, 30000, 10, 3600 * 1000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
-      nullptr);
-  DefineCustomIntVariable(
-      "pg_consistency.twopc_max_result_bytes",
-      "Largest result remote_query returns: the size of its JSON rows.",
-      "A larger result fails with 54000 (program_limit_exceeded); the participant's "
-      "statement is cancelled. Rows are read one at a time, so memory stays bounded.",
-      &gucs::max_result_bytes, 64 * 1024 * 1024, 1024, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE,
-      nullptr, nullptr, nullptr);
-  DefineCustomIntVariable(
-      "pg_consistency.twopc_recovery_interval",
-      "How often the worker looks for prepared transactions left on participants.",
-      "It also looks at once when a backend could not finish COMMIT PREPARED.",
-      &gucs::recovery_interval_ms, 10000, 50, 24 * 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
-      nullptr, nullptr, nullptr);
-  DefineCustomEnumVariable(
-      "pg_consistency.twopc_debug_crash_at",
-      "Test hook: PANIC (crash the server) at this point of the two-phase commit.",
-      "after_prepare: every participant is prepared, the local commit has not happened. "
-      "after_local_commit: the local commit is durable, no COMMIT PREPARED was sent.",
-      &gucs::debug_crash_at, kDebugNone, kDebugPoints, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr,
-      nullptr, nullptr);
-  DefineCustomEnumVariable(
-      "pg_consistency.twopc_debug_pause_at",
-      "Test hook: pause for pg_consistency.twopc_debug_pause_ms at this point of the "
-      "two-phase commit.",
-      nullptr, &gucs::debug_pause_at, kDebugNone, kDebugPoints, PGC_SUSET, GUC_NOT_IN_SAMPLE,
-      nullptr, nullptr, nullptr);
+      &gucs::timeout_ms, 30000, 10, 3600 * 1000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("pg_consistency.twopc_max_result_bytes",
+                          "Largest result remote_query returns: the size of its JSON rows.",
+                          "A larger result fails with 54000 (program_limit_exceeded); the participant's "
+                          "statement is cancelled. Rows are read one at a time, so memory stays bounded.",
+                          &gucs::max_result_bytes, 64 * 1024 * 1024, 1024, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE,
+                          nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("pg_consistency.twopc_recovery_interval",
+                          "How often the worker looks for prepared transactions left on participants.",
+                          "It also looks at once when a backend could not finish COMMIT PREPARED.",
+                          &gucs::recovery_interval_ms, 10000, 50, 24 * 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
+                          nullptr, nullptr, nullptr);
+  DefineCustomEnumVariable("pg_consistency.twopc_debug_crash_at",
+                           "Test hook: PANIC (crash the server) at this point of the two-phase commit.",
+                           "after_prepare: every participant is prepared, the local commit has not happened. "
+                           "after_local_commit: the local commit is durable, no COMMIT PREPARED was sent.",
+                           &gucs::debug_crash_at, kDebugNone, kDebugPoints, PGC_SUSET, GUC_NOT_IN_SAMPLE,
+                           nullptr, nullptr, nullptr);
+  DefineCustomEnumVariable("pg_consistency.twopc_debug_pause_at",
+                           "Test hook: pause for pg_consistency.twopc_debug_pause_ms at this point of the "
+                           "two-phase commit.",
+                           nullptr, &gucs::debug_pause_at, kDebugNone, kDebugPoints, PGC_SUSET,
+                           GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("pg_consistency.twopc_debug_pause_ms",
                           "Test hook: length of the pause of twopc_debug_pause_at.", nullptr,
                           &gucs::debug_pause_ms, 0, 0, 3600 * 1000, PGC_SUSET,
@@ -133,8 +129,7 @@ void shmem_init() {
 
 }  // namespace
 
-const pg::Component kComponent = {"twopc",       define_gucs,  shmem_size,
-                                  shmem_init,    recovery_tick, recovery_exit};
+const pg::Component kComponent = {"twopc", define_gucs, shmem_size, shmem_init, recovery_tick, recovery_exit};
 pg::ComponentRegistrar registrar(&kComponent);
 
 Stats* my_stats() {
@@ -170,8 +165,7 @@ void debug_point(DebugPoint point) {
     for (;;) {
       long ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
       if (ms <= 0 || ProcDiePending || proc_exit_inprogress) break;
-      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms,
-                      PG_WAIT_EXTENSION);
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms, PG_WAIT_EXTENSION);
       ResetLatch(MyLatch);
     }
   }
@@ -301,8 +295,7 @@ std::string conninfo_problem(const std::string& conninfo) {
   if (opts == nullptr) return "it is not a valid libpq connection string";
   bool has_user = false;
   for (PQconninfoOption* o = opts; o->keyword != nullptr; o++)
-    if (strcmp(o->keyword, "user") == 0 && o->val != nullptr && o->val[0] != '\0')
-      has_user = true;
+    if (strcmp(o->keyword, "user") == 0 && o->val != nullptr && o->val[0] != '\0') has_user = true;
   PQconninfoFree(opts);
   if (!has_user) return "it names no remote role (user=)";
   return "";

@@ -33,12 +33,12 @@ void debug_point(DebugPoint point);
 // ---- shared-memory counters, one slot per coordinator database ----
 struct Stats {
   Oid dboid;
-  pg_atomic_uint64 prepared;           // PREPARE TRANSACTION that succeeded
-  pg_atomic_uint64 committed;          // COMMIT PREPARED by the committing backend
-  pg_atomic_uint64 rolled_back;        // ROLLBACK PREPARED by the aborting backend
-  pg_atomic_uint64 commit_deferred;    // COMMIT/ROLLBACK PREPARED left to recovery
-  pg_atomic_uint64 recovery_commits;   // COMMIT PREPARED by recovery
-  pg_atomic_uint64 recovery_rollbacks; // ROLLBACK PREPARED by recovery
+  pg_atomic_uint64 prepared;            // PREPARE TRANSACTION that succeeded
+  pg_atomic_uint64 committed;           // COMMIT PREPARED by the committing backend
+  pg_atomic_uint64 rolled_back;         // ROLLBACK PREPARED by the aborting backend
+  pg_atomic_uint64 commit_deferred;     // COMMIT/ROLLBACK PREPARED left to recovery
+  pg_atomic_uint64 recovery_commits;    // COMMIT PREPARED by recovery
+  pg_atomic_uint64 recovery_rollbacks;  // ROLLBACK PREPARED by recovery
   pg_atomic_uint64 recovery_runs;
   pg_atomic_uint64 recovery_failures;  // participant passes that failed (unreachable, ...)
   pg_atomic_uint32 in_doubt;           // our prepared transactions seen at the last pass

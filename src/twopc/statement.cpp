@@ -81,8 +81,8 @@ StatementInfo classify_statement(std::string_view sql) {
   }
   std::string first = take_word(sql, &i);
   if (first.empty()) return info;
-  if (first == "BEGIN" || first == "START" || first == "END" || first == "ABORT" ||
-      first == "SAVEPOINT" || first == "RELEASE") {
+  if (first == "BEGIN" || first == "START" || first == "END" || first == "ABORT" || first == "SAVEPOINT" ||
+      first == "RELEASE") {
     info.kind = StatementKind::kTransactionControl;
     info.keyword = first;
     return info;

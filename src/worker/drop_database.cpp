@@ -57,9 +57,8 @@ void hold_and_terminate(const char* dbname) {
   if (served) terminate_our_processes(db);
 }
 
-void utility_hook(PlannedStmt* pstmt, const char* query, bool read_only_tree,
-                  ProcessUtilityContext context, ParamListInfo params, QueryEnvironment* env,
-                  DestReceiver* dest, QueryCompletion* qc) {
+void utility_hook(PlannedStmt* pstmt, const char* query, bool read_only_tree, ProcessUtilityContext context,
+                  ParamListInfo params, QueryEnvironment* env, DestReceiver* dest, QueryCompletion* qc) {
   Node* stmt = pstmt->utilityStmt;
   if (stmt != nullptr && IsA(stmt, DropdbStmt))
     hold_and_terminate(reinterpret_cast<DropdbStmt*>(stmt)->dbname);

@@ -1,8 +1,7 @@
-// The launcher: one per cluster, with no database connection. It keeps one dynamic worker running per database listed in
-// pg_consistency.database, restarts a worker that died (with a pause, so a worker that
+// The launcher: one per cluster, with no database connection. It keeps one dynamic worker running per
+// database listed in pg_consistency.database, restarts a worker that died (with a pause, so a worker that
 // fails at start cannot spin), and stops workers for databases taken off the list.
 #include "worker/launcher.hpp"
-
 
 #include "pg/gucs.hpp"
 #include "worker/shared_state.hpp"
@@ -136,8 +135,7 @@ void reconcile() {
     }
     if (held(m.dbname, now)) continue;
     if (TimestampDifferenceExceeds(m.last_start, now, restart_pause_ms(m))) {
-      ereport(LOG, (errmsg("pg_consistency launcher: restarting the worker for database \"%s\"",
-                           m.dbname)));
+      ereport(LOG, (errmsg("pg_consistency launcher: restarting the worker for database \"%s\"", m.dbname)));
       start_worker(i, m.dbname);
     }
   }
@@ -202,8 +200,7 @@ extern "C" PGDLLEXPORT void pgc_launcher_main(Datum) {
       ProcessConfigFile(PGC_SIGHUP);
     }
     reconcile();
-    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000,
-                    PG_WAIT_EXTENSION);
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000, PG_WAIT_EXTENSION);
     ResetLatch(MyLatch);
   }
 }

@@ -15,8 +15,8 @@ Size shmem_size() { return MAXALIGN(sizeof(SharedState)); }
 
 void shmem_init() {
   bool found = false;
-  g_shared = static_cast<SharedState*>(
-      ShmemInitStruct("pg_consistency worker state", sizeof(SharedState), &found));
+  g_shared =
+      static_cast<SharedState*>(ShmemInitStruct("pg_consistency worker state", sizeof(SharedState), &found));
   if (!found) {
     memset(g_shared, 0, sizeof(SharedState));
     SpinLockInit(&g_shared->mutex);
@@ -27,8 +27,7 @@ void shmem_init() {
   }
 }
 
-const pg::Component kComponent = {"worker state", nullptr, shmem_size, shmem_init, nullptr,
-                                  nullptr};
+const pg::Component kComponent = {"worker state", nullptr, shmem_size, shmem_init, nullptr, nullptr};
 pg::ComponentRegistrar registrar(&kComponent);
 }  // namespace
 
@@ -36,11 +35,16 @@ SharedState* shared() { return g_shared; }
 
 const char* state_name(WorkerState s) {
   switch (s) {
-    case WorkerState::kStopped: return "stopped";
-    case WorkerState::kStarting: return "starting";
-    case WorkerState::kWaitingForExtension: return "waiting_for_extension";
-    case WorkerState::kRunning: return "running";
-    case WorkerState::kBackoff: return "backoff";
+    case WorkerState::kStopped:
+      return "stopped";
+    case WorkerState::kStarting:
+      return "starting";
+    case WorkerState::kWaitingForExtension:
+      return "waiting_for_extension";
+    case WorkerState::kRunning:
+      return "running";
+    case WorkerState::kBackoff:
+      return "backoff";
   }
   return "unknown";
 }

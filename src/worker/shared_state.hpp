@@ -28,7 +28,7 @@ const char* state_name(WorkerState s);
 struct WorkerSlot {
   char dbname[NAMEDATALEN];  // set by the launcher; empty = slot free
   Oid dboid;                 // set by the worker once connected
-  pid_t pid;       // 0 = not running
+  pid_t pid;                 // 0 = not running
   PGPROC* proc;
   WorkerState state;
   TimestampTz started_at;

@@ -10,9 +10,8 @@ extern "C" {
 
 namespace {
 
-void put_row(ReturnSetInfo* rsinfo, const char* kind, const char* dbname, pid_t pid,
-             const char* state, TimestampTz started, TimestampTz last_tick, int64 ticks,
-             int64 errors, const char* last_error) {
+void put_row(ReturnSetInfo* rsinfo, const char* kind, const char* dbname, pid_t pid, const char* state,
+             TimestampTz started, TimestampTz last_tick, int64 ticks, int64 errors, const char* last_error) {
   Datum values[9];
   bool nulls[9] = {};
   values[0] = CStringGetTextDatum(kind);
@@ -53,9 +52,8 @@ PGC_FUNCTION(pgc_worker_status) {
   for (const auto& slot : snap.slots) {
     if (slot.dbname[0] == '\0') continue;
     put_row(rsinfo, "worker", slot.dbname, slot.pid,
-            slot.pid ? pgc::worker::state_name(slot.state) : "stopped", slot.started_at,
-            slot.last_tick_at, static_cast<int64>(slot.ticks), static_cast<int64>(slot.errors),
-            slot.last_error);
+            slot.pid ? pgc::worker::state_name(slot.state) : "stopped", slot.started_at, slot.last_tick_at,
+            static_cast<int64>(slot.ticks), static_cast<int64>(slot.errors), slot.last_error);
   }
   return (Datum)0;
 }

@@ -98,13 +98,11 @@ long run_tick(int i) {
   g_failures[i]++;
   BackoffPolicy policy{1000, 60000, 2.0, 0.2};
   static std::minstd_rand rng(static_cast<unsigned>(MyProcPid));
-  next_ms = backoff_delay_ms(policy, g_failures[i],
-                             std::uniform_real_distribution<double>(0.0, 1.0)(rng));
+  next_ms = backoff_delay_ms(policy, g_failures[i], std::uniform_real_distribution<double>(0.0, 1.0)(rng));
   ereport(LOG, (errmsg("pg_consistency worker: %s failed: %s", c->name,
                        edata->message ? edata->message : "unknown error"),
                 edata->detail ? errdetail("%s", edata->detail) : 0,
-                errhint("Retrying in %ld ms (failure %d in a row).", (long)next_ms,
-                        g_failures[i])));
+                errhint("Retrying in %ld ms (failure %d in a row).", (long)next_ms, g_failures[i])));
   SharedState* s = shared();
   SpinLockAcquire(&s->mutex);
   my_slot().errors++;
@@ -205,8 +203,7 @@ extern "C" PGDLLEXPORT void pgc_worker_main(Datum arg) {
   SpinLockRelease(&s->mutex);
   before_shmem_exit(worker_exit, 0);
 
-  g_loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_consistency worker loop",
-                                     ALLOCSET_DEFAULT_SIZES);
+  g_loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_consistency worker loop", ALLOCSET_DEFAULT_SIZES);
   MemoryContextSwitchTo(g_loop_cxt);
   pgstat_report_appname("pg_consistency worker");
   ereport(LOG, (errmsg("pg_consistency worker started for database \"%s\"", dbname)));

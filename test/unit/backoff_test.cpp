@@ -2,8 +2,8 @@
 
 #include <gtest/gtest.h>
 
-using pgc::BackoffPolicy;
 using pgc::backoff_delay_ms;
+using pgc::BackoffPolicy;
 
 TEST(Backoff, GrowsExponentiallyWithoutJitter) {
   BackoffPolicy p{100, 100000, 2.0, 0.0};

@@ -97,8 +97,7 @@ TEST(EventstoreIdempotency, NothingFoundProceeds) {
 }
 
 TEST(EventstoreIdempotency, SameIdsSameOrderSameContentIsNoOp) {
-  auto d = decide_idempotency({true, true, true},
-                              {{2, 9, true}, {0, 7, true}, {1, 8, true}});
+  auto d = decide_idempotency({true, true, true}, {{2, 9, true}, {0, 7, true}, {1, 8, true}});
   EXPECT_EQ(d.outcome, Idempotency::kAlreadyAppended);
   EXPECT_EQ(d.version, 9);
 }
@@ -179,8 +178,14 @@ TEST(EventstoreUtf8, TruncateKeepsWholeCharacters) {
   EXPECT_EQ(truncate_utf8("abc", 10), "abc");
   EXPECT_EQ(truncate_utf8("abcdef", 3), "abc");
   EXPECT_EQ(truncate_utf8("a\xC3\xA9", 2), "a");
-  EXPECT_EQ(truncate_utf8("a\xE2\x82\xAC" "b", 3), "a");
-  EXPECT_EQ(truncate_utf8("a\xE2\x82\xAC" "b", 4), "a\xE2\x82\xAC");
+  EXPECT_EQ(truncate_utf8("a\xE2\x82\xAC"
+                          "b",
+                          3),
+            "a");
+  EXPECT_EQ(truncate_utf8("a\xE2\x82\xAC"
+                          "b",
+                          4),
+            "a\xE2\x82\xAC");
 }
 
 TEST(EventstoreUuid, ParsesTheFormsPostgresAccepts) {

@@ -109,7 +109,8 @@ TEST(RelayProducerMock, RetriedProduceErrorsKeepOrderAndLoseNothing) {
   std::string perr;
   ASSERT_TRUE(p->probe(5000, &perr)) << perr;
   rd_kafka_mock_push_request_errors(mc.get(), kApiKeyProduce, 3, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
-                                    RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+                                    RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                    RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
   for (uint64_t i = 0; i < 300; i++) ASSERT_EQ(produce(*p, "t", "same-key", "v" + std::to_string(i), i), 0);
   ASSERT_TRUE(p->flush(20000));
   ASSERT_EQ(reports.size(), 300u);
@@ -194,7 +195,8 @@ TEST(RelayProducerMock, TransactionalCallsSucceed) {
     ASSERT_TRUE(p->begin_transaction().ok);
     for (uint64_t i = 0; i < 10; i++) ASSERT_EQ(produce(*p, "t", "k", "v", batch * 100 + i), 0);
     std::string value = encode_progress(batch, 10), err;
-    ASSERT_EQ(p->produce("progress", 0, "relay", 5, false, value.data(), value.size(), false, {}, 999, &err), 0)
+    ASSERT_EQ(p->produce("progress", 0, "relay", 5, false, value.data(), value.size(), false, {}, 999, &err),
+              0)
         << err;
     r = p->commit_transaction(10000);
     ASSERT_TRUE(r.ok) << r.message;

@@ -18,11 +18,13 @@ TEST(KafkaProperties, EmptyIsFine) {
 TEST(KafkaProperties, ParsesEntriesTrimmedInOrder) {
   Properties p;
   std::string err;
-  ASSERT_TRUE(parse_properties(" linger.ms = 5 ;compression.codec=lz4\nsasl.password= a=b== ", &p, &err)) << err;
+  ASSERT_TRUE(parse_properties(" linger.ms = 5 ;compression.codec=lz4\nsasl.password= a=b== ", &p, &err))
+      << err;
   ASSERT_EQ(p.size(), 3u);
   EXPECT_EQ(p[0], (std::pair<std::string, std::string>{"linger.ms", "5"}));
   EXPECT_EQ(p[1], (std::pair<std::string, std::string>{"compression.codec", "lz4"}));
-  EXPECT_EQ(p[2], (std::pair<std::string, std::string>{"sasl.password", "a=b=="})) << "a value may contain '='";
+  EXPECT_EQ(p[2], (std::pair<std::string, std::string>{"sasl.password", "a=b=="}))
+      << "a value may contain '='";
 }
 
 TEST(KafkaProperties, EmptyValueAllowed) {

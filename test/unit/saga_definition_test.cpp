@@ -36,8 +36,8 @@ class FakeResolver : public Resolver {
     if (u == "days") return n * 86400000LL;
     return std::nullopt;
   }
-  bool resolve_function(const std::string& name, std::string& canonical, uint32_t& oid,
-                        std::string& code, std::string& message) override {
+  bool resolve_function(const std::string& name, std::string& canonical, uint32_t& oid, std::string& code,
+                        std::string& message) override {
     if (name == "secret.fn") {
       code = "42501";
       message = "permission denied for function secret.fn";
@@ -105,7 +105,7 @@ TEST(SagaDefinition, CompilesTheOrderFlow) {
   EXPECT_EQ(d.steps[1].retry.backoff_ms, 100);
   EXPECT_EQ(d.steps[1].retry.max_backoff_ms, 10000);
   EXPECT_EQ(d.steps[2].action.function, "public.reserve");  // qualified by the resolver
-  EXPECT_NE(d.steps[0].action.function_oid, 0u);                // and resolved to an OID
+  EXPECT_NE(d.steps[0].action.function_oid, 0u);            // and resolved to an OID
   EXPECT_NE(d.steps[0].action.function_oid, d.steps[0].compensation.function_oid);
   EXPECT_TRUE(d.steps[2].compensation.is_none());
   EXPECT_EQ(d.find_step("process_payment"), 1);
@@ -135,8 +135,7 @@ TEST(SagaDefinition, CompiledFunctionOid) {
   EXPECT_EQ(d.steps[0].action.function_oid, 0u);
   std::string with_oid = old_form;
   with_oid.replace(with_oid.find("\"s.f\"}"), 6, "\"s.f\", \"oid\": 4294967295}");
-  EXPECT_EQ(pgc::saga::from_compiled_json(json::parse(with_oid)).steps[0].action.function_oid,
-            4294967295u);
+  EXPECT_EQ(pgc::saga::from_compiled_json(json::parse(with_oid)).steps[0].action.function_oid, 4294967295u);
   std::string bad = old_form;
   bad.replace(bad.find("\"s.f\"}"), 6, "\"s.f\", \"oid\": -1}");
   EXPECT_THROW(pgc::saga::from_compiled_json(json::parse(bad)), pgc::Error);
@@ -145,8 +144,8 @@ TEST(SagaDefinition, CompiledFunctionOid) {
 TEST(SagaDefinition, MalformedCompiledFormIsAnInternalError) {
   EXPECT_THROW(pgc::saga::from_compiled_json(json::parse(R"({"steps": []})")), pgc::Error);
   EXPECT_THROW(pgc::saga::from_compiled_json(json::parse(R"([1])")), pgc::Error);
-  EXPECT_THROW(pgc::saga::from_compiled_json(json::parse(
-                   R"({"timeout_ms": null, "steps": [{"name": "a", "action": null}]})")),
+  EXPECT_THROW(pgc::saga::from_compiled_json(
+                   json::parse(R"({"timeout_ms": null, "steps": [{"name": "a", "action": null}]})")),
                pgc::Error);
 }
 
@@ -167,10 +166,12 @@ TEST(SagaDefinition, TopLevelShape) {
   EXPECT_EQ(error_of(R"({"steps": [{"name": "a", "action": {"function": "reserve"}}], "timeout": 30})"),
             "CS002 invalid saga definition \"order\": \"timeout\" must be a duration string such as "
             "\"30 seconds\", not 30");
-  EXPECT_EQ(error_of(R"({"steps": [{"name": "a", "action": {"function": "reserve"}}], "timeout": "0 seconds"})"),
-            "CS002 invalid saga definition \"order\": \"timeout\" must be positive, not \"0 seconds\"");
-  EXPECT_EQ(error_of(R"({"steps": [{"name": "a", "action": {"function": "reserve"}}], "timeout": "400 days"})"),
-            "CS002 invalid saga definition \"order\": \"timeout\" must not exceed 366 days, not \"400 days\"");
+  EXPECT_EQ(
+      error_of(R"({"steps": [{"name": "a", "action": {"function": "reserve"}}], "timeout": "0 seconds"})"),
+      "CS002 invalid saga definition \"order\": \"timeout\" must be positive, not \"0 seconds\"");
+  EXPECT_EQ(
+      error_of(R"({"steps": [{"name": "a", "action": {"function": "reserve"}}], "timeout": "400 days"})"),
+      "CS002 invalid saga definition \"order\": \"timeout\" must not exceed 366 days, not \"400 days\"");
 }
 
 TEST(SagaDefinition, SagaName) {
@@ -190,10 +191,11 @@ TEST(SagaDefinition, StepNames) {
             "CS002 invalid saga definition \"order\": step 1: \"name\" must be a non-empty string, not \"\"");
   EXPECT_EQ(error_of(R"({"steps": [{"name": 7, "action": {"function": "reserve"}}]})"),
             "CS002 invalid saga definition \"order\": step 1: \"name\" must be a non-empty string, not 7");
-  EXPECT_EQ(error_of(R"({"steps": [{"name": "a", "action": {"function": "reserve"}},
+  EXPECT_EQ(
+      error_of(R"({"steps": [{"name": "a", "action": {"function": "reserve"}},
                                     {"name": "b", "action": {"function": "reserve"}},
                                     {"name": "a", "action": {"function": "reserve"}}]})"),
-            "CS002 invalid saga definition \"order\": step 3 (\"a\"): duplicate step name \"a\" (also step 1)");
+      "CS002 invalid saga definition \"order\": step 3 (\"a\"): duplicate step name \"a\" (also step 1)");
   EXPECT_EQ(error_of(R"({"steps": ["a"]})"),
             "CS002 invalid saga definition \"order\": step 1: a step must be a JSON object, not string");
   EXPECT_EQ(error_of(R"({"steps": [{"name": "a", "action": {"function": "reserve"}, "retries": 2}]})"),
@@ -224,10 +226,12 @@ TEST(SagaDefinition, Actions) {
   EXPECT_EQ(error_of(step(R"({"function": "reserve", "topic": "t", "command": "C"})")),
             "CS002 invalid saga definition \"order\": step 1 (\"a\"): \"action\" must name either a "
             "function or a topic and command, not both");
-  EXPECT_EQ(error_of(step(R"({"topic": "t"})")),
-            "CS002 invalid saga definition \"order\": step 1 (\"a\"): \"action\" has a topic but no \"command\"");
-  EXPECT_EQ(error_of(step(R"({"command": "C"})")),
-            "CS002 invalid saga definition \"order\": step 1 (\"a\"): \"action\" has a command but no \"topic\"");
+  EXPECT_EQ(
+      error_of(step(R"({"topic": "t"})")),
+      "CS002 invalid saga definition \"order\": step 1 (\"a\"): \"action\" has a topic but no \"command\"");
+  EXPECT_EQ(
+      error_of(step(R"({"command": "C"})")),
+      "CS002 invalid saga definition \"order\": step 1 (\"a\"): \"action\" has a command but no \"topic\"");
   EXPECT_EQ(error_of(step(R"({"topic": "bad topic!", "command": "C"})")),
             "CS002 invalid saga definition \"order\": step 1 (\"a\"): \"action\".topic \"bad topic!\" "
             "is not a valid topic name");

@@ -49,8 +49,8 @@ TEST(SagaJson, UnicodeEscapesBecomeUtf8) {
 }
 
 TEST(SagaJson, RejectsMalformedInputWithOffset) {
-  const char* bad[] = {"", "{", "[1,]", "{\"a\" 1}", "{'a': 1}", "01", "1.", "-", "tru",
-                       "\"abc", "\"\\x\"", "[1 2]", "{} {}", "\"a\tb\"", "nul", "{\"a\":}", "1e"};
+  const char* bad[] = {"",      "{",       "[1,]",  "{\"a\" 1}", "{'a': 1}", "01",  "1.",       "-", "tru",
+                       "\"abc", "\"\\x\"", "[1 2]", "{} {}",     "\"a\tb\"", "nul", "{\"a\":}", "1e"};
   for (const char* text : bad) {
     EXPECT_THROW(parse(text), ParseError) << "input: " << text;
   }

@@ -82,8 +82,8 @@ std::string code_of(const std::function<void()>& f) {
 }  // namespace
 
 TEST(SagaMachine, StatusNamesRoundTrip) {
-  for (Status s : {Status::kRunning, Status::kCompensating, Status::kCompleted,
-                   Status::kCompensated, Status::kFailed, Status::kAborted}) {
+  for (Status s : {Status::kRunning, Status::kCompensating, Status::kCompleted, Status::kCompensated,
+                   Status::kFailed, Status::kAborted}) {
     Status back;
     ASSERT_TRUE(parse_status(status_name(s), &back));
     EXPECT_EQ(back, s);
@@ -149,7 +149,7 @@ TEST(SagaMachine, RetriesWithExponentialBackoffThenCompensatesInReverse) {
   Definition d = order_flow();
   int64_t now = 0;
   State s = ok(initial_state(d, now), d, now).state;  // reserve done
-  s = ok(s, d, now).state;                           // payment done
+  s = ok(s, d, now).state;                            // payment done
   // Shipment (a command, 2 attempts) times out twice.
   Transition t = command_sent(begin_attempt(s), d, now);
   EXPECT_EQ(next_work(t.state, d, now + 30 * kSec).kind, Work::Kind::kReplyTimeout);
@@ -375,10 +375,10 @@ TEST(SagaMachine, RepliesDuplicateLateAndWrongStep) {
   State late = reply_timed_out(w, d, 30 * kSec, 0.5).state;
   v = classify_reply(late, d, "create_shipment", ReplyKind::kComplete);
   EXPECT_EQ(v.kind, ReplyVerdict::Kind::kIllegal);
-  EXPECT_EQ(v.reason, "step \"create_shipment\" is not awaiting a reply: attempt 1 already failed "
-                      "and the step waits to be retried");
-  EXPECT_EQ(classify_reply(late, d, "create_shipment", ReplyKind::kFail).kind,
-            ReplyVerdict::Kind::kRepeat);
+  EXPECT_EQ(v.reason,
+            "step \"create_shipment\" is not awaiting a reply: attempt 1 already failed "
+            "and the step waits to be retried");
+  EXPECT_EQ(classify_reply(late, d, "create_shipment", ReplyKind::kFail).kind, ReplyVerdict::Kind::kRepeat);
   // A step that has not started.
   State early = initial_state(d, 0);
   v = classify_reply(early, d, "create_shipment", ReplyKind::kComplete);
@@ -432,13 +432,13 @@ TEST(SagaMachine, EventsSerializeWithOutputSpliced) {
   std::vector<Event> ev;
   ev.push_back({"StepSucceeded", json::Value::object().set("step", json::Value::string("a")), R"({"x": 1})"});
   ev.push_back({"SagaCompleted", json::Value::object(), R"([1])"});
-  ev.push_back({"SagaAborted", json::Value::object().set("reason", json::Value::string("q\"")), "", "output"});
+  ev.push_back(
+      {"SagaAborted", json::Value::object().set("reason", json::Value::string("q\"")), "", "output"});
   ev.push_back({"SagaStarted", json::Value::object(), R"({"a": 1})", "input"});
-  EXPECT_EQ(events_json(ev),
-            R"([{"type": "StepSucceeded", "data": {"step": "a", "output": {"x": 1}}}, )"
-            R"({"type": "SagaCompleted", "data": {"output": [1]}}, )"
-            R"({"type": "SagaAborted", "data": {"reason": "q\""}}, )"
-            R"({"type": "SagaStarted", "data": {"input": {"a": 1}}}])");
+  EXPECT_EQ(events_json(ev), R"([{"type": "StepSucceeded", "data": {"step": "a", "output": {"x": 1}}}, )"
+                             R"({"type": "SagaCompleted", "data": {"output": [1]}}, )"
+                             R"({"type": "SagaAborted", "data": {"reason": "q\""}}, )"
+                             R"({"type": "SagaStarted", "data": {"input": {"a": 1}}}])");
   EXPECT_EQ(json::parse(events_json(ev)).items().size(), 4u);
   EXPECT_EQ(events_json({}), "[]");
 }
@@ -447,7 +447,7 @@ TEST(SagaMachine, DeferredAttemptIsNotCounted) {
   Definition d = order_flow(1000);
   State s = fail(initial_state(d, 0), d, 0).state;  // attempt 1 failed
   ASSERT_EQ(s.attempts, 1);
-  State again = begin_attempt(s);                   // attempt 2 starts, then loses a deadlock
+  State again = begin_attempt(s);  // attempt 2 starts, then loses a deadlock
   State n = deferred(again, 500000, 30);
   EXPECT_EQ(n.attempts, 1);
   EXPECT_EQ(n.status, Status::kRunning);

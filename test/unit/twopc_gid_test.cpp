@@ -14,9 +14,9 @@ TEST(TwopcGid, FormatNamesCoordinatorTransactionAndParticipant) {
 }
 
 TEST(TwopcGid, RoundTripsAtTheLimits) {
-  for (Gid g : {Gid{0, 0, 0, 1}, Gid{18446744073709551615ULL, 4294967295U,
-                                     18446744073709551615ULL, 2147483647},
-                Gid{1, 5, 742, 12}}) {
+  for (Gid g :
+       {Gid{0, 0, 0, 1}, Gid{18446744073709551615ULL, 4294967295U, 18446744073709551615ULL, 2147483647},
+        Gid{1, 5, 742, 12}}) {
     std::string s = format_gid(g);
     EXPECT_LE(s.size(), pgc::twopc::kMaxGidLength);
     auto back = parse_gid(s);
@@ -27,9 +27,8 @@ TEST(TwopcGid, RoundTripsAtTheLimits) {
 
 TEST(TwopcGid, RejectsOtherGidsAndMalformedNumbers) {
   for (const char* s : {"", "pgc_", "pgc_1_2_3", "pgc_1_2_3_", "pgc_1_2_3_4_5", "citus_1_2_3_4",
-                        "PGC_1_2_3_4", "pgc_1_2_3_0", "pgc_01_2_3_4", "pgc_1_02_3_4",
-                        "pgc_1_2_-3_4", "pgc_1_2_3_4 ", " pgc_1_2_3_4", "pgc_1__3_4",
-                        "pgc_1_2_3_x", "pgc_1_2_3_+4"}) {
+                        "PGC_1_2_3_4", "pgc_1_2_3_0", "pgc_01_2_3_4", "pgc_1_02_3_4", "pgc_1_2_-3_4",
+                        "pgc_1_2_3_4 ", " pgc_1_2_3_4", "pgc_1__3_4", "pgc_1_2_3_x", "pgc_1_2_3_+4"}) {
     EXPECT_FALSE(parse_gid(s).has_value()) << "'" << s << "'";
   }
 }

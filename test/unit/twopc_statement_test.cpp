@@ -7,10 +7,10 @@ using pgc::twopc::participant_name_problem;
 using pgc::twopc::StatementKind;
 
 TEST(TwopcStatement, OrdinaryStatements) {
-  for (const char* s : {"SELECT 1", "update t set a = 1", "  INSERT INTO t VALUES (1)",
-                        "WITH x AS (SELECT 1) SELECT * FROM x", "(SELECT 1)",
-                        "PREPARE q AS SELECT 1", "CALL p()", "DO $$ BEGIN END $$",
-                        "commitments", "select 'COMMIT'", "ENDPOINT", "rollbacks"}) {
+  for (const char* s :
+       {"SELECT 1", "update t set a = 1", "  INSERT INTO t VALUES (1)",
+        "WITH x AS (SELECT 1) SELECT * FROM x", "(SELECT 1)", "PREPARE q AS SELECT 1", "CALL p()",
+        "DO $$ BEGIN END $$", "commitments", "select 'COMMIT'", "ENDPOINT", "rollbacks"}) {
     EXPECT_EQ(classify_statement(s).kind, StatementKind::kOrdinary) << s;
   }
 }
@@ -20,17 +20,15 @@ TEST(TwopcStatement, TransactionControlIsRefusedWhateverTheSpelling) {
     const char* sql;
     const char* keyword;
   };
-  for (Case c : {Case{"COMMIT", "COMMIT"}, Case{"commit", "COMMIT"}, Case{"  End", "END"},
-                 Case{"BEGIN", "BEGIN"}, Case{"start transaction", "START"},
-                 Case{"ROLLBACK", "ROLLBACK"}, Case{"abort", "ABORT"},
-                 Case{"SAVEPOINT s", "SAVEPOINT"}, Case{"release s", "RELEASE"},
-                 Case{"ROLLBACK TO SAVEPOINT s", "ROLLBACK"},
-                 Case{"prepare transaction 'x'", "PREPARE TRANSACTION"},
-                 Case{"PREPARE\n\tTRANSACTION 'x'", "PREPARE TRANSACTION"},
-                 Case{"COMMIT PREPARED 'x'", "COMMIT PREPARED"},
-                 Case{"rollback /* c */ prepared 'x'", "ROLLBACK PREPARED"},
-                 Case{"-- comment\nCOMMIT", "COMMIT"}, Case{"/* a /* nested */ b */ COMMIT", "COMMIT"},
-                 Case{"COMMIT;", "COMMIT"}}) {
+  for (Case c :
+       {Case{"COMMIT", "COMMIT"}, Case{"commit", "COMMIT"}, Case{"  End", "END"}, Case{"BEGIN", "BEGIN"},
+        Case{"start transaction", "START"}, Case{"ROLLBACK", "ROLLBACK"}, Case{"abort", "ABORT"},
+        Case{"SAVEPOINT s", "SAVEPOINT"}, Case{"release s", "RELEASE"},
+        Case{"ROLLBACK TO SAVEPOINT s", "ROLLBACK"}, Case{"prepare transaction 'x'", "PREPARE TRANSACTION"},
+        Case{"PREPARE\n\tTRANSACTION 'x'", "PREPARE TRANSACTION"},
+        Case{"COMMIT PREPARED 'x'", "COMMIT PREPARED"},
+        Case{"rollback /* c */ prepared 'x'", "ROLLBACK PREPARED"}, Case{"-- comment\nCOMMIT", "COMMIT"},
+        Case{"/* a /* nested */ b */ COMMIT", "COMMIT"}, Case{"COMMIT;", "COMMIT"}}) {
     auto info = classify_statement(c.sql);
     EXPECT_EQ(info.kind, StatementKind::kTransactionControl) << c.sql;
     EXPECT_EQ(info.keyword, c.keyword) << c.sql;
@@ -83,9 +81,9 @@ TEST(TwopcStatement, LeadingEmptyStatementsAreSkipped) {
 TEST(TwopcStatement, NestedBlockComments) {
   EXPECT_EQ(classify_statement("/* /* COMMIT */ still a comment */ COMMIT").keyword, "COMMIT");
   EXPECT_EQ(classify_statement("/* /* */ COMMIT */").kind, StatementKind::kEmpty);
-  EXPECT_EQ(classify_statement("/* -- */ COMMIT").keyword, "COMMIT");   // -- inside /* */
-  EXPECT_EQ(classify_statement("-- /*\nCOMMIT").keyword, "COMMIT");     // /* inside --
-  EXPECT_EQ(classify_statement("/* ' */ COMMIT").keyword, "COMMIT");    // quotes mean nothing
+  EXPECT_EQ(classify_statement("/* -- */ COMMIT").keyword, "COMMIT");  // -- inside /* */
+  EXPECT_EQ(classify_statement("-- /*\nCOMMIT").keyword, "COMMIT");    // /* inside --
+  EXPECT_EQ(classify_statement("/* ' */ COMMIT").keyword, "COMMIT");   // quotes mean nothing
   EXPECT_EQ(classify_statement("/*/ COMMIT */").kind, StatementKind::kEmpty);
   EXPECT_EQ(classify_statement("/* a /* b */ COMMIT").kind, StatementKind::kOrdinary);  // open
 }
@@ -94,10 +92,10 @@ TEST(TwopcStatement, NestedBlockComments) {
 // ($, digits, non-ASCII bytes) is another identifier, not the keyword; quoting never
 // makes a keyword.
 TEST(TwopcStatement, WordsAreWholeIdentifiers) {
-  for (const char* s : {"COMMIT1", "commit$x", "begin_work", "end2", "COMMIT\xC3\xA9",
-                        "\"COMMIT\"", "U&\"COMMIT\"", "E'COMMIT'", "$$COMMIT$$",
-                        "$q$COMMIT$q$", "'COMMIT'", "PREPARE \"TRANSACTION\" AS SELECT 1",
-                        "PREPARE transaction1 AS SELECT 1", "PREPARE x AS SELECT 1"}) {
+  for (const char* s :
+       {"COMMIT1", "commit$x", "begin_work", "end2", "COMMIT\xC3\xA9", "\"COMMIT\"", "U&\"COMMIT\"",
+        "E'COMMIT'", "$$COMMIT$$", "$q$COMMIT$q$", "'COMMIT'", "PREPARE \"TRANSACTION\" AS SELECT 1",
+        "PREPARE transaction1 AS SELECT 1", "PREPARE x AS SELECT 1"}) {
     EXPECT_EQ(classify_statement(s).kind, StatementKind::kOrdinary) << s;
   }
   EXPECT_EQ(classify_statement("COMMIT(").keyword, "COMMIT");
