@@ -132,7 +132,26 @@ sub restart
 	my ($self, %opts) = @_;
 	$self->stop;
 	sleep $opts{down} if $opts{down};
-	return $self->_start;
+	# Same port and data, so no fresh directory: a start that fails on a busy machine (the JVM
+	# gone at once, the port not yet free) is shown and tried again after a pause.
+	for my $try (1 .. 3)
+	{
+		return $self if eval { $self->_start; 1 };
+		my $err = $@;
+		croak $err if $try == 3;
+		print STDERR "# kafka restart attempt $try failed, retrying: $err" . $self->_log_tail;
+		system($TOOL, 'kill', $self->{dir});
+		sleep 2;
+	}
+}
+
+# The last lines of the broker's log, for a failure message.
+sub _log_tail
+{
+	my $self = shift;
+	open my $fh, '<', "$self->{dir}/kafka.log" or return '';
+	my @l = <$fh>;
+	return join '', @l[ ($#l > 20 ? $#l - 20 : 0) .. $#l ];
 }
 
 # create_topic($name, $partitions, 'cleanup.policy=compact', ...)
