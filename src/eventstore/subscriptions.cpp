@@ -171,8 +171,8 @@ void check_handler_signature(Oid fn) {
 pg::RunAsState g_handler_scope;
 
 // Calls the handler for row `r` as `owner` (upcasting as `owner` too). Raises PostgreSQL
-// errors only (it runs inside a PG_TRY of pg::run_in_subtransaction): our own C++
-// errors are converted on the way out.
+// errors only (pg::run_in_subtransaction catches those): our own C++ errors are
+// converted on the way out.
 void invoke_handler(FmgrInfo* finfo, UpcastFns* fns, Oid owner, HeapTuple tup, TupleDesc desc,
                     TimestampTz started) {
   Datum values[7];

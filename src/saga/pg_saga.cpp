@@ -5,6 +5,7 @@
 #include "eventstore/es.hpp"
 #include "pg/guard.hpp"
 #include "pg/spi.hpp"
+#include "pg/text.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -185,9 +186,7 @@ bool load_for_update(const pg_uuid_t& id, SagaRow* out) {
 }
 
 std::string clip_text(const std::string& text, int max_bytes) {
-  if (static_cast<int>(text.size()) <= max_bytes) return text;
-  int len = pg_call([&] { return pg_mbcliplen(text.data(), static_cast<int>(text.size()), max_bytes); });
-  return text.substr(0, static_cast<size_t>(len)) + "...";
+  return pgc::pg::clipped(text.data(), static_cast<int>(text.size()), max_bytes, false);
 }
 
 void require_saga_rights(const SagaRow& row, Oid caller, const char* verb) {
