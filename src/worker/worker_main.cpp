@@ -29,6 +29,9 @@ namespace pgc::worker {
 
 namespace {
 
+// Components due this close to now run in the same tick (microseconds).
+constexpr TimestampTz kCoalesceUs = 20000;
+
 int g_slot = -1;
 MemoryContext g_loop_cxt = nullptr;
 TimestampTz g_next_due[pg::kMaxComponents];
@@ -147,7 +150,9 @@ void main_loop() {
         TimestampTz now = GetCurrentTimestamp();
         // A wake-up makes a component due at once, unless it is backing off after errors.
         if ((woken & (1u << i)) && g_failures[i] == 0) g_next_due[i] = now;
-        if (now >= g_next_due[i]) {
+        // Due within kCoalesceUs counts as due: components whose periods drifted apart by a
+        // few milliseconds run in one tick instead of one tick each.
+        if (now + kCoalesceUs >= g_next_due[i]) {
           long next = run_tick(i);
           g_next_due[i] = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), next);
         }
