@@ -120,8 +120,9 @@ is(ledger_count(1), 3, 'transfer 1 is on all three participants');
 is($p{p1}->safe_psql('postgres', 'SELECT balance FROM accounts WHERE id = 1'), '970', 'p1 debited');
 is($p{p3}->safe_psql('postgres', 'SELECT balance FROM accounts WHERE id = 1'), '1020', 'p3 credited');
 is(prepared_left(), 0, 'nothing left prepared after a clean commit');
-is($p{p1}->safe_psql('postgres',
-     "SELECT DISTINCT usename FROM pg_stat_activity WHERE application_name = 'pg_consistency'"),
+# Asked inside the coordinator's own transaction: the connection is gone once its session ends.
+is($coord->safe_psql('postgres', "SELECT consistency.remote_query('p1', 'SELECT current_user AS u') ->> 'u'",
+                     extra_params => ['-U', 'app']),
    'app_remote', 'the participant sees the coordinator as the role its conninfo names');
 ($rc, $out, $err) = $coord->psql('postgres', transfer_sql(100, @all), extra_params => ['-U', 'stranger']);
 like($err, qr/permission denied for participant "p1"/, 'a writer without a grant is refused');
