@@ -41,7 +41,7 @@ using pgc::pg::PgError;
 using pgc::pg::SavedPlan;
 namespace sqlstate = pgc::sqlstate;
 namespace saga = pgc::saga;
-namespace sp = pgc::saga::pg;
+namespace sp = pgc::saga::backend;
 
 double unit_random() {
   static std::minstd_rand rng(static_cast<unsigned>(MyProcPid) ^

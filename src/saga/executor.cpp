@@ -73,7 +73,7 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
-namespace pgc::saga::pg {
+namespace pgc::saga::backend {
 
 namespace {
 
@@ -1116,13 +1116,13 @@ void wake_workers_at_commit() {
   if (g_shared != nullptr) pg_call([] { pgc::worker::call_at_commit(wake_my_executors); });
 }
 
-}  // namespace pgc::saga::pg
+}  // namespace pgc::saga::backend
 
 // consistency._advance_sagas(max_sagas int) RETURNS int: advances up to max_sagas due
 // sagas by one step in the caller's transaction, as a saga worker would. For tests and
 // for databases without the worker; superuser only.
 PGC_FUNCTION(pgc_advance_sagas) {
-  using namespace pgc::saga::pg;
+  using namespace pgc::saga::backend;
   int32 limit = PG_ARGISNULL(0) ? 100 : PG_GETARG_INT32(0);
   if (limit < 1) throw pgc::invalid_argument("max_sagas must be at least 1");
   pg_call([] { pgc::pg::spi_connect(); });
@@ -1133,7 +1133,7 @@ PGC_FUNCTION(pgc_advance_sagas) {
 }
 
 extern "C" PGDLLEXPORT void pgc_saga_worker_main(Datum arg) {
-  using namespace pgc::saga::pg;
+  using namespace pgc::saga::backend;
   int index = DatumGetInt32(arg);
   ExecutorArgs args;
   memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));

@@ -20,7 +20,7 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
-namespace pgc::saga::pg {
+namespace pgc::saga::backend {
 
 using pgc::pg::pg_call;
 using pgc::pg::SavedPlan;
@@ -314,4 +314,4 @@ void store_state(const SagaRow& row, const State& s, const std::vector<Event>& e
   append_audit(row.id_text, events);
 }
 
-}  // namespace pgc::saga::pg
+}  // namespace pgc::saga::backend

@@ -24,7 +24,7 @@ extern "C" {
 #include "utils/uuid.h"
 }
 
-namespace pgc::saga::pg {
+namespace pgc::saga::backend {
 
 // Parsed definitions, keyed by their compiled text (versions never change).
 std::shared_ptr<const Definition> definition_from_compiled(const std::string& compiled);
@@ -87,4 +87,4 @@ Datum jsonb_from_text(const std::string& text);
 // Asks the worker(s) of this database to look at sagas when this transaction commits.
 void wake_workers_at_commit();
 
-}  // namespace pgc::saga::pg
+}  // namespace pgc::saga::backend
