@@ -14,9 +14,13 @@ PG_SRCS += src/pg/run_as.cpp
 PG_SRCS += src/pg/spi.cpp
 PG_SRCS += src/pg/text.cpp
 PG_SRCS += src/pg/version.cpp
+PG_SRCS += src/worker/databases.cpp
 PG_SRCS += src/worker/drop_database.cpp
 PG_SRCS += src/worker/hard_stop.cpp
 PG_SRCS += src/worker/launcher.cpp
+PG_SRCS += src/worker/loop.cpp
+PG_SRCS += src/worker/processes.cpp
+PG_SRCS += src/worker/settings.cpp
 PG_SRCS += src/worker/shared_state.cpp
 PG_SRCS += src/worker/status.cpp
 PG_SRCS += src/worker/wake.cpp
@@ -51,8 +55,12 @@ CORE_SRCS += src/saga/json.cpp
 CORE_SRCS += src/saga/definition.cpp
 CORE_SRCS += src/saga/machine.cpp
 PG_SRCS += src/saga/api.cpp
-PG_SRCS += src/saga/executor.cpp
+PG_SRCS += src/saga/advance.cpp
+PG_SRCS += src/saga/hard_stops.cpp
 PG_SRCS += src/saga/pg_saga.cpp
+PG_SRCS += src/saga/settings.cpp
+PG_SRCS += src/saga/steps.cpp
+PG_SRCS += src/saga/workers.cpp
 
 
 # --- two-phase commit ----------------------------------------------------------

@@ -18,6 +18,7 @@
 #include "eventstore/es.hpp"
 #include "pg/component.hpp"
 #include "pg/guard.hpp"
+#include "worker/databases.hpp"
 #include "worker/wake.hpp"
 
 extern "C" {
@@ -59,15 +60,13 @@ struct WriterSlot {
   TimestampTz since;
 };
 
-constexpr int kMaxDbFlags = 64;
-struct DbFlag {
-  pg_atomic_uint32 dboid;
+// The event store's area in each database's slot (worker/databases.hpp).
+struct DbFlags {
   pg_atomic_uint32 active;  // active subscriptions, as last counted by the worker
 };
 
 struct EsShared {
   ConditionVariable progress;  // a subscription checkpoint moved
-  DbFlag dbs[kMaxDbFlags];
   int nslots;
   WriterSlot slots[FLEXIBLE_ARRAY_MEMBER];
 };
@@ -79,9 +78,8 @@ bool g_published = false;  // a bound is published for the current transaction
 bool g_via_slot = false;   // ... in the shared-memory slot (else as a lock)
 int g_lock_level = 0;      // nesting level that holds the lock
 int64 g_floor = 0;
-int64 g_pending_last = 0;  // highest position appended, including this transaction
-int64 g_session_last = 0;  // ... by committed (or prepared) transactions
-int g_dbflag_index = -1;
+int64 g_pending_last = 0;     // highest position appended, including this transaction
+int64 g_session_last = 0;     // ... by committed (or prepared) transactions
 bool g_wake_pending = false;  // wake the worker once this transaction has committed
 
 int slot_count() { return MaxBackends + NUM_AUXILIARY_PROCS; }
@@ -93,10 +91,6 @@ void shmem_init() {
   EsShared* s = static_cast<EsShared*>(ShmemInitStruct("pg_consistency event store", shmem_size(), &found));
   if (!found) {
     ConditionVariableInit(&s->progress);
-    for (auto& f : s->dbs) {
-      pg_atomic_init_u32(&f.dboid, 0);
-      pg_atomic_init_u32(&f.active, 0);
-    }
     s->nslots = slot_count();
     for (int i = 0; i < s->nslots; i++) {
       pg_atomic_init_u64(&s->slots[i].floor, 0);
@@ -306,27 +300,13 @@ void define_gucs_and_callbacks() {
   register_catalog_callbacks();
 }
 
-int find_dbflag(bool claim) {
-  if (g_shared == nullptr) return -1;
-  if (g_dbflag_index >= 0) return g_dbflag_index;
-  for (int i = 0; i < kMaxDbFlags; i++) {
-    uint32 cur = pg_atomic_read_u32(&g_shared->dbs[i].dboid);
-    if (cur == MyDatabaseId) return g_dbflag_index = i;
-    if (cur == 0) {
-      if (!claim) return -1;
-      uint32 expected = 0;
-      if (pg_atomic_compare_exchange_u32(&g_shared->dbs[i].dboid, &expected, MyDatabaseId))
-        return g_dbflag_index = i;
-      if (expected == MyDatabaseId) return g_dbflag_index = i;
-    }
-  }
-  return -2;  // table full
-}
+void init_flags(void* area) { pg_atomic_init_u32(&static_cast<DbFlags*>(area)->active, 0); }
 
 }  // namespace
 
-const pg::Component kComponent = {"eventstore", define_gucs_and_callbacks, shmem_size,
-                                  shmem_init,   subscriptions_tick,        nullptr};
+const pg::Component kComponent = {
+    "eventstore", define_gucs_and_callbacks, shmem_size, shmem_init, subscriptions_tick,
+    nullptr,      sizeof(DbFlags),           init_flags};
 namespace {
 pg::ComponentRegistrar registrar(&kComponent);
 }
@@ -402,16 +382,15 @@ void cancel_progress_wait() {
 }
 
 void set_active_subscriptions(uint32 count) {
-  int i = find_dbflag(true);
-  if (i >= 0) pg_atomic_write_u32(&g_shared->dbs[i].active, count);
+  if (auto* flags = static_cast<DbFlags*>(worker::my_area(&kComponent)))
+    pg_atomic_write_u32(&flags->active, count);
 }
 
 bool subscriptions_may_be_active() {
-  if (g_shared == nullptr) return false;  // no worker to wake
-  int i = find_dbflag(false);
-  if (i == -1) return false;  // nobody registered a subscription here since startup
-  if (i < 0) return true;     // table full: wake to be safe
-  return pg_atomic_read_u32(&g_shared->dbs[i].active) > 0;
+  // No slot: no worker has run here since startup (a worker always has one).
+  worker::DatabaseSlot* d = worker::my_database(false);
+  if (d == nullptr) return false;
+  return pg_atomic_read_u32(&static_cast<DbFlags*>(worker::area_of(d, &kComponent))->active) > 0;
 }
 
 void wake_subscriptions_at_commit() {

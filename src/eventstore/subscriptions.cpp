@@ -15,7 +15,7 @@
 #include "common/backoff.hpp"
 #include "eventstore/core.hpp"
 #include "eventstore/es.hpp"
-#include "pg/gucs.hpp"
+#include "worker/settings.hpp"
 #include "pg/catching.hpp"
 #include "pg/guard.hpp"
 #include "worker/hard_stop.hpp"
@@ -500,7 +500,7 @@ long subscriptions_tick() {
   MemoryContextSwitchTo(tick_cxt);
   set_active_subscriptions(static_cast<uint32>(n));
 
-  long next = gucs::poll_interval_ms;
+  long next = worker::settings::poll_interval_ms;
   for (uint64 i = 0; i < n; i++) {
     if (waits[i] > 0) {
       if (waits[i] < next) next = static_cast<long>(waits[i]);

@@ -57,4 +57,11 @@ ErrorData* run_aborting_on_error(void (*fn)(void*), void* arg, MemoryContext cxt
   return edata;
 }
 
+std::string take_error_text(const PgError& e) {
+  std::string m = e.what();
+  if (e.edata() != nullptr && e.edata()->detail != nullptr) m += " (" + std::string(e.edata()->detail) + ")";
+  if (e.edata() != nullptr) FreeErrorData(e.edata());
+  return m;
+}
+
 }  // namespace pgc::pg

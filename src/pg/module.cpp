@@ -1,9 +1,9 @@
-// The module's entry: PG_MODULE_MAGIC, _PG_init, the foundation's GUCs and the
+// The module's entry: PG_MODULE_MAGIC, _PG_init (the foundation's settings first) and the
 // shared-memory hooks that serve every registered component.
 #include "pg/component.hpp"
-#include "pg/gucs.hpp"
 #include "worker/drop_database.hpp"
 #include "worker/launcher.hpp"
+#include "worker/settings.hpp"
 #include "worker/wake.hpp"
 
 extern "C" {
@@ -15,11 +15,6 @@ extern "C" {
 PG_MODULE_MAGIC;
 PGDLLEXPORT void _PG_init(void);
 }
-
-namespace pgc::gucs {
-char* database = nullptr;
-int poll_interval_ms = 1000;
-}  // namespace pgc::gucs
 
 namespace {
 
@@ -46,21 +41,12 @@ void startup_shmem() {
   LWLockRelease(AddinShmemInitLock);
 }
 
-void define_foundation_gucs() {
-  DefineCustomStringVariable("pg_consistency.database",
-                             "Databases (comma-separated) in which the pg_consistency worker runs.",
-                             "The worker waits in a listed database until CREATE EXTENSION pg_consistency.",
-                             &pgc::gucs::database, "postgres", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable(
-      "pg_consistency.poll_interval", "Longest time the worker sleeps between checks for work.",
-      "Commits of new work wake the worker at once; this is the fallback.", &pgc::gucs::poll_interval_ms,
-      1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
-}
-
 }  // namespace
 
 void _PG_init(void) {
-  define_foundation_gucs();
+  if (pgc::pg::components_overflowed())
+    ereport(FATAL, (errmsg("pg_consistency: more than %d components registered", pgc::pg::kMaxComponents)));
+  pgc::worker::settings::define_settings();
   for (int i = 0; i < pgc::pg::component_count(); i++) {
     const pgc::pg::Component* c = pgc::pg::component_at(i);
     if (c->define_gucs != nullptr) c->define_gucs();

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "outbox/names.hpp"
-#include "pg/gucs.hpp"
+#include "worker/settings.hpp"
 #include "pg/guard.hpp"
 #include "pg/spi.hpp"
 #include "relay/batch.hpp"
@@ -556,7 +556,7 @@ long relay_tick() {
   if (g_brokers == nullptr || g_brokers[0] == '\0') {
     if (rt.producer) teardown(rt);
     set_state(State::kStopped, 0);
-    return gucs::poll_interval_ms;
+    return worker::settings::poll_interval_ms;
   }
   std::string fp = current_fingerprint();
   if (fp != rt.fingerprint) {
@@ -568,7 +568,7 @@ long relay_tick() {
   if (!rt.producer) {
     if (!create_producer(rt)) {
       set_state(State::kStopped, 0);
-      return gucs::poll_interval_ms;
+      return worker::settings::poll_interval_ms;
     }
     ereport(LOG, (errmsg("pg_consistency relay: producing to %s in %s mode", g_brokers,
                          rt.exactly_once ? "exactly_once" : "at_least_once")));
@@ -585,7 +585,8 @@ long relay_tick() {
   int64_t now = now_ms();
   if (!rt.breaker.allow(now)) {
     set_state(State::kBrokerUnavailable, 0);
-    return std::max<int64_t>(1, std::min<int64_t>(rt.breaker.wait_ms(now), gucs::poll_interval_ms));
+    return std::max<int64_t>(1,
+                             std::min<int64_t>(rt.breaker.wait_ms(now), worker::settings::poll_interval_ms));
   }
   // Half-open, or the broker was reported down: probe before sending a batch.
   if (rt.broker_down || rt.breaker.state() == CircuitBreaker::State::kHalfOpen) {
@@ -616,7 +617,7 @@ long relay_tick() {
   const int64_t number = rt.exactly_once ? rt.next_batch : 0;
   load_batch(&rt.rows, number, std::numeric_limits<int64_t>::min(), -1, &rt.ce_source);
   add_time(true, t_load);
-  if (rt.rows.rows.empty()) return gucs::poll_interval_ms;
+  if (rt.rows.rows.empty()) return worker::settings::poll_interval_ms;
   if (rt.exactly_once) rt.next_batch++;
   rt.pipelined = 0;
   long next = start_batch(rt, rt.rows, number);
@@ -635,7 +636,8 @@ void relay_exit() {
 
 }  // namespace
 
-const pg::Component kRelayComponent = {"relay", define_gucs, shmem_size, shmem_init, relay_tick, relay_exit};
+const pg::Component kRelayComponent = {"relay",    define_gucs,        nullptr, nullptr, relay_tick,
+                                       relay_exit, sizeof(RelayStatus)};
 
 void wake_at_commit() {
   if (relay_enabled()) worker::wake_at_commit(&kRelayComponent);

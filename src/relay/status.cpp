@@ -4,13 +4,11 @@
 
 #include "pg/guard.hpp"
 #include "relay/settings.hpp"
-#include "worker/shared_state.hpp"
+#include "relay/relay.hpp"
+#include "worker/databases.hpp"
 
 extern "C" {
 #include "funcapi.h"
-#include "storage/ipc.h"
-#include "storage/lwlock.h"
-#include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -20,62 +18,9 @@ namespace pgc::relay {
 
 namespace {
 
-struct RelaySlot {
-  Oid dboid;
-  pid_t pid;
-  State state;
-  int mode;
-  char last_error[512];
-  TimestampTz last_error_at;
-  uint64 batches;
-  uint64 errors;
-  int64 in_flight;
-  double pg_seconds;     // time in PostgreSQL work (reading, recording, finishing batches)
-  double kafka_seconds;  // time producing and waiting for Kafka (acks, commits)
-};
-
-struct RelayShared {
-  slock_t mutex;
-  RelaySlot slots[worker::kMaxDatabases];
-};
-
-RelayShared* g_shared = nullptr;
-int g_slot = -1;
-
-RelayShared* shared() {
-  if (g_shared == nullptr && worker::shared() != nullptr) {
-    // A backend attached after startup: look the struct up (it exists when preloaded).
-    bool found = false;
-    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-    g_shared =
-        static_cast<RelayShared*>(ShmemInitStruct("pg_consistency relay", sizeof(RelayShared), &found));
-    if (!found) {
-      memset(g_shared, 0, sizeof(RelayShared));
-      SpinLockInit(&g_shared->mutex);
-    }
-    LWLockRelease(AddinShmemInitLock);
-  }
-  return g_shared;
-}
-
-RelaySlot* my_slot() {
-  RelayShared* s = shared();
-  if (s == nullptr) return nullptr;
-  if (g_slot < 0) {
-    SpinLockAcquire(&s->mutex);
-    for (int i = 0; i < worker::kMaxDatabases && g_slot < 0; i++)
-      if (s->slots[i].dboid == MyDatabaseId) g_slot = i;
-    for (int i = 0; i < worker::kMaxDatabases && g_slot < 0; i++)
-      if (s->slots[i].dboid == InvalidOid) g_slot = i;
-    if (g_slot >= 0) {
-      RelaySlot& slot = s->slots[g_slot];
-      slot.dboid = MyDatabaseId;
-      slot.pid = MyProcPid;
-    }
-    SpinLockRelease(&s->mutex);
-  }
-  return g_slot >= 0 ? &s->slots[g_slot] : nullptr;
-}
+// This database's status, in its slot of the database registry (worker/databases.hpp),
+// guarded by the registry's lock.
+RelayStatus* my_slot() { return static_cast<RelayStatus*>(worker::my_area(&kRelayComponent)); }
 
 }  // namespace
 
@@ -90,44 +35,33 @@ const char* state_name(State s) {
   }
 }
 
-Size shmem_size() { return sizeof(RelayShared); }
-
-void shmem_init() {
-  bool found = false;
-  g_shared = static_cast<RelayShared*>(ShmemInitStruct("pg_consistency relay", sizeof(RelayShared), &found));
-  if (!found) {
-    memset(g_shared, 0, sizeof(RelayShared));
-    SpinLockInit(&g_shared->mutex);
-  }
-}
-
 void set_state(State st, int64 in_flight) {
-  RelaySlot* slot = my_slot();
+  RelayStatus* slot = my_slot();
   if (slot == nullptr) return;
-  SpinLockAcquire(&g_shared->mutex);
+  SpinLockAcquire(worker::databases_lock());
   slot->state = st;
   slot->mode = g_mode;
   slot->pid = MyProcPid;
   slot->in_flight = in_flight;
-  SpinLockRelease(&g_shared->mutex);
+  SpinLockRelease(worker::databases_lock());
 }
 
 // Adds elapsed time to one of the two sides (plain data, for the benchmark and operators).
 void add_time(bool postgres_side, TimestampTz since) {
-  RelaySlot* slot = my_slot();
+  RelayStatus* slot = my_slot();
   if (slot == nullptr) return;
   double secs = (GetCurrentTimestamp() - since) / 1e6;
-  SpinLockAcquire(&g_shared->mutex);
+  SpinLockAcquire(worker::databases_lock());
   (postgres_side ? slot->pg_seconds : slot->kafka_seconds) += secs;
-  SpinLockRelease(&g_shared->mutex);
+  SpinLockRelease(worker::databases_lock());
 }
 
 void count_batch() {
-  RelaySlot* slot = my_slot();
+  RelayStatus* slot = my_slot();
   if (slot == nullptr) return;
-  SpinLockAcquire(&g_shared->mutex);
+  SpinLockAcquire(worker::databases_lock());
   slot->batches++;
-  SpinLockRelease(&g_shared->mutex);
+  SpinLockRelease(worker::databases_lock());
 }
 
 // Logs a relay message, without repeating the same text more than every 30 s.
@@ -148,41 +82,41 @@ bool log_limited(const std::string& message) {
 void record_error(const std::string& message) {
   log_limited(message);
   TimestampTz now = GetCurrentTimestamp();
-  RelaySlot* slot = my_slot();
+  RelayStatus* slot = my_slot();
   if (slot == nullptr) return;
-  SpinLockAcquire(&g_shared->mutex);
+  SpinLockAcquire(worker::databases_lock());
   strlcpy(slot->last_error, message.c_str(), sizeof slot->last_error);
   slot->last_error_at = now;
   slot->errors++;
-  SpinLockRelease(&g_shared->mutex);
+  SpinLockRelease(worker::databases_lock());
 }
 
 double postgres_seconds() {
-  RelaySlot* slot = my_slot();
+  RelayStatus* slot = my_slot();
   if (slot == nullptr) return 0;
-  SpinLockAcquire(&g_shared->mutex);
+  SpinLockAcquire(worker::databases_lock());
   double v = slot->pg_seconds;
-  SpinLockRelease(&g_shared->mutex);
+  SpinLockRelease(worker::databases_lock());
   return v;
 }
 
 void add_kafka_time(TimestampTz since, double postgres_before) {
-  RelaySlot* slot = my_slot();
+  RelayStatus* slot = my_slot();
   if (slot == nullptr) return;
   double total = (GetCurrentTimestamp() - since) / 1e6;
-  SpinLockAcquire(&g_shared->mutex);
+  SpinLockAcquire(worker::databases_lock());
   slot->kafka_seconds += std::max(0.0, total - (slot->pg_seconds - postgres_before));
-  SpinLockRelease(&g_shared->mutex);
+  SpinLockRelease(worker::databases_lock());
 }
 
 void release_status() {
-  RelaySlot* slot = g_slot >= 0 && g_shared ? &g_shared->slots[g_slot] : nullptr;
+  RelayStatus* slot = static_cast<RelayStatus*>(worker::my_area(&kRelayComponent));
   if (slot == nullptr) return;
-  SpinLockAcquire(&g_shared->mutex);
+  SpinLockAcquire(worker::databases_lock());
   slot->state = State::kStopped;
   slot->pid = 0;
   slot->in_flight = 0;
-  SpinLockRelease(&g_shared->mutex);
+  SpinLockRelease(worker::databases_lock());
 }
 
 }  // namespace pgc::relay
@@ -196,20 +130,15 @@ PGC_FUNCTION(pgc_relay_runtime) {
   tupdesc = BlessTupleDesc(tupdesc);
   Datum values[9];
   bool nulls[9] = {};
-  RelaySlot snap;
+  RelayStatus snap;
   memset(&snap, 0, sizeof snap);
   bool found = false;
-  RelayShared* s = shared();
-  if (s != nullptr) {
-    SpinLockAcquire(&s->mutex);
-    for (const auto& slot : s->slots) {
-      if (slot.dboid == MyDatabaseId) {
-        snap = slot;
-        found = true;
-        break;
-      }
-    }
-    SpinLockRelease(&s->mutex);
+  pgc::worker::DatabaseSlot* d = pgc::worker::find_database(MyDatabaseId);
+  if (d != nullptr) {
+    SpinLockAcquire(pgc::worker::databases_lock());
+    snap = *static_cast<RelayStatus*>(pgc::worker::area_of(d, &kRelayComponent));
+    found = true;
+    SpinLockRelease(pgc::worker::databases_lock());
   }
   State st = found && snap.pid != 0 ? snap.state : State::kStopped;
   values[0] = CStringGetTextDatum(state_name(st));

@@ -1,4 +1,4 @@
-// What the relay is doing, in shared memory: one slot per database, read by
+// What the relay is doing, in shared memory: its area of each database's slot, read by
 // consistency._relay_runtime() (and so consistency.outbox_status and metrics()).
 #pragma once
 
@@ -11,10 +11,21 @@ namespace pgc::relay {
 enum class State : int { kStopped = 0, kRunning = 1, kBrokerUnavailable = 2 };
 const char* state_name(State s);
 
-Size shmem_size();
-void shmem_init();
+// The relay's area in each database's slot (worker/databases.hpp).
+struct RelayStatus {
+  pid_t pid;
+  State state;
+  int mode;
+  char last_error[512];
+  TimestampTz last_error_at;
+  uint64 batches;
+  uint64 errors;
+  int64 in_flight;
+  double pg_seconds;     // time in PostgreSQL work (reading, recording, finishing batches)
+  double kafka_seconds;  // time producing and waiting for Kafka (acks, commits)
+};
 
-// This database's slot (claimed on first use by the worker).
+// This database's status (claimed on first use by the worker).
 void set_state(State st, int64 in_flight);
 // Adds the time since `since` to the PostgreSQL side or the Kafka side.
 void add_time(bool postgres_side, TimestampTz since);

@@ -10,6 +10,7 @@
 #include "pg/spi.hpp"
 #include "pg/text.hpp"
 #include "twopc/recovery.hpp"
+#include "worker/databases.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -58,13 +59,6 @@ const char* point_name(int p) {
                                        : "none";
 }
 
-struct SharedStats {
-  slock_t mutex;
-  Stats dbs[kMaxStatsDatabases];
-};
-SharedStats* g_shared = nullptr;
-Stats* g_mine = nullptr;
-
 void define_gucs() {
   DefineCustomIntVariable(
       "pg_consistency.twopc_timeout",
@@ -102,60 +96,29 @@ void define_gucs() {
   install_callbacks();
 }
 
-Size shmem_size() { return sizeof(SharedStats); }
-
-void shmem_init() {
-  bool found = false;
-  g_shared = static_cast<SharedStats*>(
-      ShmemInitStruct("pg_consistency two-phase commit", sizeof(SharedStats), &found));
-  if (!found) {
-    memset(g_shared, 0, sizeof(SharedStats));
-    SpinLockInit(&g_shared->mutex);
-    for (auto& s : g_shared->dbs) {
-      pg_atomic_init_u64(&s.prepared, 0);
-      pg_atomic_init_u64(&s.committed, 0);
-      pg_atomic_init_u64(&s.rolled_back, 0);
-      pg_atomic_init_u64(&s.commit_deferred, 0);
-      pg_atomic_init_u64(&s.recovery_commits, 0);
-      pg_atomic_init_u64(&s.recovery_rollbacks, 0);
-      pg_atomic_init_u64(&s.recovery_runs, 0);
-      pg_atomic_init_u64(&s.recovery_failures, 0);
-      pg_atomic_init_u32(&s.in_doubt, 0);
-      pg_atomic_init_u32(&s.unreachable, 0);
-      pg_atomic_init_u64(&s.last_recovery_at, 0);
-    }
-  }
+// The two-phase commit counters of a database whose slot was just claimed.
+void init_stats(void* area) {
+  Stats& s = *static_cast<Stats*>(area);
+  pg_atomic_init_u64(&s.prepared, 0);
+  pg_atomic_init_u64(&s.committed, 0);
+  pg_atomic_init_u64(&s.rolled_back, 0);
+  pg_atomic_init_u64(&s.commit_deferred, 0);
+  pg_atomic_init_u64(&s.recovery_commits, 0);
+  pg_atomic_init_u64(&s.recovery_rollbacks, 0);
+  pg_atomic_init_u64(&s.recovery_runs, 0);
+  pg_atomic_init_u64(&s.recovery_failures, 0);
+  pg_atomic_init_u32(&s.in_doubt, 0);
+  pg_atomic_init_u32(&s.unreachable, 0);
+  pg_atomic_init_u64(&s.last_recovery_at, 0);
 }
 
 }  // namespace
 
-const pg::Component kComponent = {"twopc", define_gucs, shmem_size, shmem_init, recovery_tick, recovery_exit};
+const pg::Component kComponent = {"twopc",       define_gucs,   nullptr,       nullptr,
+                                  recovery_tick, recovery_exit, sizeof(Stats), init_stats};
 pg::ComponentRegistrar registrar(&kComponent);
 
-Stats* my_stats() {
-  if (g_shared == nullptr || !OidIsValid(MyDatabaseId)) return nullptr;
-  if (g_mine != nullptr && g_mine->dboid == MyDatabaseId) return g_mine;
-  Stats* found = nullptr;
-  SpinLockAcquire(&g_shared->mutex);
-  for (auto& s : g_shared->dbs) {
-    if (s.dboid == MyDatabaseId) {
-      found = &s;
-      break;
-    }
-  }
-  if (found == nullptr) {
-    for (auto& s : g_shared->dbs) {
-      if (s.dboid == InvalidOid) {
-        s.dboid = MyDatabaseId;
-        found = &s;
-        break;
-      }
-    }
-  }
-  SpinLockRelease(&g_shared->mutex);
-  g_mine = found;
-  return found;
-}
+Stats* my_stats() { return static_cast<Stats*>(worker::my_area(&kComponent)); }
 
 void debug_point(DebugPoint point) {
   if (gucs::debug_pause_at == point && gucs::debug_pause_ms > 0) {

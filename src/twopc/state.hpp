@@ -30,9 +30,8 @@ enum DebugPoint { kDebugNone = 0, kDebugAfterPrepare = 1, kDebugAfterLocalCommit
 // The test hooks: PANIC / pause at `point` when the GUCs ask for it.
 void debug_point(DebugPoint point);
 
-// ---- shared-memory counters, one slot per coordinator database ----
+// ---- shared-memory counters: the area of each database's slot (worker/databases.hpp) ----
 struct Stats {
-  Oid dboid;
   pg_atomic_uint64 prepared;            // PREPARE TRANSACTION that succeeded
   pg_atomic_uint64 committed;           // COMMIT PREPARED by the committing backend
   pg_atomic_uint64 rolled_back;         // ROLLBACK PREPARED by the aborting backend
@@ -46,9 +45,7 @@ struct Stats {
   pg_atomic_uint64 last_recovery_at;   // TimestampTz of the last finished pass (0 = never)
 };
 
-inline constexpr int kMaxStatsDatabases = 32;
-
-// This database's slot, created on first use; nullptr without shared_preload_libraries.
+// This database's counters, claimed on first use; nullptr without preload or when the registry is full.
 Stats* my_stats();
 inline void count(pg_atomic_uint64 Stats::*field, uint64 n = 1) {
   if (Stats* s = my_stats()) pg_atomic_fetch_add_u64(&(s->*field), n);

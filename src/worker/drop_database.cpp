@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "pg/postgres.hpp"
+#include "worker/databases.hpp"
 #include "worker/shared_state.hpp"
 
 extern "C" {
@@ -41,31 +42,38 @@ void terminate_our_processes(Oid db) {
   }
 }
 
-void hold_and_terminate(const char* dbname) {
+// Before DROP DATABASE of a database we serve, by a role that may drop it: no new
+// worker for a while, and our processes there asked to exit.
+void hold_and_terminate(const char* dbname, Oid db) {
   SharedState* s = shared();
-  if (s == nullptr || dbname == nullptr) return;
-  Oid db = get_database_oid(dbname, true);
-  if (!OidIsValid(db) || !pg_database_ownercheck(db, GetUserId())) return;
-  bool served = false;
+  if (s == nullptr || !OidIsValid(db) || !pg_database_ownercheck(db, GetUserId())) return;
+  if (!is_listed(dbname) && find_database(db) == nullptr) return;
   SpinLockAcquire(&s->mutex);
-  for (auto& slot : s->slots) served |= strcmp(slot.dbname, dbname) == 0;
-  if (served) {
-    strlcpy(s->held_dbname, dbname, NAMEDATALEN);
-    s->held_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kDropHoldMs);
-  }
+  strlcpy(s->held_dbname, dbname, NAMEDATALEN);
+  s->held_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kDropHoldMs);
   SpinLockRelease(&s->mutex);
-  if (served) terminate_our_processes(db);
+  terminate_our_processes(db);
 }
 
+// Holds and terminates before DROP DATABASE, frees the slot after it.
 void utility_hook(PlannedStmt* pstmt, const char* query, bool read_only_tree, ProcessUtilityContext context,
                   ParamListInfo params, QueryEnvironment* env, DestReceiver* dest, QueryCompletion* qc) {
   Node* stmt = pstmt->utilityStmt;
-  if (stmt != nullptr && IsA(stmt, DropdbStmt))
-    hold_and_terminate(reinterpret_cast<DropdbStmt*>(stmt)->dbname);
+  const char* dropped = nullptr;
+  Oid dropped_oid = InvalidOid;
+  if (stmt != nullptr && IsA(stmt, DropdbStmt)) {
+    dropped = reinterpret_cast<DropdbStmt*>(stmt)->dbname;
+    dropped_oid = get_database_oid(dropped, true);
+    hold_and_terminate(dropped, dropped_oid);
+  }
   if (g_prev_hook != nullptr)
     g_prev_hook(pstmt, query, read_only_tree, context, params, env, dest, qc);
   else
     standard_ProcessUtility(pstmt, query, read_only_tree, context, params, env, dest, qc);
+  // Dropped (an error would not have come here): its slot is free for another database.
+  // A database still listed is claimed again by the launcher, which shows its worker
+  // failing to connect.
+  if (OidIsValid(dropped_oid)) release_dropped(dropped_oid, dropped);
 }
 
 }  // namespace

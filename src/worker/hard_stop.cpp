@@ -31,6 +31,7 @@ bool append(const HardStopEntry& e, HardStopEntry* dropped) {
   return !dropped_one;
 }
 
+// The ring was full: the oldest entry is dropped uncharged, and said so.
 void log_dropped(const HardStopEntry& d) {
   ereport(LOG, (errmsg("pg_consistency: too many hard stops waiting to be charged; dropped the "
                        "oldest (%s in database %u, at %s)",

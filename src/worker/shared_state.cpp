@@ -11,6 +11,7 @@ namespace pgc::worker {
 namespace {
 SharedState* g_shared = nullptr;
 
+// The cluster-wide part of the worker model (launcher, drop hold, hard stops).
 Size shmem_size() { return MAXALIGN(sizeof(SharedState)); }
 
 void shmem_init() {
@@ -20,10 +21,6 @@ void shmem_init() {
   if (!found) {
     memset(g_shared, 0, sizeof(SharedState));
     SpinLockInit(&g_shared->mutex);
-    for (auto& slot : g_shared->slots) {
-      pg_atomic_init_u32(&slot.wake_mask, 0);
-      pg_atomic_init_u32(&slot.inject_errors, 0);
-    }
   }
 }
 
@@ -32,21 +29,5 @@ pg::ComponentRegistrar registrar(&kComponent);
 }  // namespace
 
 SharedState* shared() { return g_shared; }
-
-const char* state_name(WorkerState s) {
-  switch (s) {
-    case WorkerState::kStopped:
-      return "stopped";
-    case WorkerState::kStarting:
-      return "starting";
-    case WorkerState::kWaitingForExtension:
-      return "waiting_for_extension";
-    case WorkerState::kRunning:
-      return "running";
-    case WorkerState::kBackoff:
-      return "backoff";
-  }
-  return "unknown";
-}
 
 }  // namespace pgc::worker

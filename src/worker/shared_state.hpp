@@ -1,5 +1,6 @@
-// Shared memory of the launcher and the per-database workers: who runs where, and
-// what they last did. Read by consistency.worker_status().
+// Cluster-wide shared memory of the worker model: the launcher, the database being
+// dropped, and the hard stops waiting to be charged. Per-database state lives in the
+// slot registry (worker/databases.hpp).
 #pragma once
 
 #include "pg/postgres.hpp"
@@ -12,34 +13,8 @@ extern "C" {
 
 namespace pgc::worker {
 
-inline constexpr int kMaxDatabases = 32;
 // How long the launcher starts no worker for a database being dropped.
 inline constexpr long kDropHoldMs = 15000;
-
-enum class WorkerState : int {
-  kStopped = 0,
-  kStarting,
-  kWaitingForExtension,
-  kRunning,
-  kBackoff,
-};
-const char* state_name(WorkerState s);
-
-struct WorkerSlot {
-  char dbname[NAMEDATALEN];  // set by the launcher; empty = slot free
-  Oid dboid;                 // set by the worker once connected
-  pid_t pid;                 // 0 = not running
-  PGPROC* proc;
-  WorkerState state;
-  TimestampTz started_at;
-  TimestampTz last_tick_at;
-  uint64 ticks;
-  uint64 errors;
-  uint64 starts;
-  char last_error[512];
-  pg_atomic_uint32 wake_mask;      // bit i: component i has new work
-  pg_atomic_uint32 inject_errors;  // test hook: fail this many upcoming ticks
-};
 
 // A process stopped by its hard stop (see pgc::pg::run_as_enter) while it ran the user
 // code named by `label` (see worker/hard_stop.hpp), for its successor to charge.
@@ -58,7 +33,6 @@ struct SharedState {
   TimestampTz launcher_started_at;
   char held_dbname[NAMEDATALEN];  // DROP DATABASE in progress: start no worker for it
   TimestampTz held_until;
-  WorkerSlot slots[kMaxDatabases];
   int hard_stop_count;  // entries in hard_stops, oldest first
   HardStopEntry hard_stops[kMaxHardStops];
 };

@@ -1,6 +1,8 @@
 // consistency.worker_status(): what the launcher and the workers are doing, read from
 // shared memory. Without preload there is no worker, and it says so.
+#include "pg/component.hpp"
 #include "pg/guard.hpp"
+#include "worker/databases.hpp"
 #include "worker/shared_state.hpp"
 
 extern "C" {
@@ -10,6 +12,7 @@ extern "C" {
 
 namespace {
 
+// One row of consistency.worker_status().
 void put_row(ReturnSetInfo* rsinfo, const char* kind, const char* dbname, pid_t pid, const char* state,
              TimestampTz started, TimestampTz last_tick, int64 ticks, int64 errors, const char* last_error) {
   Datum values[9];
@@ -31,29 +34,61 @@ void put_row(ReturnSetInfo* rsinfo, const char* kind, const char* dbname, pid_t 
   tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
+// The kind of a component's process in consistency.workers: its bgw_type without the
+// "pg_consistency " prefix ("saga worker").
+const char* process_kind(int component) {
+  const pgc::pg::Component* c = pgc::pg::component_at(component);
+  if (c == nullptr || c->process_type == nullptr) return "process";
+  const char* prefix = "pg_consistency ";
+  size_t n = strlen(prefix);
+  return strncmp(c->process_type, prefix, n) == 0 ? c->process_type + n : c->process_type;
+}
+
+// The row of one process of ours (the worker, or a component's process).
+void put_process(ReturnSetInfo* rsinfo, const char* kind, const char* dbname,
+                 const pgc::worker::ProcessSlot& p) {
+  put_row(rsinfo, kind, dbname, p.pid, p.pid ? pgc::worker::state_name(p.state) : "stopped", p.started_at,
+          p.last_tick_at, static_cast<int64>(p.ticks), static_cast<int64>(p.errors), p.last_error);
+}
+
 }  // namespace
 
 PGC_FUNCTION(pgc_worker_status) {
+  using namespace pgc::worker;
   InitMaterializedSRF(fcinfo, 0);
   ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
-  pgc::worker::SharedState* s = pgc::worker::shared();
-  if (s == nullptr) {
+  SharedState* s = shared();
+  if (s == nullptr || !have_databases()) {
     put_row(rsinfo, "worker", get_database_name(MyDatabaseId), 0, "not_preloaded", 0, 0, 0, 0,
             "shared_preload_libraries does not include pg_consistency");
     return (Datum)0;
   }
-  // Copy under the spinlock, format outside it (formatting may allocate and error).
-  pgc::worker::SharedState snap;
   SpinLockAcquire(&s->mutex);
-  memcpy(&snap, s, sizeof(snap));
+  pid_t launcher_pid = s->launcher_pid;
+  TimestampTz launcher_started_at = s->launcher_started_at;
   SpinLockRelease(&s->mutex);
-  put_row(rsinfo, "launcher", nullptr, snap.launcher_pid, snap.launcher_pid ? "running" : "stopped",
-          snap.launcher_started_at, 0, 0, 0, nullptr);
-  for (const auto& slot : snap.slots) {
-    if (slot.dbname[0] == '\0') continue;
-    put_row(rsinfo, "worker", slot.dbname, slot.pid,
-            slot.pid ? pgc::worker::state_name(slot.state) : "stopped", slot.started_at, slot.last_tick_at,
-            static_cast<int64>(slot.ticks), static_cast<int64>(slot.errors), slot.last_error);
+  put_row(rsinfo, "launcher", nullptr, launcher_pid, launcher_pid ? "running" : "stopped",
+          launcher_started_at, 0, 0, 0, nullptr);
+  // Copy a slot's rows under the lock, format them outside it (formatting may allocate
+  // and error).
+  for (int i = 0; i < database_capacity(); i++) {
+    DatabaseSlot* d = database_at(i);
+    char dbname[NAMEDATALEN];
+    ProcessSlot worker;
+    ProcessSlot procs[kMaxProcessesPerDatabase];
+    int n = 0;
+    SpinLockAcquire(databases_lock());
+    bool shown = d->in_use && d->dbname[0] != '\0';
+    if (shown) {
+      strlcpy(dbname, d->dbname, NAMEDATALEN);
+      worker = d->worker;
+      for (const auto& p : d->processes)
+        if (p.in_use) procs[n++] = p;
+    }
+    SpinLockRelease(databases_lock());
+    if (!shown) continue;
+    put_process(rsinfo, "worker", dbname, worker);
+    for (int j = 0; j < n; j++) put_process(rsinfo, process_kind(procs[j].component), dbname, procs[j]);
   }
   return (Datum)0;
 }
@@ -62,18 +97,10 @@ PGC_FUNCTION(pgc_worker_status) {
 PGC_FUNCTION(pgc_debug_fail_worker_ticks) {
   int32 n = PG_GETARG_INT32(0);
   if (n < 0) throw pgc::invalid_argument("number of ticks to fail must be >= 0");
-  pgc::worker::SharedState* s = pgc::worker::shared();
-  if (s == nullptr)
+  if (pgc::worker::shared() == nullptr)
     throw pgc::Error(pgc::sqlstate::kObjectInUse, "the pg_consistency worker is not preloaded");
-  bool found = false;
-  for (auto& slot : s->slots) {
-    SpinLockAcquire(&s->mutex);
-    bool mine = slot.dboid == MyDatabaseId;
-    SpinLockRelease(&s->mutex);
-    if (mine) {
-      pg_atomic_write_u32(&slot.inject_errors, static_cast<uint32>(n));
-      found = true;
-    }
-  }
-  PG_RETURN_BOOL(found);
+  pgc::worker::DatabaseSlot* d = pgc::worker::find_database(MyDatabaseId);
+  if (d == nullptr) PG_RETURN_BOOL(false);
+  pg_atomic_write_u32(&d->worker.inject_errors, static_cast<uint32>(n));
+  PG_RETURN_BOOL(true);
 }

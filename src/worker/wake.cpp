@@ -1,6 +1,7 @@
 #include "worker/wake.hpp"
 
-#include "worker/shared_state.hpp"
+#include "worker/databases.hpp"
+#include "worker/processes.hpp"
 
 #include <algorithm>
 
@@ -19,30 +20,43 @@ void (*g_commit_calls[kMaxCommitCalls])() = {};
 int g_commit_call_count = 0;
 constexpr long kMinWakeGapUs = 1000;
 
-int component_index(const pg::Component* c) {
-  for (int i = 0; i < pg::component_count(); i++)
-    if (pg::component_at(i) == c) return i;
-  return -1;
-}
-
+// Sets the bits of `mask` in the wake masks of this database's worker and of the
+// processes of those components, and the latch of each that did not have them yet.
 void wake_mask(uint32 mask) {
-  SharedState* s = shared();
-  if (s == nullptr || mask == 0) return;
-  for (auto& slot : s->slots) {
-    SpinLockAcquire(&s->mutex);
-    bool mine = slot.dboid == MyDatabaseId && slot.proc != nullptr;
-    PGPROC* proc = slot.proc;
-    SpinLockRelease(&s->mutex);
-    if (mine) {
-      // Bits still pending: the worker has not started the tick that takes them, and the
-      // latch set with them is still set; it will see this commit too.
-      uint32 before = pg_atomic_fetch_or_u32(&slot.wake_mask, mask);
-      // A stale PGPROC only costs a spurious wake-up of whoever owns it now.
-      if ((before & mask) != mask) SetLatch(&proc->procLatch);
+  DatabaseSlot* d = my_database(false);
+  if (d == nullptr || mask == 0) return;
+  PGPROC* procs[kMaxProcessesPerDatabase + 1];
+  pg_atomic_uint32* masks[kMaxProcessesPerDatabase + 1];
+  int n = 0;
+  // Components that run in processes of their own are not the worker's business.
+  uint32 worker_bits = mask;
+  for (int i = 0; i < pg::component_count(); i++)
+    if ((mask & (1u << i)) && runs_in_processes(pg::component_at(i))) worker_bits &= ~(1u << i);
+  uint32 bits[kMaxProcessesPerDatabase + 1];
+  SpinLockAcquire(databases_lock());
+  if (d->worker.proc != nullptr && worker_bits != 0) {
+    bits[n] = worker_bits;
+    procs[n] = d->worker.proc;
+    masks[n++] = &d->worker.wake_mask;
+  }
+  for (auto& p : d->processes) {
+    if (p.in_use && p.proc != nullptr && p.component >= 0 && (mask & (1u << p.component))) {
+      procs[n] = p.proc;
+      bits[n] = mask;
+      masks[n++] = &p.wake_mask;
     }
+  }
+  SpinLockRelease(databases_lock());
+  for (int i = 0; i < n; i++) {
+    // Bits still pending: the process has not started the round that takes them, and the
+    // latch set with them is still set; it will see this commit too.
+    uint32 before = pg_atomic_fetch_or_u32(masks[i], bits[i]);
+    // A stale PGPROC only costs a spurious wake-up of whoever owns it now.
+    if ((before & bits[i]) != bits[i]) SetLatch(&procs[i]->procLatch);
   }
 }
 
+// At commit: the flagged wake-ups and commit calls happen; at abort or PREPARE: none.
 void on_xact(XactEvent event, void*) {
   switch (event) {
     case XACT_EVENT_COMMIT:
@@ -68,12 +82,12 @@ void on_xact(XactEvent event, void*) {
 }  // namespace
 
 void wake_now(const pg::Component* c) {
-  int i = component_index(c);
+  int i = pg::component_index(c);
   if (i >= 0) wake_mask(1u << i);
 }
 
 void wake_at_commit(const pg::Component* c) {
-  int i = component_index(c);
+  int i = pg::component_index(c);
   if (i >= 0) g_pending_mask |= (1u << i);
 }
 

@@ -110,11 +110,14 @@ ok(wait_until($node, "SELECT (pid IS NOT NULL AND pid <> $pid)::text FROM consis
 # A second database added by reload gets its own worker once the extension exists there.
 $node->safe_psql('postgres', 'CREATE DATABASE shop');
 $node->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.database = 'postgres,shop'; SELECT pg_reload_conf()");
-ok(wait_until($node, "SELECT state FROM consistency.worker_status() WHERE database = 'shop'", 'waiting_for_extension', 15),
+ok(wait_until($node, "SELECT state FROM consistency.worker_status() WHERE database = 'shop' AND kind = 'worker'", 'waiting_for_extension', 15),
    'worker in new database waits for the extension');
 $node->safe_psql('shop', 'CREATE EXTENSION pg_consistency');
-ok(wait_until($node, "SELECT state FROM consistency.worker_status() WHERE database = 'shop'", 'running', 15),
+ok(wait_until($node, "SELECT state FROM consistency.worker_status() WHERE database = 'shop' AND kind = 'worker'", 'running', 15),
    'worker in new database runs after CREATE EXTENSION');
+# The processes a component asks for show in the same view, with their own counters.
+ok(wait_until($node, "SELECT state || ':' || (pid IS NOT NULL) FROM consistency.worker_status() WHERE database = 'shop' AND kind = 'saga worker'", 'running:true', 15),
+   'the saga worker of shop has its own status row');
 $node->stop('fast');
 ok(process_gone($postmaster), 'cluster stopped cleanly');
 

@@ -1,0 +1,183 @@
+#include "worker/loop.hpp"
+
+#include <random>
+
+#include "common/backoff.hpp"
+#include "pg/catching.hpp"
+#include "worker/settings.hpp"
+#include "worker/wake.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+}
+
+namespace pgc::worker {
+
+namespace {
+
+// Tasks due this close to now run in the same round (microseconds).
+constexpr TimestampTz kCoalesceUs = 20000;
+
+ProcessSlot* g_me = nullptr;
+MemoryContext g_loop_cxt = nullptr;
+const char* g_who = "";
+
+void set_state(WorkerState st) {
+  SpinLockAcquire(databases_lock());
+  g_me->state = st;
+  SpinLockRelease(databases_lock());
+}
+
+// At exit: the process's row says stopped (a component process gives its row up).
+void vacate(int, Datum) {
+  if (g_me == nullptr) return;
+  SpinLockAcquire(databases_lock());
+  g_me->pid = 0;
+  g_me->proc = nullptr;
+  g_me->state = WorkerState::kStopped;
+  // A component's process gives its row up; the database's worker keeps its own, so
+  // consistency.workers shows it stopped.
+  if (g_me->component >= 0) g_me->in_use = false;
+  SpinLockRelease(databases_lock());
+}
+
+// The extension is installed (and committed) here and we are not a standby. Asked again
+// at most once a second while all goes well (it costs a transaction, and a busy process
+// runs rounds back to back), at once after a round with an error or when it was not.
+bool extension_ready(bool last_round_clean) {
+  static bool ready = false;
+  static TimestampTz checked_at = 0;
+  TimestampTz now = GetCurrentTimestamp();
+  if (ready && last_round_clean && !TimestampDifferenceExceeds(checked_at, now, 1000)) return true;
+  checked_at = now;
+  if (RecoveryInProgress()) return ready = false;
+  StartTransactionCommand();
+  ready = OidIsValid(get_extension_oid("pg_consistency", true));
+  CommitTransactionCommand();
+  return ready;
+}
+
+// Calls a task; a C++ exception is turned into an ERROR here.
+long call_task(Task* t) {
+  pg::CapturedError captured;
+  try {
+    return t->run(t->arg);
+  } catch (...) {
+    captured = pg::capture_current_exception();
+  }
+  pg::raise_captured(captured);
+}
+
+// Runs one task; an ERROR inside is caught (its transaction aborted), logged, recorded
+// and backed off (1 s doubling to 60 s, with jitter). Returns the delay before its next run.
+long run_task(Task* t) {
+  struct Call {
+    Task* t;
+    long next_ms;
+  } call{t, 0};
+  ErrorData* edata = pg::run_aborting_on_error(
+      [](void* p) {
+        auto* c = static_cast<Call*>(p);
+        c->next_ms = call_task(c->t);
+      },
+      &call, g_loop_cxt);
+  if (edata == nullptr) {
+    t->failures = 0;
+    return call.next_ms;
+  }
+  t->failures++;
+  static std::minstd_rand rng(static_cast<unsigned>(MyProcPid));
+  long next_ms = static_cast<long>(backoff_delay_ms(BackoffPolicy{1000, 60000, 2.0, 0.2}, t->failures,
+                                                    std::uniform_real_distribution<double>(0.0, 1.0)(rng)));
+  const char* message = edata->message ? edata->message : "unknown error";
+  ereport(LOG, (errmsg("%s: %s failed: %s", g_who, t->name, message),
+                edata->detail ? errdetail("%s", edata->detail) : 0,
+                errhint("Retrying in %ld ms (failure %d in a row).", next_ms, t->failures)));
+  SpinLockAcquire(databases_lock());
+  g_me->errors++;
+  snprintf(g_me->last_error, sizeof(g_me->last_error), "%s: %s", t->name, message);
+  SpinLockRelease(databases_lock());
+  FreeErrorData(edata);
+  return next_ms;
+}
+
+// Runs the due tasks; returns how long to wait before the next round.
+// *clean: no task failed.
+long run_round(Task* tasks, int ntasks, uint32 woken, bool* clean) {
+  long wait_ms = settings::poll_interval_ms;
+  bool failing = false;
+  for (int i = 0; i < ntasks; i++) {
+    Task* t = &tasks[i];
+    if (t->active != nullptr && !t->active(t->arg)) continue;
+    TimestampTz now = GetCurrentTimestamp();
+    if (t->wake_bit >= 0 && (woken & (1u << t->wake_bit)) && t->failures == 0) t->next_due = now;
+    // Due within kCoalesceUs counts as due: tasks whose periods drifted apart by a few
+    // milliseconds run in one round instead of one round each.
+    if (now + kCoalesceUs >= t->next_due) {
+      long next = run_task(t);
+      t->next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), next);
+    }
+    failing |= t->failures > 0;
+    // Rounded up: a sub-millisecond remainder truncated to 0 made an idle process spin
+    // through empty rounds until the task was due.
+    long until = static_cast<long>((t->next_due - GetCurrentTimestamp() + 999) / 1000);
+    if (until < wait_ms) wait_ms = until < 0 ? 0 : until;
+  }
+  set_state(failing ? WorkerState::kBackoff : WorkerState::kRunning);
+  *clean = !failing;
+  return wait_ms;
+}
+
+}  // namespace
+
+void occupy(ProcessSlot* me) {
+  g_me = me;
+  SpinLockAcquire(databases_lock());
+  me->pid = MyProcPid;
+  me->proc = MyProc;
+  me->state = WorkerState::kStarting;
+  me->started_at = GetCurrentTimestamp();
+  me->starts++;
+  SpinLockRelease(databases_lock());
+  before_shmem_exit(vacate, 0);
+}
+
+void run_loop(ProcessSlot* me, Task* tasks, int ntasks, const LoopHooks& hooks) {
+  g_me = me;
+  g_who = hooks.who;
+  g_loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_consistency loop", ALLOCSET_DEFAULT_SIZES);
+  MemoryContextSwitchTo(g_loop_cxt);
+  TimestampTz last_wake = 0;
+  bool clean = true;
+  for (;;) {
+    CHECK_FOR_INTERRUPTS();
+    if (ConfigReloadPending) {
+      ConfigReloadPending = false;
+      ProcessConfigFile(PGC_SIGHUP);
+    }
+    if (hooks.stay != nullptr && !hooks.stay()) proc_exit(0);
+    long wait_ms = settings::poll_interval_ms;
+    uint32 woken = pg_atomic_exchange_u32(&me->wake_mask, 0);
+    if (extension_ready(clean)) {
+      wait_ms = run_round(tasks, ntasks, woken, &clean);
+    } else {
+      set_state(WorkerState::kWaitingForExtension);
+    }
+    SpinLockAcquire(databases_lock());
+    me->ticks++;
+    me->last_tick_at = GetCurrentTimestamp();
+    SpinLockRelease(databases_lock());
+    MemoryContextReset(g_loop_cxt);
+    wait_paced(wait_ms, &last_wake);
+  }
+}
+
+}  // namespace pgc::worker
