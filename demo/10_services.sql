@@ -7,7 +7,8 @@ CREATE SCHEMA shipping;
 CREATE TABLE inventory.stock (sku text PRIMARY KEY, on_hand int NOT NULL CHECK (on_hand >= 0));
 CREATE TABLE inventory.reservations (saga_id uuid PRIMARY KEY, sku text NOT NULL, qty int NOT NULL);
 CREATE TABLE payment.accounts (customer text PRIMARY KEY, balance numeric NOT NULL CHECK (balance >= 0));
-CREATE TABLE payment.charges (saga_id uuid PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL);
+CREATE TABLE payment.charges (saga_id uuid PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL,
+                              refunded boolean NOT NULL DEFAULT false);
 CREATE TABLE orders.orders (id uuid PRIMARY KEY, customer text NOT NULL, sku text NOT NULL, qty int NOT NULL,
                             amount numeric NOT NULL, status text NOT NULL DEFAULT 'pending');
 CREATE TABLE orders.totals (customer text PRIMARY KEY, orders int NOT NULL, amount numeric NOT NULL);
@@ -23,13 +24,12 @@ BEGIN
   INSERT INTO inventory.reservations VALUES (saga_id, data->>'sku', (data->>'qty')::int);
   RETURN jsonb_build_object('reserved', true);
 END $$;
-CREATE FUNCTION inventory.release(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
-BEGIN
-  UPDATE inventory.stock s SET on_hand = on_hand + r.qty
-    FROM inventory.reservations r WHERE r.saga_id = release.saga_id AND s.sku = r.sku;
-  DELETE FROM inventory.reservations r WHERE r.saga_id = release.saga_id;
-  RETURN jsonb_build_object('reserved', false);
-END $$;
+-- A compensation may run more than once: the reservation goes with the stock it returns.
+CREATE FUNCTION inventory.release(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS $$
+  WITH released AS (DELETE FROM inventory.reservations r WHERE r.saga_id = release.saga_id RETURNING r.sku, r.qty)
+  UPDATE inventory.stock s SET on_hand = on_hand + released.qty FROM released WHERE s.sku = released.sku;
+  SELECT jsonb_build_object('reserved', false);
+$$;
 CREATE FUNCTION payment.charge(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
   UPDATE payment.accounts SET balance = balance - (data->>'amount')::numeric
@@ -37,13 +37,13 @@ BEGIN
   INSERT INTO payment.charges VALUES (saga_id, data->>'customer', (data->>'amount')::numeric);
   RETURN jsonb_build_object('paid', true);
 END $$;
-CREATE FUNCTION payment.refund(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
-BEGIN
-  UPDATE payment.accounts a SET balance = balance + c.amount
-    FROM payment.charges c WHERE c.saga_id = refund.saga_id AND a.customer = c.customer;
-  DELETE FROM payment.charges c WHERE c.saga_id = refund.saga_id;
-  RETURN jsonb_build_object('paid', false);
-END $$;
+-- A charge stays on record, marked refunded (once, however often the compensation runs).
+CREATE FUNCTION payment.refund(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS $$
+  WITH back AS (UPDATE payment.charges c SET refunded = true
+                 WHERE c.saga_id = refund.saga_id AND NOT c.refunded RETURNING c.customer, c.amount)
+  UPDATE payment.accounts a SET balance = balance + back.amount FROM back WHERE a.customer = back.customer;
+  SELECT jsonb_build_object('paid', false);
+$$;
 CREATE FUNCTION orders.accept(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS $$
   UPDATE orders.orders SET status = 'accepted' WHERE id = (data->>'order_id')::uuid;
   SELECT '{}'::jsonb;

@@ -1,7 +1,9 @@
 -- Two-phase commit: a loyalty credit in database "ledger" commits atomically with the order
 \pset footer off
+-- The participant is reached as the role named by user= (here the demo's own role; a real
+-- setup names a role with only the rights the writers need there).
 SELECT consistency.add_participant('ledger', 'dbname=ledger host=' || current_setting('unix_socket_directories')
-                                    || ' port=' || current_setting('port'));
+                                    || ' port=' || current_setting('port') || ' user=' || current_user);
 SELECT consistency.remote_exec('ledger', 'CREATE TABLE IF NOT EXISTS points (customer text PRIMARY KEY, points int NOT NULL)');
 BEGIN;
 UPDATE orders.orders SET status = status WHERE customer = 'alice';

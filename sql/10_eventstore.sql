@@ -674,16 +674,8 @@ BEGIN
   END IF;
   RETURN true;
 END $$;
-CREATE DOMAIN pg_temp.int8 AS pg_catalog.int8 CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.int4 AS pg_catalog.int4 CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.jsonb AS pg_catalog.jsonb CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.uuid AS pg_catalog.uuid CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.oid AS pg_catalog.oid CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.float8 AS pg_catalog.float8 CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.bool AS pg_catalog.bool CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.timestamptz AS pg_catalog.timestamptz CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.regprocedure AS pg_catalog.regprocedure CHECK (pg_temp.evil(VALUE));
+SELECT pg_temp.shadow_types('int8', 'int4', 'text', 'jsonb', 'uuid', 'oid', 'float8', 'bool', 'timestamptz',
+                            'regprocedure');
 SET search_path = regress_es_mallory, pg_catalog;
 INSERT INTO pg_temp.es_hostile SELECT c, pg_temp.error_of(s) FROM (VALUES
   ('append_event', $$SELECT consistency.append_event('hostile-1', NULL, 'X', '{"a": 1}')$$),
@@ -718,8 +710,7 @@ SELECT count(*) > 0 AS metrics_ok FROM consistency._metrics_eventstore();
 SELECT bool_and(ok) AS integrity_ok FROM consistency._integrity_eventstore();
 RESET search_path;
 DROP TABLE pg_temp.pg_trigger, pg_temp.pg_sequence;
-DROP DOMAIN pg_temp.int8, pg_temp.int4, pg_temp.text, pg_temp.jsonb, pg_temp.uuid, pg_temp.oid,
-  pg_temp.float8, pg_temp.bool, pg_temp.timestamptz, pg_temp.regprocedure;
+SELECT pg_temp.unshadow_types();
 RESET ROLE;
 SELECT rolname, rolsuper FROM pg_roles WHERE rolname IN ('regress_es_mallory', 'regress_es_rita') ORDER BY rolname;
 

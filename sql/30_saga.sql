@@ -14,6 +14,7 @@ DROP SCHEMA IF EXISTS saga_fn CASCADE;
 DROP SCHEMA IF EXISTS saga_fn_early CASCADE;
 DROP ROLE IF EXISTS saga_mallory;
 DROP ROLE IF EXISTS saga_alice_app;
+DROP FUNCTION IF EXISTS public.refuse_progress() CASCADE;
 RESET client_min_messages;
 -- One step per transaction (per _advance_sagas call), to follow each step; chaining is
 -- shown at the end.
@@ -326,26 +327,7 @@ SET pg_consistency.saga_chain_steps = 1;
 CREATE ROLE saga_mallory LOGIN IN ROLE consistency_writer;
 CREATE SCHEMA saga_mallory AUTHORIZATION saga_mallory;
 SET ROLE saga_mallory;
-CREATE TABLE saga_mallory.calls (fn text, ran_as name);
-CREATE FUNCTION saga_mallory.escalate(fn text) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO saga_mallory.calls VALUES (fn, current_user);
-  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
-    EXECUTE 'ALTER ROLE saga_mallory SUPERUSER';
-  END IF;
-END $$;
-CREATE FUNCTION saga_mallory.clock_timestamp() RETURNS timestamptz LANGUAGE plpgsql AS $$
-BEGIN PERFORM saga_mallory.escalate('clock_timestamp'); RETURN pg_catalog.clock_timestamp(); END $$;
-CREATE FUNCTION saga_mallory.now() RETURNS timestamptz LANGUAGE plpgsql AS $$
-BEGIN PERFORM saga_mallory.escalate('now'); RETURN pg_catalog.now(); END $$;
-CREATE FUNCTION saga_mallory.gen_random_uuid() RETURNS uuid LANGUAGE plpgsql AS $$
-BEGIN PERFORM saga_mallory.escalate('gen_random_uuid'); RETURN pg_catalog.gen_random_uuid(); END $$;
-CREATE FUNCTION saga_mallory.jsonb_cat(a jsonb, b jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
-BEGIN PERFORM saga_mallory.escalate('||'); RETURN pg_catalog.jsonb_concat(a, b); END $$;
-CREATE OPERATOR saga_mallory.|| (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = saga_mallory.jsonb_cat);
-CREATE FUNCTION saga_mallory.uuid_eq(a uuid, b uuid) RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN PERFORM saga_mallory.escalate('='); RETURN pg_catalog.uuid_eq(a, b); END $$;
-CREATE OPERATOR saga_mallory.= (LEFTARG = uuid, RIGHTARG = uuid, FUNCTION = saga_mallory.uuid_eq);
+\i sql/include/planted_search_path.sql
 -- The step points the search path at the planted objects, with SET LOCAL as well, and
 -- uses one of them itself (that call runs as mallory: the plant works).
 CREATE FUNCTION saga_mallory.step(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -465,21 +447,14 @@ SELECT consistency._advance_sagas() AS advanced;
 RESET pg_consistency.max_event_bytes;
 SELECT status, last_error FROM consistency.saga_status(:'big');
 SELECT status FROM consistency.saga_status(:'beside_big');
-CREATE FUNCTION pg_temp.refuse_progress() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.data ? 'refuse' AND NEW.step_index > OLD.step_index THEN
-    RAISE EXCEPTION 'progress refused for this test';
-  END IF;
-  RETURN NEW;
-END $$;
-CREATE TRIGGER refuse_progress BEFORE UPDATE ON consistency.saga_instances
-  FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse_progress();
+\i sql/include/refuse_progress.sql
 SELECT consistency.start_saga('beside', '{"refuse": true}') AS refused \gset
 SELECT consistency.start_saga('beside', '{}') AS beside_refused \gset
 SET pg_consistency.saga_chain_steps = 4;
 SELECT consistency._advance_sagas() AS advanced;
 SET pg_consistency.saga_chain_steps = 1;
 DROP TRIGGER refuse_progress ON consistency.saga_instances;
+DROP FUNCTION public.refuse_progress();
 SELECT status, current_step, attempts, last_error FROM consistency.saga_status(:'refused');
 SELECT type, data->>'step' AS step, data->>'error' AS error FROM consistency.read_stream('saga-' || :'refused') ORDER BY version;
 SELECT status FROM consistency.saga_status(:'beside_refused');
@@ -549,13 +524,7 @@ BEGIN
   END IF;
   RETURN true;
 END $$;
-CREATE DOMAIN pg_temp.jsonb AS pg_catalog.jsonb CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.uuid AS pg_catalog.uuid CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.int4 AS pg_catalog.int4 CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.oid AS pg_catalog.oid CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.timestamptz AS pg_catalog.timestamptz CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.interval AS pg_catalog.interval CHECK (pg_temp.evil(VALUE));
+SELECT pg_temp.shadow_types('jsonb', 'text', 'uuid', 'int4', 'oid', 'timestamptz', 'interval');
 SET search_path = pg_temp, pg_catalog;
 SELECT consistency.define_saga('bob_cmd', '{"steps": [{"name": "ship", "action": {"topic": "shipping.commands", "command": "Ship"}, "timeout": "1 hour"}]}') AS bob_cmd_v1;
 SELECT consistency.start_saga('bob_cmd', '{"n": 1}', 'bob-1') AS bob_cmd \gset
@@ -573,8 +542,7 @@ RESET ROLE;
 SELECT count(*) FILTER (WHERE ran_as <> 'saga_bob') AS evil_ran_as_another_role,
        (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = 'saga_bob') AS bob_is_superuser
   FROM pg_temp.evil_calls;
-DROP DOMAIN pg_temp.jsonb, pg_temp.text, pg_temp.uuid, pg_temp.int4, pg_temp.oid,
-  pg_temp.timestamptz, pg_temp.interval;
+SELECT pg_temp.unshadow_types();
 RESET search_path;
 
 -- Clean up the cluster-wide roles.

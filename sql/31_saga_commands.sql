@@ -19,14 +19,7 @@ LANGUAGE sql AS $$
    ORDER BY o.id
 $$;
 
-CREATE SCHEMA wh;
-CREATE TABLE wh.effects (seq serial, saga uuid, effect text);
-CREATE FUNCTION wh.reserve(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS $$
-  INSERT INTO wh.effects (saga, effect) VALUES ($1, 'reserve') RETURNING '{"reserved": true}'::jsonb $$;
-CREATE FUNCTION wh.release(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS $$
-  INSERT INTO wh.effects (saga, effect) VALUES ($1, 'release') RETURNING '{}'::jsonb $$;
-CREATE FUNCTION wh.finish(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS $$
-  INSERT INTO wh.effects (saga, effect) VALUES ($1, 'finish') RETURNING '{}'::jsonb $$;
+\i sql/include/warehouse.sql
 CREATE FUNCTION wh.fails(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'billing down'; END $$;
 

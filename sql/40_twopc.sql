@@ -7,22 +7,24 @@
 \getenv pgport PGPORT
 SELECT format('host=%s port=%s dbname=%s user=%s', :'pghost', :'pgport', current_database(), current_user) AS self_conninfo \gset
 
--- add_participant: validation (CS002); a bad conninfo is never echoed.
-SELECT pg_temp.error_of($$SELECT consistency.add_participant(NULL, 'host=x')$$);
-SELECT pg_temp.error_of($$SELECT consistency.add_participant('', 'host=x')$$);
-SELECT pg_temp.error_of($$SELECT consistency.add_participant('has space', 'host=x')$$);
-SELECT pg_temp.error_of($$SELECT consistency.add_participant(repeat('x', 64), 'host=x')$$);
-SELECT pg_temp.error_of($$SELECT consistency.add_participant('p', NULL)$$);
-SELECT pg_temp.error_of($$SELECT consistency.add_participant('p', '   ')$$);
-SELECT pg_temp.error_of($$SELECT consistency.add_participant('p', 'password=hunter2 dangling')$$);
-SELECT pg_temp.error_of($$SELECT consistency.add_participant('p', 'no_such_option=1')$$);
-SELECT pg_temp.error_of($$SELECT consistency.add_participant('p', 'postgresql://u:hunter2@[::1')$$);
--- The remote role must be named (user=): otherwise every writer would act on the
+-- add_participant: validation (CS002); a bad conninfo is never echoed. The remote role
+-- must be named (user=, the last four): otherwise every writer would act on the
 -- participant as whatever role libpq derives from this server's OS user.
-SELECT pg_temp.error_of($$SELECT consistency.add_participant('p', 'host=h dbname=d password=x')$$);
-SELECT pg_temp.error_of($$SELECT consistency.add_participant('p', 'host=h dbname=d user='''' password=x')$$);
-SELECT pg_temp.error_of($$SELECT consistency.add_participant('p', 'postgresql://h:5432/d')$$);
-SELECT pg_temp.error_of($$SELECT consistency.add_participant('p', 'postgresql://h/d?password=x')$$);
+SELECT args, pg_temp.error_of('SELECT consistency.add_participant(' || args || ')') FROM (VALUES
+  ($$NULL, 'host=x'$$),
+  ($$'', 'host=x'$$),
+  ($$'has space', 'host=x'$$),
+  ($$repeat('x', 64), 'host=x'$$),
+  ($$'p', NULL$$),
+  ($$'p', '   '$$),
+  ($$'p', 'password=hunter2 dangling'$$),
+  ($$'p', 'no_such_option=1'$$),
+  ($$'p', 'postgresql://u:hunter2@[::1'$$),
+  ($$'p', 'host=h dbname=d password=x'$$),
+  ($$'p', 'host=h dbname=d user='''' password=x'$$),
+  ($$'p', 'postgresql://h:5432/d'$$),
+  ($$'p', 'postgresql://h/d?password=x'$$)
+) AS v(args);
 
 -- add_participant: success, and a duplicate name.
 SELECT consistency.add_participant('self', :'self_conninfo');
@@ -45,19 +47,21 @@ SELECT pg_temp.error_of($$SELECT consistency.drop_participant('nobody')$$);
 SELECT pg_temp.error_of(format('SELECT consistency.remote_exec(%L, %L)', repeat('é', 50000), 'SELECT 1'));
 SELECT pg_temp.error_of(format('SELECT consistency.add_participant(%L, %L)', repeat('é', 50000), 'host=h user=u'));
 
--- Refused statements (CS002): nothing reaches the participant.
-SELECT pg_temp.error_of($$SELECT consistency.remote_exec(NULL, 'SELECT 1')$$);
-SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self', NULL)$$);
-SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self', ' -- nothing')$$);
-SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self', 'COMMIT')$$);
-SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self', '/* x */ savepoint a')$$);
-SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self', 'PREPARE TRANSACTION ''x''')$$);
--- The lexer's corners: the server drops empty statements (";COMMIT" is COMMIT), and
--- ends a -- comment at a carriage return as well as at a newline.
-SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self', ';COMMIT')$$);
-SELECT pg_temp.error_of($$SELECT consistency.remote_exec('self', ' ; /* x */ ; end')$$);
-SELECT pg_temp.error_of(format('SELECT consistency.remote_exec(%L, %L)', 'self', '--x' || chr(13) || 'COMMIT'));
-SELECT pg_temp.error_of(format('SELECT consistency.remote_exec(%L, %L)', 'self', 'PREPARE --x' || chr(13) || 'TRANSACTION ''x'''));
+-- Refused statements (CS002): nothing reaches the participant. The lexer's corners (the
+-- last four): the server drops empty statements (";COMMIT" is COMMIT), and ends a --
+-- comment at a carriage return as well as at a newline.
+SELECT args, pg_temp.error_of('SELECT consistency.remote_exec(' || args || ')') FROM (VALUES
+  ($$NULL, 'SELECT 1'$$),
+  ($$'self', NULL$$),
+  ($$'self', ' -- nothing'$$),
+  ($$'self', 'COMMIT'$$),
+  ($$'self', '/* x */ savepoint a'$$),
+  ($$'self', 'PREPARE TRANSACTION ''x'''$$),
+  ($$'self', ';COMMIT'$$),
+  ($$'self', ' ; /* x */ ; end'$$),
+  ($$'self', '--x' || chr(13) || 'COMMIT'$$),
+  ($$'self', 'PREPARE --x' || chr(13) || 'TRANSACTION ''x'''$$)
+) AS v(args);
 
 -- Connection failure (CS005), with libpq's reason and without the conninfo.
 SELECT pg_temp.error_of($$SELECT consistency.remote_exec('down', 'SELECT 1')$$);
@@ -278,27 +282,31 @@ SELECT participant, role FROM consistency.participant_grants ORDER BY role::text
 -- as another role.
 CREATE TABLE public.twopc_evil_log (who name, what text);
 GRANT INSERT, SELECT ON public.twopc_evil_log TO PUBLIC;
+-- What the current role plants: pg_temp.evil(), which logs its call and tries to make the
+-- planting role a superuser, and pg_temp domains checked by it; and their removal.
+CREATE FUNCTION pg_temp.plant_evil() RETURNS void LANGUAGE plpgsql AS $p$
+BEGIN
+  EXECUTE pg_catalog.format($f$
+    CREATE FUNCTION pg_temp.evil(v anyelement) RETURNS boolean LANGUAGE plpgsql AS $e$
+    BEGIN
+      INSERT INTO public.twopc_evil_log VALUES (current_user, 'pg_temp domain check');
+      BEGIN
+        EXECUTE 'ALTER ROLE %I SUPERUSER';
+      EXCEPTION WHEN others THEN NULL;
+      END;
+      RETURN true;
+    END $e$$f$, current_user);
+  PERFORM pg_temp.shadow_types('float8', 'int4', 'int8', 'oid', 'xid8', 'name', 'bool', 'timestamptz', 'regrole',
+                               'jsonb');
+END $p$;
+CREATE FUNCTION pg_temp.remove_evil() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_temp.unshadow_types();
+  DROP FUNCTION pg_temp.evil(anyelement);
+END $$;
 CREATE ROLE twopc_rita IN ROLE consistency_reader;
 SET ROLE twopc_rita;
-CREATE FUNCTION pg_temp.evil(v anyelement) RETURNS boolean LANGUAGE plpgsql AS $f$
-BEGIN
-  INSERT INTO public.twopc_evil_log VALUES (current_user, 'pg_temp domain check');
-  BEGIN
-    EXECUTE 'ALTER ROLE twopc_rita SUPERUSER';
-  EXCEPTION WHEN others THEN NULL;
-  END;
-  RETURN true;
-END $f$;
-CREATE DOMAIN pg_temp.float8 AS pg_catalog.float8 CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.int4 AS pg_catalog.int4 CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.int8 AS pg_catalog.int8 CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.oid AS pg_catalog.oid CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.xid8 AS pg_catalog.xid8 CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.name AS pg_catalog.name CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.bool AS pg_catalog.bool CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.timestamptz AS pg_catalog.timestamptz CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.regrole AS pg_catalog.regrole CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.jsonb AS pg_catalog.jsonb CHECK (pg_temp.evil(VALUE));
+SELECT pg_temp.plant_evil();
 SELECT pg_catalog.count(*) > 0 AS metrics FROM consistency._metrics_twopc();
 SELECT pg_catalog.count(*) > 0 AS integrity FROM consistency._integrity_twopc();
 SELECT pg_catalog.length(consistency.metrics()) > 0 AS all_metrics;
@@ -312,9 +320,7 @@ SELECT consistency.add_participant('x', 'host=h user=u password=p');
 SELECT consistency.drop_participant('self');
 SELECT consistency.grant_participant('self', 'twopc_rita');
 SELECT consistency.revoke_participant('self', 'twopc_rita');
-DROP DOMAIN pg_temp.float8, pg_temp.int4, pg_temp.int8, pg_temp.oid, pg_temp.xid8,
-  pg_temp.name, pg_temp.bool, pg_temp.timestamptz, pg_temp.regrole, pg_temp.jsonb;
-DROP FUNCTION pg_temp.evil(anyelement);
+SELECT pg_temp.remove_evil();
 RESET ROLE;
 SELECT rolsuper AS rita_is_superuser FROM pg_roles WHERE rolname = 'twopc_rita';
 SELECT count(*) AS evil_ran_as_another_role FROM public.twopc_evil_log WHERE who <> 'twopc_rita';
@@ -324,36 +330,10 @@ SELECT count(*) AS evil_ran_as_another_role FROM public.twopc_evil_log WHERE who
 CREATE ROLE twopc_walt IN ROLE consistency_writer;
 SELECT consistency.grant_participant('self', 'twopc_walt');
 SET ROLE twopc_walt;
-CREATE FUNCTION pg_temp.evil(v anyelement) RETURNS boolean LANGUAGE plpgsql AS $f$
-BEGIN
-  INSERT INTO public.twopc_evil_log VALUES (current_user, 'pg_temp domain check');
-  BEGIN
-    EXECUTE 'ALTER ROLE twopc_walt SUPERUSER';
-  EXCEPTION WHEN others THEN NULL;
-  END;
-  RETURN true;
-END $f$;
-CREATE DOMAIN pg_temp.float8 AS pg_catalog.float8 CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.int4 AS pg_catalog.int4 CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.int8 AS pg_catalog.int8 CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.oid AS pg_catalog.oid CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.xid8 AS pg_catalog.xid8 CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.name AS pg_catalog.name CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.bool AS pg_catalog.bool CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.timestamptz AS pg_catalog.timestamptz CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.regrole AS pg_catalog.regrole CHECK (pg_temp.evil(VALUE));
-CREATE DOMAIN pg_temp.jsonb AS pg_catalog.jsonb CHECK (pg_temp.evil(VALUE));
-BEGIN;
-SELECT consistency.remote_exec('self', 'SELECT 1') AS walt_runs;
-SELECT consistency.remote_query('self', 'SELECT 2 AS two') AS walt_queries;
-COMMIT;
-BEGIN;
-SELECT consistency.remote_exec('self', 'SELECT 1') AS walt_runs;
-ROLLBACK;
+SELECT pg_temp.plant_evil();
+\i sql/include/twopc_commit_and_abort.sql
 SELECT pg_catalog.count(*) AS in_doubt FROM consistency.in_doubt;
-DROP DOMAIN pg_temp.float8, pg_temp.int4, pg_temp.int8, pg_temp.oid, pg_temp.xid8,
-  pg_temp.name, pg_temp.bool, pg_temp.timestamptz, pg_temp.regrole, pg_temp.jsonb;
-DROP FUNCTION pg_temp.evil(anyelement);
+SELECT pg_temp.remove_evil();
 RESET ROLE;
 SELECT rolsuper AS walt_is_superuser FROM pg_roles WHERE rolname = 'twopc_walt';
 SELECT count(*) AS evil_ran_as_another_role FROM public.twopc_evil_log
@@ -389,13 +369,7 @@ CREATE OPERATOR twopc_mallory.= (LEFTARG = int4, RIGHTARG = int4, FUNCTION = two
 CREATE OPERATOR twopc_mallory.= (LEFTARG = xid8, RIGHTARG = xid8, FUNCTION = twopc_mallory.eq_xid8);
 CREATE OPERATOR twopc_mallory.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = twopc_mallory.eq_oid);
 SET search_path = twopc_mallory, pg_catalog;
-BEGIN;
-SELECT consistency.remote_exec('self', 'SELECT 1') AS mallory_runs;
-SELECT consistency.remote_query('self', 'SELECT 3 AS three') AS mallory_queries;
-COMMIT;
-BEGIN;
-SELECT consistency.remote_exec('self', 'SELECT 1') AS mallory_runs;
-ROLLBACK;
+\i sql/include/twopc_commit_and_abort.sql
 SELECT pg_catalog.count(*) AS in_doubt FROM consistency.in_doubt;
 SELECT pg_catalog.count(*) > 0 AS metrics FROM consistency._metrics_twopc();
 SELECT pg_catalog.count(*) > 0 AS integrity FROM consistency._integrity_twopc();

@@ -31,3 +31,25 @@ BEGIN
 EXCEPTION WHEN others THEN
   GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
 END $$;
+-- Plants a pg_temp domain over each pg_catalog type of `types`, checked by the caller's
+-- pg_temp.evil(VALUE): types that shadow the ones the extension's statements name
+-- (pg_temp is searched first for types). The domains belong to the current role.
+CREATE FUNCTION pg_temp.shadow_types(VARIADIC types pg_catalog.text[]) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  t pg_catalog.text;
+BEGIN
+  FOREACH t IN ARRAY types LOOP
+    EXECUTE pg_catalog.format('CREATE DOMAIN pg_temp.%I AS pg_catalog.%I CHECK (pg_temp.evil(VALUE))', t, t);
+  END LOOP;
+END $$;
+-- Drops every domain of this session's pg_temp (those of shadow_types).
+CREATE FUNCTION pg_temp.unshadow_types() RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  d pg_catalog.text;
+BEGIN
+  FOR d IN SELECT t.typname::pg_catalog.text FROM pg_catalog.pg_type t
+            WHERE t.typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
+              AND t.typtype OPERATOR(pg_catalog.=) 'd' LOOP
+    EXECUTE pg_catalog.format('DROP DOMAIN pg_temp.%I', d);
+  END LOOP;
+END $$;

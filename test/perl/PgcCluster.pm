@@ -7,8 +7,13 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
+use File::Basename qw(dirname);
+use Cwd qw(abs_path);
 use Exporter 'import';
-our @EXPORT_OK = qw(new_node wait_until worker_pid process_gone);
+our @EXPORT_OK = qw(new_node wait_until worker_pid process_gone psql_as worker_running sql_fixture);
+
+# The repository's root (this file is test/perl/PgcCluster.pm).
+my $root = abs_path(dirname(__FILE__) . '/../..');
 
 # new_node($name, conf => "extra lines", databases => 'postgres', extension => 1, start => 1)
 sub new_node {
@@ -46,6 +51,26 @@ sub wait_until {
   }
   diag("wait_until timed out: `$sql` returned '$last', wanted '$expected'");
   return 0;
+}
+
+# Runs $sql on $db (default postgres) as the login role $role; dies on an error.
+sub psql_as {
+  my ($node, $role, $sql, $db) = @_;
+  return $node->safe_psql($db // 'postgres', $sql, extra_params => ['-U', $role]);
+}
+
+# Passes when the per-database worker of the node reaches the state running.
+sub worker_running {
+  my ($node) = @_;
+  ok(wait_until($node, "SELECT count(*) FROM consistency.workers WHERE kind = 'worker' AND state = 'running'", '1'),
+     'worker running');
+}
+
+# The SQL of a fixture the TAP tests share with the regression suites:
+# sql/include/$name.sql.
+sub sql_fixture {
+  my ($name) = @_;
+  return slurp_file("$root/sql/include/$name.sql");
 }
 
 # PID of the worker for $db (or '' when none runs).

@@ -12,7 +12,7 @@ use Time::HiRes qw(usleep time);
 use PgcCluster qw(new_node wait_until);
 use Exporter 'import';
 our @EXPORT_OK = qw(relay_node publish_sequences wait_drained check_delivery relay_status
-  publish_logged logged_ids wait_ready relay_worker_pid);
+  publish_logged logged_ids wait_ready relay_worker_pid delivered_exactly_once);
 
 # relay_node($name, $kafka, mode => 'exactly_once', batch_size => 200, conf => "extra")
 sub relay_node {
@@ -90,13 +90,7 @@ sub logged_ids {
 # Waits until the server accepts queries again (after a crash restart) and the relay runs.
 sub wait_ready {
   my ($node, $timeout) = @_;
-  my $deadline = time + ($timeout // 60);
-  while (time < $deadline) {
-    my ($ret, $out) = $node->psql('postgres', 'SELECT relay_state FROM consistency.outbox_status');
-    return 1 if $ret == 0 && $out eq 'running';
-    usleep(100_000);
-  }
-  return 0;
+  return wait_until($node, 'SELECT relay_state FROM consistency.outbox_status', 'running', $timeout // 60);
 }
 
 # PID of the per-database worker that runs the relay (not other pg_consistency workers of
@@ -160,6 +154,21 @@ sub check_delivery {
     msgs             => $msgs,
   );
   return \%r;
+}
+
+# Passes when a read_committed consumer of $topic sees each of the outbox ids @$ids once,
+# nothing else, in per-key order and with intact headers; notes how many records a
+# read_uncommitted consumer sees (aborted attempts included).
+sub delivered_exactly_once {
+  my ($kafka, $topic, $ids) = @_;
+  my $r = check_delivery($kafka, $topic, ids => $ids);
+  is($r->{missing}, 0, 'every committed outbox id is in Kafka') or diag("first missing: $r->{first_missing}");
+  is($r->{duplicates}, 0, 'no outbox id twice for a read_committed consumer');
+  is($r->{total}, scalar @$ids, 'exactly as many messages as committed rows');
+  is($r->{order_violations}, 0, 'per-key order kept') or diag($r->{first_bad}{order});
+  is($r->{bad_headers}, 0, 'headers intact');
+  my $raw = $kafka->consume($topic, isolation => 'read_uncommitted', timeout => 120);
+  note(sprintf('read_uncommitted sees %d records, read_committed %d', scalar @$raw, $r->{total}));
 }
 
 1;

@@ -8,9 +8,9 @@ package PgcSaga;
 use strict;
 use warnings;
 use Exporter 'import';
-use PgcCluster qw(wait_until);
+use PgcCluster qw(wait_until psql_as);
 our @EXPORT_OK = qw(install_order_flow order_flow_definition start_order wait_terminal
-                    effects_of terminal_count);
+                    effects_of terminal_count saga_tenants two_step_saga start_sagas all_completed);
 
 # Options in the saga's data drive failures:
 #   card = 'declined'        process_payment fails
@@ -39,79 +39,58 @@ CREATE FUNCTION shop.nap(data jsonb) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   IF data ? 'step_sleep' THEN PERFORM pg_sleep((data->>'step_sleep')::float8); END IF;
 END $$;
-
-CREATE FUNCTION shop.reserve_inventory(saga_id uuid, data jsonb) RETURNS jsonb
-LANGUAGE plpgsql AS $$
+-- Raises message while nextval(calls) is among the first `failures` calls.
+CREATE FUNCTION shop.fail_first(calls regclass, failures text, message text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM shop.nap(data);
+  IF nextval(calls) <= coalesce(failures::int, 0) THEN RAISE EXCEPTION '%', message; END IF;
+END $$;
+CREATE FUNCTION shop.effect(saga_id uuid, data jsonb, effect text) RETURNS void LANGUAGE sql AS $$
+  INSERT INTO shop.effects (saga_id, order_id, effect) VALUES (saga_id, (data->>'order_id')::int, effect) $$;
+SQL
+
+# The step functions shop.<name>(saga_id uuid, data jsonb) RETURNS jsonb: name, whether
+# it naps first (step_sleep), its PL/pgSQL statements.
+my @steps = (
+  [reserve_inventory => 1, q{
   UPDATE shop.stock SET available = available - (data->>'qty')::int WHERE sku = data->>'sku';
-  INSERT INTO shop.effects (saga_id, order_id, effect) VALUES (saga_id, (data->>'order_id')::int, 'reserve');
-  RETURN jsonb_build_object('reserved', (data->>'qty')::int);
-END $$;
-
-CREATE FUNCTION shop.release_inventory(saga_id uuid, data jsonb) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM shop.nap(data);
-  IF nextval('shop.release_calls') <= coalesce((data->>'release_failures')::int, 0) THEN
-    RAISE EXCEPTION 'warehouse unavailable';
-  END IF;
+  PERFORM shop.effect(saga_id, data, 'reserve');
+  RETURN jsonb_build_object('reserved', (data->>'qty')::int);}],
+  [release_inventory => 1, q{
+  PERFORM shop.fail_first('shop.release_calls', data->>'release_failures', 'warehouse unavailable');
   UPDATE shop.stock SET available = available + (data->>'reserved')::int WHERE sku = data->>'sku';
-  INSERT INTO shop.effects (saga_id, order_id, effect) VALUES (saga_id, (data->>'order_id')::int, 'release');
+  PERFORM shop.effect(saga_id, data, 'release');
   UPDATE shop.orders SET status = 'cancelled' WHERE id = (data->>'order_id')::int;
-  INSERT INTO shop.effects (saga_id, order_id, effect) VALUES (saga_id, (data->>'order_id')::int, 'cancel_order');
-  RETURN '{"released": true}';
-END $$;
-
-CREATE FUNCTION shop.process_payment(saga_id uuid, data jsonb) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM shop.nap(data);
+  PERFORM shop.effect(saga_id, data, 'cancel_order');
+  RETURN '{"released": true}';}],
+  [process_payment => 1, q{
   INSERT INTO shop.payments (order_id, amount) VALUES ((data->>'order_id')::int, (data->>'amount')::numeric);
   IF data->>'card' = 'declined' THEN RAISE EXCEPTION 'card declined'; END IF;
-  INSERT INTO shop.effects (saga_id, order_id, effect) VALUES (saga_id, (data->>'order_id')::int, 'pay');
-  RETURN jsonb_build_object('payment', 'pay-' || (data->>'order_id'));
-END $$;
-
-CREATE FUNCTION shop.refund_payment(saga_id uuid, data jsonb) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM shop.nap(data);
-  IF nextval('shop.refund_calls') <= coalesce((data->>'refund_failures')::int, 0) THEN
-    RAISE EXCEPTION 'payment provider unavailable';
-  END IF;
+  PERFORM shop.effect(saga_id, data, 'pay');
+  RETURN jsonb_build_object('payment', 'pay-' || (data->>'order_id'));}],
+  [refund_payment => 1, q{
+  PERFORM shop.fail_first('shop.refund_calls', data->>'refund_failures', 'payment provider unavailable');
   UPDATE shop.payments SET refunded = true WHERE order_id = (data->>'order_id')::int;
-  INSERT INTO shop.effects (saga_id, order_id, effect) VALUES (saga_id, (data->>'order_id')::int, 'refund');
-  RETURN '{"refunded": true}';
-END $$;
-
-CREATE FUNCTION shop.create_shipment(saga_id uuid, data jsonb) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM shop.nap(data);
+  PERFORM shop.effect(saga_id, data, 'refund');
+  RETURN '{"refunded": true}';}],
+  [create_shipment => 1, q{
   IF data->>'shipping' = 'slow' THEN PERFORM pg_sleep(30); END IF;
   INSERT INTO shop.shipments (order_id, tracking) VALUES ((data->>'order_id')::int, 'trk-' || (data->>'order_id'));
-  INSERT INTO shop.effects (saga_id, order_id, effect) VALUES (saga_id, (data->>'order_id')::int, 'ship');
-  RETURN jsonb_build_object('tracking', 'trk-' || (data->>'order_id'));
-END $$;
-
-CREATE FUNCTION shop.cancel_shipment(saga_id uuid, data jsonb) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-BEGIN
+  PERFORM shop.effect(saga_id, data, 'ship');
+  RETURN jsonb_build_object('tracking', 'trk-' || (data->>'order_id'));}],
+  [cancel_shipment => 0, q{
   UPDATE shop.shipments SET cancelled = true WHERE order_id = (data->>'order_id')::int;
-  INSERT INTO shop.effects (saga_id, order_id, effect) VALUES (saga_id, (data->>'order_id')::int, 'cancel_shipment');
-  RETURN '{}';
-END $$;
-
-CREATE FUNCTION shop.complete_order(saga_id uuid, data jsonb) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM shop.nap(data);
+  PERFORM shop.effect(saga_id, data, 'cancel_shipment');
+  RETURN '{}';}],
+  [complete_order => 1, q{
   UPDATE shop.orders SET status = 'completed' WHERE id = (data->>'order_id')::int;
-  INSERT INTO shop.effects (saga_id, order_id, effect) VALUES (saga_id, (data->>'order_id')::int, 'complete');
-  RETURN '{"completed": true}';
-END $$;
-SQL
+  PERFORM shop.effect(saga_id, data, 'complete');
+  RETURN '{"completed": true}';}],
+);
+for my $step (@steps) {
+  my ($name, $naps, $body) = @$step;
+  $fixture .= "CREATE FUNCTION shop.$name(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS \$\$\nBEGIN"
+    . ($naps ? "\n  PERFORM shop.nap(data);" : '') . "$body\nEND \$\$;\n";
+}
 
 # The definition; %o: retry_attempts (3), backoff ('10 ms'), ship_timeout ('500 ms').
 sub order_flow_definition {
@@ -177,6 +156,38 @@ sub terminal_count {
   my ($node, $db) = @_;
   return $node->safe_psql($db // 'postgres',
     "SELECT count(*) FROM consistency.sagas WHERE status IN ('completed', 'compensated', 'failed', 'aborted')");
+}
+
+# Writer roles that log in, each with a schema of its own name.
+sub saga_tenants {
+  my ($node, @roles) = @_;
+  $node->safe_psql('postgres',
+    join('', map { "CREATE ROLE $_ LOGIN IN ROLE consistency_writer;\nCREATE SCHEMA $_ AUTHORIZATION $_;\n" } @roles));
+}
+
+# Defines saga $name as $role: steps one and two, each a call of $role.step(), which
+# returns {"done": true}.
+sub two_step_saga {
+  my ($node, $role, $name) = @_;
+  psql_as($node, $role, qq{
+    CREATE FUNCTION $role.step(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS 'SELECT ''{"done": true}''::jsonb';
+    SELECT consistency.define_saga('$name', '{"steps": [
+      {"name": "one", "action": {"function": "$role.step"}},
+      {"name": "two", "action": {"function": "$role.step"}}]}');});
+}
+
+# Starts $n sagas $name (input {}) as $role; returns their ids.
+sub start_sagas {
+  my ($node, $role, $name, $n) = @_;
+  return [ split /\n/, psql_as($node, $role, join('', map { "SELECT consistency.start_saga('$name', '{}');\n" } 1 .. $n)) ];
+}
+
+# Waits until every saga of @$ids is completed (at most $timeout seconds, 30); true when they are.
+sub all_completed {
+  my ($node, $ids, $timeout) = @_;
+  my $list = join(',', map { "'$_'" } @$ids);
+  return wait_until($node, "SELECT count(*) FROM consistency.sagas WHERE id IN ($list) AND status = 'completed'",
+                    scalar(@$ids), $timeout // 30);
 }
 
 1;

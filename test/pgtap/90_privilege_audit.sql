@@ -59,6 +59,7 @@ GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA audit_trap TO PUBLIC;
 CREATE FUNCTION audit_trap.plant(has_schema boolean) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
   t pg_catalog.text;
+  o record;
   me pg_catalog.text := CURRENT_USER;
 BEGIN
   FOREACH t IN ARRAY ARRAY['float8', 'int8', 'int4', 'text', 'jsonb', 'uuid', 'bool', 'timestamptz',
@@ -76,34 +77,19 @@ BEGIN
   IF has_schema AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
                                  WHERE p.proname OPERATOR(pg_catalog.=) 'eq_text'
                                    AND p.pronamespace OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace(me)) THEN
+    -- Operators: the function behind it, the operator, its operand types and result type.
+    FOR o IN SELECT * FROM (VALUES ('eq_text', '=', 'text', 'text', 'bool'), ('eq_int8', '=', 'int8', 'int8', 'bool'),
+                                   ('eq_int4', '=', 'int4', 'int4', 'bool'), ('eq_uuid', '=', 'uuid', 'uuid', 'bool'),
+                                   ('gt_int8', '>', 'int8', 'int8', 'bool'), ('lt_int8', '<', 'int8', 'int8', 'bool'),
+                                   ('plus_int8', '+', 'int8', 'int8', 'int8'), ('cat_text', '||', 'text', 'text', 'text'),
+                                   ('field', '->>', 'jsonb', 'text', 'text')) AS v(fn, op, l, r, result) LOOP
+      EXECUTE pg_catalog.format($f$
+        CREATE FUNCTION %1$I.%2$I(a pg_catalog.%4$I, b pg_catalog.%5$I) RETURNS pg_catalog.%6$I
+          LANGUAGE sql AS 'SELECT CASE WHEN audit_trap.evil() THEN a OPERATOR(pg_catalog.%3$s) b END';
+        CREATE OPERATOR %1$I.%3$s (LEFTARG = pg_catalog.%4$I, RIGHTARG = pg_catalog.%5$I, FUNCTION = %1$I.%2$I);
+        $f$, me, o.fn, o.op, o.l, o.r, o.result);
+    END LOOP;
     EXECUTE pg_catalog.format($f$
-      CREATE FUNCTION %1$I.eq_text(a pg_catalog.text, b pg_catalog.text) RETURNS pg_catalog.bool
-        LANGUAGE sql AS 'SELECT audit_trap.evil() AND a OPERATOR(pg_catalog.=) b';
-      CREATE OPERATOR %1$I.= (LEFTARG = pg_catalog.text, RIGHTARG = pg_catalog.text, FUNCTION = %1$I.eq_text);
-      CREATE FUNCTION %1$I.eq_int8(a pg_catalog.int8, b pg_catalog.int8) RETURNS pg_catalog.bool
-        LANGUAGE sql AS 'SELECT audit_trap.evil() AND a OPERATOR(pg_catalog.=) b';
-      CREATE OPERATOR %1$I.= (LEFTARG = pg_catalog.int8, RIGHTARG = pg_catalog.int8, FUNCTION = %1$I.eq_int8);
-      CREATE FUNCTION %1$I.eq_int4(a pg_catalog.int4, b pg_catalog.int4) RETURNS pg_catalog.bool
-        LANGUAGE sql AS 'SELECT audit_trap.evil() AND a OPERATOR(pg_catalog.=) b';
-      CREATE OPERATOR %1$I.= (LEFTARG = pg_catalog.int4, RIGHTARG = pg_catalog.int4, FUNCTION = %1$I.eq_int4);
-      CREATE FUNCTION %1$I.eq_uuid(a pg_catalog.uuid, b pg_catalog.uuid) RETURNS pg_catalog.bool
-        LANGUAGE sql AS 'SELECT audit_trap.evil() AND a OPERATOR(pg_catalog.=) b';
-      CREATE OPERATOR %1$I.= (LEFTARG = pg_catalog.uuid, RIGHTARG = pg_catalog.uuid, FUNCTION = %1$I.eq_uuid);
-      CREATE FUNCTION %1$I.gt_int8(a pg_catalog.int8, b pg_catalog.int8) RETURNS pg_catalog.bool
-        LANGUAGE sql AS 'SELECT audit_trap.evil() AND a OPERATOR(pg_catalog.>) b';
-      CREATE OPERATOR %1$I.> (LEFTARG = pg_catalog.int8, RIGHTARG = pg_catalog.int8, FUNCTION = %1$I.gt_int8);
-      CREATE FUNCTION %1$I.lt_int8(a pg_catalog.int8, b pg_catalog.int8) RETURNS pg_catalog.bool
-        LANGUAGE sql AS 'SELECT audit_trap.evil() AND a OPERATOR(pg_catalog.<) b';
-      CREATE OPERATOR %1$I.< (LEFTARG = pg_catalog.int8, RIGHTARG = pg_catalog.int8, FUNCTION = %1$I.lt_int8);
-      CREATE FUNCTION %1$I.plus_int8(a pg_catalog.int8, b pg_catalog.int8) RETURNS pg_catalog.int8
-        LANGUAGE sql AS 'SELECT CASE WHEN audit_trap.evil() THEN a OPERATOR(pg_catalog.+) b END';
-      CREATE OPERATOR %1$I.+ (LEFTARG = pg_catalog.int8, RIGHTARG = pg_catalog.int8, FUNCTION = %1$I.plus_int8);
-      CREATE FUNCTION %1$I.cat_text(a pg_catalog.text, b pg_catalog.text) RETURNS pg_catalog.text
-        LANGUAGE sql AS 'SELECT CASE WHEN audit_trap.evil() THEN a OPERATOR(pg_catalog.||) b END';
-      CREATE OPERATOR %1$I.|| (LEFTARG = pg_catalog.text, RIGHTARG = pg_catalog.text, FUNCTION = %1$I.cat_text);
-      CREATE FUNCTION %1$I.field(a pg_catalog.jsonb, b pg_catalog.text) RETURNS pg_catalog.text
-        LANGUAGE sql AS 'SELECT CASE WHEN audit_trap.evil() THEN a OPERATOR(pg_catalog.->>) b END';
-      CREATE OPERATOR %1$I.->> (LEFTARG = pg_catalog.jsonb, RIGHTARG = pg_catalog.text, FUNCTION = %1$I.field);
       CREATE FUNCTION %1$I.now() RETURNS pg_catalog.timestamptz
         LANGUAGE sql AS 'SELECT CASE WHEN audit_trap.evil() THEN pg_catalog.now() END';
       CREATE FUNCTION %1$I.clock_timestamp() RETURNS pg_catalog.timestamptz

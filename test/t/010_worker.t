@@ -20,15 +20,24 @@ ok(wait_until($node, "SELECT state FROM consistency.worker_status() WHERE kind =
 my $pid = worker_pid($node);
 like($pid, qr/^\d+$/, "worker pid $pid");
 
+# The worker's tick count.
+sub ticks { return $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'") }
+
+# Reloads pg_consistency.poll_interval as $interval, waits $settle seconds, and returns
+# how many times the worker ticks in the $seconds after that.
+sub ticks_at_interval {
+  my ($interval, $settle, $seconds) = @_;
+  $node->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.poll_interval = '$interval'; SELECT pg_reload_conf()");
+  sleep $settle;
+  my $t0 = ticks();
+  sleep $seconds;
+  return ticks() - $t0;
+}
+
 # Interval reload: with 5 s the worker ticks rarely; after SIGHUP with 50 ms, often.
-$node->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.poll_interval = '5s'; SELECT pg_reload_conf()");
-sleep 1;
-my $t0 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'");
-sleep 3;
-my $t1 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'");
 # Components may ask for earlier runs of their own (e.g. a recovery pass every second), so
 # allow a few; the 50 ms setting below must then give many times more.
-my $slow = $t1 - $t0;
+my $slow = ticks_at_interval('5s', 1, 3);
 cmp_ok($slow, '<=', 6, "at 5 s interval: $slow ticks in 3 s");
 
 # Commits wake the worker only for work it does: with the relay off (no kafka_brokers)
@@ -38,7 +47,7 @@ $node->safe_psql('postgres', q{
 CREATE FUNCTION public.tick_noop(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
 SELECT consistency.define_saga('tick_test', '{"steps": [{"name": "one", "action": {"function": "public.tick_noop"}}]}');
 });
-$t0 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'");
+my $t0 = ticks();
 $node->safe_psql('postgres', q{
 DO $$ BEGIN
   FOR i IN 1..300 LOOP
@@ -49,27 +58,19 @@ DO $$ BEGIN
   END LOOP;
 END $$;
 });
-$t1 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'");
-cmp_ok($t1 - $t0, '<=', 10, "600 commits of publish (relay off) and start_saga (saga workers on): " . ($t1 - $t0) . " worker ticks");
+my $woken = ticks() - $t0;
+cmp_ok($woken, '<=', 10, "600 commits of publish (relay off) and start_saga (saga workers on): $woken worker ticks");
 ok(wait_until($node, "SELECT count(*) FROM consistency.sagas WHERE name = 'tick_test' AND status = 'completed'", '300', 60),
    'the saga workers, woken at commit, completed the 300 sagas');
-$node->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.poll_interval = '50ms'; SELECT pg_reload_conf()");
-sleep 1;
-$t0 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'");
-sleep 2;
-$t1 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'");
-cmp_ok($t1 - $t0, '>=', 15, "after SIGHUP reload to 50 ms: " . ($t1 - $t0) . " ticks in 2 s");
-cmp_ok($t1 - $t0, '>', 3 * $slow, 'the reloaded interval changed the tick rate');
+my $fast = ticks_at_interval('50ms', 1, 2);
+cmp_ok($fast, '>=', 15, "after SIGHUP reload to 50 ms: $fast ticks in 2 s");
+cmp_ok($fast, '>', 3 * $slow, 'the reloaded interval changed the tick rate');
 
 # An idle worker sleeps until its next component is due: at a 1 s interval it ticks about
 # once a second. (A sub-millisecond remainder once truncated to a 0 ms wait made it spin
 # through empty ticks, 7 a second here.)
-$node->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.poll_interval = '1s'; SELECT pg_reload_conf()");
-sleep 2;
-$t0 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'");
-sleep 5;
-$t1 = $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'");
-cmp_ok($t1 - $t0, '<=', 12, "idle at 1 s: " . ($t1 - $t0) . " ticks in 5 s");
+my $idle = ticks_at_interval('1s', 2, 5);
+cmp_ok($idle, '<=', 12, "idle at 1 s: $idle ticks in 5 s");
 
 # An error inside a tick is logged and backed off; the same process goes on.
 my $log_offset = -s $node->logfile;

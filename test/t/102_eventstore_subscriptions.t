@@ -8,7 +8,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
-use PgcCluster qw(new_node wait_until worker_pid);
+use PgcCluster qw(new_node wait_until worker_pid worker_running psql_as);
+use PgcSubscriptions qw(subscribe install_wait_probe measure_waits);
 
 my $node = new_node('es_subs', conf => <<'CONF');
 pg_consistency.poll_interval = '10s'
@@ -38,29 +39,13 @@ BEGIN
   END;
   INSERT INTO public.proj VALUES (p, s, v, current_user, privileged);
 END $$;
-CREATE TABLE wake_latency (ms float8, ok boolean);
-CREATE PROCEDURE measure_wake(n int) LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz; ok boolean;
-BEGIN
-  FOR i IN 1..n LOOP
-    PERFORM consistency.append_event('order-wake', NULL, 'OrderPlaced', jsonb_build_object('i', i));
-    COMMIT;
-    t0 := clock_timestamp();
-    ok := consistency.wait_for_subscription('projector', consistency.last_appended_position(), '5 s');
-    INSERT INTO wake_latency VALUES (extract(epoch FROM clock_timestamp() - t0) * 1000, ok);
-    COMMIT;
-  END LOOP;
-END $$;
 SQL
-$node->safe_psql('postgres',
-  "SELECT consistency.create_subscription('projector', 'project(bigint,text,bigint,text,jsonb,jsonb)', ARRAY['order'])",
-  extra_params => ['-U', 'projector']);
-ok(wait_until($node, "SELECT count(*) FROM consistency.workers WHERE kind = 'worker' AND state = 'running'", '1'),
-   'worker running');
+install_wait_probe($node);
+subscribe($node, 'projector', [['projector', 'project', 'order']]);
+worker_running($node);
 
 # --- woken at commit: read-your-writes within milliseconds ---------------------------
-q1('CALL measure_wake(20)');
-my ($all_ok, $max_ms, $avg_ms) = split /\|/, q1('SELECT bool_and(ok), round(max(ms)), round(avg(ms)::numeric, 1) FROM wake_latency');
+my ($all_ok, undef, $max_ms, $avg_ms) = measure_waits($node, 'projector', 'order-wake', 'OrderPlaced', 20, '5 s', 0);
 note "wait_for_subscription after append: avg $avg_ms ms, max $max_ms ms (poll interval 10 s)";
 is($all_ok, 't', 'wait_for_subscription returned true for each of 20 appends');
 cmp_ok($max_ms, '<', 2000, "each append was handled promptly (max $max_ms ms, far below the 10 s poll)");
@@ -125,10 +110,7 @@ BEGIN
   INSERT INTO public.fragile_done VALUES (p);
 END $$;
 SQL
-$node->safe_psql('postgres',
-  "SET pg_consistency.subscription_max_attempts = 4;
-   SELECT consistency.create_subscription('fragile', 'fragile(bigint,text,bigint,text,jsonb,jsonb)', ARRAY['fragile'])",
-  extra_params => ['-U', 'projector']);
+subscribe($node, 'projector', ['fragile'], max_attempts => 4);
 q1("SELECT consistency.append_event('fragile-1', NULL, 'Ok', '{}'),
            consistency.append_event('fragile-1', NULL, 'Bad', '{\"poison\": true}'),
            consistency.append_event('fragile-1', NULL, 'Ok', '{}')");
@@ -160,9 +142,8 @@ is(q1("SELECT consistency.wait_for_subscription('fragile', (SELECT max(global_po
 
 # Fixed handler + reset_subscription at its checkpoint: resumes and completes.
 q1('UPDATE fragile_conf SET broken = false');
-$node->safe_psql('postgres',
-  "SELECT consistency.reset_subscription('fragile', (SELECT position FROM consistency.subscriptions WHERE name = 'fragile'))",
-  extra_params => ['-U', 'projector']);
+psql_as($node, 'projector',
+  "SELECT consistency.reset_subscription('fragile', (SELECT position FROM consistency.subscriptions WHERE name = 'fragile'))");
 is(q1("SELECT consistency.wait_for_subscription('fragile', (SELECT max(global_position) FROM consistency.events WHERE category = 'fragile'), '10 s')"),
    't', 'after reset_subscription the subscription resumes and catches up');
 is(q1("SELECT count(*) FROM fragile_done"), '3', 'all three events handled once');

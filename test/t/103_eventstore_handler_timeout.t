@@ -9,7 +9,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
-use PgcCluster qw(new_node wait_until worker_pid);
+use PgcCluster qw(new_node wait_until worker_pid worker_running);
+use PgcSubscriptions qw(subscribe fast_tenant parked_state install_wait_probe measure_waits);
 
 my $node = new_node('es_timeout', conf => <<'CONF');
 pg_consistency.poll_interval = '1s'
@@ -19,10 +20,9 @@ pg_consistency.subscription_max_retry_delay = '10s'
 CONF
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
 
+fast_tenant($node);
+install_wait_probe($node);
 q1(<<'SQL');
-CREATE ROLE tenant LOGIN IN ROLE consistency_writer;
-CREATE TABLE fast_done (global_position bigint PRIMARY KEY);
-GRANT INSERT ON fast_done TO tenant;
 -- Logs the start of each attempt (a log line is written at once; table rows would be
 -- rolled back with the cancelled call), then sleeps far longer than the limit.
 CREATE FUNCTION slow(p bigint, s text, v bigint, t text, d jsonb, m jsonb) RETURNS void
@@ -31,30 +31,9 @@ BEGIN
   RAISE LOG 'slow handler attempt at %', extract(epoch FROM clock_timestamp());
   PERFORM pg_sleep(20);
 END $$;
-CREATE FUNCTION fast(p bigint, s text, v bigint, t text, d jsonb, m jsonb) RETURNS void
-LANGUAGE sql AS $$ INSERT INTO public.fast_done VALUES (p) $$;
-CREATE TABLE fast_latency (ms float8, ok boolean);
-CREATE PROCEDURE measure_fast(n int) LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz; ok boolean;
-BEGIN
-  FOR i IN 1..n LOOP
-    PERFORM consistency.append_event('fast-1', NULL, 'Tick', jsonb_build_object('i', i));
-    COMMIT;
-    t0 := clock_timestamp();
-    ok := consistency.wait_for_subscription('fast', consistency.last_appended_position(), '10 s');
-    INSERT INTO fast_latency VALUES (extract(epoch FROM clock_timestamp() - t0) * 1000, ok);
-    COMMIT;
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-END $$;
 SQL
-$node->safe_psql('postgres', <<'SQL', extra_params => ['-U', 'tenant']);
-SET pg_consistency.subscription_max_attempts = 3;
-SELECT consistency.create_subscription('slow', 'slow(bigint,text,bigint,text,jsonb,jsonb)', ARRAY['slow']);
-SELECT consistency.create_subscription('fast', 'fast(bigint,text,bigint,text,jsonb,jsonb)', ARRAY['fast']);
-SQL
-ok(wait_until($node, "SELECT count(*) FROM consistency.workers WHERE kind = 'worker' AND state = 'running'", '1'),
-   'worker running');
+subscribe($node, 'tenant', ['slow', 'fast'], max_attempts => 3);
+worker_running($node);
 my $pid = worker_pid($node);
 my ($ticks0) = q1("SELECT ticks FROM consistency.workers WHERE kind = 'worker'");
 
@@ -62,19 +41,15 @@ my ($ticks0) = q1("SELECT ticks FROM consistency.workers WHERE kind = 'worker'")
 my $log_offset = -s $node->logfile;
 q1("SELECT consistency.append_event('slow-1', NULL, 'Tick', '{}')");
 my $t0 = time;
-q1('CALL measure_fast(60)');
+my ($all_ok, $n, $max_ms, $avg_ms) = measure_waits($node, 'fast', 'fast-1', 'Tick', 60, '10 s', 0.05);
 my $elapsed = time - $t0;
-my ($all_ok, $n, $max_ms, $avg_ms) = split /\|/,
-  q1('SELECT bool_and(ok), count(*), round(max(ms)), round(avg(ms)::numeric, 1) FROM fast_latency');
 note sprintf('fast subscription: %d appends in %.1f s, wait avg %s ms, max %s ms', $n, $elapsed, $avg_ms, $max_ms);
 is($all_ok, 't', 'the other subscription handled each of 60 appends while the slow one was retried');
 cmp_ok($max_ms, '<', 3000, "it waited at most about one handler time limit (max $max_ms ms, limit 500 ms)");
 
 ok(wait_until($node, "SELECT status FROM consistency.subscriptions WHERE name = 'slow'", 'failed', 60),
    'the slow subscription is parked');
-my ($attempts, $error, $pos_ok) = split /\|/, q1(
-  "SELECT attempts, last_error, position < (SELECT global_position FROM consistency.events WHERE stream = 'slow-1')
-     FROM consistency.subscriptions WHERE name = 'slow'");
+my ($attempts, $error, $pos_ok) = parked_state($node, 'slow', 'slow-1');
 is($attempts, 3, 'after max_attempts (3) timed-out attempts');
 like($error, qr/timed out after pg_consistency\.subscription_handler_timeout \(500 ms\).*statement timeout \(SQLSTATE 57014\)/,
      'last_error names the time limit');
@@ -115,10 +90,7 @@ EXCEPTION WHEN query_canceled THEN
   INSERT INTO public.fast_done VALUES (-p);
 END $$;
 SQL
-$node->safe_psql('postgres', <<'SQL', extra_params => ['-U', 'tenant']);
-SET pg_consistency.subscription_max_attempts = 2;
-SELECT consistency.create_subscription('sly', 'sly(bigint,text,bigint,text,jsonb,jsonb)', ARRAY['sly']);
-SQL
+subscribe($node, 'tenant', ['sly'], max_attempts => 2);
 q1("SELECT consistency.append_event('sly-1', NULL, 'Tick', '{}')");
 ok(wait_until($node, "SELECT status FROM consistency.subscriptions WHERE name = 'sly'", 'failed', 60),
    'a handler that catches the cancellation is parked too');

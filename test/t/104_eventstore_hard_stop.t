@@ -10,7 +10,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
-use PgcCluster qw(new_node wait_until worker_pid);
+use PgcCluster qw(new_node wait_until worker_pid worker_running);
+use PgcSubscriptions qw(subscribe fast_tenant parked_state);
+use PgcHardStop qw(endless_body session_database run_in_session);
 
 my $node = new_node('es_hard_stop', conf => <<'CONF');
 pg_consistency.subscription_handler_timeout = '300ms'
@@ -18,31 +20,11 @@ pg_consistency.subscription_retry_delay = '200ms'
 CONF
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
 
-q1(<<'SQL');
-CREATE ROLE tenant LOGIN IN ROLE consistency_writer;
-CREATE TABLE fast_done (global_position bigint PRIMARY KEY);
-GRANT INSERT ON fast_done TO tenant;
-CREATE FUNCTION poison(p bigint, s text, v bigint, t text, d jsonb, m jsonb) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE LOG 'poison handler attempt';
-  LOOP
-    BEGIN
-      PERFORM pg_catalog.pg_sleep(10);
-    EXCEPTION WHEN query_canceled THEN NULL;
-    END;
-  END LOOP;
-END $$;
-CREATE FUNCTION fast(p bigint, s text, v bigint, t text, d jsonb, m jsonb) RETURNS void
-LANGUAGE sql AS $$ INSERT INTO public.fast_done VALUES (p) $$;
-SQL
-$node->safe_psql('postgres', <<'SQL', extra_params => ['-U', 'tenant']);
-SET pg_consistency.subscription_max_attempts = 2;
-SELECT consistency.create_subscription('poison', 'poison(bigint,text,bigint,text,jsonb,jsonb)', ARRAY['poison']);
-SELECT consistency.create_subscription('fast', 'fast(bigint,text,bigint,text,jsonb,jsonb)', ARRAY['fast']);
-SQL
-ok(wait_until($node, "SELECT count(*) FROM consistency.workers WHERE kind = 'worker' AND state = 'running'", '1'),
-   'worker running');
+fast_tenant($node);
+q1("CREATE FUNCTION poison(p bigint, s text, v bigint, t text, d jsonb, m jsonb) RETURNS void\n"
+   . "LANGUAGE plpgsql AS \$\$" . endless_body('poison handler attempt') . "\$\$");
+subscribe($node, 'tenant', ['poison', 'fast'], max_attempts => 2);
+worker_running($node);
 my $pid0 = worker_pid($node);
 my $log_offset = -s $node->logfile;
 
@@ -71,9 +53,7 @@ ok($parked, 'the poison subscription is parked');
 is($n_ok, $n, "the other subscription handled each of its $n events meanwhile");
 cmp_ok($max_wait, '<', 12, 'each within a bounded wait (a hard stop plus a worker restart)');
 
-my ($attempts, $error, $pos_ok) = split /\|/, q1(
-  "SELECT attempts, last_error, position < (SELECT global_position FROM consistency.events WHERE stream = 'poison-1')
-     FROM consistency.subscriptions WHERE name = 'poison'");
+my ($attempts, $error, $pos_ok) = parked_state($node, 'poison', 'poison-1');
 is($attempts, 2, 'after max_attempts (2) attempts');
 like($error, qr/handler public\.poison\(.*\) ran past its time limit \(pg_consistency\.subscription_handler_timeout, 300 ms\) and did not stop when cancelled; the worker was stopped/,
      'last_error gives the reason');
@@ -102,9 +82,7 @@ is(q1("SELECT count(*) FROM fast_done"), q1("SELECT count(*) FROM consistency.ev
 # that catches the cancellation and sleeps well past limit + 1 s ends by the statement
 # timeout's own rules (the call fails as overrun), and the session lives on. A database
 # without a worker, so that only the session runs it.
-q1('CREATE DATABASE sess');
-$node->safe_psql('sess', <<'SQL');
-CREATE EXTENSION pg_consistency;
+session_database($node, 'sess', <<'SQL');
 CREATE FUNCTION public.sly(p bigint, s text, v bigint, t text, d jsonb, m jsonb) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -115,14 +93,8 @@ END $$;
 SELECT consistency.create_subscription('sly', 'public.sly(bigint,text,bigint,text,jsonb,jsonb)');
 SELECT consistency.append_event('sly-1', NULL, 'Tick', '{}');
 SQL
-my $t0 = time;
-my $out = $node->safe_psql('sess', <<'SQL');
-SELECT pg_backend_pid() AS before \gset
-SET pg_consistency.subscription_handler_timeout = '100ms';
-SELECT consistency._subscription_step('sly');
-SELECT pg_backend_pid() = :before;
-SQL
-my $took = time - $t0;
+my ($out, $took) = run_in_session($node, 'sess', 'pg_consistency.subscription_handler_timeout',
+                                   "consistency._subscription_step('sly')");
 is($out, "0\nt", 'in a session, the call returns (nothing handled) in the same backend');
 cmp_ok($took, '>=', 1.5, sprintf('after the handler returned by itself (%.1f s)', $took));
 like($node->safe_psql('sess', "SELECT last_error FROM consistency.subscriptions WHERE name = 'sly'"),

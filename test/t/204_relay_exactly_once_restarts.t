@@ -8,7 +8,7 @@ use Test::More;
 use Time::HiRes qw(usleep time);
 use PgcKafka;
 use PgcCluster qw(wait_until);
-use PgcRelay qw(relay_node wait_drained check_delivery relay_status publish_logged logged_ids wait_ready);
+use PgcRelay qw(relay_node wait_drained publish_logged logged_ids wait_ready delivered_exactly_once);
 
 my $kafka = PgcKafka->start;
 my $node  = relay_node('relay_eo_restart', $kafka, mode => 'exactly_once', batch_size => 50);
@@ -48,14 +48,7 @@ ok(wait_ready($node, 90), 'back after a last immediate stop');
 ok(wait_drained($node, 300), 'outbox drained');
 my $ids = logged_ids($node);
 is(scalar @$ids, 15000 + 2 * 500 + 2 * 300, 'committed ids known from the log table');
-my $r = check_delivery($kafka, 'eo2', ids => $ids);
-is($r->{missing}, 0, 'every committed outbox id is in Kafka') or diag("first missing: $r->{first_missing}");
-is($r->{duplicates}, 0, 'no outbox id twice for a read_committed consumer');
-is($r->{total}, scalar @$ids, 'exactly as many messages as committed rows');
-is($r->{order_violations}, 0, 'per-key order kept') or diag($r->{first_bad}{order});
-is($r->{bad_headers}, 0, 'headers intact');
-my $raw = $kafka->consume('eo2', isolation => 'read_uncommitted', timeout => 120);
-note(sprintf('read_uncommitted sees %d records, read_committed %d', scalar @$raw, $r->{total}));
+delivered_exactly_once($kafka, 'eo2', $ids);
 note(join("\n", slurp_file($node->logfile) =~ /(pg_consistency relay: recovery: [^\n]*)/g));
 ok($node->safe_psql('postgres', 'SELECT bool_and(ok) FROM consistency._integrity_relay()') eq 't', 'integrity checks pass');
 

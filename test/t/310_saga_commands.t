@@ -10,20 +10,12 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
-use PgcCluster qw(new_node wait_until);
+use PgcCluster qw(new_node wait_until sql_fixture);
 use PgcKafka;
 use PgcRelay qw(relay_node);
 use PgcSaga qw(wait_terminal);
 
-my $fixture = <<'SQL';
-CREATE SCHEMA wh;
-CREATE TABLE wh.effects (seq serial, saga uuid, effect text, at timestamptz DEFAULT clock_timestamp());
-CREATE FUNCTION wh.reserve(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS $$
-  INSERT INTO wh.effects (saga, effect) VALUES ($1, 'reserve') RETURNING '{"reserved": true}'::jsonb $$;
-CREATE FUNCTION wh.release(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS $$
-  INSERT INTO wh.effects (saga, effect) VALUES ($1, 'release') RETURNING '{}'::jsonb $$;
-CREATE FUNCTION wh.finish(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS $$
-  INSERT INTO wh.effects (saga, effect) VALUES ($1, 'finish') RETURNING '{}'::jsonb $$;
+my $fixture = sql_fixture('warehouse') . <<'SQL';
 SELECT consistency.define_saga('shipping', '{"steps": [
   {"name": "reserve", "action": {"function": "wh.reserve"}, "compensation": {"function": "wh.release"}},
   {"name": "ship", "action": {"topic": "shipping.commands", "command": "CreateShipment"},

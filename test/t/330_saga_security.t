@@ -11,20 +11,20 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use PgcCluster qw(new_node wait_until);
-use PgcSaga qw(wait_terminal);
+use PgcCluster qw(new_node wait_until psql_as sql_fixture);
+use PgcSaga qw(wait_terminal saga_tenants);
 
 my $node = new_node('saga_security');
 sub su { return $node->safe_psql('postgres', $_[0]) }
-sub alice { return $node->safe_psql('postgres', $_[0], extra_params => ['-U', 'alice']) }
+sub alice { return psql_as($node, 'alice', $_[0]) }
 sub alice_err {
   my ($sql) = @_;
   my ($ret, $out, $err) = $node->psql('postgres', $sql, extra_params => ['-U', 'alice']);
   return $err;
 }
 
+saga_tenants($node, 'alice');
 su(q{
-  CREATE ROLE alice LOGIN IN ROLE consistency_writer;
   CREATE SCHEMA secret;
   CREATE TABLE secret.card_numbers (customer text, pan text);
   INSERT INTO secret.card_numbers VALUES ('bob', '4111111111111111');
@@ -32,7 +32,6 @@ su(q{
     AS $$ SELECT jsonb_build_object('cards', (SELECT count(*) FROM secret.card_numbers)) $$;
   REVOKE ALL ON FUNCTION secret.admin_step(uuid, jsonb) FROM PUBLIC;
   GRANT USAGE ON SCHEMA secret TO alice;
-  CREATE SCHEMA alice AUTHORIZATION alice;
 });
 
 alice(q{
@@ -79,29 +78,33 @@ is(su("SELECT data->>'ran_as' FROM consistency.sagas WHERE id = '$id'"), 'alice'
 is(su("SELECT string_agg(DISTINCT ran_as || '/' || superuser, ',') FROM alice.log"), 'alice/false',
    'never as a superuser');
 
+# Runs saga $name whose second step is $fn, which must fail ($what) with an error like
+# $error, so that the saga is compensated ($why). Returns the saga's id.
+sub compensated_after {
+  my ($name, $fn, $what, $error, $why) = @_;
+  my ($id, $status) = define_and_run($name, $fn);
+  is($status, 'compensated', "$what fails; saga compensated");
+  like(su("SELECT last_error FROM consistency.sagas WHERE id = '$id'"), $error, $why);
+  return $id;
+}
+
 # A step reading a table alice has no grant on fails, and the saga compensates.
-($id, $status) = define_and_run('alice_steal', 'alice.steal');
-is($status, 'compensated', 'step without the grant fails; saga compensated');
-like(su("SELECT last_error FROM consistency.sagas WHERE id = '$id'"),
-     qr/permission denied for table card_numbers/, 'the failure is the missing grant');
+$id = compensated_after('alice_steal', 'alice.steal', 'step without the grant',
+                        qr/permission denied for table card_numbers/, 'the failure is the missing grant');
 is(su("SELECT data ? 'stolen' FROM consistency.sagas WHERE id = '$id'"), 'f', 'nothing leaked into the saga data');
 is(su("SELECT count(*) FROM alice.log WHERE step = 'undo' AND ran_as = 'alice'"), '1',
    'the compensation ran once, as alice');
 
 # Security-restricted operation: no temporary tables.
-($id, $status) = define_and_run('alice_temp', 'alice.temp_table');
-is($status, 'compensated', 'temp table step fails');
-like(su("SELECT last_error FROM consistency.sagas WHERE id = '$id'"),
-     qr/cannot create temporary table within security-restricted operation/, 'refused as restricted');
+compensated_after('alice_temp', 'alice.temp_table', 'temp table step',
+                  qr/cannot create temporary table within security-restricted operation/, 'refused as restricted');
 
 # The worker runs as a superuser; alice's step may not signal it.
-my $worker = su("SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_consistency saga worker'");
-($id, $status) = define_and_run('alice_kill', 'alice.kill_worker');
-is($status, 'compensated', 'a step trying to terminate the worker fails');
-like(su("SELECT last_error FROM consistency.sagas WHERE id = '$id'"), qr/permission denied to terminate|must be a superuser/,
-     'refused: not allowed to signal the worker');
-is(su("SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_consistency saga worker'"), $worker,
-   'the same saga worker is still running');
+my $saga_worker = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_consistency saga worker'";
+my $worker = su($saga_worker);
+compensated_after('alice_kill', 'alice.kill_worker', 'a step trying to terminate the worker',
+                  qr/permission denied to terminate|must be a superuser/, 'refused: not allowed to signal the worker');
+is(su($saga_worker), $worker, 'the same saga worker is still running');
 
 # A function alice may not execute cannot become a step.
 like(alice_err(q{SELECT consistency.define_saga('alice_admin', '{"steps": [{"name": "a", "action": {"function": "secret.admin_step"}}]}')}),
@@ -144,49 +147,24 @@ is(su("SELECT count(*) FROM alice.planted"), '0', "alice's operators were never 
 # The attack of a writer on the worker's search path: a step sets it to the writer's
 # schema, where clock_timestamp(), now(), gen_random_uuid() and the || and = operators
 # make their caller a superuser if they can. The worker's next statements must not see it.
-su(q{
-  CREATE ROLE mallory LOGIN IN ROLE consistency_writer;
-  CREATE SCHEMA mallory AUTHORIZATION mallory;
-});
-$node->safe_psql('postgres', q{
-  CREATE TABLE mallory.calls (fn text, ran_as name);
-  GRANT INSERT ON mallory.calls TO PUBLIC;
-  CREATE FUNCTION mallory.escalate(fn text) RETURNS void LANGUAGE plpgsql AS $$
+saga_tenants($node, 'saga_mallory');
+psql_as($node, 'saga_mallory', sql_fixture('planted_search_path') . q{
+  CREATE FUNCTION saga_mallory.step(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
   BEGIN
-    INSERT INTO mallory.calls VALUES (fn, current_user);
-    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
-      EXECUTE 'ALTER ROLE mallory SUPERUSER';
-    END IF;
-  END $$;
-  CREATE FUNCTION mallory.clock_timestamp() RETURNS timestamptz LANGUAGE plpgsql AS $$
-  BEGIN PERFORM mallory.escalate('clock_timestamp'); RETURN pg_catalog.clock_timestamp(); END $$;
-  CREATE FUNCTION mallory.now() RETURNS timestamptz LANGUAGE plpgsql AS $$
-  BEGIN PERFORM mallory.escalate('now'); RETURN pg_catalog.now(); END $$;
-  CREATE FUNCTION mallory.gen_random_uuid() RETURNS uuid LANGUAGE plpgsql AS $$
-  BEGIN PERFORM mallory.escalate('gen_random_uuid'); RETURN pg_catalog.gen_random_uuid(); END $$;
-  CREATE FUNCTION mallory.jsonb_cat(a jsonb, b jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
-  BEGIN PERFORM mallory.escalate('||'); RETURN pg_catalog.jsonb_concat(a, b); END $$;
-  CREATE OPERATOR mallory.|| (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = mallory.jsonb_cat);
-  CREATE FUNCTION mallory.text_eq(a text, b text) RETURNS boolean LANGUAGE plpgsql AS $$
-  BEGIN PERFORM mallory.escalate('='); RETURN pg_catalog.texteq(a, b); END $$;
-  CREATE OPERATOR mallory.= (LEFTARG = text, RIGHTARG = text, FUNCTION = mallory.text_eq);
-  CREATE FUNCTION mallory.step(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
-  BEGIN
-    PERFORM pg_catalog.set_config('search_path', 'mallory, pg_catalog', false);
+    PERFORM pg_catalog.set_config('search_path', 'saga_mallory, pg_catalog', false);
     RETURN '{}';
   END $$;
   SELECT consistency.define_saga('mallory_flow', '{"steps": [
-    {"name": "a", "action": {"function": "mallory.step"}},
-    {"name": "b", "action": {"function": "mallory.step"}},
-    {"name": "c", "action": {"function": "mallory.step"}}]}');
-}, extra_params => ['-U', 'mallory']);
+    {"name": "a", "action": {"function": "saga_mallory.step"}},
+    {"name": "b", "action": {"function": "saga_mallory.step"}},
+    {"name": "c", "action": {"function": "saga_mallory.step"}}]}');
+});
 sub mallory_attack {
   my ($mode) = @_;
-  my @ids = map { $node->safe_psql('postgres', "SELECT consistency.start_saga('mallory_flow', '{}')",
-                                   extra_params => ['-U', 'mallory']) } 1 .. 3;
+  my @ids = map { psql_as($node, 'saga_mallory', "SELECT consistency.start_saga('mallory_flow', '{}')") } 1 .. 3;
   is(wait_terminal($node, $_), 'completed', "mallory's saga completes ($mode)") for @ids;
-  is(su("SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'"), 'f', "mallory is not a superuser ($mode)");
-  is(su("SELECT count(*) FROM mallory.calls"), '0', "no planted function ran, as any role ($mode)");
+  is(su("SELECT rolsuper FROM pg_roles WHERE rolname = 'saga_mallory'"), 'f', "mallory is not a superuser ($mode)");
+  is(su("SELECT count(*) FROM saga_mallory.calls"), '0', "no planted function ran, as any role ($mode)");
 }
 mallory_attack('saga workers');
 su("ALTER SYSTEM SET pg_consistency.saga_workers = 0");

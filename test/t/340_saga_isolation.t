@@ -10,27 +10,15 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
-use PgcCluster qw(new_node wait_until);
-use PgcSaga qw(wait_terminal);
+use PgcCluster qw(new_node wait_until psql_as sql_fixture);
+use PgcSaga qw(wait_terminal saga_tenants two_step_saga start_sagas all_completed);
 
 my $node = new_node('saga_isolation');
 sub su { return $node->safe_psql('postgres', $_[0]) }
-sub as { my ($role, $sql) = @_; return $node->safe_psql('postgres', $sql, extra_params => ['-U', $role]) }
+sub as { my ($role, $sql) = @_; return psql_as($node, $role, $sql) }
 
-su(q{
-  CREATE ROLE alice LOGIN IN ROLE consistency_writer;
-  CREATE ROLE mallory LOGIN IN ROLE consistency_writer;
-  CREATE SCHEMA alice AUTHORIZATION alice;
-  CREATE SCHEMA mallory AUTHORIZATION mallory;
-});
-as('alice', q{
-  CREATE TABLE alice.effects (saga uuid, step text);
-  CREATE FUNCTION alice.step(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS $$
-    INSERT INTO alice.effects VALUES ($1, 'step') RETURNING '{"done": true}'::jsonb $$;
-  SELECT consistency.define_saga('alice_flow', '{"steps": [
-    {"name": "one", "action": {"function": "alice.step"}},
-    {"name": "two", "action": {"function": "alice.step"}}]}');
-});
+saga_tenants($node, 'alice', 'mallory');
+two_step_saga($node, 'alice', 'alice_flow');
 as('mallory', q{
   CREATE FUNCTION mallory.ok(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS 'SELECT ''{}''::jsonb';
   CREATE FUNCTION mallory.fails(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -53,16 +41,7 @@ as('mallory', q{
     {"name": "nap", "action": {"function": "mallory.sleepy"}, "retry": {"max_attempts": 1}}]}');
 });
 
-sub start_alice {
-  my ($n) = @_;
-  return [ split /\n/, as('alice', join('', map { "SELECT consistency.start_saga('alice_flow', '{}');\n" } 1 .. $n)) ];
-}
-sub all_completed {
-  my ($ids, $timeout) = @_;
-  my $list = join(',', map { "'$_'" } @$ids);
-  return wait_until($node, "SELECT count(*) FROM consistency.sagas WHERE id IN ($list) AND status = 'completed'",
-                    scalar(@$ids), $timeout // 30);
-}
+sub start_alice { return start_sagas($node, 'alice', 'alice_flow', $_[0]) }
 
 # 1. Oversized outputs of one role's steps and compensations among another role's sagas.
 my @poison;
@@ -73,7 +52,7 @@ for my $round (1 .. 3) {
   push @poison, as('mallory', "SELECT consistency.start_saga('huge_compensation', '{}')");
   push @alice, @{ start_alice(5) };
 }
-ok(all_completed(\@alice), "alice's 30 sagas complete beside mallory's oversized outputs");
+ok(all_completed($node, \@alice), "alice's 30 sagas complete beside mallory's oversized outputs");
 for my $id (@poison) {
   my $status = wait_terminal($node, $id, 30);
   my ($name, $error) = split /\|/, su("SELECT name, last_error FROM consistency.sagas WHERE id = '$id'");
@@ -84,21 +63,11 @@ for my $id (@poison) {
 
 # 2. A saga whose progress cannot be stored (outside its step): the batch is rolled back
 # once, the saga advanced alone and its failure recorded; the others go on.
-su(q{
-  CREATE FUNCTION public.refuse_progress() RETURNS trigger LANGUAGE plpgsql AS $$
-  BEGIN
-    IF NEW.name = 'refused' AND NEW.step_index > OLD.step_index THEN
-      RAISE EXCEPTION 'progress refused for this test';
-    END IF;
-    RETURN NEW;
-  END $$;
-  CREATE TRIGGER refuse_progress BEFORE UPDATE ON consistency.saga_instances
-    FOR EACH ROW EXECUTE FUNCTION public.refuse_progress();
-});
+su(sql_fixture('refuse_progress'));
 my $log_offset = -s $node->logfile;
-my $refused = as('mallory', "SELECT consistency.start_saga('refused', '{}')");
+my $refused = as('mallory', "SELECT consistency.start_saga('refused', '{\"refuse\": true}')");
 @alice = @{ start_alice(10) };
-ok(all_completed(\@alice), "alice's sagas complete beside a saga whose progress cannot be stored");
+ok(all_completed($node, \@alice), "alice's sagas complete beside a saga whose progress cannot be stored");
 is(wait_terminal($node, $refused), 'compensated', 'that saga ends after its attempts');
 is(su("SELECT last_error FROM consistency.sagas WHERE id = '$refused'"),
    'could not record the outcome of step "first": progress refused for this test', 'with the reason');
@@ -106,7 +75,7 @@ is(su("SELECT string_agg(type, ',' ORDER BY version) FROM consistency.read_strea
    'SagaStarted,StepFailed,StepFailed,SagaCompensated', 'two failed attempts recorded, then the end');
 like(slurp_file($node->logfile, $log_offset), qr/saga $refused made a batch fail outside its steps; advancing it alone/,
      'the worker says which saga failed the batch');
-su("DROP TRIGGER refuse_progress ON consistency.saga_instances");
+su("DROP TRIGGER refuse_progress ON consistency.saga_instances; DROP FUNCTION public.refuse_progress()");
 
 # 3. A step past its time limit (pg_consistency.saga_step_timeout, the step has none of
 # its own) is a failed attempt; the sagas after it are not held for its 20 s.
@@ -116,7 +85,7 @@ usleep(300_000);
 my $t0 = time;
 my $sleepy = as('mallory', "SELECT consistency.start_saga('sleepy', '{}')");
 @alice = @{ start_alice(5) };
-ok(all_completed(\@alice, 15), "alice's sagas complete beside a sleeping step");
+ok(all_completed($node, \@alice, 15), "alice's sagas complete beside a sleeping step");
 cmp_ok(time - $t0, '<', 10, 'well before the sleeping step would have ended');
 is(wait_terminal($node, $sleepy), 'compensated', 'the sleeping step failed');
 like(su("SELECT last_error FROM consistency.sagas WHERE id = '$sleepy'"),
@@ -145,7 +114,7 @@ my $errors = () = slurp_file($node->logfile, $log_offset) =~ /statistics refused
 cmp_ok($errors, '>=', 2, "the failing batch was retried ($errors times in 6 s)");
 cmp_ok($errors, '<=', 4, 'with the backoff, not at every wake-up (1 s, 2 s, 4 s)');
 su("DROP TRIGGER refuse_stats ON consistency.saga_worker_stats");
-ok(all_completed(\@waiting, 30), 'the sagas started meanwhile complete once the error is gone');
+ok(all_completed($node, \@waiting, 30), 'the sagas started meanwhile complete once the error is gone');
 
 $node->stop('fast');
 done_testing();

@@ -10,42 +10,25 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
-use PgcCluster qw(new_node wait_until);
-use PgcSaga qw(wait_terminal);
+use PgcCluster qw(new_node wait_until psql_as);
+use PgcSaga qw(wait_terminal saga_tenants two_step_saga start_sagas all_completed);
+use PgcHardStop qw(endless_body session_database run_in_session);
 
 my $node = new_node('saga_hard_stop', conf => <<'CONF');
 pg_consistency.saga_step_timeout = '300ms'
 CONF
 sub su { return $node->safe_psql('postgres', $_[0]) }
-sub as { my ($role, $sql) = @_; return $node->safe_psql('postgres', $sql, extra_params => ['-U', $role]) }
+sub as { my ($role, $sql) = @_; return psql_as($node, $role, $sql) }
 
-su(q{
-  CREATE ROLE alice LOGIN IN ROLE consistency_writer;
-  CREATE ROLE mallory LOGIN IN ROLE consistency_writer;
-  CREATE SCHEMA alice AUTHORIZATION alice;
-  CREATE SCHEMA mallory AUTHORIZATION mallory;
-});
-as('alice', q{
-  CREATE FUNCTION alice.step(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS 'SELECT ''{"done": true}''::jsonb';
-  SELECT consistency.define_saga('alice_flow', '{"steps": [
-    {"name": "one", "action": {"function": "alice.step"}},
-    {"name": "two", "action": {"function": "alice.step"}}]}');
-});
+saga_tenants($node, 'alice', 'mallory');
+two_step_saga($node, 'alice', 'alice_flow');
 as('mallory', q{
   CREATE TABLE mallory.undone (saga uuid);
   CREATE FUNCTION mallory.ok(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS 'SELECT ''{}''::jsonb';
   CREATE FUNCTION mallory.undo(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS $$
     INSERT INTO mallory.undone VALUES ($1) RETURNING '{}'::jsonb $$;
-  CREATE FUNCTION mallory.stubborn(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
-  BEGIN
-    RAISE LOG 'stubborn step attempt';
-    LOOP
-      BEGIN
-        PERFORM pg_catalog.pg_sleep(10);
-      EXCEPTION WHEN query_canceled THEN NULL;
-      END;
-    END LOOP;
-  END $$;
+  CREATE FUNCTION mallory.stubborn(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$}
+  . endless_body('stubborn step attempt') . q{$$;
   SELECT consistency.define_saga('stubborn', '{"steps": [
     {"name": "first", "action": {"function": "mallory.ok"}, "compensation": {"function": "mallory.undo"}},
     {"name": "second", "action": {"function": "mallory.stubborn"}, "retry": {"max_attempts": 2, "backoff": "10 ms"}}]}');
@@ -55,10 +38,7 @@ ok(wait_until($node, "SELECT count(*) FROM pg_stat_activity WHERE backend_type =
    'a saga worker runs');
 my $pid0 = su($saga_worker_pid);
 
-sub start_alice {
-  my ($n) = @_;
-  return [ split /\n/, as('alice', join('', map { "SELECT consistency.start_saga('alice_flow', '{}');\n" } 1 .. $n)) ];
-}
+sub start_alice { return start_sagas($node, 'alice', 'alice_flow', $_[0]) }
 
 my $log_offset = -s $node->logfile;
 my $t0 = time;
@@ -68,9 +48,8 @@ my $stubborn = as('mallory', "SELECT consistency.start_saga('stubborn', '{}')");
 my ($rounds, $rounds_ok, $max_wait) = (0, 0, 0);
 while (time - $t0 < 60) {
   my $ids = start_alice(3);
-  my $list = join(',', map { "'$_'" } @$ids);
   my $r0 = time;
-  my $ok = wait_until($node, "SELECT count(*) FROM consistency.sagas WHERE id IN ($list) AND status = 'completed'", '3', 20);
+  my $ok = all_completed($node, $ids, 20);
   my $waited = time - $r0;
   $rounds++;
   $rounds_ok++ if $ok;
@@ -98,18 +77,13 @@ is(scalar @stops, 2, 'each hard stop was logged');
 my @charged = ($log =~ /saga $stubborn, step "second": .* attempt \d charged/g);
 is(scalar @charged, 2, 'and charged');
 isnt(su($saga_worker_pid), $pid0, 'the saga worker was restarted');
-my $more = start_alice(3);
-my $list = join(',', map { "'$_'" } @$more);
-ok(wait_until($node, "SELECT count(*) FROM consistency.sagas WHERE id IN ($list) AND status = 'completed'", '3', 10),
-   'sagas complete afterwards');
+ok(all_completed($node, start_alice(3), 10), 'sagas complete afterwards');
 
 # A session backend never gets the hard stop: a step that catches its cancellation and
 # sleeps well past limit + 1 s ends by the statement timeout's own rules (it returns,
 # here successfully), and the session lives on. A database without workers, so that only
 # the session runs the saga.
-su('CREATE DATABASE sess');
-$node->safe_psql('sess', q{
-  CREATE EXTENSION pg_consistency;
+session_database($node, 'sess', q{
   CREATE FUNCTION public.sly(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
   BEGIN
     PERFORM pg_catalog.pg_sleep(10);
@@ -121,14 +95,7 @@ $node->safe_psql('sess', q{
   SELECT consistency.define_saga('sly', '{"steps": [{"name": "only", "action": {"function": "public.sly"}}]}');
   SELECT consistency.start_saga('sly', '{}');
 });
-$t0 = time;
-my $out = $node->safe_psql('sess', q{
-SELECT pg_backend_pid() AS before \gset
-SET pg_consistency.saga_step_timeout = '100ms';
-SELECT consistency._advance_sagas(10);
-SELECT pg_backend_pid() = :before;
-});
-my $took = time - $t0;
+my ($out, $took) = run_in_session($node, 'sess', 'pg_consistency.saga_step_timeout', 'consistency._advance_sagas(10)');
 is($out, "1\nt", 'in a session, _advance_sagas returns in the same backend');
 cmp_ok($took, '>=', 1.5, sprintf('after the step returned by itself (%.1f s)', $took));
 is($node->safe_psql('sess', "SELECT status FROM consistency.sagas"), 'completed', 'the step was not stopped');

@@ -13,34 +13,22 @@ use Test::More;
 use IPC::Run;
 use Time::HiRes qw(usleep time);
 use PgcCluster qw(new_node wait_until);
+use PgcTwopc qw(participant_node bank_sql transfer_sql prepared_count wait_none_prepared);
 
 my $coord = new_node('coord', conf => <<'CONF');
 pg_consistency.twopc_recovery_interval = '300ms'
 pg_consistency.twopc_timeout = '10s'
 CONF
 
+# A participant with the bank of 10 accounts; $max_prepared prepared transactions (10).
 sub participant {
-  my ($name, %opts) = @_;
-  my $n = PostgreSQL::Test::Cluster->new($name);
-  $n->init;
-  $n->append_conf('postgresql.conf',
-    "max_prepared_transactions = " . ($opts{max_prepared} // 10) . "\n");
-  $n->start;
-  $n->safe_psql('postgres', <<'SQL');
-CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0));
-INSERT INTO accounts SELECT g, 1000 FROM generate_series(1, 10) g;
-CREATE TABLE ledger (transfer_id bigint NOT NULL, account int NOT NULL, delta bigint NOT NULL);
--- A ledger row with |delta| = 13 passes its statement but fails at PREPARE (deferred check).
-CREATE FUNCTION refuse_13() RETURNS trigger LANGUAGE plpgsql AS
-  $$BEGIN RAISE EXCEPTION 'deferred check refused transfer %', NEW.transfer_id; END$$;
-CREATE CONSTRAINT TRIGGER refuse_13 AFTER INSERT ON ledger DEFERRABLE INITIALLY DEFERRED
-  FOR EACH ROW WHEN (abs(NEW.delta) = 13) EXECUTE FUNCTION refuse_13();
+  my ($name, $max_prepared) = @_;
+  return participant_node($name, $max_prepared // 10, bank_sql(10) . <<'SQL');
 -- The role the coordinator acts as here: only what the transfers need.
 CREATE ROLE app_remote LOGIN;
 GRANT SELECT, UPDATE ON accounts TO app_remote;
 GRANT INSERT, SELECT ON ledger TO app_remote;
 SQL
-  return $n;
 }
 
 # The writer the transfers run as (trust authentication on the local socket).
@@ -58,18 +46,6 @@ my ($arc, $aout, $aerr) = $coord->psql('postgres',
   "SELECT consistency.add_participant('nouser', \$ci\$" . $p{p1}->connstr('postgres') . "\$ci\$)");
 like($aerr, qr/conninfo of participant "nouser" names no remote role/, 'a conninfo without user= is refused');
 
-# SQL of one distributed transfer: legs = [participant, account, delta], ...
-sub transfer_sql {
-  my ($tid, @legs) = @_;
-  my $sql = "BEGIN;\n";
-  for my $l (@legs) {
-    my ($pn, $acct, $delta) = @$l;
-    $sql .= "SELECT consistency.remote_exec('$pn', 'UPDATE accounts SET balance = balance + ($delta) WHERE id = $acct');\n";
-    $sql .= "SELECT consistency.remote_exec('$pn', 'INSERT INTO ledger VALUES ($tid, $acct, $delta)');\n";
-  }
-  return $sql . "COMMIT;\n";
-}
-
 sub ledger_count {
   my ($tid) = @_;
   my $n = 0;
@@ -77,11 +53,7 @@ sub ledger_count {
   return $n;
 }
 
-sub prepared_left {
-  my $n = 0;
-  $n += $p{$_}->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts') for sort keys %p;
-  return $n;
-}
+sub prepared_left { return prepared_count(map { $p{$_} } sort keys %p) }
 
 sub total_balance {
   my $t = 0;
@@ -90,28 +62,37 @@ sub total_balance {
 }
 
 sub wait_prepared_gone {
-  my ($what, $timeout) = @_;
-  my $deadline = time + ($timeout // 60);
-  my $left;
-  while (time < $deadline) {
-    $left = prepared_left();
-    return ok(1, "$what: no prepared transaction left") if $left == 0;
-    usleep(100_000);
-  }
-  ok(0, "$what: $left prepared transaction(s) still left");
-}
-
-sub wait_coordinator_up {
-  my $deadline = time + 60;
-  while (time < $deadline) {
-    my ($rc, $out) = $coord->psql('postgres', 'SELECT 1');
-    return 1 if $rc == 0 && $out eq '1';
-    usleep(200_000);
-  }
-  return 0;
+  my ($what) = @_;
+  is(wait_none_prepared(60, map { $p{$_} } sort keys %p), 0, "$what: no prepared transaction left");
 }
 
 my @all = (['p1', 1, -30], ['p2', 1, 10], ['p3', 1, 20]);
+
+# Runs transfer $tid over @all with the coordinator crashing at $point; once the
+# coordinator is back and recovery resolved the prepared transactions ($what), returns
+# what the log gained.
+sub crash_at {
+  my ($point, $tid, $what) = @_;
+  my $log = -s $coord->logfile;
+  my ($rc) = $coord->psql('postgres', "SET pg_consistency.twopc_debug_crash_at = '$point';\n" . transfer_sql($tid, @all));
+  isnt($rc, 0, "backend crashed at $point");
+  ok(wait_until($coord, 'SELECT 1', '1', 60), 'coordinator back after the crash');
+  wait_prepared_gone($what);
+  return slurp_file($coord->logfile, $log);
+}
+
+# Starts transfer $tid over @all in a psql that pauses $ms ms at $point; returns once it
+# pauses, with its IPC::Run handle and a reference to its standard error.
+sub pause_at {
+  my ($point, $ms, $tid) = @_;
+  my $log = -s $coord->logfile;
+  my ($out, $err) = ('', '');
+  my $h = IPC::Run::start(['psql', '-X', '-d', $coord->connstr('postgres'), '-c',
+      "SET pg_consistency.twopc_debug_pause_at = '$point'; SET pg_consistency.twopc_debug_pause_ms = $ms;",
+      '-c', transfer_sql($tid, @all)], '>', \$out, '2>', \$err);
+  $coord->wait_for_log(qr/pausing $ms ms $point/, $log);
+  return ($h, \$err);
+}
 
 # --- 1. a transfer touching all three commits everywhere ------------------------------
 my ($rc, $out, $err) = $coord->psql('postgres', transfer_sql(1, @all), extra_params => ['-U', 'app']);
@@ -152,25 +133,14 @@ is($coord->safe_psql('postgres', 'SELECT count(*) FROM consistency.twopc_decisio
    'no decision recorded for the aborted transaction');
 
 # --- 4. coordinator crash after PREPARE, before its commit: recovery rolls back all ------
-my $log = -s $coord->logfile;
-($rc, $out, $err) = $coord->psql('postgres',
-  "SET pg_consistency.twopc_debug_crash_at = 'after_prepare';\n" . transfer_sql(4, @all));
-isnt($rc, 0, 'backend crashed at after_prepare');
-ok(wait_coordinator_up(), 'coordinator back after the crash');
-wait_prepared_gone('crash after prepare');
+my $logtext = crash_at('after_prepare', 4, 'crash after prepare');
 is(ledger_count(4), 0, 'transfer 4 rolled back on all three participants');
-my $logtext = slurp_file($coord->logfile, $log);
 like($logtext, qr/crashing on purpose after_prepare/, 'the test hook crashed the server');
 my @rolled = ($logtext =~ /rolled back prepared transaction "pgc_\d+_\d+_\d+_\d+" on participant/g);
 is(scalar(@rolled), 3, 'recovery rolled back the three prepared transactions');
 
 # --- 5. the same with an immediate stop while the backend waits after PREPARE -----------
-$log = -s $coord->logfile;
-my ($bout, $berr) = ('', '');
-my $h = IPC::Run::start(['psql', '-X', '-d', $coord->connstr('postgres'), '-c',
-    "SET pg_consistency.twopc_debug_pause_at = 'after_prepare'; SET pg_consistency.twopc_debug_pause_ms = 60000;",
-    '-c', transfer_sql(5, @all)], '>', \$bout, '2>', \$berr);
-$coord->wait_for_log(qr/pausing 60000 ms after_prepare/, $log);
+my ($h) = pause_at('after_prepare', 60000, 5);
 is(prepared_left(), 3, 'all three participants hold the prepared transaction');
 is($coord->safe_psql('postgres',
      "SELECT string_agg(participant || ':' || decision || ':' || (prepared_at IS NOT NULL), ',' ORDER BY participant) FROM consistency.in_doubt"),
@@ -185,26 +155,15 @@ wait_prepared_gone('immediate stop after prepare');
 is(ledger_count(5), 0, 'transfer 5 rolled back after the immediate stop');
 
 # --- 6. coordinator crash after its commit, before COMMIT PREPARED: recovery commits all ---
-$log = -s $coord->logfile;
-($rc, $out, $err) = $coord->psql('postgres',
-  "SET pg_consistency.twopc_debug_crash_at = 'after_local_commit';\n" . transfer_sql(6, @all));
-isnt($rc, 0, 'backend crashed at after_local_commit');
-ok(wait_coordinator_up(), 'coordinator back after the crash');
-wait_prepared_gone('crash after local commit');
+$logtext = crash_at('after_local_commit', 6, 'crash after local commit');
 is(ledger_count(6), 3, 'transfer 6 committed on all three participants');
-$logtext = slurp_file($coord->logfile, $log);
 my @committed = ($logtext =~ /committed prepared transaction "pgc_\d+_\d+_\d+_\d+" on participant/g);
 is(scalar(@committed), 3, 'recovery committed the three prepared transactions');
 ok(wait_until($coord, 'SELECT count(*) FROM consistency.twopc_decisions', '0', 30),
    'decision rows cleaned up after recovery');
 
 # --- 6b. the same with an immediate stop right after the local commit ---------------------
-$log = -s $coord->logfile;
-($bout, $berr) = ('', '');
-$h = IPC::Run::start(['psql', '-X', '-d', $coord->connstr('postgres'), '-c',
-    "SET pg_consistency.twopc_debug_pause_at = 'after_local_commit'; SET pg_consistency.twopc_debug_pause_ms = 60000;",
-    '-c', transfer_sql(8, @all)], '>', \$bout, '2>', \$berr);
-$coord->wait_for_log(qr/pausing 60000 ms after_local_commit/, $log);
+($h) = pause_at('after_local_commit', 60000, 8);
 is(prepared_left(), 3, 'all three participants prepared, none committed yet');
 $coord->stop('immediate');
 $h->finish;
@@ -216,16 +175,12 @@ is(ledger_count(8), 3, 'transfer 8 committed on all three participants after the
 # Keep the periodic recovery quiet so that the backend meets the stopped participant.
 $coord->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.twopc_recovery_interval = '1h'; SELECT pg_reload_conf()");
 sleep 1;
-$log = -s $coord->logfile;
-($bout, $berr) = ('', '');
-$h = IPC::Run::start(['psql', '-X', '-d', $coord->connstr('postgres'), '-c',
-    "SET pg_consistency.twopc_debug_pause_at = 'after_local_commit'; SET pg_consistency.twopc_debug_pause_ms = 3000;",
-    '-c', transfer_sql(7, @all)], '>', \$bout, '2>', \$berr);
-$coord->wait_for_log(qr/pausing 3000 ms after_local_commit/, $log);
+my $berr;
+($h, $berr) = pause_at('after_local_commit', 3000, 7);
 $p{p2}->stop('fast');
 $h->finish;
 is($h->result(0), 0, 'the COMMIT itself succeeded');
-like($berr, qr/WARNING:  could not commit prepared transaction "pgc_\d+_\d+_\d+_\d+" on participant "p2"/,
+like($$berr, qr/WARNING:  could not commit prepared transaction "pgc_\d+_\d+_\d+_\d+" on participant "p2"/,
      'the backend warned about p2 and left it to recovery');
 is($p{p1}->safe_psql('postgres', 'SELECT count(*) FROM ledger WHERE transfer_id = 7'), '1', 'p1 committed');
 is($p{p3}->safe_psql('postgres', 'SELECT count(*) FROM ledger WHERE transfer_id = 7'), '1', 'p3 committed');
@@ -245,7 +200,7 @@ ok(wait_until($coord, "SELECT value > 0 FROM consistency._metrics_twopc() WHERE 
    'recovery commits counted');
 
 # --- 8. a participant without prepared transactions is refused up front ------------------
-my $noprep = participant('noprep', max_prepared => 0);
+my $noprep = participant('noprep', 0);
 my $ci = $noprep->connstr('postgres') . ' user=app_remote';
 $coord->safe_psql('postgres', "SELECT consistency.add_participant('noprep', \$ci\$$ci\$ci\$)");
 ($rc, $out, $err) = $coord->psql('postgres',
@@ -256,9 +211,9 @@ $coord->safe_psql('postgres', "SELECT consistency.drop_participant('noprep')");
 $noprep->stop;
 
 # --- 9. a cancel request stops the remote statement ---------------------------------------
-($bout, $berr) = ('', '');
+my ($bout, $cerr) = ('', '');
 $h = IPC::Run::start(['psql', '-X', '-d', $coord->connstr('postgres'), '-c',
-    "SELECT consistency.remote_exec('p1', 'SELECT pg_sleep(120)')"], '>', \$bout, '2>', \$berr);
+    "SELECT consistency.remote_exec('p1', 'SELECT pg_sleep(120)')"], '>', \$bout, '2>', \$cerr);
 ok($p{p1}->poll_query_until('postgres',
    "SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(120)%' AND state = 'active'"),
    'the remote statement runs on p1');
@@ -266,7 +221,7 @@ my $t0 = time;
 $coord->safe_psql('postgres',
   "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%remote_exec(''p1'', ''SELECT pg_sleep(120)'')%' AND pid <> pg_backend_pid()");
 $h->finish;
-like($berr, qr/canceling statement due to user request/, 'the local statement was cancelled');
+like($cerr, qr/canceling statement due to user request/, 'the local statement was cancelled');
 cmp_ok(time - $t0, '<', 30, 'the cancel took effect within seconds');
 ok($p{p1}->poll_query_until('postgres',
    "SELECT count(*) = 0 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(120)%' AND state = 'active'"),

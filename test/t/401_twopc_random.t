@@ -12,6 +12,7 @@ use Test::More;
 use IPC::Run;
 use Time::HiRes qw(usleep time);
 use PgcCluster qw(new_node wait_until);
+use PgcTwopc qw(participant_node bank_sql transfer_sql wait_none_prepared);
 
 my $seed = $ENV{PGC_SEED} // time;
 srand($seed);
@@ -25,19 +26,7 @@ CONF
 
 my %p;
 for my $name (qw(p1 p2 p3)) {
-  my $n = PostgreSQL::Test::Cluster->new($name);
-  $n->init;
-  $n->append_conf('postgresql.conf', "max_prepared_transactions = 20\n");
-  $n->start;
-  $n->safe_psql('postgres', <<"SQL");
-CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0));
-INSERT INTO accounts SELECT g, 1000 FROM generate_series(1, $accounts) g;
-CREATE TABLE ledger (transfer_id bigint NOT NULL, account int NOT NULL, delta bigint NOT NULL);
-CREATE FUNCTION refuse_13() RETURNS trigger LANGUAGE plpgsql AS
-  \$\$BEGIN RAISE EXCEPTION 'deferred check refused transfer %', NEW.transfer_id; END\$\$;
-CREATE CONSTRAINT TRIGGER refuse_13 AFTER INSERT ON ledger DEFERRABLE INITIALLY DEFERRED
-  FOR EACH ROW WHEN (abs(NEW.delta) = 13) EXECUTE FUNCTION refuse_13();
-SQL
+  my $n = participant_node($name, 20, bank_sql($accounts));
   # The remote role is named explicitly (user=, required): the test's OS user, the
   # participant cluster's superuser.
   my $ci = $n->connstr('postgres') . ' user=' . scalar(getpwuid($<));
@@ -59,23 +48,7 @@ sub random_transfer {
   my @deltas = $k == 2 ? (-$a, $a) : (-$a, int($a / 2), $a - int($a / 2));
   my @legs = map { [$pick[$_], 1 + int(rand($accounts)), $deltas[$_]] } 0 .. $k - 1;
   $legs_of{$tid} = $k;
-  my $sql = "BEGIN;\n";
-  for my $l (@legs) {
-    my ($pn, $acct, $d) = @$l;
-    $sql .= "SELECT consistency.remote_exec('$pn', 'UPDATE accounts SET balance = balance + ($d) WHERE id = $acct');\n";
-    $sql .= "SELECT consistency.remote_exec('$pn', 'INSERT INTO ledger VALUES ($tid, $acct, $d)');\n";
-  }
-  return $sql . "COMMIT;\n";
-}
-
-sub wait_coordinator_up {
-  my $deadline = time + 90;
-  while (time < $deadline) {
-    my ($rc, $out) = $coord->psql('postgres', 'SELECT 1');
-    return 1 if $rc == 0 && $out eq '1';
-    usleep(200_000);
-  }
-  return 0;
+  return transfer_sql($tid, @legs);
 }
 
 my ($tid, $batches, $crashes, $restarts) = (0, 0, 0, 0);
@@ -111,7 +84,7 @@ while ($tid < 500) {
   if (slurp_file($coord->logfile, $log) =~ /crashing on purpose (\w+)/) {
     $crashes++;
     $crashed{$hook_tid} = $1 if defined $hook_tid;
-    ok(wait_coordinator_up(), "batch $batches: coordinator back after a crash $1");
+    ok(wait_until($coord, 'SELECT 1', '1', 90), "batch $batches: coordinator back after a crash $1");
   }
   if (rand() < 0.15) {
     my $victim = $p{ $names[int(rand(3))] };
@@ -124,15 +97,7 @@ note("$tid transfers in $batches batches, $crashes coordinator crashes, $restart
 cmp_ok($crashes, '>=', 3, 'several coordinator crashes were injected');
 
 # Everything left over is resolved by the worker.
-my $deadline = time + 120;
-my $left;
-while (time < $deadline) {
-  $left = 0;
-  $left += $p{$_}->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts') for @names;
-  last if $left == 0;
-  usleep(200_000);
-}
-is($left, 0, 'no prepared transaction left on any participant');
+is(wait_none_prepared(120, map { $p{$_} } @names), 0, 'no prepared transaction left on any participant');
 ok(wait_until($coord, 'SELECT count(*) FROM consistency.twopc_decisions', '0', 60), 'every decision row cleaned up');
 is($coord->safe_psql('postgres', 'SELECT count(*) FROM consistency.in_doubt'), '0', 'nothing in doubt');
 

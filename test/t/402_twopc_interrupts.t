@@ -11,16 +11,13 @@ use Test::More;
 use IPC::Run;
 use Time::HiRes qw(usleep time);
 use PgcCluster qw(new_node wait_until);
+use PgcTwopc qw(participant_node);
 
 my $coord = new_node('coord', conf => <<'CONF');
 pg_consistency.twopc_recovery_interval = '300ms'
 CONF
 
-my $p1 = PostgreSQL::Test::Cluster->new('p1');
-$p1->init;
-$p1->append_conf('postgresql.conf', "max_prepared_transactions = 10\n");
-$p1->start;
-$p1->safe_psql('postgres', <<'SQL');
+my $p1 = participant_node('p1', 10, <<'SQL');
 CREATE TABLE t_free (id int PRIMARY KEY);
 CREATE TABLE t_locked (id int PRIMARY KEY);
 CREATE ROLE app_remote LOGIN;
@@ -47,32 +44,35 @@ sub start_session {
   return { h => $h, out => \$out, err => \$err };
 }
 
-# The pid of the one coordinator backend whose query matches $like.
-sub coord_pid {
-  my ($like) = @_;
+# The pid of the one backend of $node whose query matches $like and $where, once $cond
+# holds as well ('' when none comes).
+sub one_pid {
+  my ($node, $like, $where, $cond) = @_;
   $like =~ s/'/''/g;
-  $coord->poll_query_until('postgres',
-    "SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '$like' AND pid <> pg_backend_pid()")
-    or return '';
-  return $coord->safe_psql('postgres',
-    "SELECT pid FROM pg_stat_activity WHERE query LIKE '$like' AND pid <> pg_backend_pid()");
+  my $match = "FROM pg_stat_activity WHERE query LIKE '$like' AND $where";
+  $node->poll_query_until('postgres', "SELECT count(*) = 1 $match AND " . ($cond // 'true')) or return '';
+  return $node->safe_psql('postgres', "SELECT pid $match");
 }
+
+# The pid of the one coordinator backend (not this one) whose query matches $like.
+sub coord_pid { return one_pid($coord, $_[0], 'pid <> pg_backend_pid()') }
 
 # The pid of the participant backend of app_remote whose query matches $like, once $cond holds.
-sub remote_pid {
-  my ($like, $cond) = @_;
-  $like =~ s/'/''/g;
-  $cond //= 'true';
-  $p1->poll_query_until('postgres',
-    "SELECT count(*) = 1 FROM pg_stat_activity WHERE usename = 'app_remote' AND query LIKE '$like' AND $cond")
-    or return '';
-  return $p1->safe_psql('postgres',
-    "SELECT pid FROM pg_stat_activity WHERE usename = 'app_remote' AND query LIKE '$like'");
+sub remote_pid { return one_pid($p1, $_[0], "usename = 'app_remote'", $_[1]) }
+
+# Starts a session running one transaction of remote statements on p1.
+sub remote_transaction {
+  my (@statements) = @_;
+  return start_session(join('', "BEGIN;\n", (map { "SELECT consistency.remote_exec('p1', '$_');\n" } @statements),
+                            "COMMIT;\n"));
 }
 
-# Seconds from now until the session's psql has exited.
-sub seconds_to_end {
-  my ($s, $t0) = @_;
+# Sends the coordinator backend $pid a pg_${how}_backend and returns the seconds until the
+# session's psql has exited.
+sub interrupt {
+  my ($how, $pid, $s) = @_;
+  my $t0 = time;
+  $coord->safe_psql('postgres', "SELECT pg_${how}_backend($pid)");
   $s->{h}->finish;
   return time - $t0;
 }
@@ -96,18 +96,11 @@ for my $how ('terminate', 'cancel') {
   my $id = $how eq 'terminate' ? 10 : 20;
   my $locker = $p1->background_psql('postgres');
   $locker->query_safe('BEGIN; LOCK t_locked IN ACCESS EXCLUSIVE MODE;');
-  my $s = start_session(<<"SQL");
-BEGIN;
-SELECT consistency.remote_exec('p1', 'INSERT INTO t_free VALUES ($id)');
-SELECT consistency.remote_exec('p1', 'INSERT INTO t_locked VALUES ($id)');
-COMMIT;
-SQL
+  my $s = remote_transaction("INSERT INTO t_free VALUES ($id)", "INSERT INTO t_locked VALUES ($id)");
   ok(remote_pid('INSERT INTO t_locked%', "wait_event_type = 'Lock'"), "$how: the remote insert waits for the lock")
     or diag(${ $s->{err} });
   my $pid = coord_pid("SELECT consistency.remote_exec('p1', 'INSERT INTO t_locked%");
-  my $t0 = time;
-  $coord->safe_psql('postgres', "SELECT pg_${how}_backend($pid)");
-  my $took = seconds_to_end($s, $t0);
+  my $took = interrupt($how, $pid, $s);
   cmp_ok($took, '<', 3, "$how: the session ended at once (" . sprintf('%.2f', $took) . ' s)');
   like(${ $s->{err} }, $how eq 'terminate' ? qr/terminating connection due to administrator command/
                                             : qr/canceling statement due to user request/,
@@ -122,19 +115,12 @@ SQL
 # --- 3 and 4. a participant that stops answering in the middle of a statement -----------
 for my $how ('cancel', 'terminate') {
   my $id = $how eq 'terminate' ? 30 : 40;
-  my $s = start_session(<<"SQL");
-BEGIN;
-SELECT consistency.remote_exec('p1', 'INSERT INTO t_free VALUES ($id)');
-SELECT consistency.remote_exec('p1', 'SELECT pg_sleep(60)');
-COMMIT;
-SQL
+  my $s = remote_transaction("INSERT INTO t_free VALUES ($id)", 'SELECT pg_sleep(60)');
   my $rpid = remote_pid('SELECT pg_sleep(60)%', "state = 'active'");
   ok($rpid, "frozen participant, $how: the remote statement runs");
   kill 'STOP', $rpid;
   my $pid = coord_pid("SELECT consistency.remote_exec('p1', 'SELECT pg_sleep(60)')%");
-  my $t0 = time;
-  $coord->safe_psql('postgres', "SELECT pg_${how}_backend($pid)");
-  my $took = seconds_to_end($s, $t0);
+  my $took = interrupt($how, $pid, $s);
   kill 'CONT', $rpid;
   cmp_ok($took, '<', 4, "frozen participant, $how: the session ended within about a second ("
          . sprintf('%.2f', $took) . ' s)');
@@ -163,9 +149,7 @@ SQL
   ok($coord->poll_query_until('postgres',
        "SELECT count(*) = 1 FROM pg_stat_activity WHERE pid = $pid AND wait_event = 'Extension'"),
      'the commit waits for the participant');
-  my $t0 = time;
-  $coord->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
-  my $took = seconds_to_end($s, $t0);
+  my $took = interrupt('cancel', $pid, $s);
   kill 'CONT', $rpid;
   cmp_ok($took, '<', 3, 'the cancel ended the wait at once (' . sprintf('%.2f', $took) . ' s)');
   is($s->{h}->result(0), 0, 'the COMMIT itself succeeded');

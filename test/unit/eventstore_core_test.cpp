@@ -6,11 +6,22 @@
 
 using namespace pgc::eventstore;
 
+namespace {
+
+// A validation (a problem text, or nothing) accepts every name of `accepted` and refuses
+// every name of `refused`.
+template <typename Problem>
+void expect_accepts_and_refuses(Problem problem, std::initializer_list<std::string> accepted,
+                                std::initializer_list<std::string> refused) {
+  for (const std::string& name : accepted) EXPECT_FALSE(problem(name)) << name;
+  for (const std::string& name : refused) EXPECT_TRUE(problem(name)) << name;
+}
+
+}  // namespace
+
 TEST(EventstoreStreamName, AcceptsOrdinaryNames) {
-  EXPECT_FALSE(stream_name_problem("order-42", true));
-  EXPECT_FALSE(stream_name_problem("x", true));
-  EXPECT_FALSE(stream_name_problem("Bestellung-größe-ü", true));
-  EXPECT_FALSE(stream_name_problem(std::string(1000, 'a'), true));
+  expect_accepts_and_refuses([](const std::string& s) { return stream_name_problem(s, true); },
+                             {"order-42", "x", "Bestellung-größe-ü", std::string(1000, 'a')}, {});
 }
 
 TEST(EventstoreStreamName, RejectsEmptyLongAndControlCharacters) {
@@ -28,9 +39,8 @@ TEST(EventstoreStreamName, RejectsEmptyLongAndControlCharacters) {
   EXPECT_NE(nl->find("U+000A"), std::string::npos);
   EXPECT_NE(nl->find("byte 6"), std::string::npos);
 
-  EXPECT_TRUE(stream_name_problem(std::string("a\0b", 3), true));
-  EXPECT_TRUE(stream_name_problem("tab\there", true));
-  EXPECT_TRUE(stream_name_problem("del\x7f", true));
+  expect_accepts_and_refuses([](const std::string& s) { return stream_name_problem(s, true); }, {},
+                             {std::string("a\0b", 3), "tab\there", "del\x7f"});
   // U+0085 (NEXT LINE) is a C1 control in UTF-8, but a letter in other encodings.
   EXPECT_TRUE(stream_name_problem("a\xC2\x85z", true));
   EXPECT_FALSE(stream_name_problem("a\xC2\x85z", false));
@@ -56,19 +66,13 @@ TEST(EventstoreCategory, TextBeforeFirstDash) {
 }
 
 TEST(EventstoreCategory, FilterValidation) {
-  EXPECT_FALSE(category_problem("order", true));
-  EXPECT_FALSE(category_problem("", true));
-  EXPECT_TRUE(category_problem("order-1", true));
-  EXPECT_TRUE(category_problem("a\tb", true));
-  EXPECT_TRUE(category_problem(std::string(1001, 'c'), true));
+  expect_accepts_and_refuses([](const std::string& s) { return category_problem(s, true); }, {"order", ""},
+                             {"order-1", "a\tb", std::string(1001, 'c')});
 }
 
 TEST(EventstoreEventType, Validation) {
-  EXPECT_FALSE(event_type_problem("OrderPlaced", true));
-  EXPECT_FALSE(event_type_problem("order.placed.v2", true));
-  EXPECT_TRUE(event_type_problem("", true));
-  EXPECT_TRUE(event_type_problem("a\nb", true));
-  EXPECT_TRUE(event_type_problem(std::string(1001, 't'), true));
+  expect_accepts_and_refuses([](const std::string& s) { return event_type_problem(s, true); },
+                             {"OrderPlaced", "order.placed.v2"}, {"", "a\nb", std::string(1001, 't')});
 }
 
 TEST(EventstoreExpected, Semantics) {
@@ -226,13 +230,8 @@ TEST(EventstoreObjectName, Validation) {
 }
 
 TEST(EventstoreReserved, SagaCategoryIsReserved) {
-  EXPECT_TRUE(is_reserved_stream("saga-3b1c0000-0000-4000-8000-000000000001"));
-  EXPECT_TRUE(is_reserved_stream("saga"));
-  EXPECT_TRUE(is_reserved_stream("saga-"));
-  EXPECT_FALSE(is_reserved_stream("sagas-1"));
-  EXPECT_FALSE(is_reserved_stream("Saga-1"));
-  EXPECT_FALSE(is_reserved_stream("order-saga-1"));
-  EXPECT_FALSE(is_reserved_stream("-saga"));
+  expect_accepts_and_refuses(is_reserved_stream, {"sagas-1", "Saga-1", "order-saga-1", "-saga"},
+                             {"saga-3b1c0000-0000-4000-8000-000000000001", "saga", "saga-"});
 }
 
 TEST(EventstoreClip, NamesInMessagesAreClippedOnCharacterBoundaries) {

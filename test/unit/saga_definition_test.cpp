@@ -295,14 +295,11 @@ TEST(SagaDefinition, TimeoutsAndRetries) {
 
 TEST(SagaDefinition, TopicNames) {
   using pgc::saga::valid_topic_name;
-  EXPECT_TRUE(valid_topic_name("inventory.commands"));
-  EXPECT_TRUE(valid_topic_name("a_b-C.9"));
-  EXPECT_TRUE(valid_topic_name(std::string(249, 'x')));
-  EXPECT_FALSE(valid_topic_name(std::string(250, 'x')));
-  EXPECT_FALSE(valid_topic_name(""));
-  EXPECT_FALSE(valid_topic_name("a b"));
-  EXPECT_FALSE(valid_topic_name("a/b"));
-  EXPECT_FALSE(valid_topic_name("."));
-  EXPECT_FALSE(valid_topic_name(".."));
-  EXPECT_FALSE(valid_topic_name("t\xC3\xA9"));
+  for (const std::string& name :
+       {std::string("inventory.commands"), std::string("a_b-C.9"), std::string(249, 'x')})
+    EXPECT_TRUE(valid_topic_name(name)) << name;
+  for (const std::string& name :
+       {std::string(250, 'x'), std::string(""), std::string("a b"), std::string("a/b"), std::string("."),
+        std::string(".."), std::string("t\xC3\xA9")})
+    EXPECT_FALSE(valid_topic_name(name)) << name;
 }
