@@ -3,6 +3,7 @@
 #include "pg/postgres.hpp"
 
 extern "C" {
+#include "miscadmin.h"
 #include "utils/guc.h"
 }
 
@@ -21,6 +22,9 @@ void define_settings() {
       "pg_consistency.poll_interval", "Longest time the worker sleeps between checks for work.",
       "Commits of new work wake the worker at once; this is the fallback.", &poll_interval_ms, 1000, 10,
       3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+  // A postmaster-only setting can only be defined while preloading (PostgreSQL refuses it
+  // later); without preload there is no shared memory to size anyway.
+  if (!process_shared_preload_libraries_in_progress) return;
   DefineCustomIntVariable(
       "pg_consistency.max_databases", "Databases that shared memory has a slot for.",
       "One slot per database that uses the extension (its worker, relay status, two-phase commit counters, "
