@@ -21,6 +21,7 @@ namespace {
 shmem_request_hook_type prev_shmem_request_hook = nullptr;
 shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 
+// shmem_request_hook: the sum of every component's shared memory.
 void request_shmem() {
   if (prev_shmem_request_hook != nullptr) prev_shmem_request_hook();
   Size total = 0;
@@ -31,6 +32,7 @@ void request_shmem() {
   RequestAddinShmemSpace(total);
 }
 
+// shmem_startup_hook: every component initialises (or attaches to) its shared memory.
 void startup_shmem() {
   if (prev_shmem_startup_hook != nullptr) prev_shmem_startup_hook();
   LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);

@@ -23,6 +23,7 @@ namespace {
 // pg_catalog only: no pg_temp (addTemp = false), no creation namespace.
 OverrideSearchPath g_catalog_only = {NIL, true, false, 0};
 
+// Arms the statement time limit of user code (none for 0).
 void arm_timeout(RunAsState* st, int64_t timeout_ms) {
   st->timeout_armed = false;
   st->outer_finish = 0;
@@ -55,6 +56,7 @@ void hard_stop_handler() {
   SetLatch(MyLatch);
 }
 
+// Arms the hard stop of a background process: a die-like exit at limit + max(1 s, limit).
 void arm_hard_stop(RunAsState* st, int64_t timeout_ms) {
   st->hard_armed = false;
   st->hard_outer = 0;

@@ -47,6 +47,7 @@ void spi_connect();
 
 // Reads column `col` (1-based) of row `row` of SPI_tuptable.
 Datum spi_value(uint64 row, int col, bool* isnull);
+// Column `col` of row `row` of the last SPI result as int64 (its fallback for NULL).
 int64 spi_int64(uint64 row, int col, int64 if_null = 0);
 // Text copied into the upper (caller's) memory context, or nullptr for NULL.
 char* spi_text_copy(uint64 row, int col);

@@ -301,6 +301,7 @@ void read_claimed(std::vector<Claimed>& claimed, std::vector<State>& state_of) {
   }
 }
 
+// The saga row of a claimed row and its state (its definition is looked up by the caller).
 SagaRow row_of(const Claimed& c, const State& s) {
   SagaRow row;
   row.id = c.id;

@@ -65,6 +65,7 @@ void advance_due(int worker_id, int limit, bool isolate, BatchResult* result);
 void advance_one(int worker_id, const pg_uuid_t& id, BatchResult* result);
 // Claims saga `id` if it is active and free; false when it is not.
 bool claim_one(const pg_uuid_t& id, SagaRow* row);
+// Adds a batch's figures to consistency.saga_worker_stats for worker `worker_id`.
 void save_stats(int worker_id, const BatchStats& st);
 // The saga being advanced outside any subtransaction of its own, if any: an error that
 // escapes the batch then is that saga's.

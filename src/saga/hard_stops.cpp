@@ -29,6 +29,7 @@ struct HardStopRef {
   int step;
 };
 
+// Reads "saga:<uuid>:<r|c>:<step>"; false for anything else.
 bool parse_hard_stop(const char* label, HardStopRef* out) {
   const char* p = label + strlen(kHardStopPrefix);
   char uuid[40];
@@ -45,6 +46,7 @@ bool parse_hard_stop(const char* label, HardStopRef* out) {
   return true;
 }
 
+// True when the saga is ready to run the very step (and direction) that was stopped.
 bool at_step(const State& s, const HardStopRef& ref) {
   return is_active(s.status) && s.phase == Phase::kReady && s.step == ref.step &&
          (s.status == Status::kCompensating) == ref.compensating;

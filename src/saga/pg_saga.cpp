@@ -87,12 +87,14 @@ Datum jsonb_from_text(const std::string& text) {
 
 namespace {
 
+// A timestamptz column of an SPI row as the state machine's time (kNever for NULL).
 int64_t time_of(uint64 row, int col) {
   bool isnull = false;
   Datum d = pgc::pg::spi_value(row, col, &isnull);
   return isnull ? kNever : static_cast<int64_t>(DatumGetTimestampTz(d));
 }
 
+// The state machine's time as a timestamptz argument, with its SPI null flag.
 Datum time_datum(int64_t t, char* null_flag) {
   *null_flag = t == kNever ? 'n' : ' ';
   return t == kNever ? 0 : TimestampTzGetDatum(static_cast<TimestampTz>(t));
@@ -113,6 +115,7 @@ struct RawState {
   int64_t deadline;
 };
 
+// Reads the seven state columns starting at column c.
 void read_raw_state(uint64 row, int c, RawState* raw) {
   bool isnull = false;
   raw->status = pgc::pg::spi_text_copy(row, c);
@@ -125,6 +128,7 @@ void read_raw_state(uint64 row, int c, RawState* raw) {
   raw->deadline = time_of(row, c + 6);
 }
 
+// Turns the raw columns into a State; an unknown status or phase is an internal error.
 void state_from_raw(const RawState& raw, State* out) {
   std::string status = raw.status ? raw.status : "";
   std::string phase = raw.phase ? raw.phase : "";

@@ -82,6 +82,7 @@ int64 publish_command(const SagaRow& row, const Action& action, int attempt, boo
 
 // Helpers.
 std::string uuid_text(const pg_uuid_t& id);
+// jsonb <-> its text form, through PostgreSQL's own functions.
 std::string jsonb_text(Datum jsonb);  // "" for 0
 Datum jsonb_from_text(const std::string& text);
 // Asks the worker(s) of this database to look at sagas when this transaction commits.

@@ -159,6 +159,7 @@ long process_tick(int index) { return wait_after(run_batch(index)); }
 // workers in 100 ms rather than the default second (the step that loses is deferred).
 void process_start(int) { SetConfigOption("deadlock_timeout", "100ms", PGC_SUSET, PGC_S_OVERRIDE); }
 
+// How many saga worker processes the worker model keeps for a database.
 int processes() { return settings::workers; }
 
 const pgc::pg::Component kComponent = {"saga",
