@@ -118,8 +118,8 @@ void load_batch(RowSet* set, int64_t record_as, int64_t after_id, int64_t below,
         "FROM consistency.outbox WHERE id OPERATOR(pg_catalog.>) $2 "
         "AND (SELECT n FROM below) OPERATOR(pg_catalog.=) $3 ORDER BY id LIMIT $1",
         {INT4OID, INT8OID, INT8OID});
-    Datum args[3] = {Int32GetDatum(g_batch_size), Int64GetDatum(after_id), Int64GetDatum(below)};
-    pg::pg_call([&] { (below >= 0 ? guarded : plan).execute(args, nullptr, true, g_batch_size); });
+    Datum args[3] = {Int32GetDatum(settings::batch_size), Int64GetDatum(after_id), Int64GetDatum(below)};
+    pg::pg_call([&] { (below >= 0 ? guarded : plan).execute(args, nullptr, true, settings::batch_size); });
     uint64 n = SPI_processed;
     set->rows.resize(n);
     set->blob.reserve(n * 256);
@@ -231,7 +231,7 @@ int64 finalize_batch(const Batch& batch, bool exactly_once) {
       }
       Datum a[2] = {int8_array(ids), text_array(reasons)};
       exec_count(attempt, a, nullptr);
-      Datum b[2] = {a[0], Int32GetDatum(g_max_attempts)};
+      Datum b[2] = {a[0], Int32GetDatum(settings::max_attempts)};
       dead_count = exec_count(dead, b, nullptr);
       for (int64 i = 0; i < dead_count; i++) {
         int64 id = pg::spi_int64(i, 1);

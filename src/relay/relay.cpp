@@ -126,19 +126,21 @@ void on_delivery(void* ctx, uint64_t tag, int32_t, int err, const char* errstr) 
 }
 
 std::string transactional_id() {
-  if (g_transactional_id != nullptr && g_transactional_id[0] != '\0') return g_transactional_id;
+  if (settings::transactional_id != nullptr && settings::transactional_id[0] != '\0')
+    return settings::transactional_id;
   return "pg_consistency-" + std::to_string(GetSystemIdentifier()) + "-" + std::to_string(MyDatabaseId);
 }
 
 std::string current_fingerprint() {
-  std::string fp = g_brokers ? g_brokers : "";
+  std::string fp = settings::kafka_brokers ? settings::kafka_brokers : "";
   fp += '\x1f';
-  fp += g_properties ? g_properties : "";
+  fp += settings::kafka_properties ? settings::kafka_properties : "";
   fp += '\x1f';
-  fp += std::to_string(g_mode);
+  fp += std::to_string(settings::mode);
   fp += '\x1f';
-  fp +=
-      g_mode == kExactlyOnce ? transactional_id() + "\x1f" + (g_progress_topic ? g_progress_topic : "") : "";
+  fp += settings::mode == kExactlyOnce
+            ? transactional_id() + "\x1f" + (settings::progress_topic ? settings::progress_topic : "")
+            : "";
   return fp;
 }
 
@@ -177,13 +179,14 @@ void note_transient_failure(Runtime& rt, const std::string& why) {
 
 bool create_producer(Runtime& rt) {
   KafkaConfig cfg;
-  cfg.brokers = g_brokers;
+  cfg.brokers = settings::kafka_brokers;
   std::string error;
-  if (!parse_properties(g_properties ? g_properties : "", &cfg.properties, &error)) {
+  if (!parse_properties(settings::kafka_properties ? settings::kafka_properties : "", &cfg.properties,
+                        &error)) {
     record_error("pg_consistency.kafka_properties: " + error);
     return false;
   }
-  cfg.transactional = g_mode == kExactlyOnce;
+  cfg.transactional = settings::mode == kExactlyOnce;
   if (cfg.transactional) cfg.transactional_id = transactional_id();
   rt.producer = Producer::create(cfg, &error);
   if (!rt.producer) {
@@ -199,7 +202,7 @@ bool create_producer(Runtime& rt) {
 
 // Creates the batch's topics that the relay has not seen yet. False = broker trouble.
 bool ensure_topics(Runtime& rt, const RowSet& set) {
-  if (g_topic_partitions == 0) return true;  // the broker auto-creates topics
+  if (settings::topic_partitions == 0) return true;  // the broker auto-creates topics
   std::vector<std::string> missing;
   std::string_view last;
   for (const auto& r : set.rows) {
@@ -214,7 +217,7 @@ bool ensure_topics(Runtime& rt, const RowSet& set) {
   if (missing.empty()) return true;
   std::vector<std::string> errors;
   std::string error;
-  if (!rt.producer->create_topics(missing, g_topic_partitions, {}, 5000, &errors, &error)) {
+  if (!rt.producer->create_topics(missing, settings::topic_partitions, {}, 5000, &errors, &error)) {
     note_transient_failure(rt, "cannot create topics: " + error);
     return false;
   }
@@ -228,7 +231,7 @@ bool ensure_topics(Runtime& rt, const RowSet& set) {
 // exactly_once start-up: progress topic, init_transactions (fences a predecessor and
 // completes or aborts its transaction), then the read_committed recovery read.
 bool prepare_exactly_once(Runtime& rt) {
-  std::string progress = g_progress_topic;
+  std::string progress = settings::progress_topic;
   if (rt.known_topics.count(progress) == 0) {
     std::vector<std::string> errors;
     std::string error;
@@ -371,7 +374,7 @@ long start_batch(Runtime& rt, RowSet& set, int64_t number) {
     std::string err;
     const std::string& key = rt.config.transactional_id;
     uint64_t tag = (static_cast<uint64_t>(fl.generation) << 32) | kProgressIndex;
-    int rc = rt.producer->produce(g_progress_topic, 0, key.data(), key.size(), false, value.data(),
+    int rc = rt.producer->produce(settings::progress_topic, 0, key.data(), key.size(), false, value.data(),
                                   value.size(), false, nullptr, 0, tag, &err);
     fl.progress_sent = rc == 0;
     if (rc != 0) {
@@ -548,12 +551,12 @@ long continue_inflight_body(Runtime& rt) {
             0);
   if (rt.inflight) return 0;  // the next batch is already at Kafka
   if (transient) return rt.breaker.wait_ms(now_ms()) + 1;
-  return done->batch.size() >= static_cast<size_t>(g_batch_size) ? 0 : 1;
+  return done->batch.size() >= static_cast<size_t>(settings::batch_size) ? 0 : 1;
 }
 
 long relay_tick() {
   Runtime& rt = runtime();
-  if (g_brokers == nullptr || g_brokers[0] == '\0') {
+  if (!relay_enabled()) {
     if (rt.producer) teardown(rt);
     set_state(State::kStopped, 0);
     return gucs::poll_interval_ms;
@@ -570,7 +573,7 @@ long relay_tick() {
       set_state(State::kStopped, 0);
       return gucs::poll_interval_ms;
     }
-    ereport(LOG, (errmsg("pg_consistency relay: producing to %s in %s mode", g_brokers,
+    ereport(LOG, (errmsg("pg_consistency relay: producing to %s in %s mode", settings::kafka_brokers,
                          rt.exactly_once ? "exactly_once" : "at_least_once")));
   }
   rt.producer->poll(0);
@@ -635,7 +638,8 @@ void relay_exit() {
 
 }  // namespace
 
-const pg::Component kRelayComponent = {"relay", define_gucs, shmem_size, shmem_init, relay_tick, relay_exit};
+const pg::Component kRelayComponent = {
+    "relay", settings::define_settings, shmem_size, shmem_init, relay_tick, relay_exit};
 
 void wake_at_commit() {
   if (relay_enabled()) worker::wake_at_commit(&kRelayComponent);

@@ -106,7 +106,7 @@ void set_state(State st, int64 in_flight) {
   if (slot == nullptr) return;
   SpinLockAcquire(&g_shared->mutex);
   slot->state = st;
-  slot->mode = g_mode;
+  slot->mode = settings::mode;
   slot->pid = MyProcPid;
   slot->in_flight = in_flight;
   SpinLockRelease(&g_shared->mutex);
@@ -213,7 +213,7 @@ PGC_FUNCTION(pgc_relay_runtime) {
   }
   State st = found && snap.pid != 0 ? snap.state : State::kStopped;
   values[0] = CStringGetTextDatum(state_name(st));
-  values[1] = CStringGetTextDatum(g_mode == kExactlyOnce ? "exactly_once" : "at_least_once");
+  values[1] = CStringGetTextDatum(settings::mode == kExactlyOnce ? "exactly_once" : "at_least_once");
   nulls[2] = snap.last_error[0] == '\0';
   values[2] = nulls[2] ? 0 : CStringGetTextDatum(snap.last_error);
   nulls[3] = snap.last_error_at == 0;

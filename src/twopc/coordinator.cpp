@@ -71,7 +71,7 @@ bool touched(const Entry& e) { return e.phase != Phase::kNone; }
 // an open transaction there ends with it; a prepared one is rolled back by recovery),
 // and an abort never outlasts a frozen participant by more than a few seconds.
 constexpr int kAbortWaitMs = 5000;
-int abort_wait_ms() { return gucs::timeout_ms < kAbortWaitMs ? gucs::timeout_ms : kAbortWaitMs; }
+int abort_wait_ms() { return settings::timeout_ms < kAbortWaitMs ? settings::timeout_ms : kAbortWaitMs; }
 
 void close_all(int, Datum) {
   for (auto& e : g_entries) close_connection(e->conn);
@@ -111,7 +111,7 @@ std::string remote_detail(const Outcome& o) {
   switch (o.kind) {
     case Outcome::kTimeout:
       throw Error(sqlstate::kRemoteFailure,
-                  who + " did not answer " + what + " within " + std::to_string(gucs::timeout_ms) + " ms",
+                  who + " did not answer " + what + " within " + std::to_string(settings::timeout_ms) + " ms",
                   "The remote command was cancelled.", "See pg_consistency.twopc_timeout.");
     case Outcome::kConnectionLost:
       throw Error(sqlstate::kRemoteFailure, "lost the connection to " + who, o.message);
@@ -177,7 +177,7 @@ void pre_commit() {
     }
     e->phase = Phase::kPrepareSent;
   }
-  TimestampTz deadline = deadline_in(gucs::timeout_ms);
+  TimestampTz deadline = deadline_in(settings::timeout_ms);
 
   // The decision, inside the local transaction, while the participants prepare.
   {
@@ -268,7 +268,7 @@ void finish_prepared(std::vector<Entry*>& list, bool commit) {
       worker::wake_now(&kComponent);
     }
   }
-  TimestampTz deadline = deadline_in(commit ? gucs::timeout_ms : abort_wait_ms());
+  TimestampTz deadline = deadline_in(commit ? settings::timeout_ms : abort_wait_ms());
   for (Entry* e : sent) {
     Outcome o = collect(e->conn, 1, deadline, WaitMode::kHeld);
     if (o.ok() || (o.kind == Outcome::kRemoteError && o.sqlstate == "42704")) {
@@ -533,7 +533,7 @@ Result execute_remote(const std::string& name, const std::string& sql, RowSink* 
           (PQstatus(e->conn) != CONNECTION_OK || PQtransactionStatus(e->conn) != PQTRANS_IDLE))
         close_connection(e->conn);
       if (e->conn == nullptr)
-        e->conn = connect_participant(e->name, row.conninfo, row.trusted, gucs::timeout_ms,
+        e->conn = connect_participant(e->name, row.conninfo, row.trusted, settings::timeout_ms,
                                       WaitMode::kInterruptible);
       else
         reused = true;
@@ -549,7 +549,7 @@ Result execute_remote(const std::string& name, const std::string& sql, RowSink* 
     if (!prep.savepoint.empty()) cmds.push_back("SAVEPOINT " + prep.savepoint);
     cmds.push_back(sql);
     e->phase = Phase::kOpen;
-    Outcome o = run(e->conn, cmds, gucs::timeout_ms, WaitMode::kInterruptible, sink);
+    Outcome o = run(e->conn, cmds, settings::timeout_ms, WaitMode::kInterruptible, sink);
     if (o.kind == Outcome::kConnectionLost && first && reused && attempt == 0 &&
         (sink == nullptr || sink->delivered == 0)) {
       // The cached connection died while idle (participant restarted): nothing of this

@@ -105,11 +105,11 @@ class JsonRows : public RowSink {
                  PQgetisnull(r, t, f));
       std::string json = row_.finish();
       bytes_ += json.size();
-      if (bytes_ > static_cast<uint64>(gucs::max_result_bytes))
+      if (bytes_ > static_cast<uint64>(settings::max_result_bytes))
         throw Error("54000",
                     "result of remote_query on participant \"" + participant_ +
                         "\" exceeds pg_consistency.twopc_max_result_bytes (" +
-                        std::to_string(gucs::max_result_bytes) + " bytes)",
+                        std::to_string(settings::max_result_bytes) + " bytes)",
                     "Reading stopped at row " + std::to_string(rows_ + 1) +
                         "; the participant's statement was cancelled.",
                     "Select fewer rows or columns (or page through the result), or ask an "
@@ -216,7 +216,7 @@ PGC_FUNCTION(pgc_twopc_drop_participant) {
     std::vector<PreparedXact> left;
     std::string failure, detail;
     try {
-      conn = connect_participant(row.name, row.conninfo, row.trusted, gucs::timeout_ms,
+      conn = connect_participant(row.name, row.conninfo, row.trusted, settings::timeout_ms,
                                  WaitMode::kInterruptible, false);
       left = list_prepared(conn, row.name, row.id, WaitMode::kInterruptible);
     } catch (const Error& e) {
@@ -343,8 +343,8 @@ PGC_FUNCTION(pgc_twopc_in_doubt) {
     std::vector<PreparedXact> list;
     std::string failure;
     try {
-      conn = connect_participant(p.name, p.conninfo, p.trusted, gucs::timeout_ms, WaitMode::kInterruptible,
-                                 false);
+      conn = connect_participant(p.name, p.conninfo, p.trusted, settings::timeout_ms,
+                                 WaitMode::kInterruptible, false);
       list = list_prepared(conn, p.name, p.id, WaitMode::kInterruptible);
     } catch (const Error& e) {
       failure = std::string(e.what()) + (e.detail().empty() ? "" : ": " + e.detail());

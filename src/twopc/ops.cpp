@@ -27,7 +27,7 @@ struct Catalog {
 };
 
 double stale_limit_s() {
-  double ten = 10.0 * gucs::recovery_interval_ms / 1000.0;
+  double ten = 10.0 * settings::recovery_interval_ms / 1000.0;
   return ten > 60.0 ? ten : 60.0;
 }
 
@@ -172,7 +172,7 @@ PGC_FUNCTION(pgc_twopc_integrity) {
   } else {
     TimestampTz last = static_cast<TimestampTz>(pg_atomic_read_u64(&s->last_recovery_at));
     uint32 unreachable = pg_atomic_read_u32(&s->unreachable);
-    long limit_ms = 3L * gucs::recovery_interval_ms + 60000L;
+    long limit_ms = 3L * settings::recovery_interval_ms + 60000L;
     bool recent = last != 0 && TimestampDifferenceMilliseconds(last, GetCurrentTimestamp()) <= limit_ms;
     std::string detail;
     if (last == 0)

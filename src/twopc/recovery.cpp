@@ -126,8 +126,8 @@ void recover_participant(const ParticipantRow& p, const std::set<uint64>& decide
   if (conn != nullptr && PQstatus(conn) != CONNECTION_OK) close_connection(conn);
   bool reused = conn != nullptr;
   if (conn == nullptr)
-    conn =
-        connect_participant(p.name, p.conninfo, p.trusted, gucs::timeout_ms, WaitMode::kInterruptible, false);
+    conn = connect_participant(p.name, p.conninfo, p.trusted, settings::timeout_ms, WaitMode::kInterruptible,
+                               false);
   std::vector<PreparedXact> list;
   try {
     list = list_prepared(conn, p.name, p.id, WaitMode::kInterruptible);
@@ -135,8 +135,8 @@ void recover_participant(const ParticipantRow& p, const std::set<uint64>& decide
     // A cached connection may have died with a participant restart: one fresh attempt.
     if (!reused) throw;
     close_connection(conn);
-    conn =
-        connect_participant(p.name, p.conninfo, p.trusted, gucs::timeout_ms, WaitMode::kInterruptible, false);
+    conn = connect_participant(p.name, p.conninfo, p.trusted, settings::timeout_ms, WaitMode::kInterruptible,
+                               false);
     list = list_prepared(conn, p.name, p.id, WaitMode::kInterruptible);
   }
   pass->in_doubt += static_cast<uint32>(list.size());
@@ -166,7 +166,7 @@ void recover_participant(const ParticipantRow& p, const std::set<uint64>& decide
     if (a == Action::kLeave || !TimestampDifferenceExceeds(seen->second, now, kGraceMs)) continue;
     bool commit = a == Action::kCommit;
     Outcome o = run(conn, {std::string(commit ? "COMMIT" : "ROLLBACK") + " PREPARED " + quote_literal(x.gid)},
-                    gucs::timeout_ms, WaitMode::kInterruptible);
+                    settings::timeout_ms, WaitMode::kInterruptible);
     if (o.ok() || (o.kind == Outcome::kRemoteError && o.sqlstate == "42704")) {
       if (o.ok()) {
         count(commit ? &Stats::recovery_commits : &Stats::recovery_rollbacks);
@@ -211,7 +211,7 @@ std::vector<PreparedXact> list_prepared(PGconn*& conn, const std::string& name, 
       "AND pg_catalog.substr(x.gid, 1, " +
       std::to_string(prefix.size()) + ") OPERATOR(pg_catalog.=) " + quote_literal(prefix) +
       " ORDER BY x.prepared";
-  Outcome o = run(conn, {sql}, gucs::timeout_ms, mode);
+  Outcome o = run(conn, {sql}, settings::timeout_ms, mode);
   if (!o.ok())
     throw Error(sqlstate::kRemoteFailure,
                 "could not list prepared transactions on participant \"" + name + "\"",
@@ -348,8 +348,9 @@ long recovery_tick() {
     pg_atomic_write_u64(&s->last_recovery_at, static_cast<uint64>(GetCurrentTimestamp()));
   }
   pgstat_report_activity(STATE_IDLE, nullptr);
-  if ((pass.unreachable > 0 || pass.in_doubt > 0) && gucs::recovery_interval_ms > kRetryMs) return kRetryMs;
-  return gucs::recovery_interval_ms;
+  if ((pass.unreachable > 0 || pass.in_doubt > 0) && settings::recovery_interval_ms > kRetryMs)
+    return kRetryMs;
+  return settings::recovery_interval_ms;
 }
 
 void recovery_exit() {

@@ -1,4 +1,4 @@
-// Two-phase commit: GUCs, shared-memory counters and the catalog helpers used by the
+// Two-phase commit: shared-memory counters and the catalog helpers used by the
 // coordinator (backends), the recovery (worker) and the operations functions.
 #pragma once
 
@@ -7,6 +7,7 @@
 
 #include "pg/component.hpp"
 #include "pg/postgres.hpp"
+#include "twopc/settings.hpp"
 
 extern "C" {
 #include "port/atomics.h"
@@ -15,19 +16,7 @@ extern "C" {
 
 namespace pgc::twopc {
 
-// ---- GUCs ----
-namespace gucs {
-extern int timeout_ms;            // pg_consistency.twopc_timeout
-extern int recovery_interval_ms;  // pg_consistency.twopc_recovery_interval
-extern int debug_crash_at;        // pg_consistency.twopc_debug_crash_at (test hook)
-extern int debug_pause_at;        // pg_consistency.twopc_debug_pause_at (test hook)
-extern int debug_pause_ms;        // pg_consistency.twopc_debug_pause_ms (test hook)
-extern int max_result_bytes;      // pg_consistency.twopc_max_result_bytes
-}  // namespace gucs
-
-enum DebugPoint { kDebugNone = 0, kDebugAfterPrepare = 1, kDebugAfterLocalCommit = 2 };
-
-// The test hooks: PANIC / pause at `point` when the GUCs ask for it.
+// The test hooks: PANIC / pause at `point` when the debug settings ask for it.
 void debug_point(DebugPoint point);
 
 // ---- shared-memory counters, one slot per coordinator database ----
