@@ -76,6 +76,22 @@ void forget_dropped_grantees() {
   });
 }
 
+// grant_participant / revoke_participant: checks the participant (it must exist) and the
+// role, then runs change(participant, role, role name) as the catalog owner, after
+// removing the grants of dropped roles.
+template <typename F>
+void change_grant(FunctionCallInfo fcinfo, F&& change) {
+  std::string name = participant_arg(fcinfo, 0);
+  std::string rolname;
+  Oid role = role_arg(fcinfo, 1, &rolname);
+  Spi spi;
+  ParticipantRow row;
+  if (!lookup_participant(name, &row)) unknown_participant(name);
+  pg::OwnerScope owner(catalog_owner());
+  forget_dropped_grantees();
+  change(row, role, rolname);
+}
+
 // remote_exec: the rows of a SELECT are read one at a time and dropped (only counted).
 class DiscardRows : public RowSink {
  public:
@@ -260,51 +276,39 @@ PGC_FUNCTION(pgc_twopc_drop_participant) {
 
 // consistency.grant_participant(participant text, role regrole)
 PGC_FUNCTION(pgc_twopc_grant_participant) {
-  std::string name = participant_arg(fcinfo, 0);
-  std::string rolname;
-  Oid role = role_arg(fcinfo, 1, &rolname);
-  Spi spi;
-  ParticipantRow row;
-  if (!lookup_participant(name, &row)) unknown_participant(name);
-  pg::OwnerScope owner(catalog_owner());
-  forget_dropped_grantees();
-  pg::pg_call([&] {
-    static pg::SavedPlan plan(
-        "INSERT INTO consistency.twopc_participant_grants (participant_id, role, granted_by) "
-        "VALUES ($1, $2::pg_catalog.oid::pg_catalog.regrole, $3) "
-        "ON CONFLICT (participant_id, role) DO NOTHING",
-        {INT4OID, OIDOID, NAMEOID});
-    Datum args[3] = {
-        Int32GetDatum(row.id), ObjectIdGetDatum(role),
-        DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetSessionUserId(), false)))};
-    plan.execute(args, nullptr, false);
+  change_grant(fcinfo, [](const ParticipantRow& row, Oid role, const std::string&) {
+    pg::pg_call([&] {
+      static pg::SavedPlan plan(
+          "INSERT INTO consistency.twopc_participant_grants (participant_id, role, granted_by) "
+          "VALUES ($1, $2::pg_catalog.oid::pg_catalog.regrole, $3) "
+          "ON CONFLICT (participant_id, role) DO NOTHING",
+          {INT4OID, OIDOID, NAMEOID});
+      Datum args[3] = {
+          Int32GetDatum(row.id), ObjectIdGetDatum(role),
+          DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetSessionUserId(), false)))};
+      plan.execute(args, nullptr, false);
+    });
   });
   PG_RETURN_VOID();
 }
 
 // consistency.revoke_participant(participant text, role regrole)
 PGC_FUNCTION(pgc_twopc_revoke_participant) {
-  std::string name = participant_arg(fcinfo, 0);
-  std::string rolname;
-  Oid role = role_arg(fcinfo, 1, &rolname);
-  Spi spi;
-  ParticipantRow row;
-  if (!lookup_participant(name, &row)) unknown_participant(name);
-  pg::OwnerScope owner(catalog_owner());
-  forget_dropped_grantees();
-  uint64 n = pg::pg_call([&] {
-    static pg::SavedPlan plan(
-        "DELETE FROM consistency.twopc_participant_grants g "
-        "WHERE g.participant_id OPERATOR(pg_catalog.=) $1 "
-        "AND g.role::pg_catalog.oid OPERATOR(pg_catalog.=) $2",
-        {INT4OID, OIDOID});
-    Datum args[2] = {Int32GetDatum(row.id), ObjectIdGetDatum(role)};
-    plan.execute(args, nullptr, false);
-    return SPI_processed;
+  change_grant(fcinfo, [](const ParticipantRow& row, Oid role, const std::string& rolname) {
+    uint64 n = pg::pg_call([&] {
+      static pg::SavedPlan plan(
+          "DELETE FROM consistency.twopc_participant_grants g "
+          "WHERE g.participant_id OPERATOR(pg_catalog.=) $1 "
+          "AND g.role::pg_catalog.oid OPERATOR(pg_catalog.=) $2",
+          {INT4OID, OIDOID});
+      Datum args[2] = {Int32GetDatum(row.id), ObjectIdGetDatum(role)};
+      plan.execute(args, nullptr, false);
+      return SPI_processed;
+    });
+    if (n == 0)
+      ereport(NOTICE,
+              (errmsg("role \"%s\" had no grant on participant \"%s\"", rolname.c_str(), row.name.c_str())));
   });
-  if (n == 0)
-    ereport(NOTICE,
-            (errmsg("role \"%s\" had no grant on participant \"%s\"", rolname.c_str(), name.c_str())));
   PG_RETURN_VOID();
 }
 
@@ -356,23 +360,7 @@ PGC_FUNCTION(pgc_twopc_in_doubt) {
                                p.name.c_str()),
                         errdetail("%s", failure.c_str())));
       // Committed locally, COMMIT PREPARED not confirmed: rows without prepared_at.
-      std::set<uint64> decided;
-      {
-        pg::OwnerScope owner(catalog_owner());
-        uint64 n = pg::pg_call([&] {
-          static pg::SavedPlan plan(
-              "SELECT d.xid FROM consistency.twopc_decisions d "
-              "WHERE d.participant_id OPERATOR(pg_catalog.=) $1 ORDER BY d.xid",
-              {INT4OID});
-          Datum arg = Int32GetDatum(p.id);
-          plan.execute(&arg, nullptr, true);
-          return SPI_processed;
-        });
-        for (uint64 i = 0; i < n; i++) {
-          bool isnull = false;
-          decided.insert(DatumGetUInt64(pg::pg_call([&] { return pg::spi_value(i, 1, &isnull); })));
-        }
-      }
+      std::set<uint64> decided = decided_xids(p.id, -1);
       for (uint64 x : decided) {
         Gid g{sysid, MyDatabaseId, x, p.id};
         Datum v[4] = {text_datum(p.name), text_datum(format_gid(g)), 0, text_datum("commit")};

@@ -82,37 +82,21 @@ void in_transaction(F&& f) {
   });
 }
 
-std::set<uint64> load_decisions(int32 participant_id) {
-  std::set<uint64> out;
+// Runs `plan` on participant `participant_id`'s decision rows for `xids` ($1 its id, $2
+// the xids as xid8[]) as the catalog owner; column 1 of what it returns.
+std::vector<Datum> on_decisions(pg::SavedPlan& plan, int32 participant_id, const std::vector<uint64>& xids,
+                                bool read_only) {
+  Datum args[2] = {Int32GetDatum(participant_id), xid_array(xids)};
   pg::OwnerScope owner(catalog_owner());
-  uint64 n = pg::pg_call([&] {
-    static pg::SavedPlan plan(
-        "SELECT d.xid FROM consistency.twopc_decisions d "
-        "WHERE d.participant_id OPERATOR(pg_catalog.=) $1 ORDER BY d.xid LIMIT 100000",
-        {INT4OID});
-    Datum arg = Int32GetDatum(participant_id);
-    plan.execute(&arg, nullptr, true);
-    return SPI_processed;
-  });
-  for (uint64 i = 0; i < n; i++) {
-    bool isnull = false;
-    out.insert(DatumGetUInt64(pg::spi_value(i, 1, &isnull)));
-  }
-  return out;
+  return plan_column(plan, args, nullptr, read_only);
 }
 
 void delete_decisions(int32 participant_id, const std::vector<uint64>& xids) {
-  Datum arr = xid_array(xids);
-  pg::OwnerScope owner(catalog_owner());
-  pg::pg_call([&] {
-    static pg::SavedPlan plan(
-        "DELETE FROM consistency.twopc_decisions d "
-        "WHERE d.participant_id OPERATOR(pg_catalog.=) $1 "
-        "AND d.xid OPERATOR(pg_catalog.=) ANY($2)",
-        {INT4OID, XID8ARRAYOID});
-    Datum args[2] = {Int32GetDatum(participant_id), arr};
-    plan.execute(args, nullptr, false);
-  });
+  static pg::SavedPlan plan(
+      "DELETE FROM consistency.twopc_decisions d "
+      "WHERE d.participant_id OPERATOR(pg_catalog.=) $1 AND d.xid OPERATOR(pg_catalog.=) ANY($2)",
+      {INT4OID, XID8ARRAYOID});
+  on_decisions(plan, participant_id, xids, false);
 }
 
 struct Pass {
@@ -258,24 +242,26 @@ std::vector<LocalStatus> local_statuses(const std::vector<uint64>& xids) {
 std::vector<bool> decisions_recorded(int32 participant_id, const std::vector<uint64>& xids) {
   std::vector<bool> out(xids.size(), false);
   if (xids.empty()) return out;
-  Datum arr = xid_array(xids);
-  pg::OwnerScope owner(catalog_owner());
-  uint64 n = pg::pg_call([&] {
-    static pg::SavedPlan plan(
-        "SELECT d.xid FROM consistency.twopc_decisions d "
-        "WHERE d.participant_id OPERATOR(pg_catalog.=) $1 "
-        "AND d.xid OPERATOR(pg_catalog.=) ANY($2)",
-        {INT4OID, XID8ARRAYOID});
-    Datum args[2] = {Int32GetDatum(participant_id), arr};
-    plan.execute(args, nullptr, true);
-    return SPI_processed;
-  });
+  static pg::SavedPlan plan(
+      "SELECT d.xid FROM consistency.twopc_decisions d "
+      "WHERE d.participant_id OPERATOR(pg_catalog.=) $1 AND d.xid OPERATOR(pg_catalog.=) ANY($2)",
+      {INT4OID, XID8ARRAYOID});
   std::set<uint64> found;
-  for (uint64 i = 0; i < n; i++) {
-    bool isnull = false;
-    found.insert(DatumGetUInt64(pg::spi_value(i, 1, &isnull)));
-  }
+  for (Datum d : on_decisions(plan, participant_id, xids, true)) found.insert(DatumGetUInt64(d));
   for (size_t i = 0; i < xids.size(); i++) out[i] = found.count(xids[i]) > 0;
+  return out;
+}
+
+std::set<uint64> decided_xids(int32 participant_id, int64 limit) {
+  static pg::SavedPlan plan(
+      "SELECT d.xid FROM consistency.twopc_decisions d "
+      "WHERE d.participant_id OPERATOR(pg_catalog.=) $1 ORDER BY d.xid LIMIT $2",
+      {INT4OID, INT8OID});
+  Datum args[2] = {Int32GetDatum(participant_id), Int64GetDatum(limit)};
+  const char nulls[2] = {' ', limit < 0 ? 'n' : ' '};  // LIMIT NULL: all rows
+  pg::OwnerScope owner(catalog_owner());
+  std::set<uint64> out;
+  for (Datum d : plan_column(plan, args, nulls)) out.insert(DatumGetUInt64(d));
   return out;
 }
 
@@ -290,7 +276,7 @@ long recovery_tick() {
     for (auto& row : list_participants()) {
       Work w;
       w.row = std::move(row);
-      w.decided = load_decisions(w.row.id);
+      w.decided = decided_xids(w.row.id, 100000);
       work.push_back(std::move(w));
     }
   });

@@ -125,26 +125,32 @@ std::string shown_name(const std::string& name) {
 
 Oid catalog_owner() { return pg::extension_table_owner("twopc_participants"); }
 
+std::vector<Datum> plan_column(pg::SavedPlan& plan, const Datum* args, const char* nulls, bool read_only) {
+  uint64 n = pg::pg_call([&]() -> uint64 {
+    plan.execute(args, nulls, read_only);
+    return SPI_tuptable != nullptr ? SPI_processed : 0;
+  });
+  std::vector<Datum> out;
+  for (uint64 i = 0; i < n; i++) {
+    bool isnull = false;
+    Datum d = pg::pg_call([&] { return pg::spi_value(i, 1, &isnull); });
+    if (!isnull) out.push_back(d);
+  }
+  return out;
+}
+
 namespace {
 
 // The roles participant `id` is granted to (SPI connected, inside the owner scope). A
 // grant whose role was dropped still has its OID here; no role has it any more.
 std::vector<Oid> load_grantees(int32 id) {
+  static pg::SavedPlan plan(
+      "SELECT g.role::pg_catalog.oid FROM consistency.twopc_participant_grants g "
+      "WHERE g.participant_id OPERATOR(pg_catalog.=) $1",
+      {INT4OID});
+  Datum arg = Int32GetDatum(id);
   std::vector<Oid> out;
-  uint64 n = pg::pg_call([&] {
-    static pg::SavedPlan plan(
-        "SELECT g.role::pg_catalog.oid FROM consistency.twopc_participant_grants g "
-        "WHERE g.participant_id OPERATOR(pg_catalog.=) $1",
-        {INT4OID});
-    Datum arg = Int32GetDatum(id);
-    plan.execute(&arg, nullptr, true);
-    return SPI_processed;
-  });
-  for (uint64 i = 0; i < n; i++) {
-    bool isnull = false;
-    Datum d = pg::pg_call([&] { return pg::spi_value(i, 1, &isnull); });
-    if (!isnull) out.push_back(DatumGetObjectId(d));
-  }
+  for (Datum d : plan_column(plan, &arg)) out.push_back(DatumGetObjectId(d));
   return out;
 }
 

@@ -7,6 +7,7 @@
 
 #include "pg/component.hpp"
 #include "pg/postgres.hpp"
+#include "pg/spi.hpp"
 #include "twopc/settings.hpp"
 
 extern "C" {
@@ -57,6 +58,12 @@ struct ParticipantRow {
 // as this role inside a pg::OwnerScope (catalog-only search path, no pg_temp), so that
 // nothing a caller can create is resolved with the extension's rights.
 Oid catalog_owner();
+
+// Runs `plan` with `args` and `nulls` (as SPI_execute_plan takes them; SPI connected, as
+// whatever role the caller set) and returns column 1 of the rows it returns, NULLs left
+// out. For pass-by-value columns (oid, xid8), whose values outlive SPI_finish.
+std::vector<Datum> plan_column(pg::SavedPlan& plan, const Datum* args, const char* nulls = nullptr,
+                               bool read_only = true);
 
 // `name` as shown in a message: at most 200 bytes, cut on a character boundary of the
 // database encoding ("..." appended when cut). Valid participant names are never cut.
