@@ -266,6 +266,21 @@ bool prepare_exactly_once(Runtime& rt) {
   return true;
 }
 
+// The CloudEvents attributes every message carries, in this order after outbox_id. A
+// row's own non-null header of one of these names replaces the default value, except
+// ce_specversion (a row's own one goes out as an ordinary header).
+constexpr std::string_view kCeHeaders[] = {"ce_id",          "ce_type", "ce_source",
+                                           "ce_specversion", "ce_time", "content-type"};
+constexpr size_t kCeCount = std::size(kCeHeaders);
+constexpr size_t kCeSpecVersion = 3;
+
+// Index in kCeHeaders of a header a row may override, or kCeCount.
+size_t overridden_ce_header(std::string_view name) {
+  for (size_t k = 0; k < kCeCount; k++)
+    if (k != kCeSpecVersion && name == kCeHeaders[k]) return k;
+  return kCeCount;
+}
+
 // Produces row i of the set: outbox_id and the CloudEvents attributes first (the row's
 // own ce_* / content-type values replace the defaults), then the row's other headers.
 // Headers are views into the row set and stack buffers: nothing is allocated per row.
@@ -278,49 +293,27 @@ void produce_row(Runtime& rt, Inflight& f, size_t i, const RowSet& set) {
     rt.time_cache = format_rfc3339_utc(r.created_at);
     rt.time_cache_key = r.created_at;
   }
-  auto view = [](std::string_view v) { return std::pair<const char*, size_t>(v.data(), v.size()); };
-  std::pair<const char*, size_t> ce_id{idbuf, idlen},
-      ce_type = view(set.view(r.topic)), ce_source = view(rt.ce_source), ce_time = view(rt.time_cache),
-      ctype = view(set.view(r.content_type));
+  std::string_view ce[kCeCount] = {
+      std::string_view(idbuf, idlen), set.view(r.topic), rt.ce_source, "1.0", rt.time_cache,
+      set.view(r.content_type)};
   std::vector<HeaderView>& hv = rt.header_scratch;
   hv.clear();
   hv.push_back(HeaderView{"outbox_id", 9, idbuf, idlen, false});
   size_t fixed = hv.size();
-  hv.resize(fixed + 6);
+  hv.resize(fixed + kCeCount);
   for (uint32_t h = r.hdr_begin; h < r.hdr_begin + r.hdr_count; h++) {
     const OwnHeader& oh = set.headers[h];
     std::string_view name = set.view(oh.name);
     std::string_view value = set.view(oh.value);
-    if (!oh.null) {
-      if (name == "ce_id") {
-        ce_id = view(value);
-        continue;
-      }
-      if (name == "ce_type") {
-        ce_type = view(value);
-        continue;
-      }
-      if (name == "ce_source") {
-        ce_source = view(value);
-        continue;
-      }
-      if (name == "ce_time") {
-        ce_time = view(value);
-        continue;
-      }
-      if (name == "content-type") {
-        ctype = view(value);
-        continue;
-      }
+    size_t k = oh.null ? kCeCount : overridden_ce_header(name);
+    if (k < kCeCount) {
+      ce[k] = value;
+      continue;
     }
     hv.push_back(HeaderView{name.data(), name.size(), value.data(), value.size(), oh.null});
   }
-  hv[fixed + 0] = HeaderView{"ce_id", 5, ce_id.first, ce_id.second, false};
-  hv[fixed + 1] = HeaderView{"ce_type", 7, ce_type.first, ce_type.second, false};
-  hv[fixed + 2] = HeaderView{"ce_source", 9, ce_source.first, ce_source.second, false};
-  hv[fixed + 3] = HeaderView{"ce_specversion", 14, "1.0", 3, false};
-  hv[fixed + 4] = HeaderView{"ce_time", 7, ce_time.first, ce_time.second, false};
-  hv[fixed + 5] = HeaderView{"content-type", 12, ctype.first, ctype.second, false};
+  for (size_t k = 0; k < kCeCount; k++)
+    hv[fixed + k] = HeaderView{kCeHeaders[k].data(), kCeHeaders[k].size(), ce[k].data(), ce[k].size(), false};
 
   std::string err;
   uint64_t tag = (static_cast<uint64_t>(f.generation) << 32) | static_cast<uint64_t>(i);
