@@ -61,6 +61,7 @@ bool set(rd_kafka_conf_t* conf, const std::string& name, const std::string& valu
   return true;
 }
 
+// A librdkafka transactional error (destroyed here; nullptr = success) as a TxnResult.
 TxnResult to_result(rd_kafka_error_t* err) {
   TxnResult r;
   if (err == nullptr) return r;

@@ -19,6 +19,7 @@ namespace pgc::relay {
 
 namespace {
 
+// `ids` as an int8[] Datum in the current memory context.
 Datum int8_array(const std::vector<int64_t>& ids) {
   return pg::pg_call([&] {
     Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (ids.size() + 1)));
@@ -28,6 +29,7 @@ Datum int8_array(const std::vector<int64_t>& ids) {
   });
 }
 
+// `texts` as a text[] Datum in the current memory context.
 Datum text_array(const std::vector<std::string>& texts) {
   return pg::pg_call([&] {
     Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (texts.size() + 1)));
@@ -39,6 +41,7 @@ Datum text_array(const std::vector<std::string>& texts) {
   });
 }
 
+// Runs a read-write statement; returns how many rows it processed.
 int64 exec_count(pg::SavedPlan& plan, const Datum* values, const char* nulls) {
   return pg::pg_call([&]() -> int64 {
     plan.execute(values, nulls, false);

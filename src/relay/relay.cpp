@@ -59,11 +59,13 @@ namespace {
 
 int64_t now_ms() { return static_cast<int64_t>(GetCurrentTimestamp() / 1000); }
 
+// Jitter for the circuit breaker: uniform in [0, 1), seeded per process.
 double unit_random() {
   static std::minstd_rand rng(static_cast<unsigned>(MyProcPid));
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
 
+// The delivery tag index of a batch's progress record (its messages use 0..n-1).
 constexpr uint32_t kProgressIndex = 0xffffffffu;
 
 struct Inflight {
@@ -104,11 +106,14 @@ struct Runtime {
 
 Runtime* g_rt = nullptr;
 
+// The worker's relay state, created on first use and kept until the process exits.
 Runtime& runtime() {
   if (g_rt == nullptr) g_rt = new Runtime();
   return *g_rt;
 }
 
+// The producer's delivery handler (inside poll()): records Kafka's answer for a message
+// (or the progress record) of the batch in flight; reports of abandoned batches are dropped.
 void on_delivery(void* ctx, uint64_t tag, int32_t, int err, const char* errstr) {
   auto* rt = static_cast<Runtime*>(ctx);
   Inflight* f = rt->inflight.get();
@@ -125,12 +130,14 @@ void on_delivery(void* ctx, uint64_t tag, int32_t, int err, const char* errstr) 
   if (idx < f->batch.size()) f->batch.reported(idx, err, errstr ? errstr : "");
 }
 
+// exactly_once's transactional.id: the setting, or one derived from the cluster and database.
 std::string transactional_id() {
   if (settings::transactional_id != nullptr && settings::transactional_id[0] != '\0')
     return settings::transactional_id;
   return "pg_consistency-" + std::to_string(GetSystemIdentifier()) + "-" + std::to_string(MyDatabaseId);
 }
 
+// The settings the producer is built from: a change recreates it.
 std::string current_fingerprint() {
   std::string fp = settings::kafka_brokers ? settings::kafka_brokers : "";
   fp += '\x1f';
@@ -144,6 +151,8 @@ std::string current_fingerprint() {
   return fp;
 }
 
+// Drops the producer and what is bound to it: the batch in flight (its Kafka transaction
+// aborted, best effort), the prefetched batch and the topics known to exist.
 void teardown(Runtime& rt) {
   if (rt.producer && rt.inflight && rt.inflight->transactional) {
     // Best effort; a transaction left open is aborted when the next producer fences it.
@@ -162,6 +171,8 @@ void teardown(Runtime& rt) {
 
 std::string kafka_error_text(const TxnResult& r) { return r.message.empty() ? "unknown error" : r.message; }
 
+// Moves the producer's errors and logs into the relay's status and the server log, and
+// notes when every broker was reported down.
 void drain_producer_messages(Runtime& rt) {
   if (!rt.producer) return;
   for (auto& e : rt.producer->take_errors()) record_error("Kafka: " + e);
@@ -172,11 +183,13 @@ void drain_producer_messages(Runtime& rt) {
   }
 }
 
+// Broker trouble: counts a failure on the circuit breaker and records the error.
 void note_transient_failure(Runtime& rt, const std::string& why) {
   rt.breaker.record_failure(now_ms(), unit_random());
   record_error(why);
 }
 
+// Builds the producer from the settings; false (error recorded) when it cannot.
 bool create_producer(Runtime& rt) {
   KafkaConfig cfg;
   cfg.brokers = settings::kafka_brokers;
@@ -327,8 +340,6 @@ void produce_row(Runtime& rt, Inflight& f, size_t i, const RowSet& set) {
   }
 }
 
-// Waits (bounded) for the batch in flight; finishes it when everything is answered.
-// Returns the delay before the next tick.
 // Produces a loaded batch (exactly_once: `number` is already recorded) and leaves it in
 // flight. Returns the delay before the next tick when it could not start.
 long start_batch(Runtime& rt, RowSet& set, int64_t number) {
@@ -386,6 +397,9 @@ long start_batch(Runtime& rt, RowSet& set, int64_t number) {
   return 0;
 }
 
+// Batches started from a prefetch in a row, at most (see maybe_prefetch).
+constexpr int kMaxPipelined = 8;
+
 // While a batch is at Kafka, read the next one (the rows after it; exactly_once records
 // it), so that it can be produced as soon as the current one is settled. At most one
 // batch is ever at Kafka. The read returns nothing when a row below the batch in flight
@@ -394,8 +408,6 @@ long start_batch(Runtime& rt, RowSet& set, int64_t number) {
 // pipeline. (For writers that serialise on a key, a late row whose successor of the same
 // key is visible is itself visible in that snapshot.) A full scan also happens at least
 // every kMaxPipelined batches.
-constexpr int kMaxPipelined = 8;
-
 void maybe_prefetch(Runtime& rt) {
   Inflight& f = *rt.inflight;
   if (rt.has_next || rt.prefetch_tried || f.batch.any_failed() || rt.broker_down ||
@@ -420,17 +432,9 @@ void drop_prefetch(Runtime& rt) {
   if (rt.exactly_once) abandon_batch(Batch(rt.next_number));
 }
 
-long continue_inflight_body(Runtime& rt);
-
-long continue_inflight(Runtime& rt) {
-  // Everything but the PostgreSQL transactions (timed inside) counts as Kafka time.
-  TimestampTz start = GetCurrentTimestamp();
-  double pg_before = postgres_seconds();
-  long next = continue_inflight_body(rt);
-  add_kafka_time(start, pg_before);
-  return next;
-}
-
+// Waits (bounded) for the answers of the batch in flight; once everything is answered,
+// commits or aborts its Kafka transaction (exactly_once) and finishes it in PostgreSQL.
+// Returns the delay before the next tick.
 long continue_inflight_body(Runtime& rt) {
   maybe_prefetch(rt);
   Inflight& f = *rt.inflight;
@@ -547,6 +551,19 @@ long continue_inflight_body(Runtime& rt) {
   return done->batch.size() >= static_cast<size_t>(settings::batch_size) ? 0 : 1;
 }
 
+// continue_inflight_body, its time counted on the Kafka side.
+long continue_inflight(Runtime& rt) {
+  // Everything but the PostgreSQL transactions (timed inside) counts as Kafka time.
+  TimestampTz start = GetCurrentTimestamp();
+  double pg_before = postgres_seconds();
+  long next = continue_inflight_body(rt);
+  add_kafka_time(start, pg_before);
+  return next;
+}
+
+// The worker tick: follows the settings (relay off, producer rebuilt on change), respects
+// the circuit breaker, then serves the batch in flight or reads and starts the next one.
+// Returns the milliseconds until it wants to run again.
 long relay_tick() {
   Runtime& rt = runtime();
   if (!relay_enabled()) {
@@ -619,6 +636,7 @@ long relay_tick() {
   return rt.inflight ? continue_inflight(rt) : next;
 }
 
+// The worker is exiting: drops the producer (undelivered rows stay in the outbox).
 void relay_exit() {
   if (g_rt != nullptr) {
     try {
