@@ -26,27 +26,33 @@ using namespace pgc::twopc;
 
 namespace {
 
+// Text argument i (not null) as a string.
 std::string text_arg(FunctionCallInfo fcinfo, int i) { return text_to_cstring(PG_GETARG_TEXT_PP(i)); }
 
+// The participant name argument i; refused when null.
 std::string participant_arg(FunctionCallInfo fcinfo, int i) {
   if (PG_ARGISNULL(i)) throw invalid_argument("participant name must not be null");
   return text_arg(fcinfo, i);
 }
 
+// The statement argument i for `participant`; refused when null.
 std::string sql_arg(FunctionCallInfo fcinfo, int i, const std::string& participant) {
   if (PG_ARGISNULL(i))
     throw invalid_argument("statement for participant \"" + shown_name(participant) + "\" must not be null");
   return text_arg(fcinfo, i);
 }
 
+// Adds a row to the result of a set-returning function.
 void put_row(ReturnSetInfo* rsinfo, Datum* values, bool* nulls) {
   pg::pg_call([&] { tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls); });
 }
 
+// s as a text Datum.
 Datum text_datum(const std::string& s) {
   return pg::pg_call([&] { return PointerGetDatum(cstring_to_text_with_len(s.data(), s.size())); });
 }
 
+// The error for a participant name that is not in the catalog.
 [[noreturn]] void unknown_participant(const std::string& name) {
   throw Error(sqlstate::kUnknownObject, "participant \"" + shown_name(name) + "\" does not exist");
 }
@@ -113,6 +119,7 @@ class JsonRows : public RowSink {
   JsonRows(const JsonRows&) = delete;
   JsonRows& operator=(const JsonRows&) = delete;
 
+  // Each row as jsonb into the result; stops past pg_consistency.twopc_max_result_bytes.
   void rows(const PGresult* r) override {
     int nf = PQnfields(r);
     for (int t = 0; t < PQntuples(r); t++) {

@@ -118,6 +118,7 @@ void put_check(ReturnSetInfo* rsinfo, const char* name, bool ok, const std::stri
 
 }  // namespace
 
+// consistency._metrics_twopc(): the catalog's figures and the shared-memory counters.
 PGC_FUNCTION(pgc_twopc_metrics) {
   pg::pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
   Catalog c = read_catalog();
@@ -146,6 +147,8 @@ PGC_FUNCTION(pgc_twopc_metrics) {
   return (Datum)0;
 }
 
+// consistency._integrity_twopc(): participants' conninfo and grants, decision rows left
+// behind or waiting too long, and whether recovery runs and reaches every participant.
 PGC_FUNCTION(pgc_twopc_integrity) {
   pg::pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
   ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);

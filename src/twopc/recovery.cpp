@@ -54,6 +54,7 @@ std::map<std::string, TimestampTz> g_first_seen;  // gid -> when a pass first li
 // transaction whose local transaction still runs.
 constexpr long kRetryMs = 1000;
 
+// xids as an xid8[] Datum.
 Datum xid_array(const std::vector<uint64>& xids) {
   std::vector<Datum> d;
   d.reserve(xids.size());
@@ -91,6 +92,7 @@ std::vector<Datum> on_decisions(pg::SavedPlan& plan, int32 participant_id, const
   return plan_column(plan, args, nullptr, read_only);
 }
 
+// Deletes the participant's decision rows for xids: their prepared transactions are gone.
 void delete_decisions(int32 participant_id, const std::vector<uint64>& xids) {
   static pg::SavedPlan plan(
       "DELETE FROM consistency.twopc_decisions d "
@@ -104,6 +106,8 @@ struct Pass {
   uint32 unreachable = 0;
 };
 
+// One pass over participant p (steps 2 to 5 above): commits, rolls back or leaves each of
+// our prepared transactions there. Throws pgc::Error when the participant cannot be reached.
 void recover_participant(const ParticipantRow& p, const std::set<uint64>& decided, Pass* pass,
                          std::set<std::string>* seen_now) {
   PGconn*& conn = g_worker_conns[p.id];

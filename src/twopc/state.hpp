@@ -40,6 +40,7 @@ inline constexpr int kMaxStatsDatabases = 32;
 
 // This database's slot, created on first use; nullptr without shared_preload_libraries.
 Stats* my_stats();
+// Adds n to this database's counter `field` (nothing without shared memory).
 inline void count(pg_atomic_uint64 Stats::*field, uint64 n = 1) {
   if (Stats* s = my_stats()) pg_atomic_fetch_add_u64(&(s->*field), n);
 }
@@ -69,7 +70,9 @@ std::vector<Datum> plan_column(pg::SavedPlan& plan, const Datum* args, const cha
 // database encoding ("..." appended when cut). Valid participant names are never cut.
 std::string shown_name(const std::string& name);
 
-// SPI must be connected; runs as the catalog owner. Never returns conninfo in errors.
+// SPI must be connected; both run as the catalog owner and never put a conninfo into an
+// error. The participant named `name` (false when there is none); every participant, by
+// name.
 bool lookup_participant(const std::string& name, ParticipantRow* out);
 std::vector<ParticipantRow> list_participants();
 
