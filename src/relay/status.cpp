@@ -1,6 +1,7 @@
 #include "relay/status.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 #include "pg/guard.hpp"
 #include "relay/settings.hpp"
@@ -80,14 +81,9 @@ RelaySlot* my_slot() {
 }  // namespace
 
 const char* state_name(State s) {
-  switch (s) {
-    case State::kRunning:
-      return "running";
-    case State::kBrokerUnavailable:
-      return "broker_unavailable";
-    default:
-      return "stopped";
-  }
+  static const char* const kNames[] = {"stopped", "running", "broker_unavailable"};  // in State's order
+  auto i = static_cast<std::size_t>(s);
+  return i < std::size(kNames) ? kNames[i] : "stopped";
 }
 
 Size shmem_size() { return sizeof(RelayShared); }
