@@ -74,6 +74,7 @@ PG_SRCS += src/twopc/functions.cpp
 PG_SRCS += src/twopc/ops.cpp
 PG_SRCS += src/twopc/recovery.cpp
 PG_SRCS += src/twopc/remote.cpp
+PG_SRCS += src/twopc/settings.cpp
 PG_SRCS += src/twopc/state.cpp
 
 

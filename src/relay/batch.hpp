@@ -19,6 +19,7 @@ enum class ErrorClass {
   kPermanent,  // Kafka refuses this message for good: counts an attempt, dead letter at the limit
   kTransient,  // broker/network trouble: retried later, no attempt counted
 };
+// The class of a librdkafka error code reported for one message.
 ErrorClass classify_error(int rd_kafka_resp_err);
 
 enum class Outcome { kPending, kDelivered, kPermanent, kTransient, kSkipped };
@@ -39,6 +40,7 @@ class Batch {
   explicit Batch(int64_t number) : number_(number) {}
 
   int64_t number() const { return number_; }
+  // Appends a row (in outbox id order); returns its index.
   std::size_t add(int64_t id, std::string key, bool key_null);
   void reserve(std::size_t n) { entries_.reserve(n); }
   std::size_t size() const { return entries_.size(); }
@@ -58,7 +60,9 @@ class Batch {
   bool complete() const { return outstanding_ == 0; }
 
   std::vector<int64_t> ids() const;
+  // The rows Kafka acknowledged: they leave the outbox.
   std::vector<int64_t> delivered_ids() const;
+  // How many entries have outcome `o`.
   std::size_t count(Outcome o) const;
   // O(1): called once per produced message.
   bool any_failed() const { return failures_ > 0; }
@@ -74,6 +78,7 @@ class Batch {
   void abort_all(Outcome as, std::string reason);
 
  private:
+  // Entry i failed: classifies the error and blocks its key for the rest of the batch.
   void fail(std::size_t i, int err, std::string message);
   int64_t number_ = 0;
   std::vector<BatchEntry> entries_;
@@ -85,6 +90,7 @@ class Batch {
 // Progress record of the exactly-once protocol, written to the progress topic inside the
 // Kafka transaction of the batch it names: {"batch":N,"messages":M}.
 std::string encode_progress(int64_t batch, std::size_t messages);
+// The batch number of a progress record; nullopt when it holds none.
 std::optional<int64_t> decode_progress(std::string_view value);
 
 // What to do, at start-up, with the batch PostgreSQL recorded before producing it.

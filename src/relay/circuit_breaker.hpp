@@ -26,6 +26,7 @@ class CircuitBreaker {
   bool allow(int64_t now_ms);
   // Milliseconds until allow() can return true (0 when it can now).
   int64_t wait_ms(int64_t now_ms) const;
+  // A batch or probe went through: closes the breaker and resets the backoff.
   void record_success();
   // unit_random in [0, 1) spreads the reopening delay.
   void record_failure(int64_t now_ms, double unit_random);
@@ -43,6 +44,7 @@ class CircuitBreaker {
   int64_t retry_at_ms_ = 0;
 };
 
+// "closed", "open" or "half_open", for logs and tests.
 const char* circuit_state_name(CircuitBreaker::State s);
 
 }  // namespace pgc::relay

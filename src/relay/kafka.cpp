@@ -34,12 +34,22 @@ class SignalBlock {
   sigset_t old_;
 };
 
-struct ConfDeleter {
-  void operator()(rd_kafka_conf_t* c) const {
-    if (c) rd_kafka_conf_destroy(c);
+// A unique_ptr deleter calling librdkafka's destroy function `Destroy` on a non-null handle.
+template <auto Destroy>
+struct Deleter {
+  template <typename T>
+  void operator()(T* p) const {
+    if (p) Destroy(p);
   }
 };
-using ConfPtr = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
+template <typename T, auto Destroy>
+using Owned = std::unique_ptr<T, Deleter<Destroy>>;
+
+using ConfPtr = Owned<rd_kafka_conf_t, rd_kafka_conf_destroy>;
+using QueuePtr = Owned<rd_kafka_queue_t, rd_kafka_queue_destroy>;
+using EventPtr = Owned<rd_kafka_event_t, rd_kafka_event_destroy>;
+using HandlePtr = Owned<rd_kafka_t, rd_kafka_destroy>;
+using TopicPtr = Owned<rd_kafka_topic_t, rd_kafka_topic_destroy>;
 
 // Sets one property; errors name the property but never its value.
 bool set(rd_kafka_conf_t* conf, const std::string& name, const std::string& value, std::string* error) {
@@ -51,6 +61,7 @@ bool set(rd_kafka_conf_t* conf, const std::string& name, const std::string& valu
   return true;
 }
 
+// A librdkafka transactional error (destroyed here; nullptr = success) as a TxnResult.
 TxnResult to_result(rd_kafka_error_t* err) {
   TxnResult r;
   if (err == nullptr) return r;
@@ -63,27 +74,6 @@ TxnResult to_result(rd_kafka_error_t* err) {
   rd_kafka_error_destroy(err);
   return r;
 }
-
-struct QueueDeleter {
-  void operator()(rd_kafka_queue_t* q) const {
-    if (q) rd_kafka_queue_destroy(q);
-  }
-};
-struct EventDeleter {
-  void operator()(rd_kafka_event_t* e) const {
-    if (e) rd_kafka_event_destroy(e);
-  }
-};
-struct HandleDeleter {
-  void operator()(rd_kafka_t* rk) const {
-    if (rk) rd_kafka_destroy(rk);
-  }
-};
-struct TopicDeleter {
-  void operator()(rd_kafka_topic_t* t) const {
-    if (t) rd_kafka_topic_destroy(t);
-  }
-};
 
 }  // namespace
 
@@ -294,14 +284,14 @@ bool Producer::create_topics(const std::vector<std::string>& topics, int partiti
   rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk_, RD_KAFKA_ADMIN_OP_CREATETOPICS);
   rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, errstr, sizeof errstr);
   rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, errstr, sizeof errstr);
-  std::unique_ptr<rd_kafka_queue_t, QueueDeleter> q(rd_kafka_queue_new(rk_));
+  QueuePtr q(rd_kafka_queue_new(rk_));
   rd_kafka_CreateTopics(rk_, nts.data(), nts.size(), opts, q.get());
   rd_kafka_AdminOptions_destroy(opts);
   for (auto* n : nts) rd_kafka_NewTopic_destroy(n);
 
   // Serve the main queue meanwhile (delivery reports, errors) while waiting.
   auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms + 1000);
-  std::unique_ptr<rd_kafka_event_t, EventDeleter> ev;
+  EventPtr ev;
   while (!ev) {
     if (ms_left(deadline) <= 0) {
       *error = "timed out creating topics";
@@ -343,7 +333,7 @@ bool Producer::probe(int timeout_ms, std::string* error) {
 }
 
 int Producer::partition_count(const std::string& topic, int timeout_ms) {
-  std::unique_ptr<rd_kafka_topic_t, TopicDeleter> rkt(rd_kafka_topic_new(rk_, topic.c_str(), nullptr));
+  TopicPtr rkt(rd_kafka_topic_new(rk_, topic.c_str(), nullptr));
   const struct rd_kafka_metadata* md = nullptr;
   rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 0, rkt.get(), &md, timeout_ms);
   int n = -1;
@@ -357,14 +347,9 @@ ProgressRead read_progress(const KafkaConfig& cfg, const std::string& topic, con
                            int timeout_ms, int64_t* committed, std::string* error) {
   *committed = 0;
   ConfPtr conf(rd_kafka_conf_new());
-  for (const auto& [n, v] : cfg.properties) {
-    // Producer-only settings are ignored by a consumer; anything else must apply.
-    char errstr[512];
-    if (rd_kafka_conf_set(conf.get(), n.c_str(), v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
-      *error = "invalid Kafka setting \"" + n + "\"";
-      return ProgressRead::kError;
-    }
-  }
+  // Producer-only settings are ignored by a consumer; anything else must apply.
+  for (const auto& [n, v] : cfg.properties)
+    if (!set(conf.get(), n, v, error)) return ProgressRead::kError;
   if (!set(conf.get(), "bootstrap.servers", cfg.brokers, error) ||
       !set(conf.get(), "isolation.level", "read_committed", error) ||
       !set(conf.get(), "enable.partition.eof", "true", error) ||
@@ -374,7 +359,7 @@ ProgressRead read_progress(const KafkaConfig& cfg, const std::string& topic, con
     return ProgressRead::kError;
   rd_kafka_conf_set_log_cb(conf.get(), [](const rd_kafka_t*, int, const char*, const char*) {});
   char errstr[512];
-  std::unique_ptr<rd_kafka_t, HandleDeleter> rk;
+  HandlePtr rk;
   {
     SignalBlock block;
     rk.reset(rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), errstr, sizeof errstr));
@@ -395,7 +380,7 @@ ProgressRead read_progress(const KafkaConfig& cfg, const std::string& topic, con
   }
   if (high <= low) return ProgressRead::kOk;
 
-  std::unique_ptr<rd_kafka_topic_t, TopicDeleter> rkt(rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr));
+  TopicPtr rkt(rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr));
   if (rd_kafka_consume_start(rkt.get(), 0, RD_KAFKA_OFFSET_BEGINNING) == -1) {
     *error = std::string("cannot read the progress topic: ") + rd_kafka_err2str(rd_kafka_last_error());
     return ProgressRead::kError;

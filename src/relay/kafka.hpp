@@ -89,9 +89,12 @@ class Producer {
   bool all_brokers_down() const { return all_brokers_down_; }
   void clear_all_brokers_down() { all_brokers_down_ = false; }
   bool fatal() const { return fatal_; }
+  // The errors (and librdkafka warnings or worse) collected since the last take, at most
+  // 100 of each.
   std::vector<std::string> take_errors();
   std::vector<std::string> take_logs();
 
+  // librdkafka's transactional calls, their errors classified (see TxnResult).
   TxnResult init_transactions(int timeout_ms);
   TxnResult begin_transaction();
   TxnResult commit_transaction(int timeout_ms);
@@ -110,10 +113,13 @@ class Producer {
 
  private:
   Producer() = default;
+  // librdkafka's callbacks, run inside poll() on the caller's thread: they pass delivery
+  // reports to the handler and queue errors and logs for the take_* calls.
   static void on_delivery(rd_kafka_t*, const void* msg, void* opaque);
   static void on_error(rd_kafka_t*, int err, const char* reason, void* opaque);
   static void on_log(const rd_kafka_t*, int level, const char* fac, const char* buf);
 
+  // The handle of `topic`, created on first use and kept; nullptr when librdkafka refuses it.
   rd_kafka_topic_t* topic_handle(std::string_view topic);
 
   rd_kafka_t* rk_ = nullptr;

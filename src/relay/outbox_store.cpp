@@ -19,6 +19,7 @@ namespace pgc::relay {
 
 namespace {
 
+// `ids` as an int8[] Datum in the current memory context.
 Datum int8_array(const std::vector<int64_t>& ids) {
   return pg::pg_call([&] {
     Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (ids.size() + 1)));
@@ -28,6 +29,7 @@ Datum int8_array(const std::vector<int64_t>& ids) {
   });
 }
 
+// `texts` as a text[] Datum in the current memory context.
 Datum text_array(const std::vector<std::string>& texts) {
   return pg::pg_call([&] {
     Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (texts.size() + 1)));
@@ -39,6 +41,7 @@ Datum text_array(const std::vector<std::string>& texts) {
   });
 }
 
+// Runs a read-write statement; returns how many rows it processed.
 int64 exec_count(pg::SavedPlan& plan, const Datum* values, const char* nulls) {
   return pg::pg_call([&]() -> int64 {
     plan.execute(values, nulls, false);
@@ -118,8 +121,8 @@ void load_batch(RowSet* set, int64_t record_as, int64_t after_id, int64_t below,
         "FROM consistency.outbox WHERE id OPERATOR(pg_catalog.>) $2 "
         "AND (SELECT n FROM below) OPERATOR(pg_catalog.=) $3 ORDER BY id LIMIT $1",
         {INT4OID, INT8OID, INT8OID});
-    Datum args[3] = {Int32GetDatum(g_batch_size), Int64GetDatum(after_id), Int64GetDatum(below)};
-    pg::pg_call([&] { (below >= 0 ? guarded : plan).execute(args, nullptr, true, g_batch_size); });
+    Datum args[3] = {Int32GetDatum(settings::batch_size), Int64GetDatum(after_id), Int64GetDatum(below)};
+    pg::pg_call([&] { (below >= 0 ? guarded : plan).execute(args, nullptr, true, settings::batch_size); });
     uint64 n = SPI_processed;
     set->rows.resize(n);
     set->blob.reserve(n * 256);
@@ -231,7 +234,7 @@ int64 finalize_batch(const Batch& batch, bool exactly_once) {
       }
       Datum a[2] = {int8_array(ids), text_array(reasons)};
       exec_count(attempt, a, nullptr);
-      Datum b[2] = {a[0], Int32GetDatum(g_max_attempts)};
+      Datum b[2] = {a[0], Int32GetDatum(settings::max_attempts)};
       dead_count = exec_count(dead, b, nullptr);
       for (int64 i = 0; i < dead_count; i++) {
         int64 id = pg::spi_int64(i, 1);

@@ -59,11 +59,13 @@ namespace {
 
 int64_t now_ms() { return static_cast<int64_t>(GetCurrentTimestamp() / 1000); }
 
+// Jitter for the circuit breaker: uniform in [0, 1), seeded per process.
 double unit_random() {
   static std::minstd_rand rng(static_cast<unsigned>(MyProcPid));
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
 
+// The delivery tag index of a batch's progress record (its messages use 0..n-1).
 constexpr uint32_t kProgressIndex = 0xffffffffu;
 
 struct Inflight {
@@ -104,11 +106,14 @@ struct Runtime {
 
 Runtime* g_rt = nullptr;
 
+// The worker's relay state, created on first use and kept until the process exits.
 Runtime& runtime() {
   if (g_rt == nullptr) g_rt = new Runtime();
   return *g_rt;
 }
 
+// The producer's delivery handler (inside poll()): records Kafka's answer for a message
+// (or the progress record) of the batch in flight; reports of abandoned batches are dropped.
 void on_delivery(void* ctx, uint64_t tag, int32_t, int err, const char* errstr) {
   auto* rt = static_cast<Runtime*>(ctx);
   Inflight* f = rt->inflight.get();
@@ -125,23 +130,29 @@ void on_delivery(void* ctx, uint64_t tag, int32_t, int err, const char* errstr) 
   if (idx < f->batch.size()) f->batch.reported(idx, err, errstr ? errstr : "");
 }
 
+// exactly_once's transactional.id: the setting, or one derived from the cluster and database.
 std::string transactional_id() {
-  if (g_transactional_id != nullptr && g_transactional_id[0] != '\0') return g_transactional_id;
+  if (settings::transactional_id != nullptr && settings::transactional_id[0] != '\0')
+    return settings::transactional_id;
   return "pg_consistency-" + std::to_string(GetSystemIdentifier()) + "-" + std::to_string(MyDatabaseId);
 }
 
+// The settings the producer is built from: a change recreates it.
 std::string current_fingerprint() {
-  std::string fp = g_brokers ? g_brokers : "";
+  std::string fp = settings::kafka_brokers ? settings::kafka_brokers : "";
   fp += '\x1f';
-  fp += g_properties ? g_properties : "";
+  fp += settings::kafka_properties ? settings::kafka_properties : "";
   fp += '\x1f';
-  fp += std::to_string(g_mode);
+  fp += std::to_string(settings::mode);
   fp += '\x1f';
-  fp +=
-      g_mode == kExactlyOnce ? transactional_id() + "\x1f" + (g_progress_topic ? g_progress_topic : "") : "";
+  fp += settings::mode == kExactlyOnce
+            ? transactional_id() + "\x1f" + (settings::progress_topic ? settings::progress_topic : "")
+            : "";
   return fp;
 }
 
+// Drops the producer and what is bound to it: the batch in flight (its Kafka transaction
+// aborted, best effort), the prefetched batch and the topics known to exist.
 void teardown(Runtime& rt) {
   if (rt.producer && rt.inflight && rt.inflight->transactional) {
     // Best effort; a transaction left open is aborted when the next producer fences it.
@@ -160,6 +171,8 @@ void teardown(Runtime& rt) {
 
 std::string kafka_error_text(const TxnResult& r) { return r.message.empty() ? "unknown error" : r.message; }
 
+// Moves the producer's errors and logs into the relay's status and the server log, and
+// notes when every broker was reported down.
 void drain_producer_messages(Runtime& rt) {
   if (!rt.producer) return;
   for (auto& e : rt.producer->take_errors()) record_error("Kafka: " + e);
@@ -170,20 +183,23 @@ void drain_producer_messages(Runtime& rt) {
   }
 }
 
+// Broker trouble: counts a failure on the circuit breaker and records the error.
 void note_transient_failure(Runtime& rt, const std::string& why) {
   rt.breaker.record_failure(now_ms(), unit_random());
   record_error(why);
 }
 
+// Builds the producer from the settings; false (error recorded) when it cannot.
 bool create_producer(Runtime& rt) {
   KafkaConfig cfg;
-  cfg.brokers = g_brokers;
+  cfg.brokers = settings::kafka_brokers;
   std::string error;
-  if (!parse_properties(g_properties ? g_properties : "", &cfg.properties, &error)) {
+  if (!parse_properties(settings::kafka_properties ? settings::kafka_properties : "", &cfg.properties,
+                        &error)) {
     record_error("pg_consistency.kafka_properties: " + error);
     return false;
   }
-  cfg.transactional = g_mode == kExactlyOnce;
+  cfg.transactional = settings::mode == kExactlyOnce;
   if (cfg.transactional) cfg.transactional_id = transactional_id();
   rt.producer = Producer::create(cfg, &error);
   if (!rt.producer) {
@@ -199,7 +215,7 @@ bool create_producer(Runtime& rt) {
 
 // Creates the batch's topics that the relay has not seen yet. False = broker trouble.
 bool ensure_topics(Runtime& rt, const RowSet& set) {
-  if (g_topic_partitions == 0) return true;  // the broker auto-creates topics
+  if (settings::topic_partitions == 0) return true;  // the broker auto-creates topics
   std::vector<std::string> missing;
   std::string_view last;
   for (const auto& r : set.rows) {
@@ -214,7 +230,7 @@ bool ensure_topics(Runtime& rt, const RowSet& set) {
   if (missing.empty()) return true;
   std::vector<std::string> errors;
   std::string error;
-  if (!rt.producer->create_topics(missing, g_topic_partitions, {}, 5000, &errors, &error)) {
+  if (!rt.producer->create_topics(missing, settings::topic_partitions, {}, 5000, &errors, &error)) {
     note_transient_failure(rt, "cannot create topics: " + error);
     return false;
   }
@@ -228,7 +244,7 @@ bool ensure_topics(Runtime& rt, const RowSet& set) {
 // exactly_once start-up: progress topic, init_transactions (fences a predecessor and
 // completes or aborts its transaction), then the read_committed recovery read.
 bool prepare_exactly_once(Runtime& rt) {
-  std::string progress = g_progress_topic;
+  std::string progress = settings::progress_topic;
   if (rt.known_topics.count(progress) == 0) {
     std::vector<std::string> errors;
     std::string error;
@@ -263,6 +279,21 @@ bool prepare_exactly_once(Runtime& rt) {
   return true;
 }
 
+// The CloudEvents attributes every message carries, in this order after outbox_id. A
+// row's own non-null header of one of these names replaces the default value, except
+// ce_specversion (a row's own one goes out as an ordinary header).
+constexpr std::string_view kCeHeaders[] = {"ce_id",          "ce_type", "ce_source",
+                                           "ce_specversion", "ce_time", "content-type"};
+constexpr size_t kCeCount = std::size(kCeHeaders);
+constexpr size_t kCeSpecVersion = 3;
+
+// Index in kCeHeaders of a header a row may override, or kCeCount.
+size_t overridden_ce_header(std::string_view name) {
+  for (size_t k = 0; k < kCeCount; k++)
+    if (k != kCeSpecVersion && name == kCeHeaders[k]) return k;
+  return kCeCount;
+}
+
 // Produces row i of the set: outbox_id and the CloudEvents attributes first (the row's
 // own ce_* / content-type values replace the defaults), then the row's other headers.
 // Headers are views into the row set and stack buffers: nothing is allocated per row.
@@ -275,49 +306,27 @@ void produce_row(Runtime& rt, Inflight& f, size_t i, const RowSet& set) {
     rt.time_cache = format_rfc3339_utc(r.created_at);
     rt.time_cache_key = r.created_at;
   }
-  auto view = [](std::string_view v) { return std::pair<const char*, size_t>(v.data(), v.size()); };
-  std::pair<const char*, size_t> ce_id{idbuf, idlen},
-      ce_type = view(set.view(r.topic)), ce_source = view(rt.ce_source), ce_time = view(rt.time_cache),
-      ctype = view(set.view(r.content_type));
+  std::string_view ce[kCeCount] = {
+      std::string_view(idbuf, idlen), set.view(r.topic), rt.ce_source, "1.0", rt.time_cache,
+      set.view(r.content_type)};
   std::vector<HeaderView>& hv = rt.header_scratch;
   hv.clear();
   hv.push_back(HeaderView{"outbox_id", 9, idbuf, idlen, false});
   size_t fixed = hv.size();
-  hv.resize(fixed + 6);
+  hv.resize(fixed + kCeCount);
   for (uint32_t h = r.hdr_begin; h < r.hdr_begin + r.hdr_count; h++) {
     const OwnHeader& oh = set.headers[h];
     std::string_view name = set.view(oh.name);
     std::string_view value = set.view(oh.value);
-    if (!oh.null) {
-      if (name == "ce_id") {
-        ce_id = view(value);
-        continue;
-      }
-      if (name == "ce_type") {
-        ce_type = view(value);
-        continue;
-      }
-      if (name == "ce_source") {
-        ce_source = view(value);
-        continue;
-      }
-      if (name == "ce_time") {
-        ce_time = view(value);
-        continue;
-      }
-      if (name == "content-type") {
-        ctype = view(value);
-        continue;
-      }
+    size_t k = oh.null ? kCeCount : overridden_ce_header(name);
+    if (k < kCeCount) {
+      ce[k] = value;
+      continue;
     }
     hv.push_back(HeaderView{name.data(), name.size(), value.data(), value.size(), oh.null});
   }
-  hv[fixed + 0] = HeaderView{"ce_id", 5, ce_id.first, ce_id.second, false};
-  hv[fixed + 1] = HeaderView{"ce_type", 7, ce_type.first, ce_type.second, false};
-  hv[fixed + 2] = HeaderView{"ce_source", 9, ce_source.first, ce_source.second, false};
-  hv[fixed + 3] = HeaderView{"ce_specversion", 14, "1.0", 3, false};
-  hv[fixed + 4] = HeaderView{"ce_time", 7, ce_time.first, ce_time.second, false};
-  hv[fixed + 5] = HeaderView{"content-type", 12, ctype.first, ctype.second, false};
+  for (size_t k = 0; k < kCeCount; k++)
+    hv[fixed + k] = HeaderView{kCeHeaders[k].data(), kCeHeaders[k].size(), ce[k].data(), ce[k].size(), false};
 
   std::string err;
   uint64_t tag = (static_cast<uint64_t>(f.generation) << 32) | static_cast<uint64_t>(i);
@@ -331,8 +340,6 @@ void produce_row(Runtime& rt, Inflight& f, size_t i, const RowSet& set) {
   }
 }
 
-// Waits (bounded) for the batch in flight; finishes it when everything is answered.
-// Returns the delay before the next tick.
 // Produces a loaded batch (exactly_once: `number` is already recorded) and leaves it in
 // flight. Returns the delay before the next tick when it could not start.
 long start_batch(Runtime& rt, RowSet& set, int64_t number) {
@@ -371,7 +378,7 @@ long start_batch(Runtime& rt, RowSet& set, int64_t number) {
     std::string err;
     const std::string& key = rt.config.transactional_id;
     uint64_t tag = (static_cast<uint64_t>(fl.generation) << 32) | kProgressIndex;
-    int rc = rt.producer->produce(g_progress_topic, 0, key.data(), key.size(), false, value.data(),
+    int rc = rt.producer->produce(settings::progress_topic, 0, key.data(), key.size(), false, value.data(),
                                   value.size(), false, nullptr, 0, tag, &err);
     fl.progress_sent = rc == 0;
     if (rc != 0) {
@@ -390,6 +397,9 @@ long start_batch(Runtime& rt, RowSet& set, int64_t number) {
   return 0;
 }
 
+// Batches started from a prefetch in a row, at most (see maybe_prefetch).
+constexpr int kMaxPipelined = 8;
+
 // While a batch is at Kafka, read the next one (the rows after it; exactly_once records
 // it), so that it can be produced as soon as the current one is settled. At most one
 // batch is ever at Kafka. The read returns nothing when a row below the batch in flight
@@ -398,8 +408,6 @@ long start_batch(Runtime& rt, RowSet& set, int64_t number) {
 // pipeline. (For writers that serialise on a key, a late row whose successor of the same
 // key is visible is itself visible in that snapshot.) A full scan also happens at least
 // every kMaxPipelined batches.
-constexpr int kMaxPipelined = 8;
-
 void maybe_prefetch(Runtime& rt) {
   Inflight& f = *rt.inflight;
   if (rt.has_next || rt.prefetch_tried || f.batch.any_failed() || rt.broker_down ||
@@ -424,17 +432,9 @@ void drop_prefetch(Runtime& rt) {
   if (rt.exactly_once) abandon_batch(Batch(rt.next_number));
 }
 
-long continue_inflight_body(Runtime& rt);
-
-long continue_inflight(Runtime& rt) {
-  // Everything but the PostgreSQL transactions (timed inside) counts as Kafka time.
-  TimestampTz start = GetCurrentTimestamp();
-  double pg_before = postgres_seconds();
-  long next = continue_inflight_body(rt);
-  add_kafka_time(start, pg_before);
-  return next;
-}
-
+// Waits (bounded) for the answers of the batch in flight; once everything is answered,
+// commits or aborts its Kafka transaction (exactly_once) and finishes it in PostgreSQL.
+// Returns the delay before the next tick.
 long continue_inflight_body(Runtime& rt) {
   maybe_prefetch(rt);
   Inflight& f = *rt.inflight;
@@ -548,12 +548,25 @@ long continue_inflight_body(Runtime& rt) {
             0);
   if (rt.inflight) return 0;  // the next batch is already at Kafka
   if (transient) return rt.breaker.wait_ms(now_ms()) + 1;
-  return done->batch.size() >= static_cast<size_t>(g_batch_size) ? 0 : 1;
+  return done->batch.size() >= static_cast<size_t>(settings::batch_size) ? 0 : 1;
 }
 
+// continue_inflight_body, its time counted on the Kafka side.
+long continue_inflight(Runtime& rt) {
+  // Everything but the PostgreSQL transactions (timed inside) counts as Kafka time.
+  TimestampTz start = GetCurrentTimestamp();
+  double pg_before = postgres_seconds();
+  long next = continue_inflight_body(rt);
+  add_kafka_time(start, pg_before);
+  return next;
+}
+
+// The worker tick: follows the settings (relay off, producer rebuilt on change), respects
+// the circuit breaker, then serves the batch in flight or reads and starts the next one.
+// Returns the milliseconds until it wants to run again.
 long relay_tick() {
   Runtime& rt = runtime();
-  if (g_brokers == nullptr || g_brokers[0] == '\0') {
+  if (!relay_enabled()) {
     if (rt.producer) teardown(rt);
     set_state(State::kStopped, 0);
     return worker::settings::poll_interval_ms;
@@ -570,7 +583,7 @@ long relay_tick() {
       set_state(State::kStopped, 0);
       return worker::settings::poll_interval_ms;
     }
-    ereport(LOG, (errmsg("pg_consistency relay: producing to %s in %s mode", g_brokers,
+    ereport(LOG, (errmsg("pg_consistency relay: producing to %s in %s mode", settings::kafka_brokers,
                          rt.exactly_once ? "exactly_once" : "at_least_once")));
   }
   rt.producer->poll(0);
@@ -624,6 +637,7 @@ long relay_tick() {
   return rt.inflight ? continue_inflight(rt) : next;
 }
 
+// The worker is exiting: drops the producer (undelivered rows stay in the outbox).
 void relay_exit() {
   if (g_rt != nullptr) {
     try {
@@ -636,7 +650,7 @@ void relay_exit() {
 
 }  // namespace
 
-const pg::Component kRelayComponent = {"relay",    define_gucs,        nullptr, nullptr, relay_tick,
+const pg::Component kRelayComponent = {"relay",    settings::define_settings, nullptr, nullptr, relay_tick,
                                        relay_exit, sizeof(RelayStatus)};
 
 void wake_at_commit() {

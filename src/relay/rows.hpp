@@ -43,6 +43,7 @@ struct RowSet {
   std::vector<Row> rows;
   std::vector<OwnHeader> headers;
 
+  // Appends n bytes to the arena; returns where they are.
   Span add(const char* p, size_t n) {
     Span sp{static_cast<uint32_t>(blob.size()), static_cast<uint32_t>(n)};
     blob.append(p, n);

@@ -1,6 +1,7 @@
 #include "relay/status.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 #include "pg/guard.hpp"
 #include "relay/settings.hpp"
@@ -25,14 +26,9 @@ RelayStatus* my_slot() { return static_cast<RelayStatus*>(worker::my_area(&kRela
 }  // namespace
 
 const char* state_name(State s) {
-  switch (s) {
-    case State::kRunning:
-      return "running";
-    case State::kBrokerUnavailable:
-      return "broker_unavailable";
-    default:
-      return "stopped";
-  }
+  static const char* const kNames[] = {"stopped", "running", "broker_unavailable"};  // in State's order
+  auto i = static_cast<std::size_t>(s);
+  return i < std::size(kNames) ? kNames[i] : "stopped";
 }
 
 void set_state(State st, int64 in_flight) {
@@ -40,7 +36,7 @@ void set_state(State st, int64 in_flight) {
   if (slot == nullptr) return;
   SpinLockAcquire(worker::databases_lock());
   slot->state = st;
-  slot->mode = g_mode;
+  slot->mode = settings::mode;
   slot->pid = MyProcPid;
   slot->in_flight = in_flight;
   SpinLockRelease(worker::databases_lock());
@@ -142,7 +138,7 @@ PGC_FUNCTION(pgc_relay_runtime) {
   }
   State st = found && snap.pid != 0 ? snap.state : State::kStopped;
   values[0] = CStringGetTextDatum(state_name(st));
-  values[1] = CStringGetTextDatum(g_mode == kExactlyOnce ? "exactly_once" : "at_least_once");
+  values[1] = CStringGetTextDatum(settings::mode == kExactlyOnce ? "exactly_once" : "at_least_once");
   nulls[2] = snap.last_error[0] == '\0';
   values[2] = nulls[2] ? 0 : CStringGetTextDatum(snap.last_error);
   nulls[3] = snap.last_error_at == 0;

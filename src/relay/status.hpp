@@ -9,6 +9,7 @@
 namespace pgc::relay {
 
 enum class State : int { kStopped = 0, kRunning = 1, kBrokerUnavailable = 2 };
+// The state as consistency.outbox_status shows it ("running", ...).
 const char* state_name(State s);
 
 // The relay's area in each database's slot (worker/databases.hpp).
@@ -29,6 +30,7 @@ struct RelayStatus {
 void set_state(State st, int64 in_flight);
 // Adds the time since `since` to the PostgreSQL side or the Kafka side.
 void add_time(bool postgres_side, TimestampTz since);
+// One more batch finished.
 void count_batch();
 // The PostgreSQL-side seconds so far; add_kafka_time adds the time since `since` less the
 // PostgreSQL time spent meanwhile to the Kafka side.

@@ -28,6 +28,8 @@ CREATE FUNCTION consistency.version() RETURNS text
   LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
   AS 'MODULE_PATHNAME', 'pgc_version';
 
+-- One row per pg_consistency background process (the launcher, each database's worker):
+-- its state and counters. consistency.workers shows it.
 CREATE FUNCTION consistency.worker_status(
     OUT kind text, OUT database text, OUT pid int, OUT state text,
     OUT started_at timestamptz, OUT last_tick_at timestamptz,

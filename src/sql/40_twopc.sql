@@ -59,27 +59,35 @@ CREATE VIEW consistency.participants AS
   SELECT id, name, trusted, created_at, created_by FROM consistency.twopc_participants;
 GRANT SELECT ON consistency.participants TO consistency_reader;
 
+-- The catalog of participants, for consistency_admin; conninfo must name the remote role
+-- (user=), and a non-superuser must give a password.
 CREATE FUNCTION consistency.add_participant(name text, conninfo text) RETURNS void
   LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_twopc_add_participant';
 CREATE FUNCTION consistency.drop_participant(name text, force boolean DEFAULT false) RETURNS void
   LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_twopc_drop_participant';
 
+-- Which roles (and their members) may run statements on a participant.
 CREATE FUNCTION consistency.grant_participant(participant text, role regrole) RETURNS void
   LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_twopc_grant_participant';
 CREATE FUNCTION consistency.revoke_participant(participant text, role regrole) RETURNS void
   LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_twopc_revoke_participant';
 
+-- A statement on a participant inside its transaction bound to the local one: remote_exec
+-- returns the rows it affected, remote_query its rows as jsonb objects.
 CREATE FUNCTION consistency.remote_exec(participant text, sql text) RETURNS bigint
   LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pgc_twopc_remote_exec';
 CREATE FUNCTION consistency.remote_query(participant text, sql text) RETURNS SETOF jsonb
   LANGUAGE c VOLATILE PARALLEL UNSAFE ROWS 100 AS 'MODULE_PATHNAME', 'pgc_twopc_remote_query';
 
+-- Prepared transactions of this database left on participants, each with the decision
+-- recovery applies (an unreachable participant: the commits it has not confirmed).
 CREATE FUNCTION consistency._twopc_in_doubt(
     OUT participant text, OUT gid text, OUT prepared_at timestamptz, OUT decision text)
   RETURNS SETOF record
   LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pgc_twopc_in_doubt';
 CREATE VIEW consistency.in_doubt AS SELECT * FROM consistency._twopc_in_doubt();
 
+-- This pillar's rows of consistency.metrics() and consistency.check_integrity().
 CREATE FUNCTION consistency._metrics_twopc()
   RETURNS TABLE(metric text, kind text, help text, labels jsonb, value double precision)
   LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_twopc_metrics';

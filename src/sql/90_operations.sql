@@ -3,6 +3,8 @@
 -- Each pillar contributes consistency._metrics_<pillar>() and consistency._integrity_<pillar>();
 -- these two functions gather whatever pillars are installed.
 
+-- The worker pillar's rows of consistency.metrics(): is each database's worker up, and
+-- its tick errors.
 CREATE FUNCTION consistency._metrics_worker()
   RETURNS TABLE(metric text, kind text, help text, labels jsonb, value double precision)
   LANGUAGE sql STABLE
@@ -17,6 +19,7 @@ AS $$
     FROM consistency.worker_status() w WHERE w.kind = 'worker' AND w.pid IS NOT NULL
 $$;
 
+-- Every _metrics_<pillar>() row in the Prometheus text format, grouped by metric.
 CREATE FUNCTION consistency.metrics() RETURNS text
   LANGUAGE plpgsql STABLE
   SET search_path = pg_catalog, pg_temp
@@ -47,6 +50,7 @@ BEGIN
 END
 $$;
 
+-- Whether a worker runs in this database, then every _integrity_<pillar>() row.
 CREATE FUNCTION consistency.check_integrity() RETURNS TABLE(check_name text, ok boolean, detail text)
   LANGUAGE plpgsql STABLE
   SET search_path = pg_catalog, pg_temp

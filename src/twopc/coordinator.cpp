@@ -52,6 +52,7 @@ struct Entry {
   std::string gid;
   std::string broken_reason;
 
+  // The local transaction is over: forget its state (the connection stays for the next).
   void end_transaction() {
     phase = Phase::kNone;
     sp.reset();
@@ -64,6 +65,7 @@ std::vector<std::unique_ptr<Entry>> g_entries;  // this backend's participants
 bool g_committing = false;                      // between PRE_COMMIT and the end
 bool g_exit_hook = false;
 
+// True when the participant is part of the current local transaction.
 bool touched(const Entry& e) { return e.phase != Phase::kNone; }
 
 // Waits while a transaction or subtransaction aborts: nothing is decided there any more,
@@ -71,12 +73,15 @@ bool touched(const Entry& e) { return e.phase != Phase::kNone; }
 // an open transaction there ends with it; a prepared one is rolled back by recovery),
 // and an abort never outlasts a frozen participant by more than a few seconds.
 constexpr int kAbortWaitMs = 5000;
-int abort_wait_ms() { return gucs::timeout_ms < kAbortWaitMs ? gucs::timeout_ms : kAbortWaitMs; }
+int abort_wait_ms() { return settings::timeout_ms < kAbortWaitMs ? settings::timeout_ms : kAbortWaitMs; }
 
+// proc_exit hook: closes every participant connection of this backend.
 void close_all(int, Datum) {
   for (auto& e : g_entries) close_connection(e->conn);
 }
 
+// This backend's entry for participant `row`, created on first use. A participant dropped
+// and added again under the same name takes the old entry over, its connection closed.
 Entry* entry_for(const ParticipantRow& row) {
   for (auto& e : g_entries) {
     if (e->id == row.id) return e.get();
@@ -99,6 +104,7 @@ Entry* entry_for(const ParticipantRow& row) {
   return g_entries.back().get();
 }
 
+// A remote error as an error detail: its message, SQLSTATE and own detail.
 std::string remote_detail(const Outcome& o) {
   std::string d = o.message;
   if (!o.sqlstate.empty()) d += " (SQLSTATE " + o.sqlstate + ")";
@@ -106,12 +112,13 @@ std::string remote_detail(const Outcome& o) {
   return d;
 }
 
+// Throws the CS005 error that says why `what` failed on participant e.
 [[noreturn]] void throw_outcome(const Entry& e, const Outcome& o, const char* what) {
   const std::string who = "participant \"" + e.name + "\"";
   switch (o.kind) {
     case Outcome::kTimeout:
       throw Error(sqlstate::kRemoteFailure,
-                  who + " did not answer " + what + " within " + std::to_string(gucs::timeout_ms) + " ms",
+                  who + " did not answer " + what + " within " + std::to_string(settings::timeout_ms) + " ms",
                   "The remote command was cancelled.", "See pg_consistency.twopc_timeout.");
     case Outcome::kConnectionLost:
       throw Error(sqlstate::kRemoteFailure, "lost the connection to " + who, o.message);
@@ -146,6 +153,9 @@ bool settle(Entry& e, bool cancel) {
 
 // ---- transaction callbacks ----
 
+// PRE_COMMIT: PREPARE TRANSACTION on every participant the transaction touched, and the
+// decision rows inserted while they prepare. Throws (the local transaction then aborts)
+// when a participant cannot prepare.
 void pre_commit() {
   std::vector<Entry*> parts;
   for (auto& e : g_entries)
@@ -177,7 +187,7 @@ void pre_commit() {
     }
     e->phase = Phase::kPrepareSent;
   }
-  TimestampTz deadline = deadline_in(gucs::timeout_ms);
+  TimestampTz deadline = deadline_in(settings::timeout_ms);
 
   // The decision, inside the local transaction, while the participants prepare.
   {
@@ -231,6 +241,7 @@ void pre_commit() {
   debug_point(kDebugAfterPrepare);
 }
 
+// The WARNING that COMMIT/ROLLBACK PREPARED on e is left to the worker's recovery.
 void warn(const Entry& e, const char* action, const std::string& why) {
   ereport(WARNING, (errcode(ERRCODE_CONNECTION_FAILURE),
                     errmsg("could not %s prepared transaction \"%s\" on participant \"%s\"", action,
@@ -239,6 +250,7 @@ void warn(const Entry& e, const char* action, const std::string& why) {
                     errhint("The pg_consistency worker will %s it once the participant answers.", action)));
 }
 
+// Why a remote command did not succeed, as the detail of a message.
 std::string outcome_text(const Outcome& o) {
   switch (o.kind) {
     case Outcome::kTimeout:
@@ -268,7 +280,7 @@ void finish_prepared(std::vector<Entry*>& list, bool commit) {
       worker::wake_now(&kComponent);
     }
   }
-  TimestampTz deadline = deadline_in(commit ? gucs::timeout_ms : abort_wait_ms());
+  TimestampTz deadline = deadline_in(commit ? settings::timeout_ms : abort_wait_ms());
   for (Entry* e : sent) {
     Outcome o = collect(e->conn, 1, deadline, WaitMode::kHeld);
     if (o.ok() || (o.kind == Outcome::kRemoteError && o.sqlstate == "42704")) {
@@ -286,6 +298,7 @@ void finish_prepared(std::vector<Entry*>& list, bool commit) {
   }
 }
 
+// COMMIT: the local commit is durable; COMMIT PREPARED on every prepared participant.
 void on_commit() {
   g_committing = false;
   std::vector<Entry*> prepared;
@@ -316,6 +329,8 @@ void on_commit() {
   for (auto& e : g_entries) e->end_transaction();
 }
 
+// ABORT: rolls back every participant's part, prepared or still open, reading first the
+// answer of a PREPARE still in flight.
 void on_abort() {
   g_committing = false;
   std::vector<Entry*> prepared, open;
@@ -358,11 +373,14 @@ void on_abort() {
   for (auto& e : g_entries) e->end_transaction();
 }
 
+// A subtransaction commits: its savepoints now belong to its parent (nothing is sent).
 void on_subcommit(int level) {
   for (auto& e : g_entries)
     if (touched(*e)) e->sp.on_subcommit(level);
 }
 
+// A subtransaction rolls back: ROLLBACK TO its savepoint on the participants that set one,
+// or ROLLBACK where the remote transaction began inside it.
 void on_subabort(int level) {
   for (auto& e : g_entries) {
     if (!touched(*e)) continue;
@@ -415,6 +433,7 @@ void guarded(F&& f, bool may_fail) {
   g_committing = false;
 }
 
+// PostgreSQL's transaction callback: the commit protocol.
 void xact_callback(XactEvent event, void*) {
   switch (event) {
     case XACT_EVENT_PRE_COMMIT:
@@ -443,6 +462,7 @@ void xact_callback(XactEvent event, void*) {
   }
 }
 
+// PostgreSQL's subtransaction callback: mirrors savepoints onto the participants.
 void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
   if (g_entries.empty()) return;
   int level = GetCurrentTransactionNestLevel();
@@ -533,7 +553,7 @@ Result execute_remote(const std::string& name, const std::string& sql, RowSink* 
           (PQstatus(e->conn) != CONNECTION_OK || PQtransactionStatus(e->conn) != PQTRANS_IDLE))
         close_connection(e->conn);
       if (e->conn == nullptr)
-        e->conn = connect_participant(e->name, row.conninfo, row.trusted, gucs::timeout_ms,
+        e->conn = connect_participant(e->name, row.conninfo, row.trusted, settings::timeout_ms,
                                       WaitMode::kInterruptible);
       else
         reused = true;
@@ -549,7 +569,7 @@ Result execute_remote(const std::string& name, const std::string& sql, RowSink* 
     if (!prep.savepoint.empty()) cmds.push_back("SAVEPOINT " + prep.savepoint);
     cmds.push_back(sql);
     e->phase = Phase::kOpen;
-    Outcome o = run(e->conn, cmds, gucs::timeout_ms, WaitMode::kInterruptible, sink);
+    Outcome o = run(e->conn, cmds, settings::timeout_ms, WaitMode::kInterruptible, sink);
     if (o.kind == Outcome::kConnectionLost && first && reused && attempt == 0 &&
         (sink == nullptr || sink->delivered == 0)) {
       // The cached connection died while idle (participant restarted): nothing of this

@@ -1,6 +1,7 @@
 #include "twopc/decision.hpp"
 
 #include <cstring>
+#include <iterator>
 
 namespace pgc::twopc {
 
@@ -15,28 +16,15 @@ LocalStatus parse_local_status(const char* s, bool unassigned) {
 
 Action decide(bool decision_recorded, LocalStatus status) {
   if (decision_recorded) return Action::kCommit;
-  switch (status) {
-    case LocalStatus::kInProgress:
-      return Action::kLeave;
-    case LocalStatus::kCommitted:
-    case LocalStatus::kAborted:
-    case LocalStatus::kTooOld:
-    case LocalStatus::kUnassigned:
-      return Action::kRollback;
-  }
-  return Action::kLeave;
+  // Committed (without a decision for this participant), aborted, too old or unassigned:
+  // the local transaction is over.
+  return status == LocalStatus::kInProgress ? Action::kLeave : Action::kRollback;
 }
 
 const char* action_name(Action a) {
-  switch (a) {
-    case Action::kCommit:
-      return "commit";
-    case Action::kRollback:
-      return "rollback";
-    case Action::kLeave:
-      return "leave";
-  }
-  return "leave";
+  static const char* const kNames[] = {"commit", "rollback", "leave"};  // in Action's order
+  auto i = static_cast<std::size_t>(a);
+  return i < std::size(kNames) ? kNames[i] : "leave";
 }
 
 const char* decision_label(Action a) { return a == Action::kLeave ? "pending" : action_name(a); }

@@ -26,27 +26,33 @@ using namespace pgc::twopc;
 
 namespace {
 
+// Text argument i (not null) as a string.
 std::string text_arg(FunctionCallInfo fcinfo, int i) { return text_to_cstring(PG_GETARG_TEXT_PP(i)); }
 
+// The participant name argument i; refused when null.
 std::string participant_arg(FunctionCallInfo fcinfo, int i) {
   if (PG_ARGISNULL(i)) throw invalid_argument("participant name must not be null");
   return text_arg(fcinfo, i);
 }
 
+// The statement argument i for `participant`; refused when null.
 std::string sql_arg(FunctionCallInfo fcinfo, int i, const std::string& participant) {
   if (PG_ARGISNULL(i))
     throw invalid_argument("statement for participant \"" + shown_name(participant) + "\" must not be null");
   return text_arg(fcinfo, i);
 }
 
+// Adds a row to the result of a set-returning function.
 void put_row(ReturnSetInfo* rsinfo, Datum* values, bool* nulls) {
   pg::pg_call([&] { tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls); });
 }
 
+// s as a text Datum.
 Datum text_datum(const std::string& s) {
   return pg::pg_call([&] { return PointerGetDatum(cstring_to_text_with_len(s.data(), s.size())); });
 }
 
+// The error for a participant name that is not in the catalog.
 [[noreturn]] void unknown_participant(const std::string& name) {
   throw Error(sqlstate::kUnknownObject, "participant \"" + shown_name(name) + "\" does not exist");
 }
@@ -76,6 +82,22 @@ void forget_dropped_grantees() {
   });
 }
 
+// grant_participant / revoke_participant: checks the participant (it must exist) and the
+// role, then runs change(participant, role, role name) as the catalog owner, after
+// removing the grants of dropped roles.
+template <typename F>
+void change_grant(FunctionCallInfo fcinfo, F&& change) {
+  std::string name = participant_arg(fcinfo, 0);
+  std::string rolname;
+  Oid role = role_arg(fcinfo, 1, &rolname);
+  Spi spi;
+  ParticipantRow row;
+  if (!lookup_participant(name, &row)) unknown_participant(name);
+  pg::OwnerScope owner(catalog_owner());
+  forget_dropped_grantees();
+  change(row, role, rolname);
+}
+
 // remote_exec: the rows of a SELECT are read one at a time and dropped (only counted).
 class DiscardRows : public RowSink {
  public:
@@ -97,6 +119,7 @@ class JsonRows : public RowSink {
   JsonRows(const JsonRows&) = delete;
   JsonRows& operator=(const JsonRows&) = delete;
 
+  // Each row as jsonb into the result; stops past pg_consistency.twopc_max_result_bytes.
   void rows(const PGresult* r) override {
     int nf = PQnfields(r);
     for (int t = 0; t < PQntuples(r); t++) {
@@ -105,11 +128,11 @@ class JsonRows : public RowSink {
                  PQgetisnull(r, t, f));
       std::string json = row_.finish();
       bytes_ += json.size();
-      if (bytes_ > static_cast<uint64>(gucs::max_result_bytes))
+      if (bytes_ > static_cast<uint64>(settings::max_result_bytes))
         throw Error("54000",
                     "result of remote_query on participant \"" + participant_ +
                         "\" exceeds pg_consistency.twopc_max_result_bytes (" +
-                        std::to_string(gucs::max_result_bytes) + " bytes)",
+                        std::to_string(settings::max_result_bytes) + " bytes)",
                     "Reading stopped at row " + std::to_string(rows_ + 1) +
                         "; the participant's statement was cancelled.",
                     "Select fewer rows or columns (or page through the result), or ask an "
@@ -216,7 +239,7 @@ PGC_FUNCTION(pgc_twopc_drop_participant) {
     std::vector<PreparedXact> left;
     std::string failure, detail;
     try {
-      conn = connect_participant(row.name, row.conninfo, row.trusted, gucs::timeout_ms,
+      conn = connect_participant(row.name, row.conninfo, row.trusted, settings::timeout_ms,
                                  WaitMode::kInterruptible, false);
       left = list_prepared(conn, row.name, row.id, WaitMode::kInterruptible);
     } catch (const Error& e) {
@@ -260,51 +283,39 @@ PGC_FUNCTION(pgc_twopc_drop_participant) {
 
 // consistency.grant_participant(participant text, role regrole)
 PGC_FUNCTION(pgc_twopc_grant_participant) {
-  std::string name = participant_arg(fcinfo, 0);
-  std::string rolname;
-  Oid role = role_arg(fcinfo, 1, &rolname);
-  Spi spi;
-  ParticipantRow row;
-  if (!lookup_participant(name, &row)) unknown_participant(name);
-  pg::OwnerScope owner(catalog_owner());
-  forget_dropped_grantees();
-  pg::pg_call([&] {
-    static pg::SavedPlan plan(
-        "INSERT INTO consistency.twopc_participant_grants (participant_id, role, granted_by) "
-        "VALUES ($1, $2::pg_catalog.oid::pg_catalog.regrole, $3) "
-        "ON CONFLICT (participant_id, role) DO NOTHING",
-        {INT4OID, OIDOID, NAMEOID});
-    Datum args[3] = {
-        Int32GetDatum(row.id), ObjectIdGetDatum(role),
-        DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetSessionUserId(), false)))};
-    plan.execute(args, nullptr, false);
+  change_grant(fcinfo, [](const ParticipantRow& row, Oid role, const std::string&) {
+    pg::pg_call([&] {
+      static pg::SavedPlan plan(
+          "INSERT INTO consistency.twopc_participant_grants (participant_id, role, granted_by) "
+          "VALUES ($1, $2::pg_catalog.oid::pg_catalog.regrole, $3) "
+          "ON CONFLICT (participant_id, role) DO NOTHING",
+          {INT4OID, OIDOID, NAMEOID});
+      Datum args[3] = {
+          Int32GetDatum(row.id), ObjectIdGetDatum(role),
+          DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetSessionUserId(), false)))};
+      plan.execute(args, nullptr, false);
+    });
   });
   PG_RETURN_VOID();
 }
 
 // consistency.revoke_participant(participant text, role regrole)
 PGC_FUNCTION(pgc_twopc_revoke_participant) {
-  std::string name = participant_arg(fcinfo, 0);
-  std::string rolname;
-  Oid role = role_arg(fcinfo, 1, &rolname);
-  Spi spi;
-  ParticipantRow row;
-  if (!lookup_participant(name, &row)) unknown_participant(name);
-  pg::OwnerScope owner(catalog_owner());
-  forget_dropped_grantees();
-  uint64 n = pg::pg_call([&] {
-    static pg::SavedPlan plan(
-        "DELETE FROM consistency.twopc_participant_grants g "
-        "WHERE g.participant_id OPERATOR(pg_catalog.=) $1 "
-        "AND g.role::pg_catalog.oid OPERATOR(pg_catalog.=) $2",
-        {INT4OID, OIDOID});
-    Datum args[2] = {Int32GetDatum(row.id), ObjectIdGetDatum(role)};
-    plan.execute(args, nullptr, false);
-    return SPI_processed;
+  change_grant(fcinfo, [](const ParticipantRow& row, Oid role, const std::string& rolname) {
+    uint64 n = pg::pg_call([&] {
+      static pg::SavedPlan plan(
+          "DELETE FROM consistency.twopc_participant_grants g "
+          "WHERE g.participant_id OPERATOR(pg_catalog.=) $1 "
+          "AND g.role::pg_catalog.oid OPERATOR(pg_catalog.=) $2",
+          {INT4OID, OIDOID});
+      Datum args[2] = {Int32GetDatum(row.id), ObjectIdGetDatum(role)};
+      plan.execute(args, nullptr, false);
+      return SPI_processed;
+    });
+    if (n == 0)
+      ereport(NOTICE,
+              (errmsg("role \"%s\" had no grant on participant \"%s\"", rolname.c_str(), row.name.c_str())));
   });
-  if (n == 0)
-    ereport(NOTICE,
-            (errmsg("role \"%s\" had no grant on participant \"%s\"", rolname.c_str(), name.c_str())));
   PG_RETURN_VOID();
 }
 
@@ -343,8 +354,8 @@ PGC_FUNCTION(pgc_twopc_in_doubt) {
     std::vector<PreparedXact> list;
     std::string failure;
     try {
-      conn = connect_participant(p.name, p.conninfo, p.trusted, gucs::timeout_ms, WaitMode::kInterruptible,
-                                 false);
+      conn = connect_participant(p.name, p.conninfo, p.trusted, settings::timeout_ms,
+                                 WaitMode::kInterruptible, false);
       list = list_prepared(conn, p.name, p.id, WaitMode::kInterruptible);
     } catch (const Error& e) {
       failure = std::string(e.what()) + (e.detail().empty() ? "" : ": " + e.detail());
@@ -356,23 +367,7 @@ PGC_FUNCTION(pgc_twopc_in_doubt) {
                                p.name.c_str()),
                         errdetail("%s", failure.c_str())));
       // Committed locally, COMMIT PREPARED not confirmed: rows without prepared_at.
-      std::set<uint64> decided;
-      {
-        pg::OwnerScope owner(catalog_owner());
-        uint64 n = pg::pg_call([&] {
-          static pg::SavedPlan plan(
-              "SELECT d.xid FROM consistency.twopc_decisions d "
-              "WHERE d.participant_id OPERATOR(pg_catalog.=) $1 ORDER BY d.xid",
-              {INT4OID});
-          Datum arg = Int32GetDatum(p.id);
-          plan.execute(&arg, nullptr, true);
-          return SPI_processed;
-        });
-        for (uint64 i = 0; i < n; i++) {
-          bool isnull = false;
-          decided.insert(DatumGetUInt64(pg::pg_call([&] { return pg::spi_value(i, 1, &isnull); })));
-        }
-      }
+      std::set<uint64> decided = decided_xids(p.id, -1);
       for (uint64 x : decided) {
         Gid g{sysid, MyDatabaseId, x, p.id};
         Datum v[4] = {text_datum(p.name), text_datum(format_gid(g)), 0, text_datum("commit")};

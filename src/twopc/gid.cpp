@@ -27,6 +27,7 @@ bool take_number(std::string_view& s, uint64_t max, uint64_t* out) {
   return true;
 }
 
+// Consumes one '_'; false when s does not start with one.
 bool take_separator(std::string_view& s) {
   if (s.empty() || s[0] != '_') return false;
   s.remove_prefix(1);

@@ -30,6 +30,7 @@ struct Gid {
 // PostgreSQL's limit for a gid is GIDSIZE (200 bytes including the terminator).
 inline constexpr std::size_t kMaxGidLength = 199;
 
+// The gid of g, in the format above.
 std::string format_gid(const Gid& g);
 
 // The prefix shared by every gid of one coordinator database: "pgc_<sysid>_<dboid>_".

@@ -26,11 +26,14 @@ struct Catalog {
   int64 dropped_grantees = 0;   // participant grants whose role was dropped
 };
 
+// How long a decision row may wait for its COMMIT PREPARED before integrity calls it
+// stale: ten recovery intervals, at least a minute.
 double stale_limit_s() {
-  double ten = 10.0 * gucs::recovery_interval_ms / 1000.0;
+  double ten = 10.0 * settings::recovery_interval_ms / 1000.0;
   return ten > 60.0 ? ten : 60.0;
 }
 
+// The catalog's figures for metrics and integrity, in one statement as the catalog owner.
 Catalog read_catalog() {
   Catalog c;
   Spi spi;
@@ -66,6 +69,7 @@ Catalog read_catalog() {
   return c;
 }
 
+// Adds rows (without labels) to the result of _metrics_twopc().
 struct MetricOut {
   ReturnSetInfo* rsinfo;
   Datum empty_labels;
@@ -79,6 +83,31 @@ struct MetricOut {
   }
 };
 
+// The shared-memory counters _metrics_twopc reports, in its order.
+struct Counter {
+  const char* metric;
+  const char* help;
+  pg_atomic_uint64 Stats::*field;
+};
+const Counter kCounters[] = {
+    {"pg_consistency_twopc_prepared_total", "PREPARE TRANSACTION that succeeded on a participant.",
+     &Stats::prepared},
+    {"pg_consistency_twopc_committed_total", "Prepared transactions committed by the committing backend.",
+     &Stats::committed},
+    {"pg_consistency_twopc_rolled_back_total", "Prepared transactions rolled back by the aborting backend.",
+     &Stats::rolled_back},
+    {"pg_consistency_twopc_deferred_total",
+     "COMMIT/ROLLBACK PREPARED a backend could not finish, left to recovery.", &Stats::commit_deferred},
+    {"pg_consistency_twopc_recovery_commits_total", "Prepared transactions committed by recovery.",
+     &Stats::recovery_commits},
+    {"pg_consistency_twopc_recovery_rollbacks_total",
+     "Prepared transactions rolled back by recovery (presumed abort).", &Stats::recovery_rollbacks},
+    {"pg_consistency_twopc_recovery_runs_total", "Recovery passes.", &Stats::recovery_runs},
+    {"pg_consistency_twopc_recovery_failures_total", "Participants that recovery could not reach or resolve.",
+     &Stats::recovery_failures},
+};
+
+// One row of _integrity_twopc().
 void put_check(ReturnSetInfo* rsinfo, const char* name, bool ok, const std::string& detail) {
   pg::pg_call([&] {
     Datum v[3] = {CStringGetTextDatum(name), BoolGetDatum(ok), CStringGetTextDatum(detail.c_str())};
@@ -89,6 +118,7 @@ void put_check(ReturnSetInfo* rsinfo, const char* name, bool ok, const std::stri
 
 }  // namespace
 
+// consistency._metrics_twopc(): the catalog's figures and the shared-memory counters.
 PGC_FUNCTION(pgc_twopc_metrics) {
   pg::pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
   Catalog c = read_catalog();
@@ -104,22 +134,9 @@ PGC_FUNCTION(pgc_twopc_metrics) {
           "Age of the oldest unconfirmed commit.", c.oldest_pending_s);
   Stats* s = my_stats();
   if (s == nullptr) return (Datum)0;  // counters live in shared memory (preload only)
-  auto u64 = [](pg_atomic_uint64* a) { return static_cast<double>(pg_atomic_read_u64(a)); };
-  out.add("pg_consistency_twopc_prepared_total", "counter",
-          "PREPARE TRANSACTION that succeeded on a participant.", u64(&s->prepared));
-  out.add("pg_consistency_twopc_committed_total", "counter",
-          "Prepared transactions committed by the committing backend.", u64(&s->committed));
-  out.add("pg_consistency_twopc_rolled_back_total", "counter",
-          "Prepared transactions rolled back by the aborting backend.", u64(&s->rolled_back));
-  out.add("pg_consistency_twopc_deferred_total", "counter",
-          "COMMIT/ROLLBACK PREPARED a backend could not finish, left to recovery.", u64(&s->commit_deferred));
-  out.add("pg_consistency_twopc_recovery_commits_total", "counter",
-          "Prepared transactions committed by recovery.", u64(&s->recovery_commits));
-  out.add("pg_consistency_twopc_recovery_rollbacks_total", "counter",
-          "Prepared transactions rolled back by recovery (presumed abort).", u64(&s->recovery_rollbacks));
-  out.add("pg_consistency_twopc_recovery_runs_total", "counter", "Recovery passes.", u64(&s->recovery_runs));
-  out.add("pg_consistency_twopc_recovery_failures_total", "counter",
-          "Participants that recovery could not reach or resolve.", u64(&s->recovery_failures));
+  for (const Counter& counter : kCounters)
+    out.add(counter.metric, "counter", counter.help,
+            static_cast<double>(pg_atomic_read_u64(&(s->*counter.field))));
   out.add("pg_consistency_twopc_in_doubt", "gauge",
           "Prepared transactions of this database left on participants at the last recovery "
           "pass.",
@@ -130,6 +147,8 @@ PGC_FUNCTION(pgc_twopc_metrics) {
   return (Datum)0;
 }
 
+// consistency._integrity_twopc(): participants' conninfo and grants, decision rows left
+// behind or waiting too long, and whether recovery runs and reaches every participant.
 PGC_FUNCTION(pgc_twopc_integrity) {
   pg::pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
   ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
@@ -172,7 +191,7 @@ PGC_FUNCTION(pgc_twopc_integrity) {
   } else {
     TimestampTz last = static_cast<TimestampTz>(pg_atomic_read_u64(&s->last_recovery_at));
     uint32 unreachable = pg_atomic_read_u32(&s->unreachable);
-    long limit_ms = 3L * gucs::recovery_interval_ms + 60000L;
+    long limit_ms = 3L * settings::recovery_interval_ms + 60000L;
     bool recent = last != 0 && TimestampDifferenceMilliseconds(last, GetCurrentTimestamp()) <= limit_ms;
     std::string detail;
     if (last == 0)

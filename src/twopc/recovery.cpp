@@ -54,6 +54,7 @@ std::map<std::string, TimestampTz> g_first_seen;  // gid -> when a pass first li
 // transaction whose local transaction still runs.
 constexpr long kRetryMs = 1000;
 
+// xids as an xid8[] Datum.
 Datum xid_array(const std::vector<uint64>& xids) {
   std::vector<Datum> d;
   d.reserve(xids.size());
@@ -82,37 +83,22 @@ void in_transaction(F&& f) {
   });
 }
 
-std::set<uint64> load_decisions(int32 participant_id) {
-  std::set<uint64> out;
+// Runs `plan` on participant `participant_id`'s decision rows for `xids` ($1 its id, $2
+// the xids as xid8[]) as the catalog owner; column 1 of what it returns.
+std::vector<Datum> on_decisions(pg::SavedPlan& plan, int32 participant_id, const std::vector<uint64>& xids,
+                                bool read_only) {
+  Datum args[2] = {Int32GetDatum(participant_id), xid_array(xids)};
   pg::OwnerScope owner(catalog_owner());
-  uint64 n = pg::pg_call([&] {
-    static pg::SavedPlan plan(
-        "SELECT d.xid FROM consistency.twopc_decisions d "
-        "WHERE d.participant_id OPERATOR(pg_catalog.=) $1 ORDER BY d.xid LIMIT 100000",
-        {INT4OID});
-    Datum arg = Int32GetDatum(participant_id);
-    plan.execute(&arg, nullptr, true);
-    return SPI_processed;
-  });
-  for (uint64 i = 0; i < n; i++) {
-    bool isnull = false;
-    out.insert(DatumGetUInt64(pg::spi_value(i, 1, &isnull)));
-  }
-  return out;
+  return plan_column(plan, args, nullptr, read_only);
 }
 
+// Deletes the participant's decision rows for xids: their prepared transactions are gone.
 void delete_decisions(int32 participant_id, const std::vector<uint64>& xids) {
-  Datum arr = xid_array(xids);
-  pg::OwnerScope owner(catalog_owner());
-  pg::pg_call([&] {
-    static pg::SavedPlan plan(
-        "DELETE FROM consistency.twopc_decisions d "
-        "WHERE d.participant_id OPERATOR(pg_catalog.=) $1 "
-        "AND d.xid OPERATOR(pg_catalog.=) ANY($2)",
-        {INT4OID, XID8ARRAYOID});
-    Datum args[2] = {Int32GetDatum(participant_id), arr};
-    plan.execute(args, nullptr, false);
-  });
+  static pg::SavedPlan plan(
+      "DELETE FROM consistency.twopc_decisions d "
+      "WHERE d.participant_id OPERATOR(pg_catalog.=) $1 AND d.xid OPERATOR(pg_catalog.=) ANY($2)",
+      {INT4OID, XID8ARRAYOID});
+  on_decisions(plan, participant_id, xids, false);
 }
 
 struct Pass {
@@ -120,14 +106,16 @@ struct Pass {
   uint32 unreachable = 0;
 };
 
+// One pass over participant p (steps 2 to 5 above): commits, rolls back or leaves each of
+// our prepared transactions there. Throws pgc::Error when the participant cannot be reached.
 void recover_participant(const ParticipantRow& p, const std::set<uint64>& decided, Pass* pass,
                          std::set<std::string>* seen_now) {
   PGconn*& conn = g_worker_conns[p.id];
   if (conn != nullptr && PQstatus(conn) != CONNECTION_OK) close_connection(conn);
   bool reused = conn != nullptr;
   if (conn == nullptr)
-    conn =
-        connect_participant(p.name, p.conninfo, p.trusted, gucs::timeout_ms, WaitMode::kInterruptible, false);
+    conn = connect_participant(p.name, p.conninfo, p.trusted, settings::timeout_ms, WaitMode::kInterruptible,
+                               false);
   std::vector<PreparedXact> list;
   try {
     list = list_prepared(conn, p.name, p.id, WaitMode::kInterruptible);
@@ -135,8 +123,8 @@ void recover_participant(const ParticipantRow& p, const std::set<uint64>& decide
     // A cached connection may have died with a participant restart: one fresh attempt.
     if (!reused) throw;
     close_connection(conn);
-    conn =
-        connect_participant(p.name, p.conninfo, p.trusted, gucs::timeout_ms, WaitMode::kInterruptible, false);
+    conn = connect_participant(p.name, p.conninfo, p.trusted, settings::timeout_ms, WaitMode::kInterruptible,
+                               false);
     list = list_prepared(conn, p.name, p.id, WaitMode::kInterruptible);
   }
   pass->in_doubt += static_cast<uint32>(list.size());
@@ -166,7 +154,7 @@ void recover_participant(const ParticipantRow& p, const std::set<uint64>& decide
     if (a == Action::kLeave || !TimestampDifferenceExceeds(seen->second, now, kGraceMs)) continue;
     bool commit = a == Action::kCommit;
     Outcome o = run(conn, {std::string(commit ? "COMMIT" : "ROLLBACK") + " PREPARED " + quote_literal(x.gid)},
-                    gucs::timeout_ms, WaitMode::kInterruptible);
+                    settings::timeout_ms, WaitMode::kInterruptible);
     if (o.ok() || (o.kind == Outcome::kRemoteError && o.sqlstate == "42704")) {
       if (o.ok()) {
         count(commit ? &Stats::recovery_commits : &Stats::recovery_rollbacks);
@@ -211,7 +199,7 @@ std::vector<PreparedXact> list_prepared(PGconn*& conn, const std::string& name, 
       "AND pg_catalog.substr(x.gid, 1, " +
       std::to_string(prefix.size()) + ") OPERATOR(pg_catalog.=) " + quote_literal(prefix) +
       " ORDER BY x.prepared";
-  Outcome o = run(conn, {sql}, gucs::timeout_ms, mode);
+  Outcome o = run(conn, {sql}, settings::timeout_ms, mode);
   if (!o.ok())
     throw Error(sqlstate::kRemoteFailure,
                 "could not list prepared transactions on participant \"" + name + "\"",
@@ -258,24 +246,26 @@ std::vector<LocalStatus> local_statuses(const std::vector<uint64>& xids) {
 std::vector<bool> decisions_recorded(int32 participant_id, const std::vector<uint64>& xids) {
   std::vector<bool> out(xids.size(), false);
   if (xids.empty()) return out;
-  Datum arr = xid_array(xids);
-  pg::OwnerScope owner(catalog_owner());
-  uint64 n = pg::pg_call([&] {
-    static pg::SavedPlan plan(
-        "SELECT d.xid FROM consistency.twopc_decisions d "
-        "WHERE d.participant_id OPERATOR(pg_catalog.=) $1 "
-        "AND d.xid OPERATOR(pg_catalog.=) ANY($2)",
-        {INT4OID, XID8ARRAYOID});
-    Datum args[2] = {Int32GetDatum(participant_id), arr};
-    plan.execute(args, nullptr, true);
-    return SPI_processed;
-  });
+  static pg::SavedPlan plan(
+      "SELECT d.xid FROM consistency.twopc_decisions d "
+      "WHERE d.participant_id OPERATOR(pg_catalog.=) $1 AND d.xid OPERATOR(pg_catalog.=) ANY($2)",
+      {INT4OID, XID8ARRAYOID});
   std::set<uint64> found;
-  for (uint64 i = 0; i < n; i++) {
-    bool isnull = false;
-    found.insert(DatumGetUInt64(pg::spi_value(i, 1, &isnull)));
-  }
+  for (Datum d : on_decisions(plan, participant_id, xids, true)) found.insert(DatumGetUInt64(d));
   for (size_t i = 0; i < xids.size(); i++) out[i] = found.count(xids[i]) > 0;
+  return out;
+}
+
+std::set<uint64> decided_xids(int32 participant_id, int64 limit) {
+  static pg::SavedPlan plan(
+      "SELECT d.xid FROM consistency.twopc_decisions d "
+      "WHERE d.participant_id OPERATOR(pg_catalog.=) $1 ORDER BY d.xid LIMIT $2",
+      {INT4OID, INT8OID});
+  Datum args[2] = {Int32GetDatum(participant_id), Int64GetDatum(limit)};
+  const char nulls[2] = {' ', limit < 0 ? 'n' : ' '};  // LIMIT NULL: all rows
+  pg::OwnerScope owner(catalog_owner());
+  std::set<uint64> out;
+  for (Datum d : plan_column(plan, args, nulls)) out.insert(DatumGetUInt64(d));
   return out;
 }
 
@@ -290,7 +280,7 @@ long recovery_tick() {
     for (auto& row : list_participants()) {
       Work w;
       w.row = std::move(row);
-      w.decided = load_decisions(w.row.id);
+      w.decided = decided_xids(w.row.id, 100000);
       work.push_back(std::move(w));
     }
   });
@@ -348,8 +338,9 @@ long recovery_tick() {
     pg_atomic_write_u64(&s->last_recovery_at, static_cast<uint64>(GetCurrentTimestamp()));
   }
   pgstat_report_activity(STATE_IDLE, nullptr);
-  if ((pass.unreachable > 0 || pass.in_doubt > 0) && gucs::recovery_interval_ms > kRetryMs) return kRetryMs;
-  return gucs::recovery_interval_ms;
+  if ((pass.unreachable > 0 || pass.in_doubt > 0) && settings::recovery_interval_ms > kRetryMs)
+    return kRetryMs;
+  return settings::recovery_interval_ms;
 }
 
 void recovery_exit() {

@@ -2,6 +2,7 @@
 // worker's recovery, the in_doubt view and drop_participant.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ std::vector<PreparedXact> list_prepared(PGconn*& conn, const std::string& name, 
 std::vector<LocalStatus> local_statuses(const std::vector<uint64>& xids);
 // Which of `xids` have a decision row for the participant (SPI connected, one statement).
 std::vector<bool> decisions_recorded(int32 participant_id, const std::vector<uint64>& xids);
+// The xids of the participant's decision rows: commits not yet confirmed there. At most
+// `limit` of the lowest (-1: all). SPI connected; reads as the catalog owner.
+std::set<uint64> decided_xids(int32 participant_id, int64 limit);
 
 }  // namespace pgc::twopc
 

@@ -18,8 +18,10 @@ namespace pgc::twopc {
 
 namespace {
 
+// Notices of participants are not passed on to our client.
 void ignore_notice(void*, const PGresult*) {}
 
+// A libpq message without its trailing newline and spaces.
 std::string trimmed(const char* s) {
   std::string out = s ? s : "";
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
@@ -53,6 +55,7 @@ Waited wait_socket(PGconn* conn, int events, TimestampTz deadline, WaitMode mode
   }
 }
 
+// The outcome of a wait that ended without the socket being ready.
 Outcome waited_outcome(Waited w) {
   Outcome o;
   o.kind = w == Waited::kInterrupted ? Outcome::kInterrupted : Outcome::kTimeout;
@@ -60,6 +63,7 @@ Outcome waited_outcome(Waited w) {
   return o;
 }
 
+// The outcome of a broken connection, with libpq's message.
 Outcome lost(PGconn* conn) {
   Outcome o;
   o.kind = Outcome::kConnectionLost;
@@ -68,6 +72,7 @@ Outcome lost(PGconn* conn) {
   return o;
 }
 
+// The outcome of command `index` failing on the participant; takes r.
 Outcome remote_error(PGresult* r, int index) {
   Outcome o;
   o.kind = Outcome::kRemoteError;

@@ -63,6 +63,7 @@ TimestampTz deadline_in(int timeout_ms);
 PGconn* connect_participant(const std::string& name, const std::string& conninfo, bool trusted,
                             int timeout_ms, WaitMode mode, bool for_transactions = true);
 
+// Closes conn if open, and sets it to nullptr.
 void close_connection(PGconn*& conn);
 
 // Sends commands without waiting (one command: plain extended protocol; several: one

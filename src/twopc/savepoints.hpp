@@ -39,6 +39,7 @@ class SavepointTracker {
   bool open() const { return opened_level_ > 0; }
   int opened_level() const { return opened_level_; }
   std::size_t depth() const { return marks_.size(); }
+  // Forgets everything: the remote transaction is over.
   void reset();
 
  private:

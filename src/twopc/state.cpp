@@ -1,8 +1,6 @@
-// GUCs, shared-memory counters, the Component that plugs two-phase commit into the
+// Shared-memory counters, the Component that plugs two-phase commit into the
 // module and the worker, and catalog access as the catalog's owner.
 #include "twopc/state.hpp"
-
-#include <climits>
 
 #include "pg/guard.hpp"
 #include "pg/roles.hpp"
@@ -24,8 +22,6 @@ extern "C" {
 #include "utils/builtins.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "storage/shmem.h"
-#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -34,65 +30,12 @@ extern "C" {
 
 namespace pgc::twopc {
 
-namespace gucs {
-int timeout_ms = 30000;
-int recovery_interval_ms = 10000;
-int debug_crash_at = kDebugNone;
-int debug_pause_at = kDebugNone;
-int debug_pause_ms = 0;
-int max_result_bytes = 64 * 1024 * 1024;
-}  // namespace gucs
-
 namespace {
 
-const struct config_enum_entry kDebugPoints[] = {
-    {"none", kDebugNone, false},
-    {"after_prepare", kDebugAfterPrepare, false},
-    {"after_local_commit", kDebugAfterLocalCommit, false},
-    {"", kDebugNone, true},
-    {nullptr, 0, false},
-};
-
-const char* point_name(int p) {
-  return p == kDebugAfterPrepare       ? "after_prepare"
-         : p == kDebugAfterLocalCommit ? "after_local_commit"
-                                       : "none";
-}
-
-void define_gucs() {
-  DefineCustomIntVariable(
-      "pg_consistency.twopc_timeout",
-      "Longest wait for a participant: connecting, each statement, PREPARE, COMMIT PREPARED.",
-      "A participant that does not answer in time is cancelled and the call fails with CS005 "
-      "(after the local commit, the worker finishes the work instead). Every wait also "
-      "ends at once on a query cancel or pg_terminate_backend.",
-      &gucs::timeout_ms, 30000, 10, 3600 * 1000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("pg_consistency.twopc_max_result_bytes",
-                          "Largest result remote_query returns: the size of its JSON rows.",
-                          "A larger result fails with 54000 (program_limit_exceeded); the participant's "
-                          "statement is cancelled. Rows are read one at a time, so memory stays bounded.",
-                          &gucs::max_result_bytes, 64 * 1024 * 1024, 1024, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE,
-                          nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("pg_consistency.twopc_recovery_interval",
-                          "How often the worker looks for prepared transactions left on participants.",
-                          "It also looks at once when a backend could not finish COMMIT PREPARED.",
-                          &gucs::recovery_interval_ms, 10000, 50, 24 * 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
-                          nullptr, nullptr, nullptr);
-  DefineCustomEnumVariable("pg_consistency.twopc_debug_crash_at",
-                           "Test hook: PANIC (crash the server) at this point of the two-phase commit.",
-                           "after_prepare: every participant is prepared, the local commit has not happened. "
-                           "after_local_commit: the local commit is durable, no COMMIT PREPARED was sent.",
-                           &gucs::debug_crash_at, kDebugNone, kDebugPoints, PGC_SUSET, GUC_NOT_IN_SAMPLE,
-                           nullptr, nullptr, nullptr);
-  DefineCustomEnumVariable("pg_consistency.twopc_debug_pause_at",
-                           "Test hook: pause for pg_consistency.twopc_debug_pause_ms at this point of the "
-                           "two-phase commit.",
-                           nullptr, &gucs::debug_pause_at, kDebugNone, kDebugPoints, PGC_SUSET,
-                           GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("pg_consistency.twopc_debug_pause_ms",
-                          "Test hook: length of the pause of twopc_debug_pause_at.", nullptr,
-                          &gucs::debug_pause_ms, 0, 0, 3600 * 1000, PGC_SUSET,
-                          GUC_UNIT_MS | GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
+// The Component's load-time hook: the settings, and the coordinator's transaction
+// callbacks (every backend needs them from its start).
+void at_load() {
+  settings::define_settings();
   install_callbacks();
 }
 
@@ -114,17 +57,17 @@ void init_stats(void* area) {
 
 }  // namespace
 
-const pg::Component kComponent = {"twopc",       define_gucs,   nullptr,       nullptr,
+const pg::Component kComponent = {"twopc",       at_load,       nullptr,       nullptr,
                                   recovery_tick, recovery_exit, sizeof(Stats), init_stats};
 pg::ComponentRegistrar registrar(&kComponent);
 
 Stats* my_stats() { return static_cast<Stats*>(worker::my_area(&kComponent)); }
 
 void debug_point(DebugPoint point) {
-  if (gucs::debug_pause_at == point && gucs::debug_pause_ms > 0) {
+  if (settings::debug_pause_at == point && settings::debug_pause_ms > 0) {
     ereport(LOG, (errmsg("pg_consistency: two-phase commit pausing %d ms %s (test hook)",
-                         gucs::debug_pause_ms, point_name(point))));
-    TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), gucs::debug_pause_ms);
+                         settings::debug_pause_ms, settings::debug_point_name(point))));
+    TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), settings::debug_pause_ms);
     for (;;) {
       long ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
       if (ms <= 0 || ProcDiePending || proc_exit_inprogress) break;
@@ -132,10 +75,10 @@ void debug_point(DebugPoint point) {
       ResetLatch(MyLatch);
     }
   }
-  if (gucs::debug_crash_at == point)
+  if (settings::debug_crash_at == point)
     ereport(PANIC, (errmsg("pg_consistency: crashing on purpose %s "
                            "(test hook pg_consistency.twopc_debug_crash_at)",
-                           point_name(point))));
+                           settings::debug_point_name(point))));
 }
 
 std::string shown_name(const std::string& name) {
@@ -144,26 +87,32 @@ std::string shown_name(const std::string& name) {
 
 Oid catalog_owner() { return pg::extension_table_owner("twopc_participants"); }
 
+std::vector<Datum> plan_column(pg::SavedPlan& plan, const Datum* args, const char* nulls, bool read_only) {
+  uint64 n = pg::pg_call([&]() -> uint64 {
+    plan.execute(args, nulls, read_only);
+    return SPI_tuptable != nullptr ? SPI_processed : 0;
+  });
+  std::vector<Datum> out;
+  for (uint64 i = 0; i < n; i++) {
+    bool isnull = false;
+    Datum d = pg::pg_call([&] { return pg::spi_value(i, 1, &isnull); });
+    if (!isnull) out.push_back(d);
+  }
+  return out;
+}
+
 namespace {
 
 // The roles participant `id` is granted to (SPI connected, inside the owner scope). A
 // grant whose role was dropped still has its OID here; no role has it any more.
 std::vector<Oid> load_grantees(int32 id) {
+  static pg::SavedPlan plan(
+      "SELECT g.role::pg_catalog.oid FROM consistency.twopc_participant_grants g "
+      "WHERE g.participant_id OPERATOR(pg_catalog.=) $1",
+      {INT4OID});
+  Datum arg = Int32GetDatum(id);
   std::vector<Oid> out;
-  uint64 n = pg::pg_call([&] {
-    static pg::SavedPlan plan(
-        "SELECT g.role::pg_catalog.oid FROM consistency.twopc_participant_grants g "
-        "WHERE g.participant_id OPERATOR(pg_catalog.=) $1",
-        {INT4OID});
-    Datum arg = Int32GetDatum(id);
-    plan.execute(&arg, nullptr, true);
-    return SPI_processed;
-  });
-  for (uint64 i = 0; i < n; i++) {
-    bool isnull = false;
-    Datum d = pg::pg_call([&] { return pg::spi_value(i, 1, &isnull); });
-    if (!isnull) out.push_back(DatumGetObjectId(d));
-  }
+  for (Datum d : plan_column(plan, &arg)) out.push_back(DatumGetObjectId(d));
   return out;
 }
 

@@ -1,4 +1,4 @@
-// Two-phase commit: GUCs, shared-memory counters and the catalog helpers used by the
+// Two-phase commit: shared-memory counters and the catalog helpers used by the
 // coordinator (backends), the recovery (worker) and the operations functions.
 #pragma once
 
@@ -7,6 +7,8 @@
 
 #include "pg/component.hpp"
 #include "pg/postgres.hpp"
+#include "pg/spi.hpp"
+#include "twopc/settings.hpp"
 
 extern "C" {
 #include "port/atomics.h"
@@ -15,19 +17,7 @@ extern "C" {
 
 namespace pgc::twopc {
 
-// ---- GUCs ----
-namespace gucs {
-extern int timeout_ms;            // pg_consistency.twopc_timeout
-extern int recovery_interval_ms;  // pg_consistency.twopc_recovery_interval
-extern int debug_crash_at;        // pg_consistency.twopc_debug_crash_at (test hook)
-extern int debug_pause_at;        // pg_consistency.twopc_debug_pause_at (test hook)
-extern int debug_pause_ms;        // pg_consistency.twopc_debug_pause_ms (test hook)
-extern int max_result_bytes;      // pg_consistency.twopc_max_result_bytes
-}  // namespace gucs
-
-enum DebugPoint { kDebugNone = 0, kDebugAfterPrepare = 1, kDebugAfterLocalCommit = 2 };
-
-// The test hooks: PANIC / pause at `point` when the GUCs ask for it.
+// The test hooks: PANIC / pause at `point` when the debug settings ask for it.
 void debug_point(DebugPoint point);
 
 // ---- shared-memory counters: the area of each database's slot (worker/databases.hpp) ----
@@ -47,6 +37,7 @@ struct Stats {
 
 // This database's counters, claimed on first use; nullptr without preload or when the registry is full.
 Stats* my_stats();
+// Adds n to this database's counter `field` (nothing without shared memory).
 inline void count(pg_atomic_uint64 Stats::*field, uint64 n = 1) {
   if (Stats* s = my_stats()) pg_atomic_fetch_add_u64(&(s->*field), n);
 }
@@ -66,11 +57,19 @@ struct ParticipantRow {
 // nothing a caller can create is resolved with the extension's rights.
 Oid catalog_owner();
 
+// Runs `plan` with `args` and `nulls` (as SPI_execute_plan takes them; SPI connected, as
+// whatever role the caller set) and returns column 1 of the rows it returns, NULLs left
+// out. For pass-by-value columns (oid, xid8), whose values outlive SPI_finish.
+std::vector<Datum> plan_column(pg::SavedPlan& plan, const Datum* args, const char* nulls = nullptr,
+                               bool read_only = true);
+
 // `name` as shown in a message: at most 200 bytes, cut on a character boundary of the
 // database encoding ("..." appended when cut). Valid participant names are never cut.
 std::string shown_name(const std::string& name);
 
-// SPI must be connected; runs as the catalog owner. Never returns conninfo in errors.
+// SPI must be connected; both run as the catalog owner and never put a conninfo into an
+// error. The participant named `name` (false when there is none); every participant, by
+// name.
 bool lookup_participant(const std::string& name, ParticipantRow* out);
 std::vector<ParticipantRow> list_participants();
 
