@@ -1,5 +1,7 @@
 #include "pg/spi.hpp"
 
+#include "pg/guard.hpp"
+
 namespace pgc::pg {
 
 SavedPlan::SavedPlan(const char* sql, std::initializer_list<Oid> argtypes) : sql_(sql) {
@@ -31,8 +33,9 @@ void spi_connect() {
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_consistency: SPI_connect failed");
 }
 
+// Through pg_call, so a failure to connect arrives as PgError while C++ objects are live.
 SpiScope::SpiScope() {
-  spi_connect();
+  pg_call([] { spi_connect(); });
   connected_ = true;
 }
 

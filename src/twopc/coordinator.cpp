@@ -193,7 +193,7 @@ void pre_commit() {
   {
     std::vector<Datum> ids;
     for (Entry* e : parts) ids.push_back(Int32GetDatum(e->id));
-    Spi spi;
+    pg::SpiScope spi;
     pg::OwnerScope owner(catalog_owner());
     pg::pg_call([&] {
       static pg::SavedPlan plan(
@@ -479,12 +479,6 @@ void install_callbacks() {
   RegisterSubXactCallback(subxact_callback, nullptr);
 }
 
-Spi::Spi() {
-  pg::pg_call([] { pg::spi_connect(); });
-}
-
-Spi::~Spi() { SPI_finish(); }
-
 bool participant_in_use(int32 id) {
   for (auto& e : g_entries)
     if (e->id == id && touched(*e)) return true;
@@ -522,7 +516,7 @@ Result execute_remote(const std::string& name, const std::string& sql, RowSink* 
                   "Invalid participant name: " + *problem + ".");
     bool found;
     {
-      Spi spi;
+      pg::SpiScope spi;
       found = lookup_participant(name, &row);
     }
     if (!found)
@@ -577,7 +571,7 @@ Result execute_remote(const std::string& name, const std::string& sql, RowSink* 
       e->end_transaction();
       close_connection(e->conn);
       {
-        Spi spi;
+        pg::SpiScope spi;
         if (!lookup_participant(name, &row))
           throw Error(sqlstate::kUnknownObject, "participant \"" + name + "\" does not exist");
       }

@@ -19,13 +19,4 @@ Result execute_remote(const std::string& name, const std::string& sql, RowSink* 
 // True if the current local transaction ran statements on participant `id`.
 bool participant_in_use(int32 id);
 
-// RAII SPI connection that is always finished, also when a C++ exception unwinds.
-class Spi {
- public:
-  Spi();
-  ~Spi();
-  Spi(const Spi&) = delete;
-  Spi& operator=(const Spi&) = delete;
-};
-
 }  // namespace pgc::twopc

@@ -90,7 +90,7 @@ void change_grant(FunctionCallInfo fcinfo, F&& change) {
   std::string name = participant_arg(fcinfo, 0);
   std::string rolname;
   Oid role = role_arg(fcinfo, 1, &rolname);
-  Spi spi;
+  pg::SpiScope spi;
   ParticipantRow row;
   if (!lookup_participant(name, &row)) unknown_participant(name);
   pg::OwnerScope owner(catalog_owner());
@@ -197,7 +197,7 @@ PGC_FUNCTION(pgc_twopc_add_participant) {
     throw invalid_argument("participant \"" + name + "\" needs a password in its conninfo",
                            "Only superusers may add participants that connect without a "
                            "password.");
-  Spi spi;
+  pg::SpiScope spi;
   pg::OwnerScope owner(catalog_owner());
   uint64 added = pg::pg_call([&] {
     static pg::SavedPlan plan(
@@ -220,7 +220,7 @@ PGC_FUNCTION(pgc_twopc_add_participant) {
 PGC_FUNCTION(pgc_twopc_drop_participant) {
   std::string name = participant_arg(fcinfo, 0);
   bool force = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
-  Spi spi;
+  pg::SpiScope spi;
   {
     pg::OwnerScope owner(catalog_owner());
     // Waits for every transaction that looked the participant up (they hold ACCESS SHARE
@@ -346,7 +346,7 @@ PGC_FUNCTION(pgc_twopc_in_doubt) {
   pg::pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
   ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
   std::vector<ParticipantRow> parts;
-  Spi spi;
+  pg::SpiScope spi;
   parts = list_participants();
   uint64 sysid = GetSystemIdentifier();
   for (const auto& p : parts) {

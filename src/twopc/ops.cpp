@@ -36,7 +36,7 @@ double stale_limit_s() {
 // The catalog's figures for metrics and integrity, in one statement as the catalog owner.
 Catalog read_catalog() {
   Catalog c;
-  Spi spi;
+  pg::SpiScope spi;
   pg::OwnerScope owner(catalog_owner());
   pg::pg_call([&] {
     static pg::SavedPlan plan(
@@ -156,7 +156,7 @@ PGC_FUNCTION(pgc_twopc_integrity) {
 
   std::vector<ParticipantRow> parts;
   {
-    Spi spi;
+    pg::SpiScope spi;
     parts = list_participants();
   }
   std::string bad;

@@ -74,7 +74,7 @@ void in_transaction(F&& f) {
     PushActiveSnapshot(GetTransactionSnapshot());
   });
   {
-    Spi spi;
+    pg::SpiScope spi;
     f();
   }
   pg::pg_call([] {
