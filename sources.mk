@@ -14,6 +14,7 @@ PG_SRCS += src/pg/run_as.cpp
 PG_SRCS += src/pg/spi.cpp
 PG_SRCS += src/pg/text.cpp
 PG_SRCS += src/pg/version.cpp
+PG_SRCS += src/worker/bgworker.cpp
 PG_SRCS += src/worker/databases.cpp
 PG_SRCS += src/worker/drop_database.cpp
 PG_SRCS += src/worker/hard_stop.cpp

@@ -23,23 +23,29 @@ namespace {
 // pg_catalog only: no pg_temp (addTemp = false), no creation namespace.
 OverrideSearchPath g_catalog_only = {NIL, true, false, 0};
 
+// Arms timeout `id` to fire in `ms` unless it is armed to fire earlier already: a session's
+// own statement timeout, or the hard stop of enclosing user code, then applies inside.
+// *outer: the enclosing finish time, to re-arm afterwards (0: none). True when armed.
+bool arm_earliest(TimeoutId id, int64_t ms, TimestampTz* outer) {
+  int delay = static_cast<int>(ms > INT_MAX ? INT_MAX : ms);
+  *outer = 0;
+  if (get_timeout_active(id)) {
+    *outer = get_timeout_finish_time(id);
+    if (*outer <= TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay)) {
+      *outer = 0;
+      return false;
+    }
+  }
+  enable_timeout_after(id, delay);
+  return true;
+}
+
 // Arms the statement time limit of user code (none for 0).
 void arm_timeout(RunAsState* st, int64_t timeout_ms) {
   st->timeout_armed = false;
   st->outer_finish = 0;
   if (timeout_ms <= 0) return;
-  int delay = static_cast<int>(timeout_ms > INT_MAX ? INT_MAX : timeout_ms);
-  if (get_timeout_active(STATEMENT_TIMEOUT)) {
-    // A session calling us already has a deadline: the earlier one applies inside, the
-    // session's own is re-armed afterwards.
-    st->outer_finish = get_timeout_finish_time(STATEMENT_TIMEOUT);
-    if (st->outer_finish <= TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay)) {
-      st->outer_finish = 0;
-      return;
-    }
-  }
-  enable_timeout_after(STATEMENT_TIMEOUT, delay);
-  st->timeout_armed = true;
+  st->timeout_armed = arm_earliest(STATEMENT_TIMEOUT, timeout_ms, &st->outer_finish);
 }
 
 // ---- the hard stop (background workers only) ----
@@ -62,18 +68,7 @@ void arm_hard_stop(RunAsState* st, int64_t timeout_ms) {
   st->hard_outer = 0;
   if (timeout_ms <= 0 || !IsBackgroundWorker) return;
   if (g_hard_stop_id == MAX_TIMEOUTS) g_hard_stop_id = RegisterTimeout(USER_TIMEOUT, hard_stop_handler);
-  int64_t d = hard_stop_delay_ms(timeout_ms);
-  int delay = static_cast<int>(d > INT_MAX ? INT_MAX : d);
-  if (get_timeout_active(g_hard_stop_id)) {
-    // Nested user code: the enclosing hard stop, if earlier, applies inside.
-    st->hard_outer = get_timeout_finish_time(g_hard_stop_id);
-    if (st->hard_outer <= TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay)) {
-      st->hard_outer = 0;
-      return;
-    }
-  }
-  enable_timeout_after(g_hard_stop_id, delay);
-  st->hard_armed = true;
+  st->hard_armed = arm_earliest(g_hard_stop_id, hard_stop_delay_ms(timeout_ms), &st->hard_outer);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "common/error.hpp"
 #include "pg/guard.hpp"
+#include "pg/memory.hpp"
 #include "pg/run_as.hpp"
 #include "pg/spi.hpp"
 #include "twopc/coordinator.hpp"
@@ -137,18 +138,14 @@ class JsonRows : public RowSink {
                         "; the participant's statement was cancelled.",
                     "Select fewer rows or columns (or page through the result), or ask an "
                     "administrator to raise pg_consistency.twopc_max_result_bytes.");
-      MemoryContext old = MemoryContextSwitchTo(cxt_);
-      try {
+      {
+        pg::ContextSwitch rows(cxt_);
         pg::pg_call([&] {
           Datum value = DirectFunctionCall1(jsonb_in, CStringGetDatum(json.c_str()));
           bool isnull = false;
           tuplestore_putvalues(rsinfo_->setResult, rsinfo_->setDesc, &value, &isnull);
         });
-      } catch (...) {
-        MemoryContextSwitchTo(old);
-        throw;
       }
-      MemoryContextSwitchTo(old);
       MemoryContextReset(cxt_);
       rows_++;
     }

@@ -3,6 +3,7 @@
 // fails at start cannot spin), and stops workers for databases taken off the list.
 #include "worker/launcher.hpp"
 
+#include "worker/bgworker.hpp"
 #include "worker/databases.hpp"
 #include "worker/settings.hpp"
 #include "worker/shared_state.hpp"
@@ -81,23 +82,11 @@ void start_worker(Managed& m) {
     return;
   }
   m.refused = false;
-  BackgroundWorker w;
-  memset(&w, 0, sizeof(w));
-  w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-  w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-  w.bgw_restart_time = BGW_NEVER_RESTART;  // the launcher restarts it, with a pause
-  snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_consistency");
-  snprintf(w.bgw_function_name, BGW_MAXLEN, "pgc_worker_main");
+  BackgroundWorker w = dynamic_worker("pgc_worker_main", "pg_consistency worker");
   snprintf(w.bgw_name, BGW_MAXLEN, "pg_consistency worker for database %s", m.dbname);
-  snprintf(w.bgw_type, BGW_MAXLEN, "pg_consistency worker");
-  w.bgw_notify_pid = MyProcPid;
   strlcpy(w.bgw_extra, m.dbname, BGW_EXTRALEN);
-  // The handle outlives the round's memory context.
-  MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-  bool ok = RegisterDynamicBackgroundWorker(&w, &m.handle);
-  MemoryContextSwitchTo(old);
-  if (!ok) {
-    m.handle = nullptr;
+  m.handle = start_dynamic_worker(&w);
+  if (m.handle == nullptr) {
     ereport(WARNING,
             (errmsg("pg_consistency launcher: could not start a worker for database \"%s\"", m.dbname),
              errhint("Raise max_worker_processes.")));

@@ -4,6 +4,7 @@
 #include <csignal>
 
 #include "pg/run_as.hpp"
+#include "worker/bgworker.hpp"
 #include "worker/databases.hpp"
 #include "worker/loop.hpp"
 #include "worker/settings.hpp"
@@ -51,26 +52,15 @@ int wanted(const pg::Component* c) {
 // Registers process `index` of component ci as a dynamic bgworker of this database.
 void start_process(int ci, int index) {
   const pg::Component* c = pg::component_at(ci);
-  BackgroundWorker w;
-  memset(&w, 0, sizeof(w));
-  w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-  w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-  w.bgw_restart_time = BGW_NEVER_RESTART;  // the database's worker restarts it
-  snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_consistency");
-  snprintf(w.bgw_function_name, BGW_MAXLEN, "pgc_process_main");
+  BackgroundWorker w = dynamic_worker("pgc_process_main", c->process_type);
   snprintf(w.bgw_name, BGW_MAXLEN, "%s %d for database %u", c->process_type, index, MyDatabaseId);
-  snprintf(w.bgw_type, BGW_MAXLEN, "%s", c->process_type);
-  w.bgw_notify_pid = MyProcPid;
   ProcessArgs args{MyDatabaseId, MyProcPid, ci, index};
   static_assert(sizeof(ProcessArgs) <= BGW_EXTRALEN, "bgw_extra too small");
   memcpy(w.bgw_extra, &args, sizeof(args));
   Started& s = g_started[ci][index];
   s.last_start = GetCurrentTimestamp();
-  MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-  bool ok = RegisterDynamicBackgroundWorker(&w, &s.handle);
-  MemoryContextSwitchTo(old);
-  if (!ok) {
-    s.handle = nullptr;
+  s.handle = start_dynamic_worker(&w);
+  if (s.handle == nullptr) {
     ereport(WARNING, (errmsg("pg_consistency: could not start %s %d", c->process_type, index),
                       errhint("Raise max_worker_processes, or ask for fewer processes.")));
   }
