@@ -53,7 +53,7 @@ void check_expected(bool any, int64 v) {
 
 [[noreturn]] void throw_too_large(int index, int64 bytes) {
   throw invalid_argument(event_label(index) + " is " + std::to_string(bytes) + " bytes; the limit is " +
-                             std::to_string(g_max_event_bytes) + " bytes",
+                             std::to_string(settings::max_event_bytes) + " bytes",
                          "The size counts the event's data and metadata in jsonb format.",
                          "Raise pg_consistency.max_event_bytes or store large payloads elsewhere.");
 }
@@ -89,7 +89,7 @@ Datum empty_object() {
 void check_size(int index, Datum data, Datum metadata) {
   int64 bytes = static_cast<int64>(VARSIZE_ANY_EXHDR(DatumGetPointer(data))) +
                 static_cast<int64>(VARSIZE_ANY_EXHDR(DatumGetPointer(metadata)));
-  if (bytes > g_max_event_bytes) throw_too_large(index, bytes);
+  if (bytes > settings::max_event_bytes) throw_too_large(index, bytes);
 }
 
 struct IdAt {

@@ -7,6 +7,7 @@
 // wrapper raises them after leaving C++.
 #pragma once
 
+#include "eventstore/settings.hpp"
 #include "pg/postgres.hpp"
 #include "pg/run_as.hpp"
 #include "pg/spi.hpp"
@@ -23,15 +24,12 @@ struct Component;
 namespace pgc::eventstore {
 
 // ----------------------------------------------------------------------------------------
-// state.cpp: the component, its GUCs and shared memory, gap safety
+// state.cpp: the component, its shared memory, gap safety (settings: settings.hpp)
 // ----------------------------------------------------------------------------------------
 extern const pg::Component kComponent;
-extern int g_max_event_bytes;                  // pg_consistency.max_event_bytes
-extern int g_subscription_max_attempts;        // pg_consistency.subscription_max_attempts
-extern int g_subscription_batch_size;          // pg_consistency.subscription_batch_size
-extern int g_subscription_retry_ms;            // pg_consistency.subscription_retry_delay
-extern int g_subscription_max_retry_ms;        // pg_consistency.subscription_max_retry_delay
-extern int g_subscription_handler_timeout_ms;  // pg_consistency.subscription_handler_timeout
+// The old name of settings::max_event_bytes, kept only until src/saga/executor.cpp reads
+// the new one; remove it then.
+inline int& g_max_event_bytes = settings::max_event_bytes;
 
 // True when the library was preloaded and the shared-memory writer slots exist.
 bool have_shared_memory();

@@ -1,5 +1,5 @@
-// The event store component: GUCs, shared memory, transaction callbacks and the
-// gap-safe read horizon (docs/eventstore.md, "Gap-safe global order").
+// The event store component: shared memory, transaction callbacks and the gap-safe read
+// horizon (docs/eventstore.md, "Gap-safe global order"); its settings are in settings.cpp.
 //
 // Writers: before a transaction takes its first position it publishes a lower bound of
 // every position it may get (the sequence's next value, read before nextval):
@@ -33,18 +33,10 @@ extern "C" {
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/fmgrprotos.h"
-#include "utils/guc.h"
 #include "utils/timestamp.h"
 }
 
 namespace pgc::eventstore {
-
-int g_max_event_bytes = 1024 * 1024;
-int g_subscription_max_attempts = 10;
-int g_subscription_batch_size = 100;
-int g_subscription_retry_ms = 500;
-int g_subscription_max_retry_ms = 60000;
-int g_subscription_handler_timeout_ms = 5000;
 
 namespace {
 
@@ -271,35 +263,9 @@ void on_subxact(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
   }
 }
 
-void define_gucs_and_callbacks() {
-  DefineCustomIntVariable("pg_consistency.max_event_bytes", "Largest event accepted by append_events.",
-                          "Size of an event's data plus metadata in jsonb storage format.",
-                          &g_max_event_bytes, 1024 * 1024, 64, MaxAllocSize / 4, PGC_SUSET, GUC_UNIT_BYTE,
-                          nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("pg_consistency.subscription_max_attempts",
-                          "Failed attempts after which a new subscription is parked (status failed).",
-                          "Taken when the subscription is created.", &g_subscription_max_attempts, 10, 1,
-                          1000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable(
-      "pg_consistency.subscription_batch_size", "Events a subscription handles per transaction.", nullptr,
-      &g_subscription_batch_size, 100, 1, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable(
-      "pg_consistency.subscription_retry_delay",
-      "Delay before the first retry of a failed subscription handler; doubles per failure.", nullptr,
-      &g_subscription_retry_ms, 500, 1, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("pg_consistency.subscription_max_retry_delay",
-                          "Longest delay between retries of a failed subscription handler.", nullptr,
-                          &g_subscription_max_retry_ms, 60000, 1, 24 * 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
-                          nullptr, nullptr, nullptr);
-  // Superuser-only: the value protects the shared per-database worker from slow handlers,
-  // so no tenant may raise it; a superuser may still set it per database (ALTER DATABASE
-  // ... SET, applied when the worker connects) or for a _subscription_step session.
-  DefineCustomIntVariable("pg_consistency.subscription_handler_timeout",
-                          "Longest a subscription handler may run for one event (0 = no limit).",
-                          "A handler call that takes longer is cancelled and counts as a failed attempt; "
-                          "a batch also ends early once it has run this long.",
-                          &g_subscription_handler_timeout_ms, 5000, 0, INT_MAX, PGC_SUSET, GUC_UNIT_MS,
-                          nullptr, nullptr, nullptr);
+// The component's load hook: its settings, and the per-backend transaction callbacks.
+void define_settings_and_callbacks() {
+  settings::define_settings();
   // _PG_init runs this once per process: the right moment for per-backend callbacks.
   RegisterXactCallback(on_xact, nullptr);
   RegisterSubXactCallback(on_subxact, nullptr);
@@ -325,8 +291,8 @@ int find_dbflag(bool claim) {
 
 }  // namespace
 
-const pg::Component kComponent = {"eventstore", define_gucs_and_callbacks, shmem_size,
-                                  shmem_init,   subscriptions_tick,        nullptr};
+const pg::Component kComponent = {
+    "eventstore", define_settings_and_callbacks, shmem_size, shmem_init, subscriptions_tick, nullptr};
 namespace {
 pg::ComponentRegistrar registrar(&kComponent);
 }

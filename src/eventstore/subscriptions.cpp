@@ -178,7 +178,7 @@ void invoke_handler(FmgrInfo* finfo, UpcastFns* fns, Oid owner, HeapTuple tup, T
   Datum values[7];
   bool nulls[7];
   heap_deform_tuple(tup, desc, values, nulls);
-  pg::run_as_enter(&g_handler_scope, owner, g_subscription_handler_timeout_ms);
+  pg::run_as_enter(&g_handler_scope, owner, settings::subscription_handler_timeout_ms);
   text* type = DatumGetTextPP(values[3]);
   int32 sv = 0;
   Datum data =
@@ -194,7 +194,7 @@ void invoke_handler(FmgrInfo* finfo, UpcastFns* fns, Oid owner, HeapTuple tup, T
   pg::run_as_leave(&g_handler_scope);
   // A handler that caught the cancellation of its time limit and went on has overrun it
   // all the same: the call fails (its effects roll back) and counts as an attempt.
-  int limit = g_subscription_handler_timeout_ms;
+  int limit = settings::subscription_handler_timeout_ms;
   if (limit > 0 && TimestampDifferenceExceeds(started, GetCurrentTimestamp(), limit))
     ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED),
                     errmsg("the handler returned after its time limit had passed")));
@@ -237,10 +237,11 @@ bool handle_event(FmgrInfo* finfo, UpcastFns* fns, Oid owner, HeapTuple tup, Tup
   if (edata == nullptr) return true;
   StringInfoData buf;
   initStringInfo(&buf);
-  if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && g_subscription_handler_timeout_ms > 0 &&
-      TimestampDifferenceExceeds(call.started, GetCurrentTimestamp(), g_subscription_handler_timeout_ms))
+  if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && settings::subscription_handler_timeout_ms > 0 &&
+      TimestampDifferenceExceeds(call.started, GetCurrentTimestamp(),
+                                 settings::subscription_handler_timeout_ms))
     appendStringInfo(&buf, "timed out after pg_consistency.subscription_handler_timeout (%d ms): ",
-                     g_subscription_handler_timeout_ms);
+                     settings::subscription_handler_timeout_ms);
   appendStringInfo(&buf, "%s", edata->message ? edata->message : "unknown error");
   if (edata->sqlerrcode != 0) appendStringInfo(&buf, " (SQLSTATE %s)", unpack_sql_state(edata->sqlerrcode));
   if (edata->detail) appendStringInfo(&buf, " DETAIL: %s", edata->detail);
@@ -256,7 +257,8 @@ double unit_random() {
 }
 
 RetryDecision decide_retry(int attempts, int max_attempts) {
-  BackoffPolicy policy{g_subscription_retry_ms, Max(g_subscription_max_retry_ms, g_subscription_retry_ms),
+  BackoffPolicy policy{settings::subscription_retry_delay_ms,
+                       Max(settings::subscription_max_retry_delay_ms, settings::subscription_retry_delay_ms),
                        2.0, 0.2};
   return after_failure(attempts, max_attempts, policy, unit_random());
 }
@@ -295,7 +297,7 @@ BatchResult run_batch(Datum name, const char* name_c, bool honor_schedule, bool 
   if (!active || (honor_schedule && !due)) return res;
 
   int64 horizon = read_horizon();
-  int batch = g_subscription_batch_size;
+  int batch = settings::subscription_batch_size;
   Datum ev[5] = {Int64GetDatum(position), Int64GetDatum(horizon), Int64GetDatum(batch), f[2], f[1]};
   char evn[6] = {' ', ' ', ' ', fn[2] ? 'n' : ' ', fn[1] ? 'n' : ' ', '\0'};
   enter_owner(&su);
@@ -326,9 +328,9 @@ BatchResult run_batch(Datum name, const char* name_c, bool honor_schedule, bool 
       char* label = psprintf("%s%s", kHardStopPrefix, name_c);
       worker::set_hard_stop_label(label);
       for (uint64 r = 0; r < n; r++) {
-        if (r > 0 && g_subscription_handler_timeout_ms > 0 &&
+        if (r > 0 && settings::subscription_handler_timeout_ms > 0 &&
             TimestampDifferenceExceeds(batch_start, GetCurrentTimestamp(),
-                                       g_subscription_handler_timeout_ms)) {
+                                       settings::subscription_handler_timeout_ms)) {
           cut_short = true;  // the rest waits for the next turn, after the others
           break;
         }
@@ -432,7 +434,7 @@ void charge_hard_stop(const char* name, TimestampTz at) {
   char* error = psprintf(
       "handler %s ran past its time limit (pg_consistency.subscription_handler_timeout, %d ms) "
       "and did not stop when cancelled; the worker was stopped at %s",
-      format_procedure(handler), g_subscription_handler_timeout_ms, timestamptz_to_str(at));
+      format_procedure(handler), settings::subscription_handler_timeout_ms, timestamptz_to_str(at));
   int32 new_attempts = attempts + 1;
   RetryDecision d = decide_retry(new_attempts, max_attempts);
   ereport(LOG, (errmsg("pg_consistency: subscription \"%s\": %s; attempt %d of %d%s", name, error,
@@ -546,7 +548,7 @@ PGC_FUNCTION(pgc_es_create_subscription) {
                 PG_ARGISNULL(2) ? (Datum)0 : PG_GETARG_DATUM(2),
                 PG_ARGISNULL(3) ? (Datum)0 : PG_GETARG_DATUM(3),
                 Int64GetDatum(from),
-                Int32GetDatum(g_subscription_max_attempts),
+                Int32GetDatum(settings::subscription_max_attempts),
                 ObjectIdGetDatum(caller)};
   char nulls[8] = {' ', ' ', PG_ARGISNULL(2) ? 'n' : ' ', PG_ARGISNULL(3) ? 'n' : ' ', ' ', ' ', ' ', '\0'};
   spi_connect();
