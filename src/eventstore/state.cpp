@@ -107,6 +107,8 @@ WriterSlot* my_slot() {
   return &g_shared->slots[i];
 }
 
+// The advisory lock tag of `floor` (a 64-bit bound in classid:objid) of `kind` in this
+// database.
 void set_tag(LOCKTAG* tag, int64 floor, uint16 kind) {
   SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, static_cast<uint32>(static_cast<uint64>(floor) >> 32),
                        static_cast<uint32>(floor & 0xFFFFFFFF), kind);
@@ -184,6 +186,8 @@ int64 sequence_next(Oid seq) {
   return DatumGetInt64(d) + 1;
 }
 
+// Publishes this transaction's lower bound (the sequence's next value): in its
+// shared-memory slot, or without one as locks.
 void publish_floor(Oid seq) {
   int64 floor = sequence_next(seq);
   WriterSlot* slot = my_slot();
@@ -204,6 +208,8 @@ void publish_floor(Oid seq) {
   g_published = true;
 }
 
+// At the end of the transaction: withdraws the bound published in the slot (a bound
+// held as locks goes with the transaction).
 void clear_slot() {
   if (g_published && g_via_slot) {
     WriterSlot* slot = my_slot();
@@ -213,6 +219,8 @@ void clear_slot() {
   g_via_slot = false;
 }
 
+// Transaction callback: keeps the bound through PREPARE, withdraws it at the end, and
+// keeps last_appended_position and the pending worker wake-up in step.
 void on_xact(XactEvent event, void*) {
   switch (event) {
     case XACT_EVENT_PRE_PREPARE:
@@ -252,6 +260,8 @@ void on_xact(XactEvent event, void*) {
   }
 }
 
+// Subtransaction callback: follows a bound held as a lock when the subtransaction that
+// took it ends (aborted: gone; committed: its parent holds it).
 void on_subxact(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
   if (!g_published || g_via_slot) return;  // a slot is kept until the top level ends
   int level = GetCurrentTransactionNestLevel();
@@ -396,8 +406,11 @@ PGC_FUNCTION(pgc_es_next_position) {
   PG_RETURN_INT64(p);
 }
 
+// consistency.read_horizon(): read_all returns positions below it.
 PGC_FUNCTION(pgc_es_read_horizon) { PG_RETURN_INT64(pgc::eventstore::read_horizon()); }
 
+// consistency.last_appended_position(): the highest position this session appended (in
+// committed transactions and the current one).
 PGC_FUNCTION(pgc_es_last_appended_position) { PG_RETURN_INT64(g_pending_last); }
 
 // Open appending transactions: (pid, lower_bound, since, prepared_xid).
