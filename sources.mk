@@ -33,7 +33,9 @@ PG_SRCS += src/eventstore/aggregates.cpp
 PG_SRCS += src/eventstore/append.cpp
 PG_SRCS += src/eventstore/catalog.cpp
 PG_SRCS += src/eventstore/read.cpp
+PG_SRCS += src/eventstore/settings.cpp
 PG_SRCS += src/eventstore/state.cpp
+PG_SRCS += src/eventstore/subscription_functions.cpp
 PG_SRCS += src/eventstore/subscriptions.cpp
 
 

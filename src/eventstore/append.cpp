@@ -23,24 +23,29 @@ namespace {
 // The stream of the call being validated, for messages.
 const char* g_stream_for_messages = "";
 
+// "event 2 for stream \"orders-1\"": event `index` (0-based) of the call, for messages.
 std::string event_label(int index) {
   return "event " + std::to_string(index + 1) + " for stream \"" + shown_name(g_stream_for_messages) + "\"";
 }
 
+// Raises CS002: event `index` of the call has `problem`.
 [[noreturn]] void throw_bad_event(int index, const char* problem) {
   throw invalid_argument(event_label(index) + ": " + problem);
 }
 
+// Raises CS002 when event `index` has a type that cannot be one.
 void check_type(int index, const char* type, int len) {
   auto p = event_type_problem(std::string_view(type, len), database_is_utf8());
   if (p) throw_bad_event(index, p->c_str());
 }
 
+// Raises CS002 for an expected version that is neither NULL (`any`), 0 nor positive.
 void check_expected(bool any, int64 v) {
   auto p = expected_version_problem(Expected{any, v});
   if (p) throw invalid_argument(*p);
 }
 
+// Raises CS001: the stream is at version `actual`, not at the one expected.
 [[noreturn]] void throw_wrong_version(const char* stream, bool any, int64 expected, int64 actual) {
   std::string exp = describe_expected(Expected{any, expected});
   std::string act = actual == 0 ? std::string("the stream does not exist (version 0)")
@@ -51,13 +56,15 @@ void check_expected(bool any, int64 v) {
       "", "Re-read the stream and retry the command.");
 }
 
+// Raises CS002: event `index` is larger than pg_consistency.max_event_bytes.
 [[noreturn]] void throw_too_large(int index, int64 bytes) {
   throw invalid_argument(event_label(index) + " is " + std::to_string(bytes) + " bytes; the limit is " +
-                             std::to_string(g_max_event_bytes) + " bytes",
+                             std::to_string(settings::max_event_bytes) + " bytes",
                          "The size counts the event's data and metadata in jsonb format.",
                          "Raise pg_consistency.max_event_bytes or store large payloads elsewhere.");
 }
 
+// Parses the "id" of event `index` into *out; raises CS002 unless it is a UUID.
 void parse_id(int index, const char* s, int len, pg_uuid_t* out) {
   if (!parse_uuid(std::string_view(s, len), out->data))
     throw_bad_event(index, "\"id\" must be a UUID string");
@@ -65,6 +72,7 @@ void parse_id(int index, const char* s, int len, pg_uuid_t* out) {
 
 // ---- JSON input -----------------------------------------------------------------
 
+// A jsonb datum of the container `v` points into.
 Datum jsonb_from_binary(const JsonbValue* v) {
   JsonbValue copy = *v;
   return JsonbPGetDatum(JsonbValueToJsonb(&copy));
@@ -74,6 +82,7 @@ bool is_object_container(const JsonbValue* v) {
   return v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data);
 }
 
+// '{}'::jsonb, made once per backend (the default metadata).
 Datum empty_object() {
   static Datum cached = 0;
   if (cached == 0) {
@@ -89,7 +98,7 @@ Datum empty_object() {
 void check_size(int index, Datum data, Datum metadata) {
   int64 bytes = static_cast<int64>(VARSIZE_ANY_EXHDR(DatumGetPointer(data))) +
                 static_cast<int64>(VARSIZE_ANY_EXHDR(DatumGetPointer(metadata)));
-  if (bytes > g_max_event_bytes) throw_too_large(index, bytes);
+  if (bytes > settings::max_event_bytes) throw_too_large(index, bytes);
 }
 
 struct IdAt {
@@ -97,6 +106,7 @@ struct IdAt {
   int index;
 };
 
+// qsort order of IdAt: by id, then by position in the call.
 int compare_id_at(const void* a, const void* b) {
   const IdAt* x = static_cast<const IdAt*>(a);
   const IdAt* y = static_cast<const IdAt*>(b);
@@ -162,6 +172,7 @@ EventInput* parse_events(Jsonb* events, int* count) {
   return out;
 }
 
+// A version 4 (random) UUID for an event given without id.
 void random_uuid(pg_uuid_t* u) {
   if (!pg_strong_random(u->data, UUID_LEN))
     ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not generate random values")));
@@ -169,12 +180,37 @@ void random_uuid(pg_uuid_t* u) {
   u->data[8] = (u->data[8] & 0x3f) | 0x80;  // RFC 4122 variant
 }
 
-Datum uuid_datum(const pg_uuid_t* u) {
-  pg_uuid_t* copy = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
-  *copy = *u;
-  return UUIDPGetDatum(copy);
+// The events' columns as datums, for the statements. An event without id gets a random
+// one, or with `random_ids` false a NULL element, which matches no stored id. (Any UUID,
+// the nil UUID included, is a valid event id: no value may stand in for "none".)
+struct EventColumns {
+  Datum* ids;
+  bool* id_nulls;
+  Datum* types;
+  Datum* datas;
+  Datum* metas;
+};
+EventColumns event_columns(const EventInput* ev, int n, bool random_ids) {
+  EventColumns c;
+  c.ids = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  c.id_nulls = static_cast<bool*>(palloc(sizeof(bool) * n));
+  c.types = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  c.datas = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  c.metas = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  pg_uuid_t* uuids = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t) * n));
+  for (int i = 0; i < n; i++) {
+    uuids[i] = ev[i].id;
+    if (!ev[i].has_id && random_ids) random_uuid(&uuids[i]);
+    c.ids[i] = UUIDPGetDatum(&uuids[i]);
+    c.id_nulls[i] = !ev[i].has_id && !random_ids;
+    c.types[i] = PointerGetDatum(ev[i].type);
+    c.datas[i] = ev[i].data;
+    c.metas[i] = ev[i].metadata;
+  }
+  return c;
 }
 
+// A one-dimensional array of `n` elements of `type` (none NULL unless `nulls` says so).
 ArrayType* make_array(Datum* elems, int n, Oid type, bool* nulls = nullptr) {
   int16 typlen;
   bool typbyval;
@@ -224,6 +260,7 @@ ArrayType* make_array(Datum* elems, int n, Oid type, bool* nulls = nullptr) {
 
 enum class StreamStep { kBump, kExpect, kCreate, kUpsert };
 
+// The append statement of `step` for one event or for several (`many`).
 pg::SavedPlan& append_plan(StreamStep step, bool many) {
   static pg::SavedPlan bump1(STREAM_BUMP EVENTS_ONE, ONE_TYPES);
   static pg::SavedPlan bumpn(STREAM_BUMP EVENTS_MANY, MANY_TYPES);
@@ -246,38 +283,12 @@ pg::SavedPlan& append_plan(StreamStep step, bool many) {
   return bump1;
 }
 
-pg::SavedPlan& plan_version() {
-  static pg::SavedPlan p("SELECT version FROM consistency.streams WHERE stream OPERATOR(pg_catalog.=) $1",
-                         {TEXTOID});
-  return p;
-}
-pg::SavedPlan& plan_lock() {
-  static pg::SavedPlan p(
-      "SELECT version FROM consistency.streams WHERE stream OPERATOR(pg_catalog.=) $1 FOR UPDATE", {TEXTOID});
-  return p;
-}
-pg::SavedPlan& plan_create() {
-  static pg::SavedPlan p(
-      "INSERT INTO consistency.streams (stream, version) VALUES ($1, $2) "
-      "ON CONFLICT (stream) DO NOTHING RETURNING version",
-      {TEXTOID, INT8OID});
-  return p;
-}
-pg::SavedPlan& plan_find_ids() {
-  static pg::SavedPlan p(
-      "SELECT u.ord, e.version, (e.type OPERATOR(pg_catalog.=) u.type AND e.data OPERATOR(pg_catalog.=) "
-      "u.data "
-      "AND e.metadata OPERATOR(pg_catalog.=) u.metadata) "
-      "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
-      "pg_catalog.unnest($5)) WITH ORDINALITY AS u(id, type, data, metadata, ord) "
-      "JOIN consistency.events e ON e.event_id OPERATOR(pg_catalog.=) u.id AND e.stream "
-      "OPERATOR(pg_catalog.=) $1",
-      {TEXTOID, UUIDARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID});
-  return p;
-}
+// The version of `stream` (a text datum); 0 when it does not exist.
 int64 current_version(Datum stream) {
+  static pg::SavedPlan version(
+      "SELECT version FROM consistency.streams WHERE stream OPERATOR(pg_catalog.=) $1", {TEXTOID});
   Datum v[1] = {stream};
-  spi_run(plan_version(), v, nullptr, false, 1);
+  spi_run(version, v, nullptr, false, 1);
   if (SPI_processed == 0) return 0;
   return pg::spi_int64(0, 1);
 }
@@ -285,12 +296,18 @@ int64 current_version(Datum stream) {
 // Locks the stream row for the idempotency path, creating it (version 0) if needed.
 // Returns the version under the lock.
 int64 lock_stream(Datum stream) {
+  static pg::SavedPlan lock(
+      "SELECT version FROM consistency.streams WHERE stream OPERATOR(pg_catalog.=) $1 FOR UPDATE", {TEXTOID});
+  static pg::SavedPlan create(
+      "INSERT INTO consistency.streams (stream, version) VALUES ($1, $2) "
+      "ON CONFLICT (stream) DO NOTHING RETURNING version",
+      {TEXTOID, INT8OID});
   for (int attempt = 0; attempt < 100; attempt++) {
     Datum v1[1] = {stream};
-    spi_run(plan_lock(), v1, nullptr, false, 1);
+    spi_run(lock, v1, nullptr, false, 1);
     if (SPI_processed > 0) return pg::spi_int64(0, 1);
     Datum v2[2] = {stream, Int64GetDatum(0)};
-    spi_run(plan_create(), v2, nullptr, false);
+    spi_run(create, v2, nullptr, false);
     if (SPI_processed > 0) return 0;  // our new row: locked until we commit
     // Created concurrently and committed between our two statements: lock it now.
   }
@@ -301,27 +318,21 @@ int64 lock_stream(Datum stream) {
 // when the same events were appended before, 0 when none of them was, and -1 with
 // *clash set (palloc'd) when the call clashes with the stream.
 int already_appended(Datum stream, EventInput* ev, int n, int64* version, char** clash) {
-  Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-  bool* id_nulls = static_cast<bool*>(palloc(sizeof(bool) * n));
-  Datum* types = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-  Datum* datas = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-  Datum* metas = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-  bool* has_id = static_cast<bool*>(palloc(sizeof(bool) * n));
-  for (int i = 0; i < n; i++) {
-    // An event without id is a NULL element, which matches no stored id. (Any UUID,
-    // the nil UUID included, is a valid event id: no value may stand in for "none".)
-    ids[i] = ev[i].has_id ? uuid_datum(&ev[i].id) : (Datum)0;
-    id_nulls[i] = !ev[i].has_id;
-    types[i] = PointerGetDatum(ev[i].type);
-    datas[i] = ev[i].data;
-    metas[i] = ev[i].metadata;
-    has_id[i] = ev[i].has_id;
-  }
-  Datum args[5] = {stream, PointerGetDatum(make_array(ids, n, UUIDOID, id_nulls)),
-                   PointerGetDatum(make_array(types, n, TEXTOID)),
-                   PointerGetDatum(make_array(datas, n, JSONBOID)),
-                   PointerGetDatum(make_array(metas, n, JSONBOID))};
-  spi_run(plan_find_ids(), args, nullptr, false);
+  static pg::SavedPlan find_ids(
+      "SELECT u.ord, e.version, (e.type OPERATOR(pg_catalog.=) u.type AND e.data OPERATOR(pg_catalog.=) "
+      "u.data "
+      "AND e.metadata OPERATOR(pg_catalog.=) u.metadata) "
+      "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
+      "pg_catalog.unnest($5)) WITH ORDINALITY AS u(id, type, data, metadata, ord) "
+      "JOIN consistency.events e ON e.event_id OPERATOR(pg_catalog.=) u.id AND e.stream "
+      "OPERATOR(pg_catalog.=) $1",
+      {TEXTOID, UUIDARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID});
+  EventColumns c = event_columns(ev, n, false);
+  Datum args[5] = {stream, PointerGetDatum(make_array(c.ids, n, UUIDOID, c.id_nulls)),
+                   PointerGetDatum(make_array(c.types, n, TEXTOID)),
+                   PointerGetDatum(make_array(c.datas, n, JSONBOID)),
+                   PointerGetDatum(make_array(c.metas, n, JSONBOID))};
+  spi_run(find_ids, args, nullptr, false);
   uint64 found_n = SPI_processed;
   if (found_n == 0) return 0;
   size_t* idx = static_cast<size_t*>(palloc(sizeof(size_t) * found_n));
@@ -340,7 +351,8 @@ int already_appended(Datum stream, EventInput* ev, int n, int64* version, char**
   reason[0] = '\0';
   {
     // Pure decision; its strings die before any PostgreSQL call.
-    std::vector<bool> has(has_id, has_id + n);
+    std::vector<bool> has(n);
+    for (int i = 0; i < n; i++) has[i] = ev[i].has_id;
     std::vector<FoundEvent> found;
     for (uint64 r = 0; r < found_n; r++) found.push_back(FoundEvent{idx[r], vers[r], same[r]});
     IdempotencyDecision d = decide_idempotency(has, std::move(found));
@@ -357,6 +369,7 @@ int already_appended(Datum stream, EventInput* ev, int n, int64* version, char**
   return outcome;
 }
 
+// Raises CS001: the call's event ids clash with the stream (`reason`).
 [[noreturn]] void throw_clash(const char* stream_name, const char* reason) {
   throw Error(sqlstate::kWrongExpectedVersion,
               "event ids clash with events already in stream \"" + shown_name(stream_name) + "\": " + reason,
@@ -371,6 +384,9 @@ int64 run_append(StreamStep step, bool many, const Datum* args) {
   return pg::spi_int64(SPI_processed - 1, 1);
 }
 
+// Appends the `n` events to the stream, which must be at version `expected` unless `any`;
+// a call whose events all carry ids and were appended before returns that version again.
+// Returns the stream's new version; raises CS001 on a version mismatch or an id clash.
 int64 do_append(const char* stream_name, int stream_len, bool any, int64 expected, EventInput* ev, int n) {
   Datum stream = PointerGetDatum(cstring_to_text_with_len(stream_name, stream_len));
   bool any_id = false;
@@ -382,33 +398,17 @@ int64 do_append(const char* stream_name, int stream_len, bool any, int64 expecte
   args[1] = Int64GetDatum(n);
   args[2] = Int64GetDatum(expected);
   bool many = n > 1;
+  EventColumns c = event_columns(ev, n, true);
   if (!many) {
-    pg_uuid_t* id = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
-    *id = ev[0].id;
-    if (!ev[0].has_id) random_uuid(id);
-    text* type = ev[0].type;
-    args[3] = UUIDPGetDatum(id);
-    args[4] = PointerGetDatum(type);
-    args[6] = ev[0].data;
-    args[7] = ev[0].metadata;
+    args[3] = c.ids[0];
+    args[4] = c.types[0];
+    args[6] = c.datas[0];
+    args[7] = c.metas[0];
   } else {
-    Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-    Datum* types = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-    Datum* datas = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-    Datum* metas = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-    pg_uuid_t* uuids = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t) * n));
-    for (int i = 0; i < n; i++) {
-      uuids[i] = ev[i].id;
-      if (!ev[i].has_id) random_uuid(&uuids[i]);
-      ids[i] = UUIDPGetDatum(&uuids[i]);
-      types[i] = PointerGetDatum(ev[i].type);
-      datas[i] = ev[i].data;
-      metas[i] = ev[i].metadata;
-    }
-    args[3] = PointerGetDatum(make_array(ids, n, UUIDOID));
-    args[4] = PointerGetDatum(make_array(types, n, TEXTOID));
-    args[6] = PointerGetDatum(make_array(datas, n, JSONBOID));
-    args[7] = PointerGetDatum(make_array(metas, n, JSONBOID));
+    args[3] = PointerGetDatum(make_array(c.ids, n, UUIDOID));
+    args[4] = PointerGetDatum(make_array(c.types, n, TEXTOID));
+    args[6] = PointerGetDatum(make_array(c.datas, n, JSONBOID));
+    args[7] = PointerGetDatum(make_array(c.metas, n, JSONBOID));
   }
 
   // Our statements run as the owner with the pinned path; our own errors are raised only
@@ -468,50 +468,57 @@ int64 do_append(const char* stream_name, int stream_len, bool any, int64 expecte
   return version;
 }
 
+// The `events` array appended to `stream` at any version, or (not `any`) to a new stream.
+int64 append_json(const char* stream, bool any, Jsonb* events) {
+  g_stream_for_messages = stream;
+  int n = 0;
+  EventInput* ev = parse_events(events, &n);
+  return do_append(stream, static_cast<int>(strlen(stream)), any, 0, ev, n);
+}
+
+// The stream and expected version arguments of append_events and append_event, checked:
+// the stream may not be of the reserved category. Messages name this stream from here on.
+struct AppendTarget {
+  StreamArg stream;
+  bool any;  // expected_version was NULL
+  int64 expected;
+};
+AppendTarget append_target(FunctionCallInfo fcinfo) {
+  AppendTarget t;
+  t.stream = stream_arg(fcinfo);
+  refuse_reserved_stream(t.stream.name, t.stream.len, "append to");
+  t.any = PG_ARGISNULL(1);
+  t.expected = t.any ? 0 : PG_GETARG_INT64(1);
+  check_expected(t.any, t.expected);
+  g_stream_for_messages = t.stream.name;
+  return t;
+}
+
 }  // namespace
 
-int64 append_any(const char* stream, Jsonb* events) {
-  g_stream_for_messages = stream;
-  int n = 0;
-  EventInput* ev = parse_events(events, &n);
-  return do_append(stream, static_cast<int>(strlen(stream)), true, 0, ev, n);
-}
+int64 append_any(const char* stream, Jsonb* events) { return append_json(stream, true, events); }
 
-int64 append_new(const char* stream, Jsonb* events) {
-  g_stream_for_messages = stream;
-  int n = 0;
-  EventInput* ev = parse_events(events, &n);
-  return do_append(stream, static_cast<int>(strlen(stream)), false, 0, ev, n);
-}
+int64 append_new(const char* stream, Jsonb* events) { return append_json(stream, false, events); }
 
 }  // namespace pgc::eventstore
 
 using namespace pgc::eventstore;
 namespace pg = pgc::pg;
 
+// consistency.append_events(stream, expected_version, events): returns the new version.
 PGC_FUNCTION(pgc_es_append_events) {
-  int stream_len = 0;
-  char* stream = checked_stream_arg(fcinfo, 0, "stream", &stream_len);
-  refuse_reserved_stream(stream, stream_len, "append to");
-  bool any = PG_ARGISNULL(1);
-  int64 expected = any ? 0 : PG_GETARG_INT64(1);
-  check_expected(any, expected);
-  g_stream_for_messages = stream;
+  AppendTarget t = append_target(fcinfo);
   if (PG_ARGISNULL(2)) throw pgc::invalid_argument("events must not be NULL");
   Jsonb* events = PG_GETARG_JSONB_P(2);
   int n = 0;
   EventInput* ev = parse_events(events, &n);
-  PG_RETURN_INT64(do_append(stream, stream_len, any, expected, ev, n));
+  PG_RETURN_INT64(do_append(t.stream.name, t.stream.len, t.any, t.expected, ev, n));
 }
 
+// consistency.append_event(stream, expected_version, type, data, metadata): one event
+// given as arguments; returns the new version.
 PGC_FUNCTION(pgc_es_append_event) {
-  int stream_len = 0;
-  char* stream = checked_stream_arg(fcinfo, 0, "stream", &stream_len);
-  refuse_reserved_stream(stream, stream_len, "append to");
-  bool any = PG_ARGISNULL(1);
-  int64 expected = any ? 0 : PG_GETARG_INT64(1);
-  check_expected(any, expected);
-  g_stream_for_messages = stream;
+  AppendTarget t = append_target(fcinfo);
   if (PG_ARGISNULL(2)) throw pgc::invalid_argument("event type must not be NULL");
   EventInput ev;
   memset(&ev, 0, sizeof(ev));
@@ -531,14 +538,14 @@ PGC_FUNCTION(pgc_es_append_event) {
     ev.metadata = JsonbPGetDatum(meta);
   }
   check_size(0, ev.data, ev.metadata);
-  PG_RETURN_INT64(do_append(stream, stream_len, any, expected, &ev, 1));
+  PG_RETURN_INT64(do_append(t.stream.name, t.stream.len, t.any, t.expected, &ev, 1));
 }
 
+// consistency.stream_version(stream): 0 when the stream does not exist.
 PGC_FUNCTION(pgc_es_stream_version) {
-  int len = 0;
-  char* stream = checked_stream_arg(fcinfo, 0, "stream", &len);
+  StreamArg stream = stream_arg(fcinfo);
   pg::spi_connect();
-  int64 v = current_version(PointerGetDatum(cstring_to_text_with_len(stream, len)));
+  int64 v = current_version(stream.text);
   SPI_finish();
   PG_RETURN_INT64(v);
 }

@@ -7,6 +7,7 @@ extern "C" {
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_proc.h"
 #include "commands/trigger.h"
 #include "mb/pg_wchar.h"
 #include "utils/acl.h"
@@ -23,45 +24,42 @@ namespace {
 Oids g_oids;
 bool g_oids_valid = false;
 
-// Caches live in generation contexts. An invalidation only marks a cache stale; the next
-// use loads a new generation and retires the old one, which is freed at the end of the
-// transaction (a caller further up the stack may still hold pointers into it).
+// A cache of one catalog table, sorted by its key, in generation contexts. An
+// invalidation only marks it stale; the next use loads a new generation and retires the
+// old one, which is freed at the end of the transaction (a caller further up the stack
+// may still hold pointers into it).
+template <typename Entry>
+struct Cache {
+  MemoryContext cxt;
+  bool valid;
+  uint64 gen;  // counts invalidations
+  Entry* entries;
+  int n;
+
+  void invalidate() {
+    valid = false;
+    gen++;
+  }
+};
+
 struct UpcasterEntry {
-  char* type;
+  char* key;  // the event type
   int len;
   int32 latest;  // latest schema version
   Oid* fns;      // fns[v - 1] upcasts version v to v + 1
 };
 struct AggEntry {
-  char* category;
+  char* key;  // the category
   int len;
   AggregateDef def;
 };
 
-MemoryContext g_up_cxt = nullptr;
-bool g_up_valid = false;
-uint64 g_up_gen = 0;  // counts invalidations
-UpcasterEntry* g_up = nullptr;
-int g_nup = 0;
-
-MemoryContext g_agg_cxt = nullptr;
-bool g_agg_valid = false;
-uint64 g_agg_gen = 0;
-AggEntry* g_aggs = nullptr;
-int g_naggs = 0;
+Cache<UpcasterEntry> g_up;
+Cache<AggEntry> g_aggs;
 
 List* g_retired = NIL;  // memory contexts to delete at transaction end
 
-void invalidate_upcasters() {
-  g_up_valid = false;
-  g_up_gen++;
-}
-
-void invalidate_aggregates() {
-  g_agg_valid = false;
-  g_agg_gen++;
-}
-
+// The oid of relation `name` in schema `nsp`; raises XX000 when it is missing.
 Oid relid_of(const char* name, Oid nsp) {
   Oid r = get_relname_relid(name, nsp);
   if (!OidIsValid(r))
@@ -71,6 +69,8 @@ Oid relid_of(const char* name, Oid nsp) {
   return r;
 }
 
+// Looks our schema, relations and their owner up; a cache whose table was recreated
+// becomes stale.
 void load_oids() {
   Oid nsp = get_namespace_oid("consistency", true);
   if (!OidIsValid(nsp))
@@ -89,74 +89,84 @@ void load_oids() {
   if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for relation %u", o.events);
   o.owner = ((Form_pg_class)GETSTRUCT(tup))->relowner;
   ReleaseSysCache(tup);
-  if (o.upcasters != g_oids.upcasters) invalidate_upcasters();
-  if (o.aggregates != g_oids.aggregates) invalidate_aggregates();
+  if (o.upcasters != g_oids.upcasters) g_up.invalidate();
+  if (o.aggregates != g_oids.aggregates) g_aggs.invalidate();
   g_oids = o;
   g_oids_valid = true;
 }
 
+// Relcache invalidation callback: a change of one of our tables (or a reset, InvalidOid)
+// makes the object ids and the matching cache stale.
 void on_relcache(Datum, Oid relid) {
   if (!OidIsValid(relid)) {
     g_oids_valid = false;
-    invalidate_upcasters();
-    invalidate_aggregates();
+    g_up.invalidate();
+    g_aggs.invalidate();
     return;
   }
   if (!g_oids_valid) return;
-  if (relid == g_oids.upcasters) invalidate_upcasters();
-  if (relid == g_oids.aggregates) invalidate_aggregates();
+  if (relid == g_oids.upcasters) g_up.invalidate();
+  if (relid == g_oids.aggregates) g_aggs.invalidate();
   if (relid == g_oids.events || relid == g_oids.streams || relid == g_oids.sequence ||
       relid == g_oids.snapshots || relid == g_oids.subscriptions || relid == g_oids.upcasters ||
       relid == g_oids.aggregates)
     g_oids_valid = false;
 }
 
-// A fresh generation context; the previous one is retired.
-MemoryContext new_generation(MemoryContext* slot) {
-  if (*slot != nullptr) {
-    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-    g_retired = lappend(g_retired, *slot);
-    MemoryContextSwitchTo(old);
-    *slot = nullptr;
-  }
-  *slot = AllocSetContextCreate(TopMemoryContext, "pg_consistency event store cache", ALLOCSET_SMALL_SIZES);
-  return *slot;
-}
-
-char* copy_text_to(MemoryContext cxt, Datum d, int* len) {
-  text* t = DatumGetTextPP(d);
-  int n = VARSIZE_ANY_EXHDR(t);
-  char* out = static_cast<char*>(MemoryContextAlloc(cxt, n + 1));
-  memcpy(out, VARDATA_ANY(t), n);
-  out[n] = '\0';
-  *len = n;
-  return out;
-}
-
+// Orders keys bytewise, a shorter prefix first (as COLLATE "C").
 int compare_key(const char* a, int alen, const char* b, int blen) {
   int c = memcmp(a, b, Min(alen, blen));
   if (c != 0) return c;
   return alen < blen ? -1 : (alen > blen ? 1 : 0);
 }
 
-void load_upcasters() {
-  static pg::SavedPlan plan(
-      "SELECT event_type, from_schema_version, fn::pg_catalog.oid FROM consistency.upcasters "
-      "ORDER BY event_type COLLATE pg_catalog.\"C\", from_schema_version",
-      {});
-  MemoryContext cxt = new_generation(&g_up_cxt);
-  g_up = nullptr;
-  g_nup = 0;
-  // The rows are read with a fresh snapshot, so every change whose invalidation we
-  // have processed is in them; one arriving while we load leaves the cache stale.
-  uint64 gen = g_up_gen;
-  SavedUser su;
+// Loads a new generation of `cache`: retires the old one, reads the rows of `plan` as the
+// owner with a fresh snapshot (so every change whose invalidation was processed before is
+// in them; one arriving meanwhile leaves the cache stale) and lets `fill` build the
+// entries in the new context (it returns their number).
+template <typename Entry>
+void reload(Cache<Entry>* cache, pg::SavedPlan& plan,
+            int (*fill)(MemoryContext cxt, SPITupleTable* rows, uint64 n, Entry** out)) {
+  if (cache->cxt != nullptr) {
+    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+    g_retired = lappend(g_retired, cache->cxt);
+    MemoryContextSwitchTo(old);
+    cache->cxt = nullptr;
+  }
+  cache->cxt =
+      AllocSetContextCreate(TopMemoryContext, "pg_consistency event store cache", ALLOCSET_SMALL_SIZES);
+  cache->entries = nullptr;
+  cache->n = 0;
+  uint64 gen = cache->gen;
   pg::spi_connect();
-  enter_owner(&su);
-  spi_run_latest(plan, nullptr, nullptr);
-  leave_owner(&su);
-  uint64 n = SPI_processed;
-  SPITupleTable* tt = SPI_tuptable;
+  spi_run_latest_as_owner(plan, nullptr, nullptr);
+  Entry* entries = nullptr;
+  int n = fill(cache->cxt, SPI_tuptable, SPI_processed, &entries);
+  SPI_finish();
+  cache->entries = entries;
+  cache->n = n;
+  cache->valid = gen == cache->gen;
+}
+
+// Binary search of the cache's entries by key (bytes, as ORDER BY ... COLLATE "C").
+template <typename Entry>
+Entry* find_entry(const Cache<Entry>& cache, const char* key, int len) {
+  int lo = 0, hi = cache.n - 1;
+  while (lo <= hi) {
+    int mid = (lo + hi) / 2;
+    int c = compare_key(cache.entries[mid].key, cache.entries[mid].len, key, len);
+    if (c == 0) return &cache.entries[mid];
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid - 1;
+  }
+  return nullptr;
+}
+
+// The upcaster entries of `n` rows (event_type, from_schema_version, fn) sorted by type
+// and version: per event type, the chain of functions from schema version 1.
+int fill_upcasters(MemoryContext cxt, SPITupleTable* tt, uint64 n, UpcasterEntry** out) {
   UpcasterEntry* entries =
       static_cast<UpcasterEntry*>(MemoryContextAllocZero(cxt, sizeof(UpcasterEntry) * (n + 1)));
   int count = 0;
@@ -169,9 +179,9 @@ void load_upcasters() {
     const char* tp = VARDATA_ANY(t);
     int tl = VARSIZE_ANY_EXHDR(t);
     UpcasterEntry* e = count > 0 ? &entries[count - 1] : nullptr;
-    if (e == nullptr || compare_key(e->type, e->len, tp, tl) != 0) {
+    if (e == nullptr || compare_key(e->key, e->len, tp, tl) != 0) {
       e = &entries[count++];
-      e->type = copy_text_to(cxt, type_d, &e->len);
+      e->key = copy_text_to(cxt, type_d, &e->len);
       e->latest = 1;
       e->fns = static_cast<Oid*>(MemoryContextAllocZero(cxt, sizeof(Oid) * (n + 1)));
     }
@@ -181,49 +191,28 @@ void load_upcasters() {
       e->latest = from + 1;
     }
   }
-  SPI_finish();
-  g_up = entries;
-  g_nup = count;
-  g_up_valid = gen == g_up_gen;
+  *out = entries;
+  return count;
 }
 
+// The upcaster chain of `type`, or nullptr; reloads the cache first when it is stale.
 UpcasterEntry* find_upcaster(const char* type, int len) {
-  if (!g_up_valid) load_upcasters();
-  int lo = 0, hi = g_nup - 1;
-  while (lo <= hi) {
-    int mid = (lo + hi) / 2;
-    int c = compare_key(g_up[mid].type, g_up[mid].len, type, len);
-    if (c == 0) return &g_up[mid];
-    if (c < 0)
-      lo = mid + 1;
-    else
-      hi = mid - 1;
-  }
-  return nullptr;
+  static pg::SavedPlan plan(
+      "SELECT event_type, from_schema_version, fn::pg_catalog.oid FROM consistency.upcasters "
+      "ORDER BY event_type COLLATE pg_catalog.\"C\", from_schema_version",
+      {});
+  if (!g_up.valid) reload(&g_up, plan, fill_upcasters);
+  return find_entry(g_up, type, len);
 }
 
-void load_aggregates() {
-  static pg::SavedPlan plan(
-      "SELECT category, apply_fn::pg_catalog.oid, initial_state, snapshot_every, registered_by "
-      "FROM consistency.aggregates "
-      "ORDER BY category COLLATE pg_catalog.\"C\"",
-      {});
-  MemoryContext cxt = new_generation(&g_agg_cxt);
-  g_aggs = nullptr;
-  g_naggs = 0;
-  uint64 gen = g_agg_gen;  // see load_upcasters
-  SavedUser su;
-  pg::spi_connect();
-  enter_owner(&su);
-  spi_run_latest(plan, nullptr, nullptr);
-  leave_owner(&su);
-  uint64 n = SPI_processed;
-  SPITupleTable* tt = SPI_tuptable;
+// The aggregate entries of `n` rows (category, apply_fn, initial_state, snapshot_every,
+// registered_by) sorted by category.
+int fill_aggregates(MemoryContext cxt, SPITupleTable* tt, uint64 n, AggEntry** out) {
   AggEntry* entries = static_cast<AggEntry*>(MemoryContextAllocZero(cxt, sizeof(AggEntry) * (n + 1)));
   for (uint64 i = 0; i < n; i++) {
     bool isnull;
     AggEntry* e = &entries[i];
-    e->category = copy_text_to(cxt, SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull), &e->len);
+    e->key = copy_text_to(cxt, SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull), &e->len);
     e->def.apply_fn = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
     Datum st = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull);
     MemoryContext old = MemoryContextSwitchTo(cxt);
@@ -233,12 +222,11 @@ void load_aggregates() {
     e->def.registered_by = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 5, &isnull));
     e->def.finfo = static_cast<FmgrInfo*>(MemoryContextAllocZero(cxt, sizeof(FmgrInfo)));
   }
-  SPI_finish();
-  g_aggs = entries;
-  g_naggs = static_cast<int>(n);
-  g_agg_valid = gen == g_agg_gen;
+  *out = entries;
+  return static_cast<int>(n);
 }
 
+// Raises 42883 when function `fn`, which `what` refers to, was dropped since.
 void check_function_exists(Oid fn, const char* what) {
   if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(fn)))
     throw Error("42883",
@@ -267,6 +255,36 @@ int spi_run_latest(pg::SavedPlan& plan, const Datum* values, const char* nulls, 
                                 true, false, count);
   if (rc < 0) elog(ERROR, "pg_consistency: SPI_execute_snapshot failed (%s)", SPI_result_code_string(rc));
   return rc;
+}
+
+int spi_run_as_owner(pg::SavedPlan& plan, const Datum* values, const char* nulls, bool read_only,
+                     long count) {
+  SavedUser su;
+  enter_owner(&su);
+  int rc = spi_run(plan, values, nulls, read_only, count);
+  leave_owner(&su);
+  return rc;
+}
+
+int spi_run_latest_as_owner(pg::SavedPlan& plan, const Datum* values, const char* nulls, long count) {
+  SavedUser su;
+  enter_owner(&su);
+  int rc = spi_run_latest(plan, values, nulls, count);
+  leave_owner(&su);
+  return rc;
+}
+
+Datum call_function(FmgrInfo* finfo, const Datum* args, int nargs, bool* isnull) {
+  Assert(nargs <= kMaxCallArgs);
+  LOCAL_FCINFO(fcinfo, kMaxCallArgs);
+  InitFunctionCallInfoData(*fcinfo, finfo, nargs, InvalidOid, nullptr, nullptr);
+  for (int i = 0; i < nargs; i++) {
+    fcinfo->args[i].value = args[i];
+    fcinfo->args[i].isnull = false;
+  }
+  Datum r = FunctionCallInvoke(fcinfo);
+  *isnull = fcinfo->isnull;
+  return r;
 }
 
 int32 latest_schema_version(const char* type, int len) {
@@ -335,12 +353,9 @@ Datum upcast(UpcastFns* fns, const char* type, int len, int32 schema_version, Da
   }
   for (int32 v = Max(schema_version, 1); v < e->latest; v++) {
     FmgrInfo* fi = upcaster_info(fns, e->fns[v - 1]);
-    LOCAL_FCINFO(fcinfo, 1);
-    InitFunctionCallInfoData(*fcinfo, fi, 1, InvalidOid, nullptr, nullptr);
-    fcinfo->args[0].value = data;
-    fcinfo->args[0].isnull = false;
-    Datum r = FunctionCallInvoke(fcinfo);
-    if (fcinfo->isnull) {
+    bool isnull = false;
+    Datum r = call_function(fi, &data, 1, &isnull);
+    if (isnull) {
       char* fname = format_procedure(fi->fn_oid);
       char* tname = clipped_name(type, len);
       char msg[256];
@@ -357,25 +372,19 @@ Datum upcast(UpcastFns* fns, const char* type, int len, int32 schema_version, Da
 }
 
 const AggregateDef* find_aggregate(const char* category, int len) {
-  if (!g_agg_valid) load_aggregates();
-  int lo = 0, hi = g_naggs - 1;
-  while (lo <= hi) {
-    int mid = (lo + hi) / 2;
-    int c = compare_key(g_aggs[mid].category, g_aggs[mid].len, category, len);
-    if (c == 0) {
-      AggregateDef* def = &g_aggs[mid].def;
-      if (def->finfo->fn_oid == InvalidOid) {
-        check_function_exists(def->apply_fn, "the aggregate's apply function");
-        fmgr_info_cxt(def->apply_fn, def->finfo, g_agg_cxt);
-      }
-      return def;
-    }
-    if (c < 0)
-      lo = mid + 1;
-    else
-      hi = mid - 1;
+  static pg::SavedPlan plan(
+      "SELECT category, apply_fn::pg_catalog.oid, initial_state, snapshot_every, registered_by "
+      "FROM consistency.aggregates ORDER BY category COLLATE pg_catalog.\"C\"",
+      {});
+  if (!g_aggs.valid) reload(&g_aggs, plan, fill_aggregates);
+  AggEntry* e = find_entry(g_aggs, category, len);
+  if (e == nullptr) return nullptr;
+  AggregateDef* def = &e->def;
+  if (def->finfo->fn_oid == InvalidOid) {
+    check_function_exists(def->apply_fn, "the aggregate's apply function");
+    fmgr_info_cxt(def->apply_fn, def->finfo, g_aggs.cxt);
   }
-  return nullptr;
+  return def;
 }
 
 namespace {
@@ -398,32 +407,62 @@ void catalog_at_xact_end() {
   g_retired = NIL;
 }
 
+void check_signature(Oid fn, const Oid* argtypes, int nargs, Oid rettype, const char* role,
+                     const char* expected) {
+  HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+  if (!HeapTupleIsValid(tup))
+    throw invalid_argument(std::string(role) + " function " + std::to_string(fn) + " does not exist");
+  Form_pg_proc p = reinterpret_cast<Form_pg_proc>(GETSTRUCT(tup));
+  bool ok =
+      p->pronargs == nargs && p->prorettype == rettype && !p->proretset && p->prokind == PROKIND_FUNCTION;
+  for (int i = 0; ok && i < nargs; i++) ok = p->proargtypes.values[i] == argtypes[i];
+  ReleaseSysCache(tup);
+  if (!ok) {
+    char* name = format_procedure(fn);
+    throw invalid_argument(std::string(role) + " function " + name + " has the wrong signature",
+                           std::string("It must be ") + expected + ".");
+  }
+}
+
 bool database_is_utf8() { return GetDatabaseEncoding() == PG_UTF8; }
 
-char* text_arg_cstring(FunctionCallInfo fcinfo, int argno, int* len) {
-  text* t = PG_GETARG_TEXT_PP(argno);
+char* copy_text_to(MemoryContext cxt, Datum d, int* len) {
+  text* t = DatumGetTextPP(d);
   int n = VARSIZE_ANY_EXHDR(t);
-  char* out = static_cast<char*>(palloc(n + 1));
+  char* out = static_cast<char*>(MemoryContextAlloc(cxt, n + 1));
   memcpy(out, VARDATA_ANY(t), n);
   out[n] = '\0';
-  if (len != nullptr) *len = n;
+  *len = n;
   return out;
 }
 
+char* text_arg_cstring(FunctionCallInfo fcinfo, int argno, int* len) {
+  return copy_text_to(CurrentMemoryContext, PG_GETARG_DATUM(argno), len);
+}
+
+void require_not_null(FunctionCallInfo fcinfo, std::initializer_list<const char*> names) {
+  int argno = 0;
+  for (const char* name : names) {
+    if (PG_ARGISNULL(argno)) throw invalid_argument(std::string(name) + " must not be NULL");
+    argno++;
+  }
+}
+
 namespace {
+// Raises CS002 when `s` cannot name a stream.
 void throw_if_bad_stream(const char* s, int len) {
   auto problem = stream_name_problem(std::string_view(s, len), database_is_utf8());
   if (problem) throw invalid_argument(*problem);
 }
 }  // namespace
 
-char* checked_stream_arg(FunctionCallInfo fcinfo, int argno, const char* argname, int* len) {
-  if (PG_ARGISNULL(argno)) throw invalid_argument(std::string(argname) + " must not be NULL");
-  int n = 0;
-  char* s = text_arg_cstring(fcinfo, argno, &n);
-  throw_if_bad_stream(s, n);
-  if (len != nullptr) *len = n;
-  return s;
+StreamArg stream_arg(FunctionCallInfo fcinfo) {
+  if (PG_ARGISNULL(0)) throw invalid_argument("stream must not be NULL");
+  StreamArg a;
+  a.name = text_arg_cstring(fcinfo, 0, &a.len);
+  throw_if_bad_stream(a.name, a.len);
+  a.text = PointerGetDatum(cstring_to_text_with_len(a.name, a.len));
+  return a;
 }
 
 void refuse_reserved_stream(const char* stream, int len, const char* action) {

@@ -7,6 +7,8 @@ namespace pgc::eventstore {
 
 namespace {
 
+// The default ClipRule: the longest prefix of at most `max_bytes` that ends on a UTF-8
+// character boundary.
 size_t utf8_clip_len(std::string_view s, size_t max_bytes) {
   if (s.size() <= max_bytes) return s.size();
   size_t end = max_bytes;
@@ -17,6 +19,7 @@ size_t utf8_clip_len(std::string_view s, size_t max_bytes) {
 
 ClipRule g_clip_rule = utf8_clip_len;
 
+// `s` in double quotes for a message, clipped to 60 bytes ("..." marking a clipped one).
 std::string quoted_prefix(std::string_view s) {
   constexpr size_t kShow = 60;
   std::string out = "\"";
@@ -26,12 +29,31 @@ std::string quoted_prefix(std::string_view s) {
   return out;
 }
 
+// "<what> contains a control character (U+0007) at byte 3" for the one at byte offset
+// `at` of `s` (a C1 character is shown by its code point, not its C2 lead byte).
 std::string control_char_message(const char* what, std::string_view s, size_t at) {
   char buf[96];
   unsigned code = static_cast<unsigned char>(s[at]);
   if (code == 0xC2 && at + 1 < s.size()) code = static_cast<unsigned char>(s[at + 1]);
   snprintf(buf, sizeof(buf), " contains a control character (U+%04X) at byte %zu", code, at + 1);
   return std::string(what) + buf;
+}
+
+// Why `name`, shown as `what` in the message, holds a control character; nothing when it
+// holds none.
+std::optional<std::string> control_char_problem(std::string_view what, std::string_view name, bool utf8) {
+  size_t at = find_control_char(name, utf8);
+  if (at == std::string_view::npos) return std::nullopt;
+  return control_char_message((std::string(what) + " " + quoted_prefix(name)).c_str(), name, at);
+}
+
+// The same, or first why `name` is longer than `max_bytes`.
+std::optional<std::string> length_or_control_problem(std::string_view what, std::string_view name,
+                                                     size_t max_bytes, bool utf8) {
+  if (name.size() > max_bytes)
+    return std::string(what) + " " + quoted_prefix(name) + " is longer than " + std::to_string(max_bytes) +
+           " bytes";
+  return control_char_problem(what, name, utf8);
 }
 
 }  // namespace
@@ -53,10 +75,7 @@ std::optional<std::string> stream_name_problem(std::string_view name, bool utf8)
   if (name.size() > kMaxStreamNameBytes)
     return "stream name " + quoted_prefix(name) + " is " + std::to_string(name.size()) +
            " bytes long; the limit is " + std::to_string(kMaxStreamNameBytes) + " bytes";
-  size_t at = find_control_char(name, utf8);
-  if (at != std::string_view::npos)
-    return control_char_message(("stream name " + quoted_prefix(name)).c_str(), name, at);
-  return std::nullopt;
+  return control_char_problem("stream name", name, utf8);
 }
 
 std::string_view category_of(std::string_view stream) {
@@ -70,36 +89,18 @@ std::optional<std::string> category_problem(std::string_view category, bool utf8
   if (category.find('-') != std::string_view::npos)
     return "category " + quoted_prefix(category) +
            " contains '-': a category is the part of a stream name before the first '-'";
-  if (category.size() > kMaxStreamNameBytes)
-    return "category " + quoted_prefix(category) + " is longer than " + std::to_string(kMaxStreamNameBytes) +
-           " bytes";
-  size_t at = find_control_char(category, utf8);
-  if (at != std::string_view::npos)
-    return control_char_message(("category " + quoted_prefix(category)).c_str(), category, at);
-  return std::nullopt;
+  return length_or_control_problem("category", category, kMaxStreamNameBytes, utf8);
 }
 
 std::optional<std::string> object_name_problem(std::string_view what, std::string_view name, size_t max_bytes,
                                                bool utf8) {
-  std::string w(what);
-  if (name.empty()) return w + " must not be empty";
-  if (name.size() > max_bytes)
-    return w + " " + quoted_prefix(name) + " is longer than " + std::to_string(max_bytes) + " bytes";
-  size_t at = find_control_char(name, utf8);
-  if (at != std::string_view::npos)
-    return control_char_message((w + " " + quoted_prefix(name)).c_str(), name, at);
-  return std::nullopt;
+  if (name.empty()) return std::string(what) + " must not be empty";
+  return length_or_control_problem(what, name, max_bytes, utf8);
 }
 
 std::optional<std::string> event_type_problem(std::string_view type, bool utf8) {
   if (type.empty()) return std::string("event type must not be empty");
-  if (type.size() > kMaxTypeNameBytes)
-    return "event type " + quoted_prefix(type) + " is longer than " + std::to_string(kMaxTypeNameBytes) +
-           " bytes";
-  size_t at = find_control_char(type, utf8);
-  if (at != std::string_view::npos)
-    return control_char_message(("event type " + quoted_prefix(type)).c_str(), type, at);
-  return std::nullopt;
+  return length_or_control_problem("event type", type, kMaxTypeNameBytes, utf8);
 }
 
 std::optional<std::string> expected_version_problem(const Expected& e) {

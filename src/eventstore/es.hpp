@@ -7,6 +7,9 @@
 // wrapper raises them after leaving C++.
 #pragma once
 
+#include <initializer_list>
+
+#include "eventstore/settings.hpp"
 #include "pg/postgres.hpp"
 #include "pg/run_as.hpp"
 #include "pg/spi.hpp"
@@ -23,15 +26,9 @@ struct Component;
 namespace pgc::eventstore {
 
 // ----------------------------------------------------------------------------------------
-// state.cpp: the component, its GUCs and shared memory, gap safety
+// state.cpp: the component, its shared memory, gap safety (settings: settings.hpp)
 // ----------------------------------------------------------------------------------------
 extern const pg::Component kComponent;
-extern int g_max_event_bytes;                  // pg_consistency.max_event_bytes
-extern int g_subscription_max_attempts;        // pg_consistency.subscription_max_attempts
-extern int g_subscription_batch_size;          // pg_consistency.subscription_batch_size
-extern int g_subscription_retry_ms;            // pg_consistency.subscription_retry_delay
-extern int g_subscription_max_retry_ms;        // pg_consistency.subscription_max_retry_delay
-extern int g_subscription_handler_timeout_ms;  // pg_consistency.subscription_handler_timeout
 
 // True when the library was preloaded and the shared-memory writer slots exist.
 bool have_shared_memory();
@@ -107,6 +104,16 @@ void leave_owner(const SavedUser* saved);
 int spi_run(pg::SavedPlan& plan, const Datum* values, const char* nulls, bool read_only, long count = 0);
 // Same with a snapshot taken now (after the caller computed the read horizon).
 int spi_run_latest(pg::SavedPlan& plan, const Datum* values, const char* nulls, long count = 0);
+// spi_run / spi_run_latest of one statement as the owner (between enter_owner and
+// leave_owner).
+int spi_run_as_owner(pg::SavedPlan& plan, const Datum* values, const char* nulls, bool read_only,
+                     long count = 0);
+int spi_run_latest_as_owner(pg::SavedPlan& plan, const Datum* values, const char* nulls, long count = 0);
+
+// Calls `finfo` with `nargs` (at most kMaxCallArgs) non-NULL arguments as the current
+// user; *isnull tells whether it returned NULL.
+inline constexpr int kMaxCallArgs = 6;
+Datum call_function(FmgrInfo* finfo, const Datum* args, int nargs, bool* isnull);
 
 // Upcasting. The latest schema version of an event type (1 without upcasters).
 int32 latest_schema_version(const char* type, int len);
@@ -139,9 +146,21 @@ void catalog_at_xact_end();
 
 // Helpers for arguments and SPI results.
 bool database_is_utf8();
+// Text datum `d` as a NUL-terminated copy in `cxt`, its length in *len.
+char* copy_text_to(MemoryContext cxt, Datum d, int* len);
+// The same for text argument `argno` (not NULL), in the current context.
 char* text_arg_cstring(FunctionCallInfo fcinfo, int argno, int* len);
-// Raises CS002 when the stream name is invalid; returns it as a C string.
-char* checked_stream_arg(FunctionCallInfo fcinfo, int argno, const char* argname, int* len);
+// Raises CS002 "<name> must not be NULL" for the first NULL among the arguments named by
+// `names`, which are the first arguments in order.
+void require_not_null(FunctionCallInfo fcinfo, std::initializer_list<const char*> names);
+// The first argument, `stream`, checked: raises CS002 when it is NULL or cannot name a
+// stream.
+struct StreamArg {
+  char* name;  // palloc'd, NUL-terminated
+  int len;
+  Datum text;  // the same as text
+};
+StreamArg stream_arg(FunctionCallInfo fcinfo);
 // Raises 42501 when `stream` belongs to the reserved category (the sagas' audit trails):
 // for the SQL functions that write (append_events, append_event, save_snapshot).
 void refuse_reserved_stream(const char* stream, int len, const char* action);
@@ -150,6 +169,10 @@ char* clipped_name(const char* s, int len);
 bool role_is_admin(Oid role);
 // Raises 42501 unless the current user may manage an object owned by `owner`.
 void require_manage_rights(Oid owner, const char* what, const char* name);
+// Raises CS002 unless function `fn` takes exactly `argtypes` and returns `rettype` (not
+// a set); `role` names its part ("handler"), `expected` the signature it must have.
+void check_signature(Oid fn, const Oid* argtypes, int nargs, Oid rettype, const char* role,
+                     const char* expected);
 
 // ----------------------------------------------------------------------------------------
 // append.cpp / read.cpp
@@ -165,8 +188,16 @@ struct EventInput {
 };
 
 // ----------------------------------------------------------------------------------------
-// subscriptions.cpp
+// subscriptions.cpp: the worker's side (the SQL functions are in subscription_functions.cpp)
 // ----------------------------------------------------------------------------------------
+// The component's worker tick: charges hard stops, then runs one batch of every active
+// subscription that is due. Returns the milliseconds until the next one is due.
 long subscriptions_tick();
+// One batch of subscription `name` (text; `name_c` for messages) now, whatever its
+// schedule, in the caller's transaction with SPI connected (_subscription_step). Returns
+// the events handled; raises CS004 when there is no such subscription.
+int subscription_step(Datum name, const char* name_c);
+// Raises CS004: no subscription is called `name`.
+[[noreturn]] void throw_unknown_subscription(const char* name);
 
 }  // namespace pgc::eventstore

@@ -11,36 +11,15 @@ namespace {
 
 constexpr int kCols = 9;  // global_position .. created_at, as selected below
 
-#define EVENT_COLUMNS \
-  "global_position, stream, version, event_id, type, schema_version, data, metadata, created_at"
-
-pg::SavedPlan& plan_stream() {
-  static pg::SavedPlan p("SELECT " EVENT_COLUMNS
-                         " FROM consistency.events "
-                         "WHERE stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.>=) $2 "
-                         "ORDER BY version LIMIT $3",
-                         {TEXTOID, INT8OID, INT8OID});
-  return p;
-}
-pg::SavedPlan& plan_all() {
-  static pg::SavedPlan p("SELECT " EVENT_COLUMNS
-                         " FROM consistency.events "
-                         "WHERE global_position OPERATOR(pg_catalog.>) $1 "
-                         "AND global_position OPERATOR(pg_catalog.<) $2 "
-                         "ORDER BY global_position LIMIT $3",
-                         {INT8OID, INT8OID, INT8OID});
-  return p;
-}
-pg::SavedPlan& plan_category() {
-  static pg::SavedPlan p(
-      "SELECT " EVENT_COLUMNS
-      " FROM consistency.events "
-      "WHERE category OPERATOR(pg_catalog.=) $4 AND global_position OPERATOR(pg_catalog.>) $1 "
-      "AND global_position OPERATOR(pg_catalog.<) $2 "
-      "ORDER BY global_position LIMIT $3",
-      {INT8OID, INT8OID, INT8OID, TEXTOID});
-  return p;
-}
+// The events read_stream and read_all return, in this column order; the WHERE clause
+// follows.
+#define SELECT_EVENTS                                                                                    \
+  "SELECT global_position, stream, version, event_id, type, schema_version, data, metadata, created_at " \
+  "FROM consistency.events WHERE "
+// read_all's range: after position $1, below the read horizon $2, at most $3 events.
+#define BELOW_HORIZON                                                                        \
+  "global_position OPERATOR(pg_catalog.>) $1 AND global_position OPERATOR(pg_catalog.<) $2 " \
+  "ORDER BY global_position LIMIT $3"
 
 // Emits the rows of SPI_tuptable into the function's tuplestore. Rows already at the
 // latest schema version of their type are stored as they are; the others are upcast in
@@ -78,6 +57,7 @@ void emit_rows(ReturnSetInfo* rsinfo) {
   if (row_cxt != nullptr) MemoryContextDelete(row_cxt);
 }
 
+// The max_count argument `argno`: raises CS002 unless it is at least 1.
 int64 checked_count(FunctionCallInfo fcinfo, int argno) {
   if (PG_ARGISNULL(argno)) throw invalid_argument("max_count must not be NULL");
   int32 c = PG_GETARG_INT32(argno);
@@ -85,6 +65,7 @@ int64 checked_count(FunctionCallInfo fcinfo, int argno) {
   return c;
 }
 
+// Raises CS002 when `c` cannot be a category filter.
 void check_category(const char* c, int len) {
   auto p = category_problem(std::string_view(c, len), database_is_utf8());
   if (p) throw invalid_argument(*p);
@@ -96,24 +77,32 @@ void check_category(const char* c, int len) {
 using namespace pgc::eventstore;
 namespace pg = pgc::pg;
 
+// consistency.read_stream(stream, from_version, max_count).
 PGC_FUNCTION(pgc_es_read_stream) {
-  int len = 0;
-  char* stream = checked_stream_arg(fcinfo, 0, "stream", &len);
+  static pg::SavedPlan events(SELECT_EVENTS
+                              "stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.>=) $2 "
+                              "ORDER BY version LIMIT $3",
+                              {TEXTOID, INT8OID, INT8OID});
+  StreamArg stream = stream_arg(fcinfo);
   if (PG_ARGISNULL(1)) throw pgc::invalid_argument("from_version must not be NULL");
   int64 from = PG_GETARG_INT64(1);
   if (from < 0) throw pgc::invalid_argument("from_version must not be negative, not " + std::to_string(from));
   int64 count = checked_count(fcinfo, 2);
   InitMaterializedSRF(fcinfo, 0);
   pg::spi_connect();
-  Datum v[3] = {PointerGetDatum(cstring_to_text_with_len(stream, len)), Int64GetDatum(from),
-                Int64GetDatum(count)};
-  spi_run(plan_stream(), v, nullptr, true);
+  Datum v[3] = {stream.text, Int64GetDatum(from), Int64GetDatum(count)};
+  spi_run(events, v, nullptr, true);
   emit_rows(reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo));
   SPI_finish();
   return (Datum)0;
 }
 
+// consistency.read_all(after_position, max_count, category): events in global order,
+// below the read horizon.
 PGC_FUNCTION(pgc_es_read_all) {
+  static pg::SavedPlan all(SELECT_EVENTS BELOW_HORIZON, {INT8OID, INT8OID, INT8OID});
+  static pg::SavedPlan of_category(SELECT_EVENTS "category OPERATOR(pg_catalog.=) $4 AND " BELOW_HORIZON,
+                                   {INT8OID, INT8OID, INT8OID, TEXTOID});
   if (PG_ARGISNULL(0)) throw pgc::invalid_argument("after_position must not be NULL");
   int64 after = PG_GETARG_INT64(0);
   if (after < 0)
@@ -131,7 +120,7 @@ PGC_FUNCTION(pgc_es_read_all) {
   if (horizon - 1 > after) {
     Datum v[4] = {Int64GetDatum(after), Int64GetDatum(horizon), Int64GetDatum(count),
                   PointerGetDatum(category)};
-    spi_run_latest(category != nullptr ? plan_category() : plan_all(), v, nullptr);
+    spi_run_latest(category != nullptr ? of_category : all, v, nullptr);
     emit_rows(reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo));
   }
   SPI_finish();

@@ -1,5 +1,5 @@
-// The event store component: GUCs, shared memory, transaction callbacks and the
-// gap-safe read horizon (docs/eventstore.md, "Gap-safe global order").
+// The event store component: shared memory, transaction callbacks and the gap-safe read
+// horizon (docs/eventstore.md, "Gap-safe global order"); its settings are in settings.cpp.
 //
 // Writers: before a transaction takes its first position it publishes a lower bound of
 // every position it may get (the sequence's next value, read before nextval):
@@ -34,18 +34,10 @@ extern "C" {
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/fmgrprotos.h"
-#include "utils/guc.h"
 #include "utils/timestamp.h"
 }
 
 namespace pgc::eventstore {
-
-int g_max_event_bytes = 1024 * 1024;
-int g_subscription_max_attempts = 10;
-int g_subscription_batch_size = 100;
-int g_subscription_retry_ms = 500;
-int g_subscription_max_retry_ms = 60000;
-int g_subscription_handler_timeout_ms = 5000;
 
 namespace {
 
@@ -109,6 +101,8 @@ WriterSlot* my_slot() {
   return &g_shared->slots[i];
 }
 
+// The advisory lock tag of `floor` (a 64-bit bound in classid:objid) of `kind` in this
+// database.
 void set_tag(LOCKTAG* tag, int64 floor, uint16 kind) {
   SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, static_cast<uint32>(static_cast<uint64>(floor) >> 32),
                        static_cast<uint32>(floor & 0xFFFFFFFF), kind);
@@ -186,6 +180,8 @@ int64 sequence_next(Oid seq) {
   return DatumGetInt64(d) + 1;
 }
 
+// Publishes this transaction's lower bound (the sequence's next value): in its
+// shared-memory slot, or without one as locks.
 void publish_floor(Oid seq) {
   int64 floor = sequence_next(seq);
   WriterSlot* slot = my_slot();
@@ -206,6 +202,8 @@ void publish_floor(Oid seq) {
   g_published = true;
 }
 
+// At the end of the transaction: withdraws the bound published in the slot (a bound
+// held as locks goes with the transaction).
 void clear_slot() {
   if (g_published && g_via_slot) {
     WriterSlot* slot = my_slot();
@@ -215,6 +213,8 @@ void clear_slot() {
   g_via_slot = false;
 }
 
+// Transaction callback: keeps the bound through PREPARE, withdraws it at the end, and
+// keeps last_appended_position and the pending worker wake-up in step.
 void on_xact(XactEvent event, void*) {
   switch (event) {
     case XACT_EVENT_PRE_PREPARE:
@@ -254,6 +254,8 @@ void on_xact(XactEvent event, void*) {
   }
 }
 
+// Subtransaction callback: follows a bound held as a lock when the subtransaction that
+// took it ends (aborted: gone; committed: its parent holds it).
 void on_subxact(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
   if (!g_published || g_via_slot) return;  // a slot is kept until the top level ends
   int level = GetCurrentTransactionNestLevel();
@@ -265,35 +267,9 @@ void on_subxact(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
   }
 }
 
-void define_gucs_and_callbacks() {
-  DefineCustomIntVariable("pg_consistency.max_event_bytes", "Largest event accepted by append_events.",
-                          "Size of an event's data plus metadata in jsonb storage format.",
-                          &g_max_event_bytes, 1024 * 1024, 64, MaxAllocSize / 4, PGC_SUSET, GUC_UNIT_BYTE,
-                          nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("pg_consistency.subscription_max_attempts",
-                          "Failed attempts after which a new subscription is parked (status failed).",
-                          "Taken when the subscription is created.", &g_subscription_max_attempts, 10, 1,
-                          1000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable(
-      "pg_consistency.subscription_batch_size", "Events a subscription handles per transaction.", nullptr,
-      &g_subscription_batch_size, 100, 1, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable(
-      "pg_consistency.subscription_retry_delay",
-      "Delay before the first retry of a failed subscription handler; doubles per failure.", nullptr,
-      &g_subscription_retry_ms, 500, 1, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("pg_consistency.subscription_max_retry_delay",
-                          "Longest delay between retries of a failed subscription handler.", nullptr,
-                          &g_subscription_max_retry_ms, 60000, 1, 24 * 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
-                          nullptr, nullptr, nullptr);
-  // Superuser-only: the value protects the shared per-database worker from slow handlers,
-  // so no tenant may raise it; a superuser may still set it per database (ALTER DATABASE
-  // ... SET, applied when the worker connects) or for a _subscription_step session.
-  DefineCustomIntVariable("pg_consistency.subscription_handler_timeout",
-                          "Longest a subscription handler may run for one event (0 = no limit).",
-                          "A handler call that takes longer is cancelled and counts as a failed attempt; "
-                          "a batch also ends early once it has run this long.",
-                          &g_subscription_handler_timeout_ms, 5000, 0, INT_MAX, PGC_SUSET, GUC_UNIT_MS,
-                          nullptr, nullptr, nullptr);
+// The component's load hook: its settings, and the per-backend transaction callbacks.
+void define_settings_and_callbacks() {
+  settings::define_settings();
   // _PG_init runs this once per process: the right moment for per-backend callbacks.
   RegisterXactCallback(on_xact, nullptr);
   RegisterSubXactCallback(on_subxact, nullptr);
@@ -304,9 +280,10 @@ void init_flags(void* area) { pg_atomic_init_u32(&static_cast<DbFlags*>(area)->a
 
 }  // namespace
 
-const pg::Component kComponent = {
-    "eventstore", define_gucs_and_callbacks, shmem_size, shmem_init, subscriptions_tick,
-    nullptr,      sizeof(DbFlags),           init_flags};
+const pg::Component kComponent = {"eventstore",       define_settings_and_callbacks,
+                                  shmem_size,         shmem_init,
+                                  subscriptions_tick, nullptr,
+                                  sizeof(DbFlags),    init_flags};
 namespace {
 pg::ComponentRegistrar registrar(&kComponent);
 }
@@ -409,8 +386,11 @@ PGC_FUNCTION(pgc_es_next_position) {
   PG_RETURN_INT64(p);
 }
 
+// consistency.read_horizon(): read_all returns positions below it.
 PGC_FUNCTION(pgc_es_read_horizon) { PG_RETURN_INT64(pgc::eventstore::read_horizon()); }
 
+// consistency.last_appended_position(): the highest position this session appended (in
+// committed transactions and the current one).
 PGC_FUNCTION(pgc_es_last_appended_position) { PG_RETURN_INT64(g_pending_last); }
 
 // Open appending transactions: (pid, lower_bound, since, prepared_xid).

@@ -26,6 +26,7 @@ bool reserved_header(const char* name, int len) {
          (len == 14 && memcmp(name, "ce_specversion", 14) == 0);
 }
 
+// Raises CS002 unless `data` is a valid Kafka topic name.
 void check_topic(const char* data, int len) {
   if (auto problem = pgc::outbox::topic_name_problem(std::string_view(data, len)))
     throw invalid_argument("invalid topic \"" + pgc::pg::clipped(data, len, 300) + "\": " + *problem, {},
@@ -68,6 +69,8 @@ void check_headers(Jsonb* headers) {
 
 const char* kEmptyHeaders = "{}";
 
+// Inserts the outbox row as the function's owner with the catalog-only search path;
+// returns its id.
 int64 insert_row(text* topic, text* key, bytea* payload, Jsonb* headers, const char* content_type) {
   return pgc::pg::with_catalog_search_path([&] {
     return pgc::pg::pg_call([&]() -> int64 {
@@ -118,16 +121,20 @@ bytea* jsonb_bytes(Jsonb* jb) {
 
 }  // namespace
 
+// consistency.publish(topic, key, payload jsonb, headers): the payload as JSON text.
 PGC_FUNCTION(pgc_publish_jsonb) {
   bytea* payload = PG_ARGISNULL(2) ? nullptr : jsonb_bytes(PG_GETARG_JSONB_P(2));
   return publish_common(fcinfo, payload, "application/json");
 }
 
+// consistency.publish(topic, key, payload bytea, headers): the payload's bytes as they are.
 PGC_FUNCTION(pgc_publish_bytea) {
   bytea* payload = PG_ARGISNULL(2) ? nullptr : PG_GETARG_BYTEA_PP(2);
   return publish_common(fcinfo, payload, "application/octet-stream");
 }
 
+// consistency.publish(topic, key, payload text, headers): the text must be JSON (CS002
+// otherwise); stored as jsonb's text form.
 PGC_FUNCTION(pgc_publish_text) {
   bytea* payload = nullptr;
   if (!PG_ARGISNULL(2)) {
@@ -146,6 +153,7 @@ PGC_FUNCTION(pgc_publish_text) {
   return publish_common(fcinfo, payload, "application/json");
 }
 
+// consistency._check_topic(topic): raises CS002 for a name Kafka would refuse.
 PGC_FUNCTION(pgc_check_topic) {
   if (PG_ARGISNULL(0)) throw invalid_argument("invalid topic: topic must not be NULL");
   text* topic = PG_GETARG_TEXT_PP(0);
@@ -153,6 +161,7 @@ PGC_FUNCTION(pgc_check_topic) {
   PG_RETURN_VOID();
 }
 
+// consistency._check_category(category): raises CS002 for a category no stream can have.
 PGC_FUNCTION(pgc_check_category) {
   if (PG_ARGISNULL(0)) throw invalid_argument("invalid category: category must not be NULL");
   text* cat = PG_GETARG_TEXT_PP(0);
@@ -163,11 +172,13 @@ PGC_FUNCTION(pgc_check_category) {
   PG_RETURN_VOID();
 }
 
+// consistency._outbox_wake(): wakes the relay once this transaction commits.
 PGC_FUNCTION(pgc_outbox_wake) {
   pgc::relay::wake_at_commit();
   PG_RETURN_VOID();
 }
 
+// consistency.kafka_partition(key, partitions): the partition Kafka's Java client picks.
 PGC_FUNCTION(pgc_kafka_partition) {
   text* key = PG_GETARG_TEXT_PP(0);
   int32 partitions = PG_GETARG_INT32(1);

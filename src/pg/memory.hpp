@@ -1,4 +1,5 @@
-// Memory-context helpers: a scoped switch, and a scratch context freed at scope exit.
+// Memory-context helpers for C++ code (never across a longjmp: plain-data code pairs
+// MemoryContextSwitchTo by hand).
 #pragma once
 
 #include "pg/postgres.hpp"
@@ -16,21 +17,6 @@ class ContextSwitch {
 
  private:
   MemoryContext old_;
-};
-
-// A child context of `parent` deleted at scope exit: per-batch or per-row scratch work.
-class ScratchContext {
- public:
-  explicit ScratchContext(const char* name, MemoryContext parent = CurrentMemoryContext)
-      : cxt_(AllocSetContextCreate(parent, name, ALLOCSET_DEFAULT_SIZES)) {}
-  ~ScratchContext() { MemoryContextDelete(cxt_); }
-  ScratchContext(const ScratchContext&) = delete;
-  ScratchContext& operator=(const ScratchContext&) = delete;
-  MemoryContext get() const { return cxt_; }
-  void reset() { MemoryContextReset(cxt_); }
-
- private:
-  MemoryContext cxt_;
 };
 
 }  // namespace pgc::pg

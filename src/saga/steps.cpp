@@ -123,11 +123,11 @@ Datum call_step_function(const SagaRow& row, const Step& step, const Action& a) 
   // The output goes into the step's audit event: refuse it here, as a failed attempt,
   // rather than fail the batch when the event is appended.
   int64 event_bytes = bytes + static_cast<int64>(step.name.size()) + 64;
-  if (event_bytes > pgc::eventstore::g_max_event_bytes)
+  if (event_bytes > pgc::eventstore::settings::max_event_bytes)
     throw Error(sqlstate::kInvalidArgument, "step function " + a.function + " returned " +
                                                 std::to_string(bytes) +
                                                 " bytes of output; its audit event may hold at most " +
-                                                std::to_string(pgc::eventstore::g_max_event_bytes) +
+                                                std::to_string(pgc::eventstore::settings::max_event_bytes) +
                                                 " bytes (pg_consistency.max_event_bytes)");
   return result;
 }

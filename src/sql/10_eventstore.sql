@@ -145,6 +145,7 @@ CREATE FUNCTION consistency.read_all(after_position bigint DEFAULT 0, max_count 
                 schema_version int, data jsonb, metadata jsonb, created_at timestamptz)
   LANGUAGE c VOLATILE ROWS 100 AS 'MODULE_PATHNAME', 'pgc_es_read_all';
 
+-- The highest global position this session appended (in the current transaction too).
 CREATE FUNCTION consistency.last_appended_position() RETURNS bigint
   LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_es_last_appended_position';
 
@@ -206,6 +207,8 @@ CREATE FUNCTION consistency.drop_subscription(name text)
 CREATE FUNCTION consistency.reset_subscription(name text, to_position bigint DEFAULT 0)
   RETURNS void LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_es_reset_subscription';
 
+-- True once the subscription's checkpoint reaches "position"; false when it is parked or
+-- the timeout passes first.
 CREATE FUNCTION consistency.wait_for_subscription(name text, "position" bigint,
                                                   timeout interval DEFAULT '5 seconds')
   RETURNS boolean LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_es_wait_for_subscription';
@@ -279,6 +282,8 @@ CREATE FUNCTION consistency._metrics_eventstore()
          jsonb_build_object('subscription', name), processed::float8 FROM consistency.subscriptions
 $$;
 
+-- The event store's checks for consistency.check_integrity (stream versions, version gaps,
+-- upcaster chains, ...): one row per check.
 CREATE FUNCTION consistency._integrity_eventstore()
   RETURNS TABLE(check_name text, ok boolean, detail text)
   LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -120,6 +120,7 @@ BEGIN
 END
 $fn$;
 
+-- Publishes every event appended to `category` from now on to `topic`.
 CREATE FUNCTION consistency.route_events(category text, topic text) RETURNS void
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
@@ -141,6 +142,7 @@ BEGIN
 END
 $fn$;
 
+-- Stops publishing `category` to `topic` (every topic when NULL); returns the routes removed.
 CREATE FUNCTION consistency.unroute_events(category text, topic text DEFAULT NULL) RETURNS int
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -161,6 +163,7 @@ BEGIN
 END
 $fn$;
 
+-- Moves dead letters (of `topic`, or all) back to the outbox with their ids; returns how many.
 CREATE FUNCTION consistency.retry_dead_letters(topic text DEFAULT NULL) RETURNS int
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
