@@ -26,11 +26,4 @@ Oid extension_table_owner(const char* table) {
   });
 }
 
-RoleScope::RoleScope(Oid role, int extra_flags) {
-  GetUserIdAndSecContext(&saved_user_, &saved_context_);
-  SetUserIdAndSecContext(role, saved_context_ | extra_flags);
-}
-
-RoleScope::~RoleScope() { SetUserIdAndSecContext(saved_user_, saved_context_); }
-
 }  // namespace pgc::pg

@@ -266,19 +266,9 @@ void release_dropped(Oid dboid, const char* dbname) {
 }
 
 const char* state_name(WorkerState s) {
-  switch (s) {
-    case WorkerState::kStopped:
-      return "stopped";
-    case WorkerState::kStarting:
-      return "starting";
-    case WorkerState::kWaitingForExtension:
-      return "waiting_for_extension";
-    case WorkerState::kRunning:
-      return "running";
-    case WorkerState::kBackoff:
-      return "backoff";
-  }
-  return "unknown";
+  static const char* const kNames[] = {"stopped", "starting", "waiting_for_extension", "running", "backoff"};
+  int i = static_cast<int>(s);
+  return i >= 0 && i < static_cast<int>(sizeof(kNames) / sizeof(kNames[0])) ? kNames[i] : "unknown";
 }
 
 }  // namespace pgc::worker
