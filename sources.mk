@@ -58,7 +58,6 @@ PG_SRCS += src/saga/pg_saga.cpp
 # --- two-phase commit ----------------------------------------------------------
 CORE_SRCS += src/twopc/decision.cpp
 CORE_SRCS += src/twopc/gid.cpp
-CORE_SRCS += src/twopc/row_json.cpp
 CORE_SRCS += src/twopc/savepoints.cpp
 CORE_SRCS += src/twopc/statement.cpp
 PG_SRCS += src/twopc/coordinator.cpp
@@ -66,6 +65,7 @@ PG_SRCS += src/twopc/functions.cpp
 PG_SRCS += src/twopc/ops.cpp
 PG_SRCS += src/twopc/recovery.cpp
 PG_SRCS += src/twopc/remote.cpp
+PG_SRCS += src/twopc/row_json.cpp
 PG_SRCS += src/twopc/state.cpp
 
 
