@@ -58,6 +58,7 @@ std::string pg_message(const PgError& e) {
 // Catalog questions of definition validation, answered as the calling role.
 class PgResolver : public saga::Resolver {
  public:
+  std::string quoted(const std::string& s) override { return sp::json_quoted(s); }
   std::optional<int64_t> duration_ms(const std::string& text) override {
     Interval iv{};
     try {

@@ -11,37 +11,40 @@ namespace {
 using json::Value;
 
 // Builds messages such as: invalid saga definition "order": step 2 ("pay"): "timeout" ...
+// Names and values are quoted by the resolver (the database's encoding).
 class Context {
  public:
-  explicit Context(const std::string& saga) : saga_(saga) {}
+  Context(const std::string& saga, Resolver& resolver) : saga_(saga), resolver_(resolver) {}
   void enter_step(int index, const std::string& name) {
     where_ = "step " + std::to_string(index + 1);
-    if (!name.empty()) where_ += " (" + json::quoted(name) + ")";
+    if (!name.empty()) where_ += " (" + quoted(name) + ")";
   }
   void leave_step() { where_.clear(); }
 
   [[noreturn]] void fail(const std::string& what, const std::string& hint = {},
                          const char* code = sqlstate::kInvalidArgument) const {
-    std::string msg = "invalid saga definition " + json::quoted(saga_) + ": ";
+    std::string msg = "invalid saga definition " + quoted(saga_) + ": ";
     if (!where_.empty()) msg += where_ + ": ";
     msg += what;
     throw Error(code, msg, {}, hint);
   }
 
+  std::string quoted(const std::string& s) const { return resolver_.quoted(s); }
+  // An offending value in a message: strings quoted, numbers, booleans and null as JSON
+  // (ASCII), arrays and objects by their kind.
+  std::string describe(const Value& v) const {
+    if (v.is_string()) return quoted(v.get_ref<const std::string&>());
+    if (v.is_primitive()) return v.dump();
+    return std::string("a JSON ") + v.type_name();
+  }
+
  private:
   std::string saga_;
+  Resolver& resolver_;
   std::string where_;
 };
 
 const std::string& text(const Value& v) { return v.get_ref<const std::string&>(); }
-
-// An offending value in a message: scalars as JSON (numbers, booleans and null are
-// ASCII), arrays and objects by their kind.
-std::string describe(const Value& v) {
-  if (v.is_string()) return json::quoted(text(v));
-  if (v.is_primitive()) return v.dump();
-  return std::string("a JSON ") + v.type_name();
-}
 
 void check_keys(const Context& ctx, const Value& obj, std::initializer_list<const char*> allowed,
                 const std::string& where) {
@@ -51,7 +54,7 @@ void check_keys(const Context& ctx, const Value& obj, std::initializer_list<cons
     if (!ok) {
       std::string list;
       for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
-      ctx.fail("unknown key " + json::quoted(m.key()) + where, "Allowed keys: " + list + ".");
+      ctx.fail("unknown key " + ctx.quoted(m.key()) + where, "Allowed keys: " + list + ".");
     }
   }
 }
@@ -59,21 +62,21 @@ void check_keys(const Context& ctx, const Value& obj, std::initializer_list<cons
 int64_t duration(const Context& ctx, Resolver& resolver, const Value& v, const std::string& what,
                  bool allow_zero) {
   if (!v.is_string())
-    ctx.fail(what + " must be a duration string such as \"30 seconds\", not " + describe(v));
+    ctx.fail(what + " must be a duration string such as \"30 seconds\", not " + ctx.describe(v));
   std::optional<int64_t> ms = resolver.duration_ms(text(v));
   if (!ms)
-    ctx.fail(what + " is not a valid duration: " + json::quoted(text(v)),
+    ctx.fail(what + " is not a valid duration: " + ctx.quoted(text(v)),
              "Use an interval such as \"500 milliseconds\", \"30 seconds\" or \"5 minutes\".");
   if (*ms < 0 || (*ms == 0 && !allow_zero))
     ctx.fail(what + " must be " + (allow_zero ? "zero or positive" : "positive") + ", not " +
-             json::quoted(text(v)));
-  if (*ms > kMaxDurationMs) ctx.fail(what + " must not exceed 366 days, not " + json::quoted(text(v)));
+             ctx.quoted(text(v)));
+  if (*ms > kMaxDurationMs) ctx.fail(what + " must not exceed 366 days, not " + ctx.quoted(text(v)));
   return *ms;
 }
 
 Action action(const Context& ctx, Resolver& resolver, const Value& v, const std::string& what) {
   const std::string shape = "{\"function\": \"schema.name\"} or {\"topic\": \"name\", \"command\": \"Name\"}";
-  if (!v.is_object()) ctx.fail(what + " must be " + shape + ", not " + describe(v));
+  if (!v.is_object()) ctx.fail(what + " must be " + shape + ", not " + ctx.describe(v));
   const Value* fn = json::member(v, "function");
   const Value* topic = json::member(v, "topic");
   const Value* command = json::member(v, "command");
@@ -83,7 +86,7 @@ Action action(const Context& ctx, Resolver& resolver, const Value& v, const std:
       ctx.fail(what + " must name either a function or a topic and command, not both", "Use " + shape + ".");
     check_keys(ctx, v, {"function"}, " in " + what);
     if (!fn->is_string() || text(*fn).empty())
-      ctx.fail(what + ".function must be a non-empty string, not " + describe(*fn));
+      ctx.fail(what + ".function must be a non-empty string, not " + ctx.describe(*fn));
     std::string canonical, code, message;
     uint32_t oid = 0;
     if (!resolver.resolve_function(text(*fn), canonical, oid, code, message))
@@ -100,10 +103,11 @@ Action action(const Context& ctx, Resolver& resolver, const Value& v, const std:
   if (topic == nullptr) ctx.fail(what + " has a command but no \"topic\"");
   if (command == nullptr) ctx.fail(what + " has a topic but no \"command\"");
   if (!topic->is_string() || !valid_topic_name(text(*topic)))
-    ctx.fail(what + ".topic " + describe(*topic) + " is not a valid topic name",
+    ctx.fail(what + ".topic " + ctx.describe(*topic) + " is not a valid topic name",
              "Topic names have 1-249 characters of [a-zA-Z0-9._-].");
   if (!command->is_string() || text(*command).empty() || text(*command).size() > kMaxStepNameBytes)
-    ctx.fail(what + ".command must be a non-empty string of at most 128 bytes, not " + describe(*command));
+    ctx.fail(what + ".command must be a non-empty string of at most 128 bytes, not " +
+             ctx.describe(*command));
   a.kind = Action::Kind::kCommand;
   a.topic = text(*topic);
   a.command = text(*command);
@@ -117,12 +121,12 @@ RetryPolicy retry(const Context& ctx, Resolver& resolver, const Value& v) {
     ctx.fail(
         "\"retry\" must be an object such as {\"max_attempts\": 3, \"backoff\": "
         "\"100 milliseconds\", \"max_backoff\": \"10 seconds\"}, not " +
-        describe(v));
+        ctx.describe(v));
   check_keys(ctx, v, {"max_attempts", "backoff", "max_backoff"}, " in \"retry\"");
   if (const Value* n = json::member(v, "max_attempts")) {
     if (!json::is_integer(*n) || json::as_integer(*n) < 1 || json::as_integer(*n) > kMaxAttempts)
       ctx.fail("\"retry\".\"max_attempts\" must be an integer between 1 and " + std::to_string(kMaxAttempts) +
-               ", not " + describe(*n));
+               ", not " + ctx.describe(*n));
     r.max_attempts = static_cast<int>(json::as_integer(*n));
   }
   bool explicit_max = false;
@@ -142,6 +146,8 @@ RetryPolicy retry(const Context& ctx, Resolver& resolver, const Value& v) {
 }
 
 }  // namespace
+
+std::string Resolver::quoted(const std::string& s) { return json::quoted(s); }
 
 int Definition::find_step(const std::string& name) const {
   for (size_t i = 0; i < steps.size(); i++)
@@ -168,10 +174,10 @@ bool valid_saga_name(const std::string& name) {
 }
 
 Definition compile(const std::string& saga_name, const json::Value& def, Resolver& resolver) {
-  Context ctx(saga_name);
+  Context ctx(saga_name, resolver);
   if (!valid_saga_name(saga_name))
     throw Error(sqlstate::kInvalidArgument,
-                "invalid saga name " + json::quoted(saga_name) +
+                "invalid saga name " + resolver.quoted(saga_name) +
                     ": it must have 1-200 bytes, no control characters and no leading or "
                     "trailing spaces");
   if (!def.is_object()) ctx.fail(std::string("the definition must be a JSON object, not ") + def.type_name());
@@ -181,14 +187,14 @@ Definition compile(const std::string& saga_name, const json::Value& def, Resolve
   if (steps == nullptr) ctx.fail("\"steps\" is missing");
   if (!steps->is_array() || steps->empty())
     ctx.fail("\"steps\" must be a non-empty array of steps, not " +
-             (steps->is_array() ? std::string("an empty array") : describe(*steps)));
+             (steps->is_array() ? std::string("an empty array") : ctx.describe(*steps)));
   if (steps->size() > static_cast<size_t>(kMaxSteps))
     ctx.fail("a saga has at most " + std::to_string(kMaxSteps) + " steps, not " +
              std::to_string(steps->size()));
   if (const Value* t = json::member(def, "timeout"); t != nullptr && !t->is_null())
     out.timeout_ms = duration(ctx, resolver, *t, "\"timeout\"", false);
   if (const Value* d = json::member(def, "description"); d != nullptr && !d->is_string() && !d->is_null())
-    ctx.fail("\"description\" must be a string, not " + describe(*d));
+    ctx.fail("\"description\" must be a string, not " + ctx.describe(*d));
 
   for (size_t i = 0; i < steps->size(); i++) {
     const Value& s = (*steps)[i];
@@ -197,7 +203,7 @@ Definition compile(const std::string& saga_name, const json::Value& def, Resolve
     const Value* name = json::member(s, "name");
     if (name == nullptr || !name->is_string() || text(*name).empty())
       ctx.fail("\"name\" must be a non-empty string" +
-               (name ? ", not " + describe(*name) : std::string(" (it is missing)")));
+               (name ? ", not " + ctx.describe(*name) : std::string(" (it is missing)")));
     Step step;
     step.name = text(*name);
     ctx.enter_step(static_cast<int>(i), step.name);
@@ -208,7 +214,7 @@ Definition compile(const std::string& saga_name, const json::Value& def, Resolve
     int dup = out.find_step(step.name);
     if (dup >= 0)
       ctx.fail(
-          "duplicate step name " + json::quoted(step.name) + " (also step " + std::to_string(dup + 1) + ")",
+          "duplicate step name " + ctx.quoted(step.name) + " (also step " + std::to_string(dup + 1) + ")",
           "Step names must be unique within a saga.");
     check_keys(ctx, s, {"name", "action", "compensation", "timeout", "retry"}, "");
     const Value* act = json::member(s, "action");

@@ -56,25 +56,13 @@ json::Value scalar_of(const JsonbValue& v) {
   }
 }
 
-// `s` as a JSON string literal, escaped by PostgreSQL (byte for byte, in any encoding).
-std::string escaped(const std::string& s) {
-  return pg_call([&] {
-    StringInfoData buf;
-    initStringInfo(&buf);
-    escape_json(&buf, s.c_str());
-    std::string out(buf.data, buf.len);
-    pfree(buf.data);
-    return out;
-  });
-}
-
 // Appends `v` as JSON text (json_text).
 void append_json(std::string& out, const json::Value& v) {
   if (v.is_object()) {
     out += '{';
     for (auto it = v.begin(); it != v.end(); ++it) {
       if (it != v.begin()) out += ", ";
-      out += escaped(it.key()) + ": ";
+      out += json_quoted(it.key()) + ": ";
       append_json(out, *it);
     }
     out += '}';
@@ -86,7 +74,7 @@ void append_json(std::string& out, const json::Value& v) {
     }
     out += ']';
   } else if (v.is_string()) {
-    out += escaped(v.get_ref<const std::string&>());
+    out += json_quoted(v.get_ref<const std::string&>());
   } else {
     out += v.dump();  // a number, a boolean or null: ASCII
   }
@@ -102,9 +90,9 @@ std::string events_json(const std::vector<Event>& events) {
       // data is an object: splice the raw JSON in before its closing brace.
       data.pop_back();
       if (data.size() > 1) data += ", ";
-      data += escaped(e.raw_key) + ": " + e.raw_json + "}";
+      data += json_quoted(e.raw_key) + ": " + e.raw_json + "}";
     }
-    out += "{\"type\": " + escaped(e.type) + ", \"data\": " + data + "}";
+    out += "{\"type\": " + json_quoted(e.type) + ", \"data\": " + data + "}";
   }
   return out + "]";
 }
@@ -153,6 +141,17 @@ json::Value value_of_jsonb(Datum jsonb) {
       open.back().push_back(std::move(done));
     }
   }
+}
+
+std::string json_quoted(const std::string& s) {
+  return pg_call([&] {
+    StringInfoData buf;
+    initStringInfo(&buf);
+    escape_json(&buf, s.c_str());
+    std::string out(buf.data, buf.len);
+    pfree(buf.data);
+    return out;
+  });
 }
 
 std::string json_text(const json::Value& v) {

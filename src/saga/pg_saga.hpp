@@ -85,7 +85,9 @@ int64 publish_command(const SagaRow& row, const Action& action, int attempt, boo
 // jsonb as a Value, read token by token (no text in between, no recursion: any depth);
 // numbers as json::number reads numeric's text. Null for 0.
 json::Value value_of_jsonb(Datum jsonb);
-// `v` as JSON text for jsonb_in: strings and keys escaped by PostgreSQL's escape_json,
+// `s` as a JSON string literal, escaped by PostgreSQL's escape_json.
+std::string json_quoted(const std::string& s);
+// `v` as JSON text for jsonb_in: strings and keys as json_quoted writes them,
 // numbers, booleans and null as nlohmann prints them. For the pillar's own values
 // (compiled definitions, audit data): it recurses, one level per nesting level.
 std::string json_text(const json::Value& v);

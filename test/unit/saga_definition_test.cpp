@@ -328,6 +328,23 @@ TEST(SagaDefinition, NamesInMessagesAreJsonQuoted) {
             "CS002 invalid saga definition \"o\\\"k\": unknown key \"x\" at the top level");
 }
 
+// The resolver quotes names and values (the PostgreSQL layer in the database encoding).
+TEST(SagaDefinition, MessagesQuoteThroughTheResolver) {
+  struct Angled : FakeResolver {
+    std::string quoted(const std::string& s) override { return "<" + s + ">"; }
+  } r;
+  try {
+    compile("order", json::Value::parse(R"({"steps": [{"name": "a", "action": {"function": "reserve"},
+                                                      "timeout": "soon"}]})"),
+            r);
+    FAIL() << "no error";
+  } catch (const pgc::Error& e) {
+    EXPECT_STREQ(
+        e.what(),
+        "invalid saga definition <order>: step 1 (<a>): \"timeout\" is not a valid duration: <soon>");
+  }
+}
+
 TEST(SagaDefinition, TopicNames) {
   using pgc::saga::valid_topic_name;
   EXPECT_TRUE(valid_topic_name("inventory.commands"));
