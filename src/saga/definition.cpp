@@ -44,6 +44,7 @@ class Context {
   std::string where_;
 };
 
+// The string held by `v` (checked to be a string before).
 const std::string& text(const Value& v) { return v.get_ref<const std::string&>(); }
 
 void check_keys(const Context& ctx, const Value& obj, std::initializer_list<const char*> allowed,

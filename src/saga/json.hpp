@@ -3,8 +3,9 @@
 // and its last value, as in jsonb). Pure C++: no PostgreSQL headers.
 //
 // Strings hold bytes in the database encoding, which need not be UTF-8. nlohmann's
-// parser and dump() accept only UTF-8, so values cross into and out of PostgreSQL through
-// jsonb and PostgreSQL's own escaping (pg_saga.hpp), never through parse() or dump().
+// parser and its dump() of strings accept only UTF-8, so values cross into and out of
+// PostgreSQL through jsonb and PostgreSQL's own escaping (pg_saga.hpp): the backend hands
+// nlohmann only ASCII (numeric's text to read; numbers, booleans and null to print).
 #pragma once
 
 #include <cstdint>
