@@ -69,7 +69,6 @@ PG_SRCS += src/saga/workers.cpp
 # --- two-phase commit ----------------------------------------------------------
 CORE_SRCS += src/twopc/decision.cpp
 CORE_SRCS += src/twopc/gid.cpp
-CORE_SRCS += src/twopc/row_json.cpp
 CORE_SRCS += src/twopc/savepoints.cpp
 CORE_SRCS += src/twopc/statement.cpp
 PG_SRCS += src/twopc/coordinator.cpp
@@ -77,6 +76,7 @@ PG_SRCS += src/twopc/functions.cpp
 PG_SRCS += src/twopc/ops.cpp
 PG_SRCS += src/twopc/recovery.cpp
 PG_SRCS += src/twopc/remote.cpp
+PG_SRCS += src/twopc/row_json.cpp
 PG_SRCS += src/twopc/settings.cpp
 PG_SRCS += src/twopc/state.cpp
 

@@ -125,6 +125,14 @@ SELECT pg_temp.err($$SELECT consistency.define_saga('bad', '{"steps": [{"name": 
 SELECT pg_temp.err($$SELECT consistency.define_saga('bad', '{"steps": [{"name": "a", "action": {"function": "shop.complete"}, "retry": {"max_attempts": 0}}]}')$$);
 SELECT pg_temp.err($$SELECT consistency.define_saga('bad', '{"steps": [{"name": "a", "action": {"function": "shop.complete"}, "retry": {"max_attempts": 1.5}}]}')$$);
 SELECT pg_temp.err($$SELECT consistency.define_saga('bad', '{"steps": [{"name": "a", "action": {"function": "shop.complete"}, "retry": {"max_attempts": 5000}}]}')$$);
+-- Numbers are read from jsonb's numeric: an integral 3.0 is an integer, 2^63 and a number
+-- past a double's range are shown; nesting has no depth limit of its own; names keep
+-- their characters.
+SELECT pg_temp.err($$SELECT consistency.define_saga('bad', '{"steps": [{"name": "a", "action": {"function": "shop.complete"}, "retry": {"max_attempts": 3.0, "backoff": "soon"}}]}')$$);
+SELECT pg_temp.err($$SELECT consistency.define_saga('bad', '{"steps": [{"name": "a", "action": {"function": "shop.complete"}, "retry": {"max_attempts": 9223372036854775808}}]}')$$);
+SELECT pg_temp.err($$SELECT consistency.define_saga('bad', '{"steps": [{"name": "a", "action": {"function": "shop.complete"}, "retry": {"max_attempts": 1e400}}]}')$$);
+SELECT pg_temp.err(format('SELECT consistency.define_saga(%L, %L)', 'bad', '{"steps": [{"name": "a", "action": {"function": "shop.complete"}}], "x": ' || repeat('[', 1000) || repeat(']', 1000) || '}'));
+SELECT pg_temp.err($$SELECT consistency.define_saga('bad', '{"steps": [{"name": "é\"", "action": {"function": "shop.complete"}}, {"name": "é\"", "action": {"function": "shop.complete"}}]}')$$);
 SELECT pg_temp.err($$SELECT consistency.define_saga('bad', '{"steps": [{"name": "a", "action": {"function": "shop.complete"}, "retry": {"backoff": "10 s", "max_backoff": "1 s"}}]}')$$);
 SELECT pg_temp.err($$SELECT consistency.define_saga('bad', '{"steps": [{"name": "a", "action": {"function": "shop.complete"}, "retry": {"backoff": "-5 ms"}}]}')$$);
 SELECT pg_temp.err($$SELECT consistency.define_saga('bad', '{"steps": [{"name": "a", "action": {"function": "shop.complete"}, "retry": {"tries": 2}}]}')$$);

@@ -73,6 +73,13 @@ SELECT * FROM twopc_remote ORDER BY id;
 SELECT * FROM consistency.remote_query('self',
   $$SELECT id, note, id * 1.5 AS x, id = 1 AS first, NULL::text AS nothing,
            '{"a": [1]}'::jsonb AS j, 'NaN'::float8 AS nan FROM twopc_remote ORDER BY id$$);
+-- Names and values are escaped by PostgreSQL (quotes, backslashes, control characters);
+-- numbers of any size stay numbers, NaN and infinities become strings.
+SELECT * FROM consistency.remote_query('self',
+  $$SELECT E'q"b\\s/\n\t\r\b\f\x01\x1f' || 'é' AS "odd ""name""", 9223372036854775807::int8 AS big,
+           1.50 AS dec, ('1' || repeat('0', 30))::numeric AS huge, '-Infinity'::float8 AS minf,
+           'NaN'::numeric AS nan, 1e100::float8 AS f, '[true]'::json AS js, '{1,2}'::int[] AS arr,
+           ''::text AS empty$$);
 SELECT consistency.remote_exec('self', 'UPDATE twopc_remote SET note = note WHERE id > 0') AS updated;
 SELECT consistency.remote_exec('self', 'SELECT * FROM twopc_remote') AS selected;
 SELECT consistency.remote_exec('self', 'CREATE INDEX ON twopc_remote (note)') AS utility;

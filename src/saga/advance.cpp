@@ -97,7 +97,7 @@ bool process(SagaRow& row, BatchStats& st, int max_steps) {
           r = in_subtransaction([&] { outbox_id = publish_command(row, a, attempt.attempts, compensating); });
           if (r.ok()) {
             t = command_sent(attempt, def, GetCurrentTimestamp());
-            t.events.front().data.set("outbox_id", json::Value::integer(outbox_id));
+            t.events.front().data["outbox_id"] = outbox_id;
             waiting = true;
           } else {
             failure = "could not send command \"" + a.command + "\": " + r.error;

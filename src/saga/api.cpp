@@ -58,6 +58,7 @@ std::string pg_message(const PgError& e) {
 // Catalog questions of definition validation, answered as the calling role.
 class PgResolver : public saga::Resolver {
  public:
+  std::string quoted(const std::string& s) override { return sp::json_quoted(s); }
   std::optional<int64_t> duration_ms(const std::string& text) override {
     Interval iv{};
     try {
@@ -218,10 +219,9 @@ PGC_FUNCTION(pgc_define_saga) {
   std::string name = text_arg(fcinfo, 0, "saga name");
   if (PG_ARGISNULL(1)) throw pgc::invalid_argument("saga definition must not be NULL");
   Datum definition = PG_GETARG_DATUM(1);
-  std::string text = sp::jsonb_text(definition);
   PgResolver resolver;
-  saga::Definition def = saga::compile(name, saga::json::parse(text), resolver);
-  std::string compiled = saga::to_compiled_json(def).dump();
+  saga::Definition def = saga::compile(name, sp::value_of_jsonb(definition), resolver);
+  std::string compiled = sp::json_text(saga::to_compiled_json(def));
   Oid caller = GetUserId();
 
   static SavedPlan lock_plan("SELECT pg_catalog.pg_advisory_xact_lock(8317, pg_catalog.hashtext($1))",
@@ -377,10 +377,9 @@ PGC_FUNCTION(pgc_start_saga) {
 
   saga::Event started{
       "SagaStarted",
-      saga::json::Value::object()
-          .set("name", saga::json::Value::string(name))
-          .set("definition_version", saga::json::Value::integer(version))
-          .set("idempotency_key", has_key ? saga::json::Value::string(key) : saga::json::Value::null()),
+      saga::json::Value::object({{"name", name},
+                                 {"definition_version", version},
+                                 {"idempotency_key", has_key ? saga::json::Value(key) : nullptr}}),
       sp::jsonb_text(input), "input"};
   sp::append_audit(id_text, {started}, true);
   spi_finish();

@@ -11,55 +11,51 @@ namespace {
 using json::Value;
 
 // Builds messages such as: invalid saga definition "order": step 2 ("pay"): "timeout" ...
+// Names and values are quoted by the resolver (the database's encoding).
 class Context {
  public:
-  explicit Context(const std::string& saga) : saga_(saga) {}
+  Context(const std::string& saga, Resolver& resolver) : saga_(saga), resolver_(resolver) {}
   void enter_step(int index, const std::string& name) {
     where_ = "step " + std::to_string(index + 1);
-    if (!name.empty()) {
-      where_ += " (";
-      json::append_quoted(where_, name);
-      where_ += ")";
-    }
+    if (!name.empty()) where_ += " (" + quoted(name) + ")";
   }
   void leave_step() { where_.clear(); }
 
   [[noreturn]] void fail(const std::string& what, const std::string& hint = {},
                          const char* code = sqlstate::kInvalidArgument) const {
-    std::string msg = "invalid saga definition ";
-    json::append_quoted(msg, saga_);
-    msg += ": ";
+    std::string msg = "invalid saga definition " + quoted(saga_) + ": ";
     if (!where_.empty()) msg += where_ + ": ";
     msg += what;
     throw Error(code, msg, {}, hint);
   }
 
+  std::string quoted(const std::string& s) const { return resolver_.quoted(s); }
+  // An offending value in a message: strings quoted, numbers, booleans and null as JSON
+  // (ASCII), arrays and objects by their kind.
+  std::string describe(const Value& v) const {
+    if (v.is_string()) return quoted(v.get_ref<const std::string&>());
+    if (v.is_primitive()) return v.dump();
+    return std::string("a JSON ") + v.type_name();
+  }
+
  private:
   std::string saga_;
+  Resolver& resolver_;
   std::string where_;
 };
 
-std::string quoted(const std::string& s) {
-  std::string out;
-  json::append_quoted(out, s);
-  return out;
-}
-
-std::string describe(const Value& v) {
-  if (v.is_string()) return quoted(v.as_string());
-  if (v.is_number() || v.is_bool() || v.is_null()) return v.dump();
-  return std::string("a JSON ") + v.kind_name();
-}
+// The string held by `v` (checked to be a string before).
+const std::string& text(const Value& v) { return v.get_ref<const std::string&>(); }
 
 void check_keys(const Context& ctx, const Value& obj, std::initializer_list<const char*> allowed,
                 const std::string& where) {
-  for (const auto& m : obj.members()) {
+  for (auto m = obj.begin(); m != obj.end(); ++m) {
     bool ok = false;
-    for (const char* a : allowed) ok |= m.first == a;
+    for (const char* a : allowed) ok |= m.key() == a;
     if (!ok) {
       std::string list;
       for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
-      ctx.fail("unknown key " + quoted(m.first) + where, "Allowed keys: " + list + ".");
+      ctx.fail("unknown key " + ctx.quoted(m.key()) + where, "Allowed keys: " + list + ".");
     }
   }
 }
@@ -67,34 +63,34 @@ void check_keys(const Context& ctx, const Value& obj, std::initializer_list<cons
 int64_t duration(const Context& ctx, Resolver& resolver, const Value& v, const std::string& what,
                  bool allow_zero) {
   if (!v.is_string())
-    ctx.fail(what + " must be a duration string such as \"30 seconds\", not " + describe(v));
-  std::optional<int64_t> ms = resolver.duration_ms(v.as_string());
+    ctx.fail(what + " must be a duration string such as \"30 seconds\", not " + ctx.describe(v));
+  std::optional<int64_t> ms = resolver.duration_ms(text(v));
   if (!ms)
-    ctx.fail(what + " is not a valid duration: " + quoted(v.as_string()),
+    ctx.fail(what + " is not a valid duration: " + ctx.quoted(text(v)),
              "Use an interval such as \"500 milliseconds\", \"30 seconds\" or \"5 minutes\".");
   if (*ms < 0 || (*ms == 0 && !allow_zero))
     ctx.fail(what + " must be " + (allow_zero ? "zero or positive" : "positive") + ", not " +
-             quoted(v.as_string()));
-  if (*ms > kMaxDurationMs) ctx.fail(what + " must not exceed 366 days, not " + quoted(v.as_string()));
+             ctx.quoted(text(v)));
+  if (*ms > kMaxDurationMs) ctx.fail(what + " must not exceed 366 days, not " + ctx.quoted(text(v)));
   return *ms;
 }
 
 Action action(const Context& ctx, Resolver& resolver, const Value& v, const std::string& what) {
   const std::string shape = "{\"function\": \"schema.name\"} or {\"topic\": \"name\", \"command\": \"Name\"}";
-  if (!v.is_object()) ctx.fail(what + " must be " + shape + ", not " + describe(v));
-  const Value* fn = v.find("function");
-  const Value* topic = v.find("topic");
-  const Value* command = v.find("command");
+  if (!v.is_object()) ctx.fail(what + " must be " + shape + ", not " + ctx.describe(v));
+  const Value* fn = json::member(v, "function");
+  const Value* topic = json::member(v, "topic");
+  const Value* command = json::member(v, "command");
   Action a;
   if (fn != nullptr) {
     if (topic != nullptr || command != nullptr)
       ctx.fail(what + " must name either a function or a topic and command, not both", "Use " + shape + ".");
     check_keys(ctx, v, {"function"}, " in " + what);
-    if (!fn->is_string() || fn->as_string().empty())
-      ctx.fail(what + ".function must be a non-empty string, not " + describe(*fn));
+    if (!fn->is_string() || text(*fn).empty())
+      ctx.fail(what + ".function must be a non-empty string, not " + ctx.describe(*fn));
     std::string canonical, code, message;
     uint32_t oid = 0;
-    if (!resolver.resolve_function(fn->as_string(), canonical, oid, code, message))
+    if (!resolver.resolve_function(text(*fn), canonical, oid, code, message))
       ctx.fail(what + ": " + message,
                "A step function has the signature fn(saga_id uuid, data jsonb) RETURNS jsonb.",
                code.empty() ? sqlstate::kInvalidArgument : code.c_str());
@@ -107,15 +103,15 @@ Action action(const Context& ctx, Resolver& resolver, const Value& v, const std:
   check_keys(ctx, v, {"topic", "command"}, " in " + what);
   if (topic == nullptr) ctx.fail(what + " has a command but no \"topic\"");
   if (command == nullptr) ctx.fail(what + " has a topic but no \"command\"");
-  if (!topic->is_string() || !valid_topic_name(topic->as_string()))
-    ctx.fail(what + ".topic " + describe(*topic) + " is not a valid topic name",
+  if (!topic->is_string() || !valid_topic_name(text(*topic)))
+    ctx.fail(what + ".topic " + ctx.describe(*topic) + " is not a valid topic name",
              "Topic names have 1-249 characters of [a-zA-Z0-9._-].");
-  if (!command->is_string() || command->as_string().empty() ||
-      command->as_string().size() > kMaxStepNameBytes)
-    ctx.fail(what + ".command must be a non-empty string of at most 128 bytes, not " + describe(*command));
+  if (!command->is_string() || text(*command).empty() || text(*command).size() > kMaxStepNameBytes)
+    ctx.fail(what + ".command must be a non-empty string of at most 128 bytes, not " +
+             ctx.describe(*command));
   a.kind = Action::Kind::kCommand;
-  a.topic = topic->as_string();
-  a.command = command->as_string();
+  a.topic = text(*topic);
+  a.command = text(*command);
   return a;
 }
 
@@ -126,18 +122,18 @@ RetryPolicy retry(const Context& ctx, Resolver& resolver, const Value& v) {
     ctx.fail(
         "\"retry\" must be an object such as {\"max_attempts\": 3, \"backoff\": "
         "\"100 milliseconds\", \"max_backoff\": \"10 seconds\"}, not " +
-        describe(v));
+        ctx.describe(v));
   check_keys(ctx, v, {"max_attempts", "backoff", "max_backoff"}, " in \"retry\"");
-  if (const Value* n = v.find("max_attempts")) {
-    if (!n->is_integer() || n->as_integer() < 1 || n->as_integer() > kMaxAttempts)
+  if (const Value* n = json::member(v, "max_attempts")) {
+    if (!json::is_integer(*n) || json::as_integer(*n) < 1 || json::as_integer(*n) > kMaxAttempts)
       ctx.fail("\"retry\".\"max_attempts\" must be an integer between 1 and " + std::to_string(kMaxAttempts) +
-               ", not " + describe(*n));
-    r.max_attempts = static_cast<int>(n->as_integer());
+               ", not " + ctx.describe(*n));
+    r.max_attempts = static_cast<int>(json::as_integer(*n));
   }
   bool explicit_max = false;
-  if (const Value* b = v.find("backoff"))
+  if (const Value* b = json::member(v, "backoff"))
     r.backoff_ms = duration(ctx, resolver, *b, "\"retry\".\"backoff\"", true);
-  if (const Value* b = v.find("max_backoff")) {
+  if (const Value* b = json::member(v, "max_backoff")) {
     r.max_backoff_ms = duration(ctx, resolver, *b, "\"retry\".\"max_backoff\"", true);
     explicit_max = true;
   }
@@ -151,6 +147,8 @@ RetryPolicy retry(const Context& ctx, Resolver& resolver, const Value& v) {
 }
 
 }  // namespace
+
+std::string Resolver::quoted(const std::string& s) { return json::quoted(s); }
 
 int Definition::find_step(const std::string& name) const {
   for (size_t i = 0; i < steps.size(); i++)
@@ -177,38 +175,38 @@ bool valid_saga_name(const std::string& name) {
 }
 
 Definition compile(const std::string& saga_name, const json::Value& def, Resolver& resolver) {
-  Context ctx(saga_name);
+  Context ctx(saga_name, resolver);
   if (!valid_saga_name(saga_name))
     throw Error(sqlstate::kInvalidArgument,
-                "invalid saga name " + quoted(saga_name) +
+                "invalid saga name " + resolver.quoted(saga_name) +
                     ": it must have 1-200 bytes, no control characters and no leading or "
                     "trailing spaces");
-  if (!def.is_object()) ctx.fail(std::string("the definition must be a JSON object, not ") + def.kind_name());
+  if (!def.is_object()) ctx.fail(std::string("the definition must be a JSON object, not ") + def.type_name());
   check_keys(ctx, def, {"steps", "timeout", "description"}, " at the top level");
   Definition out;
-  const Value* steps = def.find("steps");
+  const Value* steps = json::member(def, "steps");
   if (steps == nullptr) ctx.fail("\"steps\" is missing");
-  if (!steps->is_array() || steps->items().empty())
+  if (!steps->is_array() || steps->empty())
     ctx.fail("\"steps\" must be a non-empty array of steps, not " +
-             (steps->is_array() ? std::string("an empty array") : describe(*steps)));
-  if (steps->items().size() > static_cast<size_t>(kMaxSteps))
+             (steps->is_array() ? std::string("an empty array") : ctx.describe(*steps)));
+  if (steps->size() > static_cast<size_t>(kMaxSteps))
     ctx.fail("a saga has at most " + std::to_string(kMaxSteps) + " steps, not " +
-             std::to_string(steps->items().size()));
-  if (const Value* t = def.find("timeout"); t != nullptr && !t->is_null())
+             std::to_string(steps->size()));
+  if (const Value* t = json::member(def, "timeout"); t != nullptr && !t->is_null())
     out.timeout_ms = duration(ctx, resolver, *t, "\"timeout\"", false);
-  if (const Value* d = def.find("description"); d != nullptr && !d->is_string() && !d->is_null())
-    ctx.fail("\"description\" must be a string, not " + describe(*d));
+  if (const Value* d = json::member(def, "description"); d != nullptr && !d->is_string() && !d->is_null())
+    ctx.fail("\"description\" must be a string, not " + ctx.describe(*d));
 
-  for (size_t i = 0; i < steps->items().size(); i++) {
-    const Value& s = steps->items()[i];
+  for (size_t i = 0; i < steps->size(); i++) {
+    const Value& s = (*steps)[i];
     ctx.enter_step(static_cast<int>(i), "");
-    if (!s.is_object()) ctx.fail(std::string("a step must be a JSON object, not ") + s.kind_name());
-    const Value* name = s.find("name");
-    if (name == nullptr || !name->is_string() || name->as_string().empty())
+    if (!s.is_object()) ctx.fail(std::string("a step must be a JSON object, not ") + s.type_name());
+    const Value* name = json::member(s, "name");
+    if (name == nullptr || !name->is_string() || text(*name).empty())
       ctx.fail("\"name\" must be a non-empty string" +
-               (name ? ", not " + describe(*name) : std::string(" (it is missing)")));
+               (name ? ", not " + ctx.describe(*name) : std::string(" (it is missing)")));
     Step step;
-    step.name = name->as_string();
+    step.name = text(*name);
     ctx.enter_step(static_cast<int>(i), step.name);
     if (step.name.size() > kMaxStepNameBytes)
       ctx.fail("a step name has at most " + std::to_string(kMaxStepNameBytes) + " bytes");
@@ -216,17 +214,18 @@ Definition compile(const std::string& saga_name, const json::Value& def, Resolve
       if (c < 0x20 || c == 0x7f) ctx.fail("a step name must not contain control characters");
     int dup = out.find_step(step.name);
     if (dup >= 0)
-      ctx.fail("duplicate step name " + quoted(step.name) + " (also step " + std::to_string(dup + 1) + ")",
-               "Step names must be unique within a saga.");
+      ctx.fail(
+          "duplicate step name " + ctx.quoted(step.name) + " (also step " + std::to_string(dup + 1) + ")",
+          "Step names must be unique within a saga.");
     check_keys(ctx, s, {"name", "action", "compensation", "timeout", "retry"}, "");
-    const Value* act = s.find("action");
+    const Value* act = json::member(s, "action");
     if (act == nullptr) ctx.fail("\"action\" is missing");
     step.action = action(ctx, resolver, *act, "\"action\"");
-    if (const Value* c = s.find("compensation"); c != nullptr && !c->is_null())
+    if (const Value* c = json::member(s, "compensation"); c != nullptr && !c->is_null())
       step.compensation = action(ctx, resolver, *c, "\"compensation\"");
-    if (const Value* t = s.find("timeout"); t != nullptr && !t->is_null())
+    if (const Value* t = json::member(s, "timeout"); t != nullptr && !t->is_null())
       step.timeout_ms = duration(ctx, resolver, *t, "\"timeout\"", false);
-    if (const Value* r = s.find("retry")) step.retry = retry(ctx, resolver, *r);
+    if (const Value* r = json::member(s, "retry")) step.retry = retry(ctx, resolver, *r);
     out.steps.push_back(std::move(step));
   }
   return out;
@@ -237,32 +236,30 @@ namespace {
 Value action_json(const Action& a) {
   switch (a.kind) {
     case Action::Kind::kNone:
-      return Value::null();
+      return nullptr;
     case Action::Kind::kFunction:
-      return Value::object()
-          .set("function", Value::string(a.function))
-          .set("oid", Value::integer(static_cast<int64_t>(a.function_oid)));
+      return Value::object({{"function", a.function}, {"oid", static_cast<int64_t>(a.function_oid)}});
     case Action::Kind::kCommand:
-      return Value::object().set("topic", Value::string(a.topic)).set("command", Value::string(a.command));
+      return Value::object({{"topic", a.topic}, {"command", a.command}});
   }
-  return Value::null();
+  return nullptr;
 }
 
-Value limit_json(int64_t ms) { return ms == kNoLimit ? Value::null() : Value::integer(ms); }
+Value limit_json(int64_t ms) { return ms == kNoLimit ? Value() : Value(ms); }
 
 [[noreturn]] void bad_compiled(const std::string& what) {
   throw Error(sqlstate::kInternal, "malformed compiled saga definition: " + what);
 }
 
 const Value& need(const Value& obj, const char* key) {
-  const Value* v = obj.find(key);
+  const Value* v = json::member(obj, key);
   if (v == nullptr) bad_compiled(std::string("missing \"") + key + "\"");
   return *v;
 }
 
 int64_t int_of(const Value& v, const char* what) {
-  if (!v.is_integer()) bad_compiled(std::string(what) + " is not an integer");
-  return v.as_integer();
+  if (!json::is_integer(v)) bad_compiled(std::string(what) + " is not an integer");
+  return json::as_integer(v);
 }
 
 int64_t limit_of(const Value& v, const char* what) { return v.is_null() ? kNoLimit : int_of(v, what); }
@@ -270,16 +267,16 @@ int64_t limit_of(const Value& v, const char* what) { return v.is_null() ? kNoLim
 Action action_of(const Value& v) {
   Action a;
   if (v.is_null()) return a;
-  if (const Value* fn = v.find("function")) {
+  if (const Value* fn = json::member(v, "function")) {
     if (!fn->is_string()) bad_compiled("function is not a string");
     a.kind = Action::Kind::kFunction;
-    a.function = fn->as_string();
+    a.function = text(*fn);
     // Definitions compiled before functions were stored by OID have none: their steps
     // fail (the worker never resolves a name at run time) until the saga is redefined.
-    if (const Value* oid = v.find("oid")) {
-      if (!oid->is_integer() || oid->as_integer() < 0 || oid->as_integer() > 0xFFFFFFFFLL)
+    if (const Value* oid = json::member(v, "oid")) {
+      if (!json::is_integer(*oid) || json::as_integer(*oid) < 0 || json::as_integer(*oid) > 0xFFFFFFFFLL)
         bad_compiled("function oid is not an OID");
-      a.function_oid = static_cast<uint32_t>(oid->as_integer());
+      a.function_oid = static_cast<uint32_t>(json::as_integer(*oid));
     }
     return a;
   }
@@ -287,8 +284,8 @@ Action action_of(const Value& v) {
   const Value& command = need(v, "command");
   if (!topic.is_string() || !command.is_string()) bad_compiled("topic/command not strings");
   a.kind = Action::Kind::kCommand;
-  a.topic = topic.as_string();
-  a.command = command.as_string();
+  a.topic = text(topic);
+  a.command = text(command);
   return a;
 }
 
@@ -297,30 +294,29 @@ Action action_of(const Value& v) {
 json::Value to_compiled_json(const Definition& def) {
   Value steps = Value::array();
   for (const Step& s : def.steps) {
-    steps.push(Value::object()
-                   .set("name", Value::string(s.name))
-                   .set("action", action_json(s.action))
-                   .set("compensation", action_json(s.compensation))
-                   .set("timeout_ms", limit_json(s.timeout_ms))
-                   .set("retry", Value::object()
-                                     .set("max_attempts", Value::integer(s.retry.max_attempts))
-                                     .set("backoff_ms", Value::integer(s.retry.backoff_ms))
-                                     .set("max_backoff_ms", Value::integer(s.retry.max_backoff_ms))));
+    Value retry = Value::object({{"max_attempts", s.retry.max_attempts},
+                                 {"backoff_ms", s.retry.backoff_ms},
+                                 {"max_backoff_ms", s.retry.max_backoff_ms}});
+    steps.push_back(Value::object({{"name", s.name},
+                                   {"action", action_json(s.action)},
+                                   {"compensation", action_json(s.compensation)},
+                                   {"timeout_ms", limit_json(s.timeout_ms)},
+                                   {"retry", std::move(retry)}}));
   }
-  return Value::object().set("steps", std::move(steps)).set("timeout_ms", limit_json(def.timeout_ms));
+  return Value::object({{"steps", std::move(steps)}, {"timeout_ms", limit_json(def.timeout_ms)}});
 }
 
 Definition from_compiled_json(const json::Value& compiled) {
   Definition def;
   if (!compiled.is_object()) bad_compiled("not an object");
   const Value& steps = need(compiled, "steps");
-  if (!steps.is_array() || steps.items().empty()) bad_compiled("no steps");
+  if (!steps.is_array() || steps.empty()) bad_compiled("no steps");
   def.timeout_ms = limit_of(need(compiled, "timeout_ms"), "timeout_ms");
-  for (const Value& s : steps.items()) {
+  for (const Value& s : steps) {
     Step step;
     const Value& name = need(s, "name");
     if (!name.is_string()) bad_compiled("step name is not a string");
-    step.name = name.as_string();
+    step.name = text(name);
     step.action = action_of(need(s, "action"));
     if (step.action.is_none()) bad_compiled("step without an action");
     step.compensation = action_of(need(s, "compensation"));

@@ -66,6 +66,10 @@ class Resolver {
   // else sets `sqlstate` and `message` (naming the function).
   virtual bool resolve_function(const std::string& name, std::string& canonical, uint32_t& oid,
                                 std::string& sqlstate, std::string& message) = 0;
+  // `s` (a name or value from the definition) as a JSON string literal for messages. By
+  // default json::quoted, which needs UTF-8; the PostgreSQL layer escapes byte for byte
+  // in the database encoding.
+  virtual std::string quoted(const std::string& s);
 };
 
 // Kafka's rule for topic names: 1-249 characters of [a-zA-Z0-9._-].

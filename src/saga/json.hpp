@@ -1,82 +1,43 @@
-// A small JSON value with a parser and a serializer, for saga definitions and audit
-// events. Pure C++: no PostgreSQL headers. Objects keep their members in input order.
+// JSON values of saga definitions and audit events: nlohmann/json's ordered_json, so
+// objects keep their members in the order given (a repeated key keeps its first place
+// and its last value, as in jsonb). Pure C++: no PostgreSQL headers.
+//
+// Strings hold bytes in the database encoding, which need not be UTF-8. nlohmann's
+// parser and its dump() of strings accept only UTF-8, so values cross into and out of
+// PostgreSQL through jsonb and PostgreSQL's own escaping (pg_saga.hpp): the backend hands
+// nlohmann only ASCII (numeric's text to read; numbers, booleans and null to print).
 #pragma once
 
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <string_view>
-#include <utility>
-#include <vector>
+
+// PostgreSQL's port.h defines snprintf as pg_snprintf, which <cstdio> does not declare in
+// std when it was included first; nlohmann/json calls std::snprintf.
+#pragma push_macro("snprintf")
+#undef snprintf
+#include <nlohmann/json.hpp>
+#pragma pop_macro("snprintf")
 
 namespace pgc::saga::json {
 
-class Value {
- public:
-  enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };
-  using Member = std::pair<std::string, Value>;
+using Value = nlohmann::ordered_json;
 
-  Value() = default;
-  static Value null() { return Value(); }
-  static Value boolean(bool b);
-  static Value number(double d);
-  static Value integer(int64_t i);
-  static Value string(std::string s);
-  static Value array();
-  static Value object();
+// Member `key` of object `v`; nullptr when it is absent or `v` is not an object.
+const Value* member(const Value& v, std::string_view key);
 
-  Kind kind() const { return kind_; }
-  bool is_null() const { return kind_ == Kind::kNull; }
-  bool is_bool() const { return kind_ == Kind::kBool; }
-  bool is_number() const { return kind_ == Kind::kNumber; }
-  bool is_string() const { return kind_ == Kind::kString; }
-  bool is_array() const { return kind_ == Kind::kArray; }
-  bool is_object() const { return kind_ == Kind::kObject; }
-  // A number with no fractional part that fits an int64.
-  bool is_integer() const;
+// A number with no fractional part that fits an int64: 3 and 3.0, not 1.5 or 2^63.
+bool is_integer(const Value& v);
+// The value of a number for which is_integer holds; 0 for anything else.
+int64_t as_integer(const Value& v);
 
-  bool as_bool() const { return bool_; }
-  double as_number() const { return number_; }
-  int64_t as_integer() const;
-  const std::string& as_string() const { return string_; }
-  const std::vector<Value>& items() const { return items_; }
-  const std::vector<Member>& members() const { return members_; }
+// The number written `text` (JSON number syntax, as PostgreSQL's numeric prints it).
+// Integers that fit an int64 stay exact; a magnitude beyond a double's range becomes
+// the largest double of that sign instead of an error.
+Value number(std::string_view text);
 
-  // Object access: nullptr when absent (or when this is not an object).
-  const Value* find(std::string_view key) const;
-  // Builders; they return *this so calls chain.
-  Value& set(std::string key, Value v);  // replaces an existing key
-  Value& push(Value v);
-
-  std::string dump() const;
-  // Name of the kind for messages: "null", "boolean", "number", "string", "array", "object".
-  const char* kind_name() const;
-
- private:
-  Kind kind_ = Kind::kNull;
-  bool bool_ = false;
-  double number_ = 0;
-  std::string raw_number_;  // the number's text as written, so integers round-trip exactly
-  std::string string_;
-  std::vector<Value> items_;
-  std::vector<Member> members_;
-
-  friend class Parser;
-};
-
-// Parses one JSON document (RFC 8259). Throws ParseError with the byte offset on any
-// malformed input; nesting deeper than `max_depth` is refused rather than recursed into.
-class ParseError : public std::runtime_error {
- public:
-  ParseError(const std::string& message, size_t offset) : std::runtime_error(message), offset_(offset) {}
-  size_t offset() const { return offset_; }
-
- private:
-  size_t offset_;
-};
-Value parse(std::string_view text, int max_depth = 64);
-
-// Appends `s` as a JSON string literal (with quotes) to `out`.
-void append_quoted(std::string& out, std::string_view s);
+// `s` as a JSON string literal, for messages. A byte sequence that is not UTF-8 (a
+// database in another encoding) shows as U+FFFD.
+std::string quoted(std::string_view s);
 
 }  // namespace pgc::saga::json

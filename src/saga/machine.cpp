@@ -1,6 +1,7 @@
 #include "saga/machine.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 #include "common/backoff.hpp"
 #include "common/error.hpp"
@@ -36,10 +37,11 @@ int previous_compensable(const Definition& def, int from) {
   return -1;
 }
 
-Value step_data(const Definition& def, int step, int attempt) {
-  return Value::object()
-      .set("step", Value::string(step_at(def, step).name))
-      .set("attempt", Value::integer(attempt));
+// {"step": <name>, "attempt": n} followed by the members of `more`.
+Value step_data(const Definition& def, int step, int attempt, const Value& more = Value::object()) {
+  Value data = Value::object({{"step", step_at(def, step).name}, {"attempt", attempt}});
+  data.update(more);
+  return data;
 }
 
 [[noreturn]] void illegal(const std::string& message) { throw Error(sqlstate::kIllegalTransition, message); }
@@ -48,6 +50,19 @@ void require_attempt_running(const State& s, const char* what) {
   if (!is_active(s.status) || s.attempts < 1)
     throw Error(sqlstate::kInternal, std::string("saga state machine: ") + what +
                                          " without a running attempt (status " + status_name(s.status) + ")");
+}
+
+// Nothing (more) to compensate after the failure of `n.failed_step`: the saga ends
+// compensated, `compensated` steps undone.
+void end_compensated(Transition& t, const Definition& def, int compensated) {
+  State& n = t.state;
+  n.status = Status::kCompensated;
+  n.step = n.failed_step;
+  n.next_run_at = kNever;
+  t.events.push_back(
+      {"SagaCompensated",
+       Value::object({{"failed_step", step_at(def, n.failed_step).name}, {"compensated_steps", compensated}}),
+       {}});
 }
 
 // From a step that failed for good: compensate completed steps in reverse order.
@@ -60,24 +75,16 @@ void start_compensation(Transition& t, const Definition& def, int failed_step, i
   n.deadline = kNever;  // compensations must finish, whatever the saga's timeout
   int first = previous_compensable(def, failed_step);
   if (first < 0) {
-    n.status = Status::kCompensated;
-    n.step = failed_step;
-    n.next_run_at = kNever;
-    t.events.push_back({"SagaCompensated",
-                        Value::object()
-                            .set("failed_step", Value::string(step_at(def, failed_step).name))
-                            .set("compensated_steps", Value::integer(0)),
-                        {}});
+    end_compensated(t, def, 0);
     return;
   }
   n.status = Status::kCompensating;
   n.step = first;
   n.next_run_at = now;
   t.events.push_back({"CompensationStarted",
-                      Value::object()
-                          .set("failed_step", Value::string(step_at(def, failed_step).name))
-                          .set("error", Value::string(error))
-                          .set("first", Value::string(step_at(def, first).name)),
+                      Value::object({{"failed_step", step_at(def, failed_step).name},
+                                     {"error", error},
+                                     {"first", step_at(def, first).name}}),
                       {}});
 }
 
@@ -91,45 +98,27 @@ void next_compensation(Transition& t, const Definition& def, int64_t now) {
     int done = 0;
     for (int i = 0; i < n.failed_step; i++)
       done += def.steps[static_cast<size_t>(i)].compensation.is_none() ? 0 : 1;
-    n.status = Status::kCompensated;
-    n.step = n.failed_step;
-    n.next_run_at = kNever;
-    t.events.push_back({"SagaCompensated",
-                        Value::object()
-                            .set("failed_step", Value::string(step_at(def, n.failed_step).name))
-                            .set("compensated_steps", Value::integer(done)),
-                        {}});
+    end_compensated(t, def, done);
     return;
   }
   n.step = next;
   n.next_run_at = now;
 }
 
+// Status names in the order of the enum.
+constexpr const char* kStatusNames[] = {"running",     "compensating", "completed",
+                                        "compensated", "failed",       "aborted"};
 }  // namespace
 
 const char* status_name(Status s) {
-  switch (s) {
-    case Status::kRunning:
-      return "running";
-    case Status::kCompensating:
-      return "compensating";
-    case Status::kCompleted:
-      return "completed";
-    case Status::kCompensated:
-      return "compensated";
-    case Status::kFailed:
-      return "failed";
-    case Status::kAborted:
-      return "aborted";
-  }
-  return "unknown";
+  auto i = static_cast<size_t>(s);
+  return i < std::size(kStatusNames) ? kStatusNames[i] : "unknown";
 }
 
 bool parse_status(const std::string& text, Status* out) {
-  for (Status s : {Status::kRunning, Status::kCompensating, Status::kCompleted, Status::kCompensated,
-                   Status::kFailed, Status::kAborted}) {
-    if (text == status_name(s)) {
-      *out = s;
+  for (size_t i = 0; i < std::size(kStatusNames); i++) {
+    if (text == kStatusNames[i]) {
+      *out = static_cast<Status>(i);
       return true;
     }
   }
@@ -159,30 +148,6 @@ std::string format_ms(int64_t ms) {
   if (ms != 0 && ms % 60000 == 0) return std::to_string(ms / 60000) + " min";
   if (ms != 0 && ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
   return std::to_string(ms) + " ms";
-}
-
-std::string events_json(const std::vector<Event>& events) {
-  std::string out = "[";
-  bool first = true;
-  for (const Event& e : events) {
-    if (!first) out += ", ";
-    first = false;
-    std::string data = e.data.dump();
-    if (!e.raw_json.empty()) {
-      // data is an object that dump() closed with '}': splice the raw JSON in.
-      data.pop_back();
-      if (data.size() > 1) data += ", ";
-      json::append_quoted(data, e.raw_key);
-      data += ": ";
-      data += e.raw_json;
-      data += "}";
-    }
-    out += "{\"type\": ";
-    json::append_quoted(out, e.type);
-    out += ", \"data\": " + data + "}";
-  }
-  out += "]";
-  return out;
 }
 
 State initial_state(const Definition& def, int64_t now) {
@@ -249,12 +214,12 @@ Transition command_sent(const State& s, const Definition& def, int64_t now) {
   t.state.next_run_at = reply_by;
   t.events.push_back(
       {"CommandSent",
-       step_data(def, s.step, s.attempts)
-           .set("phase", Value::string(s.status == Status::kRunning ? "action" : "compensation"))
-           .set("topic", Value::string(a.topic))
-           .set("command", Value::string(a.command))
-           .set("reply_timeout_ms",
-                st.timeout_ms == kNoLimit ? Value::null() : Value::integer(st.timeout_ms)),
+       step_data(
+           def, s.step, s.attempts,
+           Value::object({{"phase", s.status == Status::kRunning ? "action" : "compensation"},
+                          {"topic", a.topic},
+                          {"command", a.command},
+                          {"reply_timeout_ms", st.timeout_ms == kNoLimit ? Value() : Value(st.timeout_ms)}})),
        {}});
   return t;
 }
@@ -274,9 +239,7 @@ Transition succeeded(const State& s, const Definition& def, int64_t now) {
       t.state.next_run_at = kNever;
       t.state.deadline = kNever;
       t.events.push_back(
-          {"SagaCompleted",
-           Value::object().set("steps", Value::integer(static_cast<int64_t>(def.steps.size()))),
-           {}});
+          {"SagaCompleted", Value::object({{"steps", static_cast<int64_t>(def.steps.size())}}), {}});
     } else {
       t.state.next_run_at = now;
     }
@@ -298,24 +261,21 @@ Transition failed(const State& s, const Definition& def, int64_t now, const std:
   t.error = error;
   bool compensating = s.status == Status::kCompensating;
   const char* type = compensating ? "CompensationFailed" : "StepFailed";
-  if (s.attempts < st.retry.max_attempts) {
+  bool again = s.attempts < st.retry.max_attempts;
+  Value retry_in;  // null: no attempt follows
+  if (again) {
     BackoffPolicy policy{st.retry.backoff_ms, st.retry.max_backoff_ms, 2.0, 0.2};
     int64_t delay = backoff_delay_ms(policy, s.attempts, unit_random);
     int64_t at = add_ms(now, delay);
     if (!compensating) at = std::min(at, s.deadline);
     t.state.next_run_at = at;
-    t.events.push_back({type,
-                        step_data(def, s.step, s.attempts)
-                            .set("error", Value::string(error))
-                            .set("retry_in_ms", Value::integer(delay)),
-                        {}});
-    return t;
+    retry_in = delay;
   }
-  t.events.push_back({type,
-                      step_data(def, s.step, s.attempts)
-                          .set("error", Value::string(error))
-                          .set("retry_in_ms", Value::null()),
-                      {}});
+  t.events.push_back(
+      {type,
+       step_data(def, s.step, s.attempts, Value::object({{"error", error}, {"retry_in_ms", retry_in}})),
+       {}});
+  if (again) return t;
   if (!compensating) {
     start_compensation(t, def, s.step, now, error);
     return t;
@@ -323,12 +283,8 @@ Transition failed(const State& s, const Definition& def, int64_t now, const std:
   // A compensation that cannot finish: an operator has to look at it.
   t.state.status = Status::kFailed;
   t.state.next_run_at = kNever;
-  t.events.push_back({"SagaFailed",
-                      Value::object()
-                          .set("step", Value::string(st.name))
-                          .set("attempts", Value::integer(s.attempts))
-                          .set("error", Value::string(error)),
-                      {}});
+  t.events.push_back(
+      {"SagaFailed", Value::object({{"step", st.name}, {"attempts", s.attempts}, {"error", error}}), {}});
   return t;
 }
 
@@ -362,7 +318,7 @@ Transition saga_timed_out(const State& s, const Definition& def, int64_t now) {
   t.set_error = true;
   t.error = "saga timed out after " + format_ms(def.timeout_ms) + " in step \"" + st.name + "\"";
   t.events.push_back({"SagaTimedOut",
-                      step_data(def, s.step, s.attempts).set("timeout_ms", Value::integer(def.timeout_ms)),
+                      step_data(def, s.step, s.attempts, Value::object({{"timeout_ms", def.timeout_ms}})),
                       {}});
   start_compensation(t, def, s.step, now, t.error);
   return t;
@@ -378,12 +334,11 @@ Transition abort(const State& s, const Definition& def, int64_t /*now*/, const s
   t.state.deadline = kNever;
   t.set_error = true;
   t.error = "aborted: " + reason;
-  t.events.push_back({"SagaAborted",
-                      Value::object()
-                          .set("reason", Value::string(reason))
-                          .set("status", Value::string(status_name(s.status)))
-                          .set("step", Value::string(step_at(def, s.step).name)),
-                      {}});
+  t.events.push_back(
+      {"SagaAborted",
+       Value::object(
+           {{"reason", reason}, {"status", status_name(s.status)}, {"step", step_at(def, s.step).name}}),
+       {}});
   return t;
 }
 
@@ -401,12 +356,10 @@ Transition retry(const State& s, const Definition& def, int64_t now) {
     t.state.status = Status::kCompensating;
     t.state.attempts = 0;
   }
-  t.events.push_back({"SagaRetried",
-                      Value::object()
-                          .set("step", Value::string(st.name))
-                          .set("status", Value::string(status_name(s.status)))
-                          .set("attempts", Value::integer(s.attempts)),
-                      {}});
+  t.events.push_back(
+      {"SagaRetried",
+       Value::object({{"step", st.name}, {"status", status_name(s.status)}, {"attempts", s.attempts}}),
+       {}});
   return t;
 }
 

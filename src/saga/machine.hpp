@@ -42,15 +42,13 @@ struct State {
 
 // One audit record: an event type and its data. `raw_json`, when not empty, is JSON
 // text added to the data under `raw_key` (a step's output, a saga's input) unparsed.
+// The PostgreSQL layer writes the records (pg_saga.hpp, append_audit).
 struct Event {
   std::string type;
   json::Value data = json::Value::object();
   std::string raw_json;
   std::string raw_key = "output";
 };
-
-// Serializes events as the JSON array consistency.append_events takes.
-std::string events_json(const std::vector<Event>& events);
 
 struct Transition {
   State state;

@@ -15,6 +15,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -25,13 +26,153 @@ namespace pgc::saga::backend {
 using pgc::pg::pg_call;
 using pgc::pg::SavedPlan;
 
-std::shared_ptr<const Definition> definition_from_compiled(const std::string& compiled) {
+namespace {
+
+// The compiled definition (jsonb) in column `col` of SPI row `row`, copied out of SPI's
+// memory; 0 for NULL. Call it inside pg_call.
+Datum compiled_copy(uint64 row, int col) {
+  bool isnull = false;
+  Datum d = pgc::pg::spi_value(row, col, &isnull);
+  return isnull ? 0 : SPI_datumTransfer(d, false, -1);
+}
+
+// A jsonb scalar as a json::Value: strings keep their bytes, numbers go through
+// numeric's text.
+json::Value scalar_of(const JsonbValue& v) {
+  switch (v.type) {
+    case jbvString:
+      return std::string(v.val.string.val, v.val.string.len);
+    case jbvNumeric: {
+      char* text = pg_call(
+          [&] { return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric))); });
+      json::Value n = json::number(text);
+      pfree(text);
+      return n;
+    }
+    case jbvBool:
+      return v.val.boolean;
+    default:
+      return nullptr;
+  }
+}
+
+// Appends `v` as JSON text (json_text).
+void append_json(std::string& out, const json::Value& v) {
+  if (v.is_object()) {
+    out += '{';
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      if (it != v.begin()) out += ", ";
+      out += json_quoted(it.key()) + ": ";
+      append_json(out, *it);
+    }
+    out += '}';
+  } else if (v.is_array()) {
+    out += '[';
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      if (it != v.begin()) out += ", ";
+      append_json(out, *it);
+    }
+    out += ']';
+  } else if (v.is_string()) {
+    out += json_quoted(v.get_ref<const std::string&>());
+  } else {
+    out += v.dump();  // a number, a boolean or null: ASCII
+  }
+}
+
+// The JSON array of audit records consistency.append_events takes.
+std::string events_json(const std::vector<Event>& events) {
+  std::string out = "[";
+  for (const Event& e : events) {
+    if (&e != &events.front()) out += ", ";
+    std::string data = json_text(e.data);
+    if (!e.raw_json.empty()) {
+      // data is an object: splice the raw JSON in before its closing brace.
+      data.pop_back();
+      if (data.size() > 1) data += ", ";
+      data += json_quoted(e.raw_key) + ": " + e.raw_json + "}";
+    }
+    out += "{\"type\": " + json_quoted(e.type) + ", \"data\": " + data + "}";
+  }
+  return out + "]";
+}
+
+}  // namespace
+
+json::Value value_of_jsonb(Datum jsonb) {
+  if (jsonb == 0) return json::Value();
+  JsonbIterator* it = pg_call([&] { return JsonbIteratorInit(&DatumGetJsonbP(jsonb)->root); });
+  json::Value root;
+  std::vector<json::Value> open;  // the arrays and objects being filled, innermost last
+  std::vector<std::string> keys;  // the key of the next member of each open object
+  for (;;) {
+    JsonbValue v;
+    JsonbIteratorToken token = pg_call([&] { return JsonbIteratorNext(&it, &v, false); });
+    json::Value done;
+    switch (token) {
+      case WJB_DONE:
+        return root;
+      case WJB_BEGIN_ARRAY:
+        // A scalar document is a one-element pseudo-array.
+        if (!v.val.array.rawScalar) open.push_back(json::Value::array());
+        continue;
+      case WJB_BEGIN_OBJECT:
+        open.push_back(json::Value::object());
+        continue;
+      case WJB_KEY:
+        keys.emplace_back(v.val.string.val, v.val.string.len);
+        continue;
+      case WJB_END_ARRAY:
+      case WJB_END_OBJECT:
+        if (open.empty()) continue;  // the end of a scalar document's pseudo-array
+        done = std::move(open.back());
+        open.pop_back();
+        break;
+      default:  // WJB_VALUE, WJB_ELEM
+        done = scalar_of(v);
+        break;
+    }
+    if (open.empty()) {
+      root = std::move(done);
+    } else if (open.back().is_object()) {
+      open.back()[keys.back()] = std::move(done);
+      keys.pop_back();
+    } else {
+      open.back().push_back(std::move(done));
+    }
+  }
+}
+
+std::string json_quoted(const std::string& s) {
+  return pg_call([&] {
+    StringInfoData buf;
+    initStringInfo(&buf);
+    escape_json(&buf, s.c_str());
+    std::string out(buf.data, buf.len);
+    pfree(buf.data);
+    return out;
+  });
+}
+
+std::string json_text(const json::Value& v) {
+  std::string out;
+  append_json(out, v);
+  return out;
+}
+
+std::shared_ptr<const Definition> definition_from_compiled(Datum compiled) {
   static std::unordered_map<std::string, std::shared_ptr<const Definition>> cache;
-  auto it = cache.find(compiled);
+  if (compiled == 0) throw Error(sqlstate::kInternal, "malformed compiled saga definition: NULL");
+  Jsonb* jb = nullptr;
+  std::string key = pg_call([&] {
+    jb = DatumGetJsonbP(compiled);
+    return std::string(reinterpret_cast<const char*>(jb), VARSIZE(jb));
+  });
+  auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  auto def = std::make_shared<const Definition>(from_compiled_json(json::parse(compiled)));
+  auto def = std::make_shared<const Definition>(from_compiled_json(value_of_jsonb(JsonbPGetDatum(jb))));
   if (cache.size() >= 1000) cache.clear();
-  cache.emplace(compiled, def);
+  cache.emplace(std::move(key), def);
   return def;
 }
 
@@ -42,17 +183,17 @@ std::shared_ptr<const Definition> definition_by_version(const std::string& name,
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   static SavedPlan plan(
-      "SELECT compiled::pg_catalog.text FROM consistency.saga_definitions "
+      "SELECT compiled FROM consistency.saga_definitions "
       " WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
       {TEXTOID, INT4OID});
-  char* compiled = pg_call([&] {
+  Datum compiled = pg_call([&] {
     Datum args[2] = {CStringGetTextDatum(name.c_str()), Int32GetDatum(version)};
     plan.execute(args, nullptr, false, 1);
     if (SPI_processed != 1)
       elog(ERROR, "pg_consistency: saga definition \"%s\" version %d is missing", name.c_str(), version);
-    return pgc::pg::spi_text_copy(0, 1);
+    return compiled_copy(0, 1);
   });
-  auto def = definition_from_compiled(compiled ? compiled : "");
+  auto def = definition_from_compiled(compiled);
   if (cache.size() >= 1000) cache.clear();
   cache.emplace(std::move(key), def);
   return def;
@@ -153,7 +294,7 @@ void read_state(uint64 row, int c, State* out) {
 
 bool load_for_update(const pg_uuid_t& id, SagaRow* out) {
   static SavedPlan plan(
-      "SELECT s.name, s.definition_version, d.owner, d.compiled::pg_catalog.text, s.data, "
+      "SELECT s.name, s.definition_version, d.owner, d.compiled, s.data, "
       "       s.status, s.step_index, s.failed_step, s.phase, s.attempts, s.next_run_at, s.deadline, "
       "       s.started_by "
       "  FROM consistency.saga_instances s "
@@ -164,7 +305,7 @@ bool load_for_update(const pg_uuid_t& id, SagaRow* out) {
       {UUIDOID});
   Datum arg = UUIDPGetDatum(&id);
   char* name = nullptr;
-  char* compiled = nullptr;
+  Datum compiled = 0;
   RawState raw{};
   bool found = pg_call([&] {
     plan.execute(&arg, nullptr, false, 1);
@@ -173,7 +314,7 @@ bool load_for_update(const pg_uuid_t& id, SagaRow* out) {
     name = pgc::pg::spi_text_copy(0, 1);
     out->version = DatumGetInt32(pgc::pg::spi_value(0, 2, &isnull));
     out->owner = DatumGetObjectId(pgc::pg::spi_value(0, 3, &isnull));
-    compiled = pgc::pg::spi_text_copy(0, 4);
+    compiled = compiled_copy(0, 4);
     Datum data = pgc::pg::spi_value(0, 5, &isnull);
     out->data = isnull ? 0 : SPI_datumTransfer(data, false, -1);
     read_raw_state(0, 6, &raw);
@@ -185,7 +326,7 @@ bool load_for_update(const pg_uuid_t& id, SagaRow* out) {
   out->id_text = uuid_text(id);
   out->name = name ? name : "";
   state_from_raw(raw, &out->state);
-  out->def = definition_from_compiled(compiled ? compiled : "");
+  out->def = definition_from_compiled(compiled);
   return true;
 }
 

@@ -26,8 +26,8 @@ extern "C" {
 
 namespace pgc::saga::backend {
 
-// Parsed definitions, keyed by their compiled text (versions never change).
-std::shared_ptr<const Definition> definition_from_compiled(const std::string& compiled);
+// Parsed definitions, keyed by their compiled form (jsonb; versions never change).
+std::shared_ptr<const Definition> definition_from_compiled(Datum compiled);
 // The same, keyed by name, version and the xmin of the definition's row (which tells a
 // re-created definition from a cached one); reads the compiled form on a miss.
 std::shared_ptr<const Definition> definition_by_version(const std::string& name, int version,
@@ -79,6 +79,18 @@ void append_audit(const std::string& id_text, const std::vector<Event>& events, 
 // The publish call site: sends a step's command through the outbox. Returns the
 // outbox id.
 int64 publish_command(const SagaRow& row, const Action& action, int attempt, bool compensation);
+
+// JSON between jsonb and the pure core's json::Value, byte for byte in any database
+// encoding (nlohmann/json's own parser and dump() accept only UTF-8).
+// jsonb as a Value, read token by token (no text in between, no recursion: any depth);
+// numbers as json::number reads numeric's text. Null for 0.
+json::Value value_of_jsonb(Datum jsonb);
+// `s` as a JSON string literal, escaped by PostgreSQL's escape_json.
+std::string json_quoted(const std::string& s);
+// `v` as JSON text for jsonb_in: strings and keys as json_quoted writes them,
+// numbers, booleans and null as nlohmann prints them. For the pillar's own values
+// (compiled definitions, audit data): it recurses, one level per nesting level.
+std::string json_text(const json::Value& v);
 
 // Helpers.
 std::string uuid_text(const pg_uuid_t& id);

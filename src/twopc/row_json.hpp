@@ -4,12 +4,18 @@
 //   ±Infinity → string); json/jsonb → embedded as is; NULL → null; every other type →
 //   its text form as a JSON string.
 // Type oids are PostgreSQL's built-in ones, which are the same on every server.
-// No PostgreSQL header here: unit-tested on its own.
+//
+// The participant's text arrives in the local database's encoding (client_encoding),
+// which need not be UTF-8, so strings are escaped by PostgreSQL's escape_json, byte for
+// byte: JsonRow runs in the backend (row_json.cpp). What each value becomes is decided
+// here, without PostgreSQL headers, and unit-tested on its own.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pgc::twopc {
 
@@ -26,25 +32,86 @@ inline constexpr uint32_t kNumeric = 1700;
 inline constexpr uint32_t kJsonb = 3802;
 }  // namespace type_oid
 
-// True if `s` is a number in JSON's grammar (-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?).
-bool is_json_number(std::string_view s);
+// True if `s` is a number in JSON's grammar (-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?), of
+// any magnitude (numeric has no range limit, unlike a double).
+inline bool is_json_number(std::string_view s) {
+  auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  std::size_t i = 0, n = s.size();
+  if (i < n && s[i] == '-') i++;
+  if (i >= n) return false;
+  if (s[i] == '0') {
+    i++;
+  } else if (is_digit(s[i])) {
+    while (i < n && is_digit(s[i])) i++;
+  } else {
+    return false;
+  }
+  if (i < n && s[i] == '.') {
+    i++;
+    if (i >= n || !is_digit(s[i])) return false;
+    while (i < n && is_digit(s[i])) i++;
+  }
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    i++;
+    if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+    if (i >= n || !is_digit(s[i])) return false;
+    while (i < n && is_digit(s[i])) i++;
+  }
+  return i == n;
+}
 
-// Appends `s` as a quoted JSON string (escaping ", \ and control characters).
-void append_json_string(std::string& out, std::string_view s);
+// How a column value is written.
+enum class JsonForm {
+  kNull,
+  kTrue,
+  kFalse,
+  kVerbatim,  // a number or JSON text, as it is
+  kString,    // the text form as a JSON string
+};
 
-// Appends one value; `value` is ignored when `is_null`.
-void append_json_value(std::string& out, uint32_t type, std::string_view value, bool is_null);
+// What the text `v` of a column of type `type` becomes.
+inline JsonForm json_form(uint32_t type, std::string_view v, bool is_null) {
+  if (is_null) return JsonForm::kNull;
+  switch (type) {
+    case type_oid::kBool:
+      if (v == "t" || v == "true") return JsonForm::kTrue;
+      if (v == "f" || v == "false") return JsonForm::kFalse;
+      break;
+    case type_oid::kInt2:
+    case type_oid::kInt4:
+    case type_oid::kInt8:
+    case type_oid::kOid:
+    case type_oid::kFloat4:
+    case type_oid::kFloat8:
+    case type_oid::kNumeric:
+      if (is_json_number(v)) return JsonForm::kVerbatim;
+      break;  // NaN, Infinity, -Infinity
+    case type_oid::kJson:
+    case type_oid::kJsonb:
+      if (!v.empty()) return JsonForm::kVerbatim;
+      break;
+    default:
+      break;
+  }
+  return JsonForm::kString;
+}
 
-// Builds {"col": value, ...} one field at a time.
+// Builds {"col": value, ...} one field at a time (in the backend).
 class JsonRow {
  public:
   void add(std::string_view name, uint32_t type, std::string_view value, bool is_null);
-  // The finished object; the builder is then empty again.
+  // The finished object, written the way it always was: no spaces, so its length (what
+  // pg_consistency.twopc_max_result_bytes counts) stays the same; the builder is then
+  // empty again.
   std::string finish();
 
  private:
-  std::string buf_ = "{";
-  bool first_ = true;
+  struct Field {
+    std::string name;
+    JsonForm form;
+    std::string value;
+  };
+  std::vector<Field> fields_;
 };
 
 }  // namespace pgc::twopc

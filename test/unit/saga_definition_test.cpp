@@ -57,7 +57,7 @@ class FakeResolver : public Resolver {
 
 Definition compile_text(const std::string& text, const std::string& name = "order") {
   FakeResolver r;
-  return compile(name, json::parse(text), r);
+  return compile(name, json::Value::parse(text), r);
 }
 
 // The CS code and message of compiling `text`, or "ok".
@@ -115,7 +115,7 @@ TEST(SagaDefinition, CompilesTheOrderFlow) {
 TEST(SagaDefinition, CompiledFormRoundTrips) {
   Definition d = compile_text(kOrderFlow);
   json::Value c = pgc::saga::to_compiled_json(d);
-  Definition back = pgc::saga::from_compiled_json(json::parse(c.dump()));
+  Definition back = pgc::saga::from_compiled_json(json::Value::parse(c.dump()));
   EXPECT_EQ(pgc::saga::to_compiled_json(back).dump(), c.dump());
   EXPECT_EQ(back.steps[1].action.topic, "payments.commands");
   EXPECT_EQ(back.timeout_ms, 300000);
@@ -131,21 +131,22 @@ TEST(SagaDefinition, CompiledFunctionOid) {
   const char* old_form = R"({"timeout_ms": null, "steps": [{"name": "a", "action": {"function": "s.f"},
       "compensation": null, "timeout_ms": null,
       "retry": {"max_attempts": 1, "backoff_ms": 0, "max_backoff_ms": 0}}]})";
-  Definition d = pgc::saga::from_compiled_json(json::parse(old_form));
+  Definition d = pgc::saga::from_compiled_json(json::Value::parse(old_form));
   EXPECT_EQ(d.steps[0].action.function_oid, 0u);
   std::string with_oid = old_form;
   with_oid.replace(with_oid.find("\"s.f\"}"), 6, "\"s.f\", \"oid\": 4294967295}");
-  EXPECT_EQ(pgc::saga::from_compiled_json(json::parse(with_oid)).steps[0].action.function_oid, 4294967295u);
+  EXPECT_EQ(pgc::saga::from_compiled_json(json::Value::parse(with_oid)).steps[0].action.function_oid,
+            4294967295u);
   std::string bad = old_form;
   bad.replace(bad.find("\"s.f\"}"), 6, "\"s.f\", \"oid\": -1}");
-  EXPECT_THROW(pgc::saga::from_compiled_json(json::parse(bad)), pgc::Error);
+  EXPECT_THROW(pgc::saga::from_compiled_json(json::Value::parse(bad)), pgc::Error);
 }
 
 TEST(SagaDefinition, MalformedCompiledFormIsAnInternalError) {
-  EXPECT_THROW(pgc::saga::from_compiled_json(json::parse(R"({"steps": []})")), pgc::Error);
-  EXPECT_THROW(pgc::saga::from_compiled_json(json::parse(R"([1])")), pgc::Error);
+  EXPECT_THROW(pgc::saga::from_compiled_json(json::Value::parse(R"({"steps": []})")), pgc::Error);
+  EXPECT_THROW(pgc::saga::from_compiled_json(json::Value::parse(R"([1])")), pgc::Error);
   EXPECT_THROW(pgc::saga::from_compiled_json(
-                   json::parse(R"({"timeout_ms": null, "steps": [{"name": "a", "action": null}]})")),
+                   json::Value::parse(R"({"timeout_ms": null, "steps": [{"name": "a", "action": null}]})")),
                pgc::Error);
 }
 
@@ -291,6 +292,57 @@ TEST(SagaDefinition, TimeoutsAndRetries) {
   d = compile_text(step(R"("retry": {"max_attempts": 1, "backoff": "0 ms"})"));
   EXPECT_EQ(d.steps[0].retry.max_attempts, 1);
   EXPECT_EQ(d.steps[0].retry.backoff_ms, 0);
+}
+
+// Numbers arrive as PostgreSQL's numeric prints them (json::number): an integral 3.0
+// counts as an integer; a number past int64 or past a double's range is shown as read.
+TEST(SagaDefinition, NumbersFromNumeric) {
+  auto with_attempts = [](const json::Value& n) {
+    json::Value def = json::Value::parse(R"({"steps": [{"name": "a", "action": {"function": "reserve"}}]})");
+    def["steps"][0]["retry"] = json::Value::object({{"max_attempts", n}});
+    return def;
+  };
+  FakeResolver r;
+  EXPECT_EQ(compile("order", with_attempts(json::number("3.0")), r).steps[0].retry.max_attempts, 3);
+  auto message = [&](const char* text) {
+    try {
+      compile("order", with_attempts(json::number(text)), r);
+      return std::string("ok");
+    } catch (const pgc::Error& e) {
+      return std::string(e.what());
+    }
+  };
+  const std::string prefix =
+      "invalid saga definition \"order\": step 1 (\"a\"): \"retry\".\"max_attempts\" must be an integer "
+      "between 1 and 1000, not ";
+  EXPECT_EQ(message("9223372036854775808"), prefix + "9223372036854775808");
+  EXPECT_EQ(message(("1" + std::string(400, '0')).c_str()), prefix + "1.7976931348623157e+308");
+  EXPECT_EQ(message("0.1"), prefix + "0.1");
+}
+
+TEST(SagaDefinition, NamesInMessagesAreJsonQuoted) {
+  EXPECT_EQ(error_of(R"({"steps": [{"name": "a\nb", "action": {"function": "reserve"}}]})"),
+            "CS002 invalid saga definition \"order\": step 1 (\"a\\nb\"): a step name must not contain "
+            "control characters");
+  EXPECT_EQ(error_of(R"({"steps": [{"name": "a\"b", "action": {"function": "reserve"}}], "x": 1})", "o\"k"),
+            "CS002 invalid saga definition \"o\\\"k\": unknown key \"x\" at the top level");
+}
+
+// The resolver quotes names and values (the PostgreSQL layer in the database encoding).
+TEST(SagaDefinition, MessagesQuoteThroughTheResolver) {
+  struct Angled : FakeResolver {
+    std::string quoted(const std::string& s) override { return "<" + s + ">"; }
+  } r;
+  try {
+    compile("order", json::Value::parse(R"({"steps": [{"name": "a", "action": {"function": "reserve"},
+                                                      "timeout": "soon"}]})"),
+            r);
+    FAIL() << "no error";
+  } catch (const pgc::Error& e) {
+    EXPECT_STREQ(
+        e.what(),
+        "invalid saga definition <order>: step 1 (<a>): \"timeout\" is not a valid duration: <soon>");
+  }
 }
 
 TEST(SagaDefinition, TopicNames) {
