@@ -431,20 +431,30 @@ PGC_FUNCTION(pgc_complete_step) { return reply(fcinfo, saga::ReplyKind::kComplet
 // consistency.fail_step(saga_id uuid, step text, reason text)
 PGC_FUNCTION(pgc_fail_step) { return reply(fcinfo, saga::ReplyKind::kFail); }
 
-// consistency.retry_saga(saga_id uuid)
-PGC_FUNCTION(pgc_retry_saga) {
-  const pg_uuid_t& id = uuid_arg(fcinfo, 0);
+namespace {
+
+// An operator's action on saga `id` (retry, abort): as the extension owner, after checking
+// that the caller may `verb` it; `make` computes the transition from the loaded row.
+template <typename F>
+void operate(const pg_uuid_t& id, const char* verb, F&& make) {
   Oid caller = GetUserId();
   Oid owner_of_tables = pgc::pg::extension_table_owner("saga_instances");
   spi_connect();
   pgc::pg::OwnerScope as_owner(owner_of_tables);
   sp::SagaRow row = load(id);
-  sp::require_saga_rights(row, caller, "retry");
-  saga::Transition t =
-      transition_for(row, "retry", [&] { return saga::retry(row.state, *row.def, now_ts()); });
+  sp::require_saga_rights(row, caller, verb);
+  saga::Transition t = transition_for(row, verb, [&] { return make(row); });
   sp::store_transition(row, t, 0);
-  sp::wake_workers_at_commit();
   spi_finish();
+}
+
+}  // namespace
+
+// consistency.retry_saga(saga_id uuid)
+PGC_FUNCTION(pgc_retry_saga) {
+  operate(uuid_arg(fcinfo, 0), "retry",
+          [](const sp::SagaRow& row) { return saga::retry(row.state, *row.def, now_ts()); });
+  sp::wake_workers_at_commit();
   PG_RETURN_VOID();
 }
 
@@ -452,15 +462,7 @@ PGC_FUNCTION(pgc_retry_saga) {
 PGC_FUNCTION(pgc_abort_saga) {
   const pg_uuid_t& id = uuid_arg(fcinfo, 0);
   std::string reason = text_arg(fcinfo, 1, "abort reason");
-  Oid caller = GetUserId();
-  Oid owner_of_tables = pgc::pg::extension_table_owner("saga_instances");
-  spi_connect();
-  pgc::pg::OwnerScope as_owner(owner_of_tables);
-  sp::SagaRow row = load(id);
-  sp::require_saga_rights(row, caller, "abort");
-  saga::Transition t =
-      transition_for(row, "abort", [&] { return saga::abort(row.state, *row.def, now_ts(), reason); });
-  sp::store_transition(row, t, 0);
-  spi_finish();
+  operate(id, "abort",
+          [&](const sp::SagaRow& row) { return saga::abort(row.state, *row.def, now_ts(), reason); });
   PG_RETURN_VOID();
 }
