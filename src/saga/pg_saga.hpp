@@ -1,6 +1,6 @@
 // The saga pillar's PostgreSQL layer shared by the SQL functions (api.cpp) and the
-// worker (executor.cpp): loading and storing saga rows, the audit and publish call
-// sites, the definition cache, who may answer or operate a saga.
+// worker (advance.cpp, steps.cpp, hard_stops.cpp, workers.cpp): loading and storing saga rows, the audit and
+// publish call sites, the definition cache, who may answer or operate a saga.
 //
 // Every function here that touches PostgreSQL does so through pg_call, so a PostgreSQL
 // error arrives as pgc::pg::PgError and C++ destructors run.
