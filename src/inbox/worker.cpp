@@ -485,8 +485,9 @@ bool heartbeat(Runtime& rt) {
   rt.next_heartbeat = after_ms(kHeartbeatEveryMs);
   static SavedPlan offsets(
       "UPDATE consistency.consumer_offsets o SET next_offset = GREATEST(o.next_offset, u.pos), "
-      "high_watermark = u.high FROM pg_catalog.unnest($2::pg_catalog.text[], $3::pg_catalog.int4[], "
-      "$4::pg_catalog.int8[], $5::pg_catalog.int8[]) AS u(topic, partition, pos, high) "
+      "high_watermark = u.high FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), "
+      "pg_catalog.unnest($3::pg_catalog.int4[]), pg_catalog.unnest($4::pg_catalog.int8[]), "
+      "pg_catalog.unnest($5::pg_catalog.int8[])) AS u(topic, partition, pos, high) "
       "WHERE o.consumer OPERATOR(pg_catalog.=) $1 AND o.topic OPERATOR(pg_catalog.=) u.topic "
       "AND o.partition OPERATOR(pg_catalog.=) u.partition "
       "AND (o.next_offset OPERATOR(pg_catalog.<) u.pos OR o.high_watermark IS DISTINCT FROM u.high)",
