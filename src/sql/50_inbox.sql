@@ -121,6 +121,7 @@ DECLARE
   v_id uuid;
   v_current int;
   v_state text;
+  v_status text;
 BEGIN
   IF v_saga IS NULL OR v_step IS NULL OR v_outcome IS NULL
      OR v_outcome NOT IN ('completed', 'failed')
@@ -132,7 +133,14 @@ BEGIN
     RETURN;
   END IF;
   v_id := v_saga::uuid;
-  SELECT s.attempts, s.current_step INTO v_current, v_state FROM consistency.saga_status(v_id) s;
+  SELECT s.attempts, s.current_step, s.status INTO v_current, v_state, v_status FROM consistency.saga_status(v_id) s;
+  -- A reply for a step the saga no longer waits on (late, or a duplicate of one applied):
+  -- recorded, not applied (complete_step would take a repeat as a no-op).
+  IF v_status NOT IN ('running', 'compensating') OR v_state IS DISTINCT FROM v_step THEN
+    PERFORM consistency._record_saga_reply(v_saga, v_step, v_attempt, v_outcome, 'not_awaited',
+      pg_catalog.format('the saga is %s at step %s', v_status, v_state));
+    RETURN;
+  END IF;
   IF v_attempt IS NOT NULL AND v_state OPERATOR(pg_catalog.=) v_step
      AND v_attempt::int OPERATOR(pg_catalog.<) v_current THEN
     PERFORM consistency._record_saga_reply(v_saga, v_step, v_attempt, v_outcome, 'stale_attempt',
