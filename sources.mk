@@ -83,3 +83,12 @@ PG_SRCS += src/twopc/state.cpp
 
 # --- operations ----------------------------------------------------------------
 
+
+
+# --- inbox (Kafka into PostgreSQL) -----------------------------------------------
+CORE_SRCS += src/inbox/kafka_consumer.cpp
+CORE_SRCS += src/inbox/message.cpp
+PG_SRCS += src/inbox/api.cpp
+PG_SRCS += src/inbox/apply.cpp
+PG_SRCS += src/inbox/settings.cpp
+PG_SRCS += src/inbox/worker.cpp

@@ -77,6 +77,41 @@ TxnResult to_result(rd_kafka_error_t* err) {
 
 }  // namespace
 
+bool set_property(rd_kafka_conf_t* conf, const std::string& name, const std::string& value,
+                  std::string* error) {
+  return set(conf, name, value, error);
+}
+
+rd_kafka_t* new_kafka_handle(int type, rd_kafka_conf_t* conf, std::string* error) {
+  char errstr[512];
+  rd_kafka_t* rk;
+  {
+    SignalBlock block;
+    rk = rd_kafka_new(static_cast<rd_kafka_type_t>(type), conf, errstr, sizeof errstr);
+  }
+  if (rk == nullptr) *error = errstr;
+  return rk;
+}
+
+void destroy_kafka_handle(rd_kafka_t* rk) {
+  SignalBlock block;
+  rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
+rd_kafka_conf_t* new_consumer_conf(const KafkaConfig& cfg, const char* client_id, std::string* error) {
+  ConfPtr conf(rd_kafka_conf_new());
+  // Producer-only settings are ignored by a consumer; anything else must apply.
+  for (const auto& [n, v] : cfg.properties)
+    if (!set(conf.get(), n, v, error)) return nullptr;
+  if (!set(conf.get(), "bootstrap.servers", cfg.brokers, error) ||
+      !set(conf.get(), "isolation.level", "read_committed", error) ||
+      !set(conf.get(), "enable.auto.commit", "false", error) ||
+      !set(conf.get(), "enable.auto.offset.store", "false", error) ||
+      !set(conf.get(), "client.id", client_id, error))
+    return nullptr;
+  return conf.release();
+}
+
 std::unique_ptr<Producer> Producer::create(const KafkaConfig& cfg, std::string* error) {
   std::unique_ptr<Producer> p(new Producer());
   ConfPtr conf(rd_kafka_conf_new());
@@ -107,13 +142,10 @@ std::unique_ptr<Producer> Producer::create(const KafkaConfig& cfg, std::string* 
   });
   rd_kafka_conf_set_log_cb(conf.get(), on_log);
 
-  char errstr[512];
-  {
-    SignalBlock block;
-    p->rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), errstr, sizeof errstr);
-  }
+  std::string why;
+  p->rk_ = new_kafka_handle(RD_KAFKA_PRODUCER, conf.get(), &why);
   if (p->rk_ == nullptr) {
-    *error = std::string("cannot create the Kafka producer: ") + errstr;
+    *error = "cannot create the Kafka producer: " + why;
     return nullptr;
   }
   conf.release();                           // owned by rk now
@@ -130,8 +162,7 @@ Producer::~Producer() {
     rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     dr_fn_ = nullptr;
     rd_kafka_poll(rk_, 0);
-    SignalBlock block;
-    rd_kafka_destroy_flags(rk_, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    destroy_kafka_handle(rk_);
   }
 }
 
@@ -346,17 +377,8 @@ int Producer::partition_count(const std::string& topic, int timeout_ms) {
 ProgressRead read_progress(const KafkaConfig& cfg, const std::string& topic, const std::string& key,
                            int timeout_ms, int64_t* committed, std::string* error) {
   *committed = 0;
-  ConfPtr conf(rd_kafka_conf_new());
-  // Producer-only settings are ignored by a consumer; anything else must apply.
-  for (const auto& [n, v] : cfg.properties)
-    if (!set(conf.get(), n, v, error)) return ProgressRead::kError;
-  if (!set(conf.get(), "bootstrap.servers", cfg.brokers, error) ||
-      !set(conf.get(), "isolation.level", "read_committed", error) ||
-      !set(conf.get(), "enable.partition.eof", "true", error) ||
-      !set(conf.get(), "enable.auto.commit", "false", error) ||
-      !set(conf.get(), "enable.auto.offset.store", "false", error) ||
-      !set(conf.get(), "client.id", "pg_consistency-relay-recovery", error))
-    return ProgressRead::kError;
+  ConfPtr conf(new_consumer_conf(cfg, "pg_consistency-relay-recovery", error));
+  if (!conf || !set(conf.get(), "enable.partition.eof", "true", error)) return ProgressRead::kError;
   rd_kafka_conf_set_log_cb(conf.get(), [](const rd_kafka_t*, int, const char*, const char*) {});
   char errstr[512];
   HandlePtr rk;

@@ -16,6 +16,8 @@
 
 typedef struct rd_kafka_s rd_kafka_t;
 typedef struct rd_kafka_topic_s rd_kafka_topic_t;
+typedef struct rd_kafka_conf_s rd_kafka_conf_t;
+typedef struct rd_kafka_queue_s rd_kafka_queue_t;
 
 namespace pgc::relay {
 
@@ -50,6 +52,18 @@ struct TxnResult {
   int code = 0;
   std::string message;
 };
+
+// Sets one librdkafka property; the error names the property but never its value.
+bool set_property(rd_kafka_conf_t* conf, const std::string& name, const std::string& value,
+                  std::string* error);
+// rd_kafka_new (type: RD_KAFKA_PRODUCER or RD_KAFKA_CONSUMER) with every signal blocked, so
+// librdkafka's threads never run PostgreSQL's handlers. Takes conf on success.
+rd_kafka_t* new_kafka_handle(int type, rd_kafka_conf_t* conf, std::string* error);
+// A consumer's configuration: kafka_properties, then what offsets kept outside Kafka need
+// (isolation.level=read_committed, no automatic offset commit or store). nullptr on error.
+rd_kafka_conf_t* new_consumer_conf(const KafkaConfig& cfg, const char* client_id, std::string* error);
+// rd_kafka_destroy without a consumer close (no group), with every signal blocked.
+void destroy_kafka_handle(rd_kafka_t* rk);
 
 class Producer {
  public:

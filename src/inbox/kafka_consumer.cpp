@@ -1,0 +1,166 @@
+#include "inbox/kafka_consumer.hpp"
+
+#include <librdkafka/rdkafka.h>
+
+namespace pgc::inbox {
+
+namespace {
+struct ListDeleter {
+  void operator()(rd_kafka_topic_partition_list_t* l) const {
+    if (l) rd_kafka_topic_partition_list_destroy(l);
+  }
+};
+using ListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, ListDeleter>;
+
+ListPtr one_partition(const std::string& topic, int32_t partition) {
+  ListPtr l(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(l.get(), topic.c_str(), partition);
+  return l;
+}
+}  // namespace
+
+std::unique_ptr<Consumer> Consumer::create(const relay::KafkaConfig& cfg, const std::string& client_id,
+                                           std::string* error) {
+  rd_kafka_conf_t* conf = relay::new_consumer_conf(cfg, client_id.c_str(), error);
+  if (conf == nullptr) return nullptr;
+  // A group id is required by rd_kafka_assign's fetcher bookkeeping only; it is never
+  // joined (no subscribe) and nothing is committed to it.
+  if (!relay::set_property(conf, "group.id", "pg_consistency-" + client_id, error) ||
+      !relay::set_property(conf, "enable.partition.eof", "false", error) ||
+      !relay::set_property(conf, "reconnect.backoff.max.ms", "1000", error)) {
+    rd_kafka_conf_destroy(conf);
+    return nullptr;
+  }
+  rd_kafka_conf_set_log_cb(conf, [](const rd_kafka_t*, int, const char*, const char*) {});
+  std::string why;
+  rd_kafka_t* rk = relay::new_kafka_handle(RD_KAFKA_CONSUMER, conf, &why);
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    *error = "cannot create the Kafka consumer: " + why;
+    return nullptr;
+  }
+  std::unique_ptr<Consumer> c(new Consumer());
+  c->rk_ = rk;
+  c->queue_ = rd_kafka_queue_get_consumer(rk);
+  return c;
+}
+
+Consumer::~Consumer() {
+  if (queue_ != nullptr) rd_kafka_queue_destroy(queue_);
+  if (rk_ != nullptr) relay::destroy_kafka_handle(rk_);
+}
+
+bool Consumer::metadata(const std::vector<std::string>& topics, int timeout_ms, std::vector<TopicInfo>* out,
+                        std::string* error) {
+  out->clear();
+  for (const auto& t : topics) {
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, t.c_str(), nullptr);
+    const struct rd_kafka_metadata* md = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 0, rkt, &md, timeout_ms);
+    TopicInfo info;
+    info.topic = t;
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (md) rd_kafka_metadata_destroy(md);
+      if (rkt) rd_kafka_topic_destroy(rkt);
+      *error = std::string("the broker did not answer: ") + rd_kafka_err2str(err);
+      return false;
+    }
+    if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+      info.partitions = md->topics[0].partition_cnt;
+    else
+      info.error = md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err) : "no metadata";
+    rd_kafka_metadata_destroy(md);
+    if (rkt) rd_kafka_topic_destroy(rkt);
+    out->push_back(std::move(info));
+  }
+  return true;
+}
+
+bool Consumer::query_watermarks(const std::string& topic, int32_t partition, int timeout_ms, int64_t* low,
+                                int64_t* high, std::string* error) {
+  rd_kafka_resp_err_t err =
+      rd_kafka_query_watermark_offsets(rk_, topic.c_str(), partition, low, high, timeout_ms);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
+  *error = "cannot read the offsets of " + topic + " [" + std::to_string(partition) +
+           "]: " + rd_kafka_err2str(err);
+  return false;
+}
+
+int64_t Consumer::cached_high(const std::string& topic, int32_t partition) {
+  int64_t low = -1, high = -1;
+  if (rd_kafka_get_watermark_offsets(rk_, topic.c_str(), partition, &low, &high) !=
+      RD_KAFKA_RESP_ERR_NO_ERROR)
+    return -1;
+  return high;
+}
+
+bool Consumer::assign(const std::vector<TopicPartition>& parts, std::string* error) {
+  ListPtr l(rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()) + 1));
+  for (const auto& p : parts)
+    rd_kafka_topic_partition_list_add(l.get(), p.topic.c_str(), p.partition)->offset = p.offset;
+  rd_kafka_resp_err_t err = rd_kafka_assign(rk_, l.get());
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
+  *error = std::string("cannot assign partitions: ") + rd_kafka_err2str(err);
+  return false;
+}
+
+std::size_t Consumer::poll(std::size_t max, int timeout_ms, std::vector<Message>* out,
+                           std::vector<std::string>* errors) {
+  std::vector<rd_kafka_message_t*> batch(max);
+  ssize_t n = rd_kafka_consume_batch_queue(queue_, timeout_ms, batch.data(), max);
+  std::size_t got = 0;
+  for (ssize_t i = 0; i < n; i++) {
+    rd_kafka_message_t* m = batch[i];
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      std::string where =
+          m->rkt ? std::string(rd_kafka_topic_name(m->rkt)) + " [" + std::to_string(m->partition) + "]: "
+                 : "";
+      if (errors->size() < 16) errors->push_back(where + rd_kafka_message_errstr(m));
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    Message msg;
+    msg.topic = rd_kafka_topic_name(m->rkt);
+    msg.partition = m->partition;
+    msg.offset = m->offset;
+    msg.key_null = m->key == nullptr;
+    if (m->key) msg.key.assign(static_cast<const char*>(m->key), m->key_len);
+    msg.value_null = m->payload == nullptr;
+    if (m->payload) msg.value.assign(static_cast<const char*>(m->payload), m->len);
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs != nullptr) {
+      const char* name;
+      const void* value;
+      size_t size;
+      for (size_t k = 0; rd_kafka_header_get_all(hdrs, k, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+           k++) {
+        relay::Header h;
+        h.name = name;
+        h.null = value == nullptr;
+        if (value) h.value.assign(static_cast<const char*>(value), size);
+        msg.headers.push_back(std::move(h));
+      }
+    }
+    out->push_back(std::move(msg));
+    rd_kafka_message_destroy(m);
+    got++;
+  }
+  return got;
+}
+
+int64_t Consumer::position(const std::string& topic, int32_t partition) {
+  ListPtr l = one_partition(topic, partition);
+  if (rd_kafka_position(rk_, l.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) return -1;
+  int64_t off = l->elems[0].offset;
+  return off >= 0 ? off : -1;
+}
+
+void Consumer::pause(const std::string& topic, int32_t partition, bool paused) {
+  ListPtr l = one_partition(topic, partition);
+  if (paused)
+    rd_kafka_pause_partitions(rk_, l.get());
+  else
+    rd_kafka_resume_partitions(rk_, l.get());
+}
+
+}  // namespace pgc::inbox

@@ -1,0 +1,64 @@
+// A librdkafka consumer for the inbox, without PostgreSQL headers: partitions assigned by
+// the caller (offsets live in PostgreSQL: no group, no subscribe, no commits), messages
+// copied out as plain data. librdkafka's threads never call back into the caller: errors
+// and messages are handed over only inside poll() on the calling thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "inbox/message.hpp"
+#include "relay/kafka.hpp"
+
+namespace pgc::inbox {
+
+struct TopicPartition {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;  // where to start reading
+};
+
+// A topic per the broker's metadata: its partition count, or -1 with the error.
+struct TopicInfo {
+  std::string topic;
+  int partitions = -1;
+  std::string error;
+};
+
+class Consumer {
+ public:
+  static std::unique_ptr<Consumer> create(const relay::KafkaConfig& cfg, const std::string& client_id,
+                                          std::string* error);
+  ~Consumer();
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
+
+  // Partition counts of `topics`; false with *error when the broker did not answer.
+  bool metadata(const std::vector<std::string>& topics, int timeout_ms, std::vector<TopicInfo>* out,
+                std::string* error);
+  // The low and high watermarks as the broker says now.
+  bool query_watermarks(const std::string& topic, int32_t partition, int timeout_ms, int64_t* low,
+                        int64_t* high, std::string* error);
+  // The high watermark librdkafka last saw while fetching (no request), or -1.
+  int64_t cached_high(const std::string& topic, int32_t partition);
+  // Replaces the assignment: fetching starts at each partition's offset.
+  bool assign(const std::vector<TopicPartition>& parts, std::string* error);
+  // Up to `max` messages, waiting at most timeout_ms for the first; errors reported by
+  // partitions (an unknown topic...) go to *errors.
+  std::size_t poll(std::size_t max, int timeout_ms, std::vector<Message>* out,
+                   std::vector<std::string>* errors);
+  // The offset after the last message handed out for the partition (skipping transaction
+  // markers and aborted messages), or -1 when unknown.
+  int64_t position(const std::string& topic, int32_t partition);
+  // Stops or restarts fetching a partition (while its messages wait for a retry).
+  void pause(const std::string& topic, int32_t partition, bool paused);
+
+ private:
+  Consumer() = default;
+  rd_kafka_t* rk_ = nullptr;
+  rd_kafka_queue_t* queue_ = nullptr;
+};
+
+}  // namespace pgc::inbox
