@@ -227,7 +227,7 @@ SELECT is((SELECT state->>'sum' FROM consistency.aggregate_state('tapagg-1')), '
           'aggregate_state does not start from a hand-saved snapshot, only from its own folds');
 
 -- ---------------------------------------------------------------------------------
--- Security (the attacks themselves run in sql/10_eventstore.sql and test/t/103_*.t)
+-- Security (the attacks themselves run in sql/11_eventstore_security.sql and test/t/103_*.t)
 -- ---------------------------------------------------------------------------------
 CREATE FUNCTION pg_temp.where_am_i(state jsonb, type text, data jsonb) RETURNS jsonb LANGUAGE sql AS
   $$ SELECT jsonb_build_object('search_path', current_setting('search_path'), 'work_mem', current_setting('work_mem')) $$;
