@@ -9,7 +9,9 @@ OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 # The install script is assembled from one file per pillar, in name order.
 SQL_PARTS := $(sort $(wildcard src/sql/*.sql))
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
-DATA = $(wildcard upgrade/$(EXTENSION)--*--*.sql)
+# Released versions' install scripts, frozen (upgrade/SHA256SUMS), and the update scripts
+# between versions: CREATE EXTENSION … VERSION 'A' and ALTER EXTENSION … UPDATE find them.
+DATA = $(wildcard upgrade/$(EXTENSION)--*.sql)
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --outputdir=build/regress
