@@ -62,6 +62,27 @@ CREATE TABLE consistency.relay_stats (
 );
 INSERT INTO consistency.relay_stats DEFAULT VALUES;
 
+-- The row above exists from CREATE EXTENSION on, so a restore of pg_dump's copy of it
+-- would collide with it: an insert of the singleton overwrites the counters instead
+-- (the relay itself only updates the row).
+CREATE FUNCTION consistency._relay_stats_restore() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  UPDATE consistency.relay_stats
+     SET delivered_total = NEW.delivered_total, dead_lettered_total = NEW.dead_lettered_total,
+         batches_total = NEW.batches_total, last_batch = NEW.last_batch,
+         last_delivery_at = NEW.last_delivery_at
+   WHERE singleton;
+  IF FOUND THEN
+    RETURN NULL;
+  END IF;
+  RETURN NEW;
+END
+$fn$;
+REVOKE ALL ON FUNCTION consistency._relay_stats_restore() FROM PUBLIC;
+CREATE TRIGGER relay_stats_restore BEFORE INSERT ON consistency.relay_stats
+  FOR EACH ROW EXECUTE FUNCTION consistency._relay_stats_restore();
+
 -- pg_dump keeps the data of these tables.
 SELECT pg_catalog.pg_extension_config_dump('consistency.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('consistency.outbox_id_seq', '');

@@ -61,6 +61,7 @@ CREATE TABLE consistency.saga_worker_stats (
 
 SELECT pg_catalog.pg_extension_config_dump('consistency.saga_definitions', '');
 SELECT pg_catalog.pg_extension_config_dump('consistency.saga_instances', '');
+SELECT pg_catalog.pg_extension_config_dump('consistency.saga_worker_stats', '');
 
 CREATE VIEW consistency.sagas AS
   SELECT id, name, definition_version, status, current_step, attempts, data, last_error,

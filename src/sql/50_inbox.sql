@@ -82,6 +82,7 @@ SELECT pg_catalog.pg_extension_config_dump('consistency.consumer_dead_letters', 
 SELECT pg_catalog.pg_extension_config_dump('consistency.consumer_dead_letters_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('consistency.consumer_dedupe', '');
 SELECT pg_catalog.pg_extension_config_dump('consistency.saga_reply_log', '');
+SELECT pg_catalog.pg_extension_config_dump('consistency.saga_reply_log_id_seq', '');
 
 -- The API (C, src/inbox/api.cpp): runs as the caller, who is checked, and writes the
 -- catalog with the extension owner's rights.
