@@ -42,6 +42,26 @@ ALTER TABLE consistency.saga_instances ADD COLUMN started_by oid NOT NULL DEFAUL
 ALTER TABLE consistency.saga_instances ALTER COLUMN started_by DROP DEFAULT;
 SELECT pg_catalog.pg_extension_config_dump('consistency.saga_worker_stats', '');
 
+-- Steps run their function by the OID in the compiled definition, never by name (a name
+-- resolved at run time could find another function). Definitions compiled by 0.1.0 have
+-- no OIDs: each function step gets the OID its name resolves to now, so sagas started
+-- under 0.1.0 go on. A function that no longer exists gets none; its step fails, as it did.
+UPDATE consistency.saga_definitions d
+   SET compiled = pg_catalog.jsonb_set(d.compiled, '{steps}', x.steps)
+  FROM (SELECT d2.name, d2.version, pg_catalog.jsonb_agg(c.step ORDER BY t.n) AS steps
+          FROM consistency.saga_definitions d2,
+               pg_catalog.jsonb_array_elements(d2.compiled -> 'steps') WITH ORDINALITY t(step, n),
+               LATERAL (SELECT pg_catalog.to_regprocedure((t.step -> 'action' ->> 'function') || '(uuid, jsonb)') AS fn) a,
+               LATERAL (SELECT CASE WHEN a.fn IS NULL THEN t.step
+                                    ELSE pg_catalog.jsonb_set(t.step, '{action,oid}', pg_catalog.to_jsonb(a.fn::oid::bigint))
+                               END AS step) s1,
+               LATERAL (SELECT pg_catalog.to_regprocedure((t.step -> 'compensation' ->> 'function') || '(uuid, jsonb)') AS fn) b,
+               LATERAL (SELECT CASE WHEN b.fn IS NULL THEN s1.step
+                                    ELSE pg_catalog.jsonb_set(s1.step, '{compensation,oid}', pg_catalog.to_jsonb(b.fn::oid::bigint))
+                               END AS step) c
+         GROUP BY d2.name, d2.version) x
+ WHERE d.name OPERATOR(pg_catalog.=) x.name AND d.version OPERATOR(pg_catalog.=) x.version;
+
 -- The reply and operator functions run as their caller and check its rights themselves.
 CREATE OR REPLACE FUNCTION consistency.start_saga(name text, input jsonb, idempotency_key text DEFAULT NULL)
   RETURNS uuid
