@@ -42,25 +42,46 @@ ALTER TABLE consistency.saga_instances ADD COLUMN started_by oid NOT NULL DEFAUL
 ALTER TABLE consistency.saga_instances ALTER COLUMN started_by DROP DEFAULT;
 SELECT pg_catalog.pg_extension_config_dump('consistency.saga_worker_stats', '');
 
--- Steps run their function by the OID in the compiled definition, never by name (a name
--- resolved at run time could find another function). Definitions compiled by 0.1.0 have
--- no OIDs: each function step gets the OID its name resolves to now, so sagas started
--- under 0.1.0 go on. A function that no longer exists gets none; its step fails, as it did.
-UPDATE consistency.saga_definitions d
-   SET compiled = pg_catalog.jsonb_set(d.compiled, '{steps}', x.steps)
-  FROM (SELECT d2.name, d2.version, pg_catalog.jsonb_agg(c.step ORDER BY t.n) AS steps
-          FROM consistency.saga_definitions d2,
-               pg_catalog.jsonb_array_elements(d2.compiled -> 'steps') WITH ORDINALITY t(step, n),
-               LATERAL (SELECT pg_catalog.to_regprocedure((t.step -> 'action' ->> 'function') || '(uuid, jsonb)') AS fn) a,
-               LATERAL (SELECT CASE WHEN a.fn IS NULL THEN t.step
-                                    ELSE pg_catalog.jsonb_set(t.step, '{action,oid}', pg_catalog.to_jsonb(a.fn::oid::bigint))
-                               END AS step) s1,
-               LATERAL (SELECT pg_catalog.to_regprocedure((t.step -> 'compensation' ->> 'function') || '(uuid, jsonb)') AS fn) b,
-               LATERAL (SELECT CASE WHEN b.fn IS NULL THEN s1.step
-                                    ELSE pg_catalog.jsonb_set(s1.step, '{compensation,oid}', pg_catalog.to_jsonb(b.fn::oid::bigint))
-                               END AS step) c
-         GROUP BY d2.name, d2.version) x
- WHERE d.name OPERATOR(pg_catalog.=) x.name AND d.version OPERATOR(pg_catalog.=) x.version;
+-- A step function is called by the OID in `compiled`, which pg_dump's copy of the row
+-- cannot carry to another database; the schema-qualified name beside it can. Every row
+-- written (by define_saga, or by a restore) gets the OIDs its names resolve to now: the
+-- same ones for define_saga, the restored functions after a restore; 0 when a function
+-- is missing (its step then fails and asks for the saga to be defined again).
+CREATE FUNCTION consistency._saga_definition_oids() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  steps jsonb := '[]'::pg_catalog.jsonb;
+  step jsonb;
+  part text;
+  fn regprocedure;
+BEGIN
+  IF pg_catalog.jsonb_typeof(NEW.compiled OPERATOR(pg_catalog.->) 'steps'::pg_catalog.text)
+       IS DISTINCT FROM 'array' THEN
+    RETURN NEW;
+  END IF;
+  FOR step IN SELECT s FROM pg_catalog.jsonb_array_elements(NEW.compiled OPERATOR(pg_catalog.->) 'steps'::pg_catalog.text) s
+  LOOP
+    FOREACH part IN ARRAY ARRAY['action', 'compensation']::pg_catalog.text[] LOOP
+      IF pg_catalog.jsonb_typeof(step OPERATOR(pg_catalog.->) part) OPERATOR(pg_catalog.=) 'object'::pg_catalog.text
+         AND (step OPERATOR(pg_catalog.->) part) OPERATOR(pg_catalog.?) 'function'::pg_catalog.text THEN
+        fn := pg_catalog.to_regprocedure(((step OPERATOR(pg_catalog.->) part) OPERATOR(pg_catalog.->>) 'function'::pg_catalog.text)
+                                         OPERATOR(pg_catalog.||) '(pg_catalog.uuid, pg_catalog.jsonb)'::pg_catalog.text);
+        step := pg_catalog.jsonb_set(step, ARRAY[part, 'oid']::pg_catalog.text[],
+                                     pg_catalog.to_jsonb(coalesce(fn::pg_catalog.oid::pg_catalog.int8, 0::pg_catalog.int8)));
+      END IF;
+    END LOOP;
+    steps := steps OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(step);
+  END LOOP;
+  NEW.compiled := pg_catalog.jsonb_set(NEW.compiled, '{steps}'::pg_catalog.text[], steps);
+  RETURN NEW;
+END
+$fn$;
+REVOKE ALL ON FUNCTION consistency._saga_definition_oids() FROM PUBLIC;
+CREATE TRIGGER saga_definition_oids BEFORE INSERT OR UPDATE OF compiled ON consistency.saga_definitions
+  FOR EACH ROW EXECUTE FUNCTION consistency._saga_definition_oids();
+-- Definitions compiled by 0.1.0 have no OIDs: the trigger gives them theirs, so sagas
+-- started under 0.1.0 go on.
+UPDATE consistency.saga_definitions SET compiled = compiled;
 
 -- The reply and operator functions run as their caller and check its rights themselves.
 CREATE OR REPLACE FUNCTION consistency.start_saga(name text, input jsonb, idempotency_key text DEFAULT NULL)

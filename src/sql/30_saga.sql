@@ -16,6 +16,44 @@ CREATE TABLE consistency.saga_definitions (
   PRIMARY KEY (name, version)
 );
 
+-- A step function is called by the OID in `compiled`, which pg_dump's copy of the row
+-- cannot carry to another database; the schema-qualified name beside it can. Every row
+-- written (by define_saga, or by a restore) gets the OIDs its names resolve to now: the
+-- same ones for define_saga, the restored functions after a restore; 0 when a function
+-- is missing (its step then fails and asks for the saga to be defined again).
+CREATE FUNCTION consistency._saga_definition_oids() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  steps jsonb := '[]'::pg_catalog.jsonb;
+  step jsonb;
+  part text;
+  fn regprocedure;
+BEGIN
+  IF pg_catalog.jsonb_typeof(NEW.compiled OPERATOR(pg_catalog.->) 'steps'::pg_catalog.text)
+       IS DISTINCT FROM 'array' THEN
+    RETURN NEW;
+  END IF;
+  FOR step IN SELECT s FROM pg_catalog.jsonb_array_elements(NEW.compiled OPERATOR(pg_catalog.->) 'steps'::pg_catalog.text) s
+  LOOP
+    FOREACH part IN ARRAY ARRAY['action', 'compensation']::pg_catalog.text[] LOOP
+      IF pg_catalog.jsonb_typeof(step OPERATOR(pg_catalog.->) part) OPERATOR(pg_catalog.=) 'object'::pg_catalog.text
+         AND (step OPERATOR(pg_catalog.->) part) OPERATOR(pg_catalog.?) 'function'::pg_catalog.text THEN
+        fn := pg_catalog.to_regprocedure(((step OPERATOR(pg_catalog.->) part) OPERATOR(pg_catalog.->>) 'function'::pg_catalog.text)
+                                         OPERATOR(pg_catalog.||) '(pg_catalog.uuid, pg_catalog.jsonb)'::pg_catalog.text);
+        step := pg_catalog.jsonb_set(step, ARRAY[part, 'oid']::pg_catalog.text[],
+                                     pg_catalog.to_jsonb(coalesce(fn::pg_catalog.oid::pg_catalog.int8, 0::pg_catalog.int8)));
+      END IF;
+    END LOOP;
+    steps := steps OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(step);
+  END LOOP;
+  NEW.compiled := pg_catalog.jsonb_set(NEW.compiled, '{steps}'::pg_catalog.text[], steps);
+  RETURN NEW;
+END
+$fn$;
+REVOKE ALL ON FUNCTION consistency._saga_definition_oids() FROM PUBLIC;
+CREATE TRIGGER saga_definition_oids BEFORE INSERT OR UPDATE OF compiled ON consistency.saga_definitions
+  FOR EACH ROW EXECUTE FUNCTION consistency._saga_definition_oids();
+
 -- One row per saga. The worker claims rows whose next_run_at has come with
 -- FOR UPDATE SKIP LOCKED; replies and operators lock the row the same way. Only the
 -- extension writes these rows; instead of CHECK and FOREIGN KEY constraints (which cost
