@@ -5,13 +5,50 @@
 #include <string>
 #include <vector>
 
+#include "pg/version.hpp"
+
 #include "pg/guard.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+}
 
 #ifndef PGC_VERSION
 #error "PGC_VERSION must be defined by the build"
 #endif
 
-PGC_FUNCTION(pgc_version) { PG_RETURN_TEXT_P(cstring_to_text(PGC_VERSION)); }
+namespace pgc::pg {
+
+const char* library_version() { return PGC_VERSION; }
+
+// As PostgreSQL's get_extension_oid, for the version column.
+char* installed_version() {
+  Relation rel = table_open(ExtensionRelationId, AccessShareLock);
+  ScanKeyData key;
+  ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+              CStringGetDatum("pg_consistency"));
+  SysScanDesc scan = systable_beginscan(rel, ExtensionNameIndexId, true, nullptr, 1, &key);
+  HeapTuple tup = systable_getnext(scan);
+  char* version = nullptr;
+  if (HeapTupleIsValid(tup)) {
+    bool isnull = true;
+    Datum d = heap_getattr(tup, Anum_pg_extension_extversion, RelationGetDescr(rel), &isnull);
+    if (!isnull) version = text_to_cstring(DatumGetTextPP(d));
+  }
+  systable_endscan(scan);
+  table_close(rel, AccessShareLock);
+  return version;
+}
+
+}  // namespace pgc::pg
+
+PGC_FUNCTION(pgc_version) { PG_RETURN_TEXT_P(cstring_to_text(pgc::pg::library_version())); }
 
 // Raises each kind of failure the boundary must convert: our Error (SQLSTATE kept),
 // std::exception, bad_alloc, a non-exception throw, and a PostgreSQL error caught by

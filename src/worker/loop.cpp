@@ -4,13 +4,13 @@
 
 #include "common/backoff.hpp"
 #include "pg/catching.hpp"
+#include "pg/version.hpp"
 #include "worker/settings.hpp"
 #include "worker/wake.hpp"
 
 extern "C" {
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "commands/extension.h"
 #include "miscadmin.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
@@ -49,18 +49,28 @@ void vacate(int, Datum) {
   SpinLockRelease(databases_lock());
 }
 
-// The extension is installed (and committed) here and we are not a standby. Asked again
-// at most once a second while all goes well (it costs a transaction, and a busy process
-// runs rounds back to back), at once after a round with an error or when it was not.
+// The extension is installed (and committed) here at the library's version, and we are
+// not a standby. Asked again at most once a second while all goes well (it costs a
+// transaction, and a busy process runs rounds back to back), at once after a round with
+// an error or when it was not. Between a new library and ALTER EXTENSION UPDATE the
+// schema is older than the code: nothing runs (logged once per version seen).
 bool extension_ready(bool last_round_clean) {
   static bool ready = false;
   static TimestampTz checked_at = 0;
+  static char reported[NAMEDATALEN] = "";
   TimestampTz now = GetCurrentTimestamp();
   if (ready && last_round_clean && !TimestampDifferenceExceeds(checked_at, now, 1000)) return true;
   checked_at = now;
   if (RecoveryInProgress()) return ready = false;
   StartTransactionCommand();
-  ready = OidIsValid(get_extension_oid("pg_consistency", true));
+  const char* installed = pg::installed_version();
+  ready = installed != nullptr && strcmp(installed, pg::library_version()) == 0;
+  if (installed != nullptr && !ready && strncmp(reported, installed, sizeof(reported)) != 0) {
+    strlcpy(reported, installed, sizeof(reported));
+    ereport(LOG, (errmsg("%s: pg_consistency is installed here at version %s and the library is %s: "
+                         "waiting for ALTER EXTENSION pg_consistency UPDATE",
+                         g_who, installed, pg::library_version())));
+  }
   CommitTransactionCommand();
   return ready;
 }

@@ -43,6 +43,14 @@ $node->append_conf('postgresql.conf', "pg_consistency.kafka_brokers = '" . $kafk
 $node->start;
 my $current = $node->safe_psql('postgres', 'SELECT consistency.version()');
 isnt($current, '0.1.0', "the new library ($current) serves the 0.1.0 schema until the update");
+# Until the update the worker and its processes wait: their code expects the new schema.
+ok(wait_until($node, "SELECT string_agg(DISTINCT state, ',') FROM consistency.workers WHERE kind = 'worker'",
+              'waiting_for_extension'), 'the worker waits for the update');
+ok(wait_until($node, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_consistency worker'", '1'),
+   '... connected to the database');
+like(slurp_file($node->logfile), qr/installed here at version 0\.1\.0 and the library is \Q$current\E: waiting for ALTER EXTENSION/,
+     '... and says why in the log');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM consistency.outbox'), '205', '... so the relay sends nothing yet');
 
 $node->safe_psql('postgres', 'ALTER EXTENSION pg_consistency UPDATE');
 is($node->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'pg_consistency'"), $current,
