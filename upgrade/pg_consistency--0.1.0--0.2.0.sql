@@ -1,6 +1,7 @@
 -- pg_consistency 0.1.0 -> 0.2.0. Every change to src/sql since 0.1.0, in the same order
 -- (docs/development.md, "Changing the schema"); test/t/600_upgrade.t checks that a
 -- database updated with this script has the same catalog as a fresh 0.2.0 install.
+-- Brought up to date with src/sql of sha256 4e67de0aa817ab05524e76161657c8ab93da0d4df68f6ce51a5198df8c053976
 
 \echo Use "ALTER EXTENSION pg_consistency UPDATE TO '0.2.0'" to load this file. \quit
 
