@@ -101,7 +101,7 @@ SQL
   return [ split /\n/, $Q->("SELECT id FROM consistency.saga_instances WHERE phase = 'waiting' ORDER BY id") ];
 }
 
-# Row counts of the data set's tables, the highest event position and outbox id ever taken.
+# Row counts of the data set's tables (count_tables()), by table name.
 sub counts {
   my ($node, $db) = @_;
   my $sql = join(' || \' \' || ', map { "(SELECT count(*) FROM $_)" } @tables);

@@ -36,6 +36,7 @@ sub set_conf {
   $node->reload;
 }
 
+# 1. shop in use: the data set, 205 messages relayed, 300 more waiting (relay off) at the dump.
 ok(served_by_worker('shop'), 'the worker serves shop');
 my $sagas = populate($node, 'shop', $remote, outbox => 200);
 ok(wait_until($node, 'SELECT pending FROM consistency.outbox_status', '0', 120, 'shop'), 'the first 205 messages are relayed');
