@@ -1,5 +1,5 @@
 -- pg_consistency 0.1.0 -> 0.2.0. Every change to src/sql since 0.1.0, in the same order
--- (docs/development.md, "Changing the schema"); test/t/600_upgrade.t checks that a
+-- (docs/development.md, "Changing the schema"); test/t/700_upgrade.t checks that a
 -- database updated with this script has the same catalog as a fresh 0.2.0 install.
 -- Brought up to date with src/sql of sha256 4e67de0aa817ab05524e76161657c8ab93da0d4df68f6ce51a5198df8c053976
 

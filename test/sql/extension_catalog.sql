@@ -1,5 +1,5 @@
 -- The catalog of the pg_consistency extension as sorted lines, one per property of each of its
--- objects: a fresh install and an updated one must print the same lines (test/t/600_upgrade.t).
+-- objects: a fresh install and an updated one must print the same lines (test/t/700_upgrade.t).
 -- Columns are compared by name: ALTER TABLE ADD COLUMN puts a new column last.
 WITH ext AS (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'pg_consistency'),
 members AS (

@@ -43,6 +43,13 @@ ok(wait_until($node, 'SELECT pending FROM consistency.outbox_status', '0', 120, 
 is($node->safe_psql('shop', 'SELECT last_value FROM consistency.outbox_id_seq'), '205',
    'outbox ids 1-200 went to orders (the 5 saga commands came after them)');
 
+# A definition whose step function was dropped since: no OID may survive for it.
+$node->safe_psql('shop', q{
+  CREATE FUNCTION app.gone(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
+  SELECT consistency.define_saga('orphan', '{"steps": [{"name": "s", "action": {"function": "app.gone"}}]}');
+  DROP FUNCTION app.gone(uuid, jsonb);
+});
+
 # Rows the relay has not sent when the dump is taken.
 set_conf('kafka_brokers', '');
 ok(wait_until($node, 'SELECT relay_state FROM consistency.outbox_status', 'stopped', 30, 'shop'), 'relay stopped');
@@ -85,6 +92,16 @@ is($node->safe_psql('restored', 'SELECT last_value FROM consistency.outbox_id_se
    'the outbox sequence is restored');
 is($node->safe_psql('restored', "SELECT count(*) FROM consistency.saga_instances WHERE phase = 'waiting'"), '5',
    'the sagas still wait for their reply');
+is($node->safe_psql('restored', q{
+  SELECT string_agg(s->'action'->>'oid', ',' ORDER BY n) || ' ' || string_agg(s->'compensation'->>'oid', ',' ORDER BY n)
+    FROM consistency.saga_definitions, jsonb_array_elements(compiled->'steps') WITH ORDINALITY t(s, n)
+   WHERE name = 'shipping'}),
+   $node->safe_psql('restored', q{
+  SELECT 'app.reserve(uuid,jsonb)'::regprocedure::oid || ',' || 'app.finish(uuid,jsonb)'::regprocedure::oid
+         || ' ' || 'app.release(uuid,jsonb)'::regprocedure::oid}),
+   'the restored saga definition calls the restored step functions (their new OIDs)');
+is($node->safe_psql('restored', "SELECT compiled->'steps'->0->'action'->>'oid' FROM consistency.saga_definitions WHERE name = 'orphan'"),
+   '0', 'a step function dropped before the dump has no OID after the restore');
 
 # 3. The relay resumes: every message reaches Kafka; only rows of the dumped outbox twice.
 set_conf('kafka_brokers', $brokers);
