@@ -3,17 +3,29 @@
 -- inside them), explicit values winning, a malformed setting refused with CS002, and the
 -- context gone once a handler returns or fails. No worker here: _subscription_step,
 -- _advance_sagas and retry_consumer_dead_letters run the handlers as the worker would.
--- Everything runs in transactions that roll back: later suites see nothing of it.
+-- Nearly everything runs in transactions that roll back, and the outbox id sequence is put
+-- back at the end: later suites count outbox ids from where they find them.
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_consistency;
 DROP SCHEMA IF EXISTS corr CASCADE;
 RESET client_min_messages;
+SELECT last_value AS outbox_seq_last, is_called AS outbox_seq_called FROM consistency.outbox_id_seq \gset
 
 \i sql/include/helpers.sql
 -- The ids of a jsonb object (headers or metadata): "correlation / causation", '-' for none.
 CREATE FUNCTION pg_temp.ids(j jsonb) RETURNS text LANGUAGE sql AS $$
   SELECT coalesce(j->>'correlation_id', '-') || ' / ' || coalesce(j->>'causation_id', '-')
 $$;
+-- Publishes an empty message to `topic` and returns the headers its outbox row got.
+CREATE FUNCTION pg_temp.publish_headers(topic text) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+  i bigint;
+  h jsonb;
+BEGIN
+  i := consistency.publish(topic, 'k', '{}'::jsonb);
+  SELECT o.headers INTO h FROM consistency.outbox o WHERE o.id = i;
+  RETURN h;
+END $$;
 
 CREATE SCHEMA corr;
 -- A saga step, a subscription handler and a consumer handler that each publish and append.
@@ -72,28 +84,35 @@ ROLLBACK;
 -- SET LOCAL ends with its transaction.
 BEGIN;
 SET LOCAL pg_consistency.correlation_id = 'req-2';
-SELECT pg_temp.ids(headers) FROM consistency.outbox WHERE id = consistency.publish('corr.out', 'k', '{}'::jsonb);
+SELECT pg_temp.ids(pg_temp.publish_headers('corr.out')) AS same_transaction;
 COMMIT;
 BEGIN;
-SELECT pg_temp.ids(headers) AS next_transaction FROM consistency.outbox WHERE id = consistency.publish('corr.out', 'k', '{}'::jsonb);
+SELECT pg_temp.ids(pg_temp.publish_headers('corr.out')) AS next_transaction;
 DELETE FROM consistency.outbox WHERE topic = 'corr.out';
 COMMIT;
 
 -- A malformed setting: CS002 where it is used, nothing written.
 BEGIN;
 SELECT consistency.define_saga('corr_saga', '{"steps": [{"name": "work", "action": {"function": "corr.step"}}]}') AS v;
-SELECT label, pg_temp.err(stmt)
-  FROM (VALUES ('space', 'has space'), ('tab', E'a\tb'), ('non-ASCII', 'café'), ('321 bytes', repeat('x', 321))) AS g(label, val),
-       LATERAL (SELECT set_config('pg_consistency.correlation_id', g.val, true)) s,
-       LATERAL (VALUES ($$SELECT consistency.publish('corr.bad', 'k', '{}'::jsonb)$$),
-                       ($$SELECT consistency.append_event('corrbad-1', NULL, 'X', '{}')$$),
-                       ($$SELECT consistency.append_events('corrbad-1', NULL, '[{"type": "X", "data": {}}]')$$),
-                       ($$SELECT consistency.start_saga('corr_saga', '{}')$$)) AS q(stmt)
- ORDER BY label, stmt;
+CREATE FUNCTION pg_temp.err_with(val text, stmt text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM set_config('pg_consistency.correlation_id', val, true);
+  RETURN pg_temp.err_brief(stmt);
+END $$;
+SELECT label, split_part(stmt, '(', 1) AS call, pg_temp.err_with(val, stmt)
+  FROM (VALUES (1, 'space', 'has space'), (2, 'tab', E'a\tb'), (3, 'non-ASCII', 'café'),
+               (4, '321 bytes', repeat('x', 321))) AS g(n, label, val),
+       (VALUES ($$SELECT consistency.publish('corr.bad', 'k', '{}'::jsonb)$$),
+               ($$SELECT consistency.append_event('corrbad-1', NULL, 'X', '{}')$$),
+               ($$SELECT consistency.append_events('corrbad-1', NULL, '[{"type": "X", "data": {}}]')$$),
+               ($$SELECT consistency.start_saga('corr_saga', '{}')$$)) AS q(stmt)
+ ORDER BY n, stmt;
+SELECT set_config('pg_consistency.correlation_id', 'x y', true) IS NOT NULL AS set;
+SELECT pg_temp.err($$SELECT consistency.publish('corr.bad', 'k', '{}'::jsonb)$$) AS with_hint;
 SELECT set_config('pg_consistency.correlation_id', repeat('x', 320), true) IS NOT NULL AS longest_accepted;
-SELECT length(headers->>'correlation_id') FROM consistency.outbox WHERE id = consistency.publish('corr.bad', 'k', '{}'::jsonb);
+SELECT length(pg_temp.publish_headers('corr.bad')->>'correlation_id') AS header_length;
 SELECT set_config('pg_consistency.correlation_id', '', true) = '' AS empty_is_none;
-SELECT headers FROM consistency.outbox WHERE id = consistency.publish('corr.bad', 'k', '{}'::jsonb);
+SELECT pg_temp.publish_headers('corr.bad') AS headers;
 SELECT count(*) AS bad_events FROM consistency.events WHERE stream = 'corrbad-1';
 ROLLBACK;
 
@@ -127,12 +146,13 @@ ROLLBACK;
 -- ---------------------------------------------------------------------------------
 -- Subscription handlers: the handled event's ids
 -- ---------------------------------------------------------------------------------
-BEGIN;
-SET LOCAL pg_consistency.subscription_max_attempts = 5;
+-- (The events are committed first: a subscription sees only committed events. Events are
+-- immutable; categories corrsub and corrderived are this suite's alone.)
 SELECT consistency.create_subscription('corr_sub', 'corr.on_event(bigint,text,bigint,text,jsonb,jsonb)', ARRAY['corrsub']);
 SELECT consistency.append_event('corrsub-1', NULL, 'Happened', '{}', '{"correlation_id": "req-sub"}') AS v;
 SELECT consistency.append_event('corrsub-2', NULL, 'Happened', '{}') AS v;
 SELECT consistency.append_event('corrsub-3', NULL, 'Happened', '{"fail": true}', '{"correlation_id": "req-fail"}') AS v;
+BEGIN;
 SELECT consistency._subscription_step('corr_sub') AS handled;
 SELECT e.stream,
        o.headers->>'correlation_id' = coalesce(e.metadata->>'correlation_id', e.event_id::text) AS correlation_ok,
@@ -146,8 +166,9 @@ SELECT e.stream, d.metadata->>'correlation_id' = coalesce(e.metadata->>'correlat
  ORDER BY e.stream;
 SELECT status, attempts, last_error LIKE '%handler fails%' AS failed_on_third FROM consistency.subscriptions WHERE name = 'corr_sub';
 -- The failed handler's context is gone: a write after it carries nothing.
-SELECT headers AS after_failed_handler FROM consistency.outbox WHERE id = consistency.publish('corr.after', 'k', '{}'::jsonb);
+SELECT pg_temp.publish_headers('corr.after') AS after_failed_handler;
 ROLLBACK;
+SELECT consistency.drop_subscription('corr_sub');
 
 -- ---------------------------------------------------------------------------------
 -- Consumer handlers: the handled message's ids (dead letters re-run in this transaction)
@@ -172,7 +193,9 @@ SELECT correlation_id FROM consistency.saga_instances WHERE name = 'corr_saga';
 SELECT consistency._advance_sagas() AS advanced;
 SELECT o.headers->>'correlation_id' AS command_correlation, o.headers->>'causation_id' = s.id::text AS caused_by_saga
   FROM consistency.outbox o JOIN consistency.saga_instances s ON o.key = s.id::text WHERE o.topic = 'corr.commands';
-SELECT headers AS after_handlers FROM consistency.outbox WHERE id = consistency.publish('corr.after', 'k', '{}'::jsonb);
+SELECT pg_temp.publish_headers('corr.after') AS after_handlers;
 ROLLBACK;
 
 DROP SCHEMA corr CASCADE;
+SELECT setval('consistency.outbox_id_seq', :outbox_seq_last, :'outbox_seq_called') IS NOT NULL AS outbox_ids_restored;
+SELECT count(*) AS outbox_rows_left FROM consistency.outbox WHERE topic LIKE 'corr.%';
