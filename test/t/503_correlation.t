@@ -65,8 +65,8 @@ is(Q(q{SELECT string_agg(stream || ' ' || (metadata->>'correlation_id') || ' ' |
    'the events the handler appended carry the same ids in their metadata');
 
 # --- A subscription handler that publishes. ---------------------------------------------
-my $event_id = Q(q{SELECT consistency.append_event('corrsub-1', NULL, 'Happened', '{"x": 1}', '{"correlation_id": "req-sub"}');
-                   SELECT event_id FROM consistency.events WHERE stream = 'corrsub-1'});
+Q(q{SELECT consistency.append_event('corrsub-1', NULL, 'Happened', '{"x": 1}', '{"correlation_id": "req-sub"}')});
+my $event_id = Q(q{SELECT event_id FROM consistency.events WHERE stream = 'corrsub-1'});
 my $sub = messages('corr.fromsub', 1);
 is(scalar @$sub, 1, 'the subscription handler published one message');
 is(ids($sub->[0]), "req-sub / $event_id", 'it carries the event\'s correlation_id, and the event id as causation');
