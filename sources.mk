@@ -92,3 +92,8 @@ PG_SRCS += src/inbox/api.cpp
 PG_SRCS += src/inbox/apply.cpp
 PG_SRCS += src/inbox/settings.cpp
 PG_SRCS += src/inbox/worker.cpp
+
+
+# --- correlation and causation ids ---------------------------------------------
+CORE_SRCS += src/correlation/ids.cpp
+PG_SRCS += src/correlation/context.cpp

@@ -13,7 +13,8 @@ SET pg_consistency.saga_chain_steps = 1;  -- one step per _advance_sagas call
 CREATE FUNCTION pg_temp.commands(saga uuid) RETURNS TABLE(topic text, keyed boolean, payload jsonb, headers jsonb)
 LANGUAGE sql AS $$
   SELECT o.topic, o.key = saga::text, convert_from(o.payload, 'UTF8')::jsonb - 'saga_id',
-         o.headers - 'saga_id' - ARRAY(SELECT k FROM jsonb_object_keys(o.headers) k WHERE k LIKE 'ce\_%')
+         o.headers - 'saga_id' - 'correlation_id' - 'causation_id'
+           - ARRAY(SELECT k FROM jsonb_object_keys(o.headers) k WHERE k LIKE 'ce\_%')
     FROM consistency.outbox o
    WHERE o.headers->>'saga_id' = saga::text
    ORDER BY o.id

@@ -5,6 +5,7 @@
 // loser of a race sees the winner's version after the lock wait (READ COMMITTED re-checks
 // the row) and gets CS001 -- never a unique violation. Versions are assigned from the
 // locked row, positions from the gap-safe position source.
+#include "correlation/context.hpp"
 #include "eventstore/core.hpp"
 #include "eventstore/es.hpp"
 #include "pg/guard.hpp"
@@ -132,8 +133,16 @@ void check_duplicate_ids(const EventInput* ev, int n) {
   if (dup >= 0) throw_bad_event(dup, "its \"id\" appears twice in the call");
 }
 
+// The event's metadata with the correlation ids in effect (`ids`, or nullptr for none)
+// added where the caller gave no such key.
+Datum with_ids(Datum metadata, Jsonb* ids) {
+  if (ids == nullptr) return metadata;
+  return JsonbPGetDatum(correlation::add_missing(DatumGetJsonbP(metadata), ids));
+}
+
 // Parses the `events` argument of append_events into a palloc'd array.
 EventInput* parse_events(Jsonb* events, int* count) {
+  Jsonb* ids = correlation::current_ids();
   if (!JB_ROOT_IS_ARRAY(events) || JB_ROOT_IS_SCALAR(events))
     throw invalid_argument(
         "events must be a JSON array of event objects",
@@ -160,6 +169,7 @@ EventInput* parse_events(Jsonb* events, int* count) {
     } else {
       throw_bad_event(i, "\"metadata\" must be a JSON object");
     }
+    out[i].metadata = with_ids(out[i].metadata, ids);
     if (getKeyJsonValueFromContainer(obj, "id", 2, &v) != nullptr && v.type != jbvNull) {
       if (v.type != jbvString) throw_bad_event(i, "\"id\" must be a UUID string");
       parse_id(i, v.val.string.val, v.val.string.len, &out[i].id);
@@ -537,6 +547,7 @@ PGC_FUNCTION(pgc_es_append_event) {
       throw pgc::invalid_argument(event_label(0) + ": metadata must be a JSON object");
     ev.metadata = JsonbPGetDatum(meta);
   }
+  ev.metadata = with_ids(ev.metadata, pgc::correlation::current_ids());
   check_size(0, ev.data, ev.metadata);
   PG_RETURN_INT64(do_append(t.stream.name, t.stream.len, t.any, t.expected, &ev, 1));
 }

@@ -13,6 +13,7 @@
 #include <random>
 
 #include "common/backoff.hpp"
+#include "correlation/context.hpp"
 #include "eventstore/core.hpp"
 #include "eventstore/es.hpp"
 #include "worker/settings.hpp"
@@ -89,8 +90,8 @@ bool lock_subscription(Datum name, Subscription* sub) {
 }
 
 // The events a subscription handles next; the filters follow.
-#define HANDLER_EVENTS                                                             \
-  "SELECT global_position, stream, version, type, schema_version, data, metadata " \
+#define HANDLER_EVENTS                                                                       \
+  "SELECT global_position, stream, version, type, schema_version, data, metadata, event_id " \
   "FROM consistency.events WHERE "
 // After position $1, below the read horizon $2, of the types $4 (NULL = all), at most $3.
 #define NEXT_BELOW_HORIZON                                                                   \
@@ -145,14 +146,16 @@ bool past_time_limit(TimestampTz since) {
 // it from memory after the longjmp.
 pg::RunAsState g_handler_scope;
 
-// Calls the handler for row `r` as `owner` (upcasting as `owner` too). Raises PostgreSQL
-// errors only (pg::run_in_subtransaction catches those): our own C++ errors are
-// converted on the way out.
+// Calls the handler for row `r` as `owner` (upcasting as `owner` too), with the event's
+// correlation ids in effect (left by the subtransaction's abort on an error). Raises
+// PostgreSQL errors only (pg::run_in_subtransaction catches those): our own C++ errors
+// are converted on the way out.
 void invoke_handler(FmgrInfo* finfo, UpcastFns* fns, Oid owner, HeapTuple tup, TupleDesc desc,
                     TimestampTz started) {
-  Datum values[7];
-  bool nulls[7];
+  Datum values[8];
+  bool nulls[8];
   heap_deform_tuple(tup, desc, values, nulls);
+  int context = correlation::enter_event(values[7], values[6]);
   pg::run_as_enter(&g_handler_scope, owner, settings::subscription_handler_timeout_ms);
   text* type = DatumGetTextPP(values[3]);
   int32 sv = 0;
@@ -162,6 +165,7 @@ void invoke_handler(FmgrInfo* finfo, UpcastFns* fns, Oid owner, HeapTuple tup, T
   bool isnull = false;
   (void)call_function(finfo, args, 6, &isnull);
   pg::run_as_leave(&g_handler_scope);
+  correlation::leave(context);
   // A handler that caught the cancellation of its time limit and went on has overrun it
   // all the same: the call fails (its effects roll back) and counts as an attempt.
   if (past_time_limit(started))

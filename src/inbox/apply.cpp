@@ -1,5 +1,6 @@
 #include "inbox/apply.hpp"
 
+#include "correlation/context.hpp"
 #include "inbox/settings.hpp"
 #include "pg/catching.hpp"
 #include "pg/roles.hpp"
@@ -72,6 +73,11 @@ void call_handler(const ConsumerDef& c, const Message& m, int* stage) {
   pg_call([&] { args[5] = jsonb_datum(headers_json(m.headers)); });
   TimestampTz started = GetCurrentTimestamp();
   {
+    // What the handler publishes or appends carries the message's ids (until the scope
+    // ends, or the subtransaction aborts).
+    correlation::Scope ids(correlation::of_message(find_header(m.headers, "correlation_id"),
+                                                   find_header(m.headers, "ce_id"), m.topic, m.partition,
+                                                   m.offset));
     pg::RunAs as_owner(c.owner, settings::handler_timeout_ms);
     pg_call([&] {
       FmgrInfo flinfo;

@@ -2,6 +2,7 @@
 // arguments, stores the payload as the exact bytes Kafka will get, inserts one outbox row
 // with a saved plan in the caller's transaction, and asks for the relay to be woken when
 // (and only if) that transaction commits.
+#include "correlation/context.hpp"
 #include "outbox/names.hpp"
 #include "pg/guard.hpp"
 #include "pg/search_path.hpp"
@@ -91,7 +92,8 @@ int64 insert_row(text* topic, text* key, bytea* payload, Jsonb* headers, const c
   });
 }
 
-// The common part of the publish overloads; payload is already bytes (or NULL).
+// The common part of the publish overloads; payload is already bytes (or NULL). The
+// correlation ids in effect become headers unless the caller gave those headers.
 Datum publish_common(FunctionCallInfo fcinfo, bytea* payload, const char* content_type) {
   if (PG_ARGISNULL(0)) throw invalid_argument("invalid topic: topic must not be NULL");
   text* topic = PG_GETARG_TEXT_PP(0);
@@ -104,6 +106,7 @@ Datum publish_common(FunctionCallInfo fcinfo, bytea* payload, const char* conten
   } else {
     headers = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(kEmptyHeaders)));
   }
+  headers = pgc::correlation::add_missing(headers, pgc::correlation::current_ids());
   int64 id = insert_row(topic, key, payload, headers, content_type);
   pgc::relay::wake_at_commit();
   PG_RETURN_INT64(id);

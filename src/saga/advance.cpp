@@ -228,6 +228,7 @@ struct Claimed {
   Oid owner;
   char* definition_xmin;
   Datum data;
+  char* correlation_id;
 };
 
 // The saga being advanced in the batch's transaction, outside any subtransaction of
@@ -237,9 +238,10 @@ struct {
   pg_uuid_t id;
 } g_current;
 
-#define PGC_SAGA_CLAIM_COLUMNS                                                            \
-  "SELECT s.id, s.name, s.definition_version, d.owner, d.xmin::pg_catalog.text, s.data, " \
-  "       s.status, s.step_index, s.failed_step, s.phase, s.attempts, s.next_run_at, s.deadline "
+#define PGC_SAGA_CLAIM_COLUMNS                                                                     \
+  "SELECT s.id, s.name, s.definition_version, d.owner, d.xmin::pg_catalog.text, s.data, "          \
+  "       s.status, s.step_index, s.failed_step, s.phase, s.attempts, s.next_run_at, s.deadline, " \
+  "       s.correlation_id "
 
 // The due sagas first (an index scan in next_run_at order, locked, skipping rows other
 // workers hold), then their definitions: a join inside the locking query could be
@@ -248,7 +250,7 @@ SavedPlan& claim_plan() {
   static SavedPlan plan(
       "WITH due AS MATERIALIZED ("
       "  SELECT id, name, definition_version, data, status, step_index, failed_step, phase, "
-      "         attempts, next_run_at, deadline "
+      "         attempts, next_run_at, deadline, correlation_id "
       "    FROM consistency.saga_instances "
       "   WHERE status OPERATOR(pg_catalog.=) ANY ('{running,compensating}'::pg_catalog.text[]) "
       "     AND next_run_at OPERATOR(pg_catalog.<=) $1 "
@@ -293,6 +295,7 @@ void read_claimed(std::vector<Claimed>& claimed, std::vector<State>& state_of) {
       c.definition_xmin = pgc::pg::spi_text_copy(i, 5);
       Datum d = pgc::pg::spi_value(i, 6, &isnull);
       c.data = isnull ? 0 : SPI_datumTransfer(d, false, -1);
+      c.correlation_id = pgc::pg::spi_text_copy(i, 14);
     });
     State s;
     read_state(i, 7, &s);
@@ -311,6 +314,7 @@ SagaRow row_of(const Claimed& c, const State& s) {
   row.owner = c.owner;
   row.state = s;
   row.data = c.data;
+  row.correlation_id = c.correlation_id ? c.correlation_id : "";
   return row;
 }
 

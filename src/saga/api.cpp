@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 
+#include "correlation/context.hpp"
 #include "pg/guard.hpp"
 #include "pg/roles.hpp"
 #include "pg/run_as.hpp"
@@ -296,17 +297,20 @@ PGC_FUNCTION(pgc_start_saga) {
   static SavedPlan insert_plan(
       "INSERT INTO consistency.saga_instances AS s "
       "  (id, name, definition_version, status, step_index, current_step, phase, attempts, "
-      "   next_run_at, deadline, input, data, idempotency_key, started_by, created_at, updated_at) "
+      "   next_run_at, deadline, input, data, idempotency_key, started_by, created_at, updated_at, "
+      "   correlation_id) "
       "VALUES (pg_catalog.gen_random_uuid(), $1, $2, 'running', 0, $3, 'ready', 0, $4, $5, $6, $6, $7, "
-      "        $8, pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp()) "
+      "        $8, pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp(), $9) "
       "ON CONFLICT (name, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
       "RETURNING id",
-      {TEXTOID, INT4OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, TEXTOID, OIDOID});
+      {TEXTOID, INT4OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, TEXTOID, OIDOID, TEXTOID});
   static SavedPlan existing_plan(
       "SELECT id, input OPERATOR(pg_catalog.=) $3 FROM consistency.saga_instances "
       " WHERE name OPERATOR(pg_catalog.=) $1 AND idempotency_key OPERATOR(pg_catalog.=) $2",
       {TEXTOID, TEXTOID, JSONBOID});
 
+  // Passed to every command and function step (CS002 for a malformed setting).
+  std::string correlation_id = pgc::correlation::current_correlation();
   Oid caller = GetUserId();
   Oid owner_of_tables = pgc::pg::extension_table_owner("saga_instances");
   spi_connect();
@@ -335,8 +339,8 @@ PGC_FUNCTION(pgc_start_saga) {
   pg_uuid_t id{};
   bool inserted = false, same_input = false;
   pg_call([&] {
-    Datum v[8];
-    char nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+    Datum v[9];
+    char nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
     v[0] = CStringGetTextDatum(name.c_str());
     v[1] = Int32GetDatum(version);
     v[2] = CStringGetTextDatum(first_step.c_str());
@@ -347,6 +351,8 @@ PGC_FUNCTION(pgc_start_saga) {
     v[6] = has_key ? CStringGetTextDatum(key.c_str()) : 0;
     nulls[6] = has_key ? ' ' : 'n';
     v[7] = ObjectIdGetDatum(caller);
+    v[8] = correlation_id.empty() ? 0 : CStringGetTextDatum(correlation_id.c_str());
+    nulls[8] = correlation_id.empty() ? 'n' : ' ';
     insert_plan.execute(v, nulls, false, 1);
     bool isnull = false;
     if (SPI_processed == 1) {

@@ -2,6 +2,7 @@
 
 #include <unordered_map>
 
+#include "correlation/ids.hpp"
 #include "eventstore/es.hpp"
 #include "pg/guard.hpp"
 #include "pg/spi.hpp"
@@ -296,7 +297,7 @@ bool load_for_update(const pg_uuid_t& id, SagaRow* out) {
   static SavedPlan plan(
       "SELECT s.name, s.definition_version, d.owner, d.compiled, s.data, "
       "       s.status, s.step_index, s.failed_step, s.phase, s.attempts, s.next_run_at, s.deadline, "
-      "       s.started_by "
+      "       s.started_by, s.correlation_id "
       "  FROM consistency.saga_instances s "
       "  JOIN consistency.saga_definitions d "
       "    ON d.name OPERATOR(pg_catalog.=) s.name "
@@ -305,6 +306,7 @@ bool load_for_update(const pg_uuid_t& id, SagaRow* out) {
       {UUIDOID});
   Datum arg = UUIDPGetDatum(&id);
   char* name = nullptr;
+  char* correlation_id = nullptr;
   Datum compiled = 0;
   RawState raw{};
   bool found = pg_call([&] {
@@ -319,12 +321,14 @@ bool load_for_update(const pg_uuid_t& id, SagaRow* out) {
     out->data = isnull ? 0 : SPI_datumTransfer(data, false, -1);
     read_raw_state(0, 6, &raw);
     out->started_by = DatumGetObjectId(pgc::pg::spi_value(0, 13, &isnull));
+    correlation_id = pgc::pg::spi_text_copy(0, 14);
     return true;
   });
   if (!found) return false;
   out->id = id;
   out->id_text = uuid_text(id);
   out->name = name ? name : "";
+  out->correlation_id = correlation_id ? correlation_id : "";
   state_from_raw(raw, &out->state);
   out->def = definition_from_compiled(compiled);
   return true;
@@ -382,25 +386,30 @@ void append_audit(const std::string& id_text, const std::vector<Event>& events, 
 }
 
 int64 publish_command(const SagaRow& row, const Action& action, int attempt, bool compensation) {
-  // Key = the saga id, so one saga's commands stay in order on the topic.
+  // Key = the saga id, so one saga's commands stay in order on the topic. The saga's
+  // correlation ids are given as headers: they win over any context in effect.
   static SavedPlan plan(
       "SELECT consistency.publish($1, $2, "
       "  pg_catalog.jsonb_build_object('command', $5, 'saga_id', $2, 'saga', $3, 'step', $4, "
       "                                'attempt', $6, 'phase', $7, 'data', $8), "
       "  pg_catalog.jsonb_build_object('saga_id', $2, 'saga', $3, 'step', $4, "
-      "                                'attempt', $6::pg_catalog.text, 'phase', $7, 'command', $5))",
-      {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, JSONBOID});
+      "                                'attempt', $6::pg_catalog.text, 'phase', $7, 'command', $5, "
+      "                                'correlation_id', $9, 'causation_id', $10))",
+      {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, JSONBOID, TEXTOID, TEXTOID});
   const std::string& step = row.def->steps[static_cast<size_t>(row.state.step)].name;
+  correlation::Ids ids = correlation::of_saga(row.correlation_id, row.id_text);
   return pg_call([&] {
-    Datum values[8] = {CStringGetTextDatum(action.topic.c_str()),
-                       CStringGetTextDatum(row.id_text.c_str()),
-                       CStringGetTextDatum(row.name.c_str()),
-                       CStringGetTextDatum(step.c_str()),
-                       CStringGetTextDatum(action.command.c_str()),
-                       Int32GetDatum(attempt),
-                       CStringGetTextDatum(compensation ? "compensation" : "action"),
-                       row.data};
-    char nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', row.data == 0 ? 'n' : ' '};
+    Datum values[10] = {CStringGetTextDatum(action.topic.c_str()),
+                        CStringGetTextDatum(row.id_text.c_str()),
+                        CStringGetTextDatum(row.name.c_str()),
+                        CStringGetTextDatum(step.c_str()),
+                        CStringGetTextDatum(action.command.c_str()),
+                        Int32GetDatum(attempt),
+                        CStringGetTextDatum(compensation ? "compensation" : "action"),
+                        row.data,
+                        CStringGetTextDatum(ids.correlation.c_str()),
+                        CStringGetTextDatum(ids.causation.c_str())};
+    char nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', row.data == 0 ? 'n' : ' ', ' ', ' '};
     plan.execute(values, nulls, false, 1);
     if (SPI_processed != 1) elog(ERROR, "pg_consistency: consistency.publish returned no row");
     return static_cast<int64>(pgc::pg::spi_int64(0, 1, 0));

@@ -6,6 +6,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "correlation/context.hpp"
 #include "eventstore/es.hpp"
 #include "pg/run_as.hpp"
 #include "saga/advance.hpp"
@@ -96,6 +97,8 @@ Datum call_step_function(const SagaRow& row, const Step& step, const Action& a) 
   bool isnull = true, is_object = false;
   int64 bytes = 0;
   {
+    // The step's publishes and appends carry the saga's correlation ids.
+    correlation::Scope ids(correlation::of_saga(row.correlation_id, row.id_text));
     pgc::pg::RunAs as_owner(row.owner, step_limit_ms(step));
     pg_call([&] {
       FmgrInfo flinfo;

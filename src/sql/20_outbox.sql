@@ -119,6 +119,7 @@ CREATE FUNCTION consistency.kafka_partition(key text, partitions int) RETURNS in
   LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgc_kafka_partition';
 
 -- Routed events: one outbox row per (event, route), in global order, same transaction.
+-- The event's correlation_id and causation_id (metadata, string values) become headers.
 CREATE FUNCTION consistency._route_events_trigger() RETURNS trigger
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -128,7 +129,12 @@ BEGIN
   SELECT r.topic, e.stream, convert_to(e.data::text, 'UTF8'),
          jsonb_build_object('ce_id', e.event_id::text, 'ce_type', e.type, 'ce_subject', e.stream,
                             'stream_version', e.version::text, 'global_position', e.global_position::text,
-                            'schema_version', e.schema_version::text),
+                            'schema_version', e.schema_version::text)
+         || jsonb_strip_nulls(jsonb_build_object(
+              'correlation_id', CASE WHEN jsonb_typeof(e.metadata -> 'correlation_id') = 'string'
+                                     THEN e.metadata ->> 'correlation_id' END,
+              'causation_id', CASE WHEN jsonb_typeof(e.metadata -> 'causation_id') = 'string'
+                                   THEN e.metadata ->> 'causation_id' END)),
          'application/json', e.created_at
     FROM new_events e
     JOIN consistency.event_routes r ON r.category = split_part(e.stream, '-', 1)

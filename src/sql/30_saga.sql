@@ -75,6 +75,7 @@ CREATE TABLE consistency.saga_instances (
   last_error         text,
   idempotency_key    text,
   started_by         oid         NOT NULL,             -- the role that called start_saga
+  correlation_id     text,                             -- in effect at start_saga; NULL = none (docs/correlation.md)
   created_at         timestamptz NOT NULL DEFAULT now(),
   updated_at         timestamptz NOT NULL DEFAULT now()
 );
