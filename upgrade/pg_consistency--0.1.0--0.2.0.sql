@@ -1,7 +1,7 @@
 -- pg_consistency 0.1.0 -> 0.2.0. Every change to src/sql since 0.1.0, in the same order
 -- (docs/development.md, "Changing the schema"); test/t/700_upgrade.t checks that a
 -- database updated with this script has the same catalog as a fresh 0.2.0 install.
--- Brought up to date with src/sql of sha256 4e67de0aa817ab05524e76161657c8ab93da0d4df68f6ce51a5198df8c053976
+-- Brought up to date with src/sql of sha256 cfc050edeeda8b8e9caaa00f146bcf3a014457b35087596b5a8463b9fac80c8d
 
 \echo Use "ALTER EXTENSION pg_consistency UPDATE TO '0.2.0'" to load this file. \quit
 
@@ -405,3 +405,36 @@ GRANT EXECUTE ON FUNCTION
   consistency._record_saga_reply(text, text, text, text, text, text),
   consistency.handle_saga_reply(text, int, bigint, text, jsonb, jsonb)
   TO consistency_writer;
+
+-- Correlation ids (docs/correlation.md): the id in effect at start_saga, passed to the
+-- saga's commands (sagas started before the update have none); routed events carry the
+-- event's correlation and causation ids as headers.
+ALTER TABLE consistency.saga_instances ADD COLUMN correlation_id text;
+
+CREATE OR REPLACE FUNCTION consistency._route_events_trigger() RETURNS trigger
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  n bigint;
+BEGIN
+  INSERT INTO consistency.outbox (topic, key, payload, headers, content_type, created_at)
+  SELECT r.topic, e.stream, convert_to(e.data::text, 'UTF8'),
+         jsonb_build_object('ce_id', e.event_id::text, 'ce_type', e.type, 'ce_subject', e.stream,
+                            'stream_version', e.version::text, 'global_position', e.global_position::text,
+                            'schema_version', e.schema_version::text)
+         || jsonb_strip_nulls(jsonb_build_object(
+              'correlation_id', CASE WHEN jsonb_typeof(e.metadata -> 'correlation_id') = 'string'
+                                     THEN e.metadata ->> 'correlation_id' END,
+              'causation_id', CASE WHEN jsonb_typeof(e.metadata -> 'causation_id') = 'string'
+                                   THEN e.metadata ->> 'causation_id' END)),
+         'application/json', e.created_at
+    FROM new_events e
+    JOIN consistency.event_routes r ON r.category = split_part(e.stream, '-', 1)
+   ORDER BY e.global_position, r.topic;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  IF n > 0 THEN
+    PERFORM consistency._outbox_wake();
+  END IF;
+  RETURN NULL;
+END
+$fn$;
+
