@@ -316,7 +316,7 @@ std::string saga_diagram(const std::string& saga_name, int version, const Defini
   Path p = path_of(def, saga);
   Writer w;
   header(w, saga_name, version);
-  w.line("%% saga " + escape_text(saga.id) + ", " + status_name(saga.state.status));
+  w.line("%% saga " + saga.id + ", " + status_name(saga.state.status));
   write_graph(w, def);
   if (!p.aborted_from.empty()) w.edge(p.aborted_from, "saga_aborted", "abort_saga");
 

@@ -30,7 +30,7 @@ struct HistoryEvent {
 // A saga as saga_diagram draws it: its row's state (authoritative for where it is now)
 // and its audit events in stream order (what happened before).
 struct Instance {
-  std::string id;
+  std::string id;  // the saga's uuid as text
   State state;
   std::vector<HistoryEvent> history;
 };
