@@ -40,7 +40,16 @@ CREATE FUNCTION consistency.worker_status(
 
 CREATE VIEW consistency.workers AS SELECT * FROM consistency.worker_status();
 
+-- The most rows one integrity check reads from a table that grows with traffic
+-- (pg_consistency.integrity_max_rows): _integrity_<pillar>() checks the most recent rows
+-- up to this many, through an index, and says so in its detail (docs/operations.md).
+CREATE FUNCTION consistency._check_scan_limit() RETURNS bigint
+  LANGUAGE sql STABLE
+  AS $$ SELECT GREATEST(1, COALESCE(NULLIF(pg_catalog.current_setting('pg_consistency.integrity_max_rows', true),
+                                             '')::pg_catalog.int8, 10000)) $$;
+
 GRANT EXECUTE ON FUNCTION consistency.version() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION consistency._check_scan_limit() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION consistency.worker_status() TO consistency_reader;
 GRANT SELECT ON consistency.workers TO consistency_reader;
 

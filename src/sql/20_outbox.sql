@@ -271,18 +271,34 @@ $fn$;
 CREATE FUNCTION consistency._integrity_relay()
   RETURNS TABLE(check_name text, ok boolean, detail text)
   LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+  -- Bounded (docs/operations.md): the most recent dead letters and outbox rows by id
+  -- (primary keys, read backwards), the other table probed by id.
   SELECT 'outbox_ids_not_dead_lettered',
-         count(*) = 0,
-         CASE WHEN count(*) = 0 THEN 'no outbox id is also in dead_letters'
-              ELSE count(*) || ' outbox ids are also in dead_letters (e.g. ' || min(o.id) || ')' END
-    FROM consistency.outbox o JOIN consistency.dead_letters d USING (id)
+         count(*) FILTER (WHERE d.queued) = 0,
+         CASE WHEN count(*) FILTER (WHERE d.queued) = 0 THEN 'no outbox id is also in dead_letters'
+              ELSE count(*) FILTER (WHERE d.queued) || ' outbox ids are also in dead_letters (e.g. '
+                   || min(d.id) FILTER (WHERE d.queued) || ')' END
+         || CASE WHEN count(*) >= consistency._check_scan_limit()
+                 THEN format(' (capped: the %s most recent dead letters, pg_consistency.integrity_max_rows)', count(*))
+                 ELSE '' END
+    FROM (SELECT d.id, (SELECT true FROM consistency.outbox o WHERE o.id = d.id) IS NOT NULL AS queued
+            FROM (SELECT d.id FROM consistency.dead_letters d
+                   ORDER BY d.id DESC LIMIT consistency._check_scan_limit()) d
+          OFFSET 0) d  -- one probe per dead letter, not one per use of `queued`
   UNION ALL
   SELECT 'outbox_topics_valid',
-         count(*) = 0,
-         CASE WHEN count(*) = 0 THEN 'every outbox topic is a valid Kafka topic name'
-              ELSE count(*) || ' outbox rows have an invalid topic (e.g. id ' || min(id) || ')' END
-    FROM consistency.outbox
-   WHERE topic !~ '^[a-zA-Z0-9._-]{1,249}$' OR topic IN ('.', '..')
+         count(*) FILTER (WHERE bad) = 0,
+         CASE WHEN count(*) FILTER (WHERE bad) = 0 THEN 'every outbox topic is a valid Kafka topic name'
+              ELSE count(*) FILTER (WHERE bad) || ' outbox rows have an invalid topic (e.g. id '
+                   || min(id) FILTER (WHERE bad) || ')' END
+         || CASE WHEN count(*) >= consistency._check_scan_limit()
+                 THEN format(' (capped: the %s most recent outbox rows, pg_consistency.integrity_max_rows)', count(*))
+                 ELSE '' END
+    -- Kafka's rule, as a character class and a length (a bounded repetition {1,249} in
+    -- the pattern costs far more per row).
+    FROM (SELECT o.id, o.topic ~ '[^a-zA-Z0-9._-]' OR length(o.topic) NOT BETWEEN 1 AND 249
+                       OR o.topic IN ('.', '..') AS bad
+            FROM consistency.outbox o ORDER BY o.id DESC LIMIT consistency._check_scan_limit()) o
   UNION ALL
   SELECT 'relay_open_batches',
          count(b.batch) <= 2 AND coalesce(bool_and(b.batch > s.last_batch), true),

@@ -212,13 +212,22 @@ CREATE FUNCTION consistency._integrity_inbox()
     FROM consistency.consumer_offsets o JOIN consistency.consumer_state c ON c.name = o.consumer
    WHERE NOT (o.topic = ANY (c.topics))
   UNION ALL
-  SELECT 'inbox_dead_letters_behind_offsets', count(*) = 0,
-         CASE WHEN count(*) = 0 THEN 'every dead letter lies before its partition''s stored offset'
-              ELSE count(*) || ' dead letter(s) at or after the stored offset of their partition' END
-    FROM consistency.consumer_dead_letters d
-    JOIN consistency.consumer_offsets o
-      ON o.consumer = d.consumer AND o.topic = d.topic AND o.partition = d.partition
-   WHERE d."offset" >= o.next_offset
+  -- Bounded (docs/operations.md): the most recent dead letters by id (primary key, read
+  -- backwards), each offset row probed by its primary key.
+  SELECT 'inbox_dead_letters_behind_offsets', count(*) FILTER (WHERE d."offset" >= d.next_offset) = 0,
+         CASE WHEN count(*) FILTER (WHERE d."offset" >= d.next_offset) = 0
+              THEN 'every dead letter lies before its partition''s stored offset'
+              ELSE count(*) FILTER (WHERE d."offset" >= d.next_offset)
+                   || ' dead letter(s) at or after the stored offset of their partition' END
+         || CASE WHEN count(*) >= consistency._check_scan_limit()
+                 THEN format(' (capped: the %s most recent dead letters, pg_consistency.integrity_max_rows)', count(*))
+                 ELSE '' END
+    FROM (SELECT d."offset",
+                 (SELECT o.next_offset FROM consistency.consumer_offsets o
+                   WHERE o.consumer = d.consumer AND o.topic = d.topic AND o.partition = d.partition) AS next_offset
+            FROM (SELECT d.consumer, d.topic, d.partition, d."offset" FROM consistency.consumer_dead_letters d
+                   ORDER BY d.id DESC LIMIT consistency._check_scan_limit()) d
+          OFFSET 0) d  -- one probe per dead letter
 $fn$;
 
 REVOKE ALL ON FUNCTION

@@ -4,9 +4,10 @@
 
 namespace pgc::worker::settings {
 
-extern char* database;        // pg_consistency.database: comma-separated list
-extern int poll_interval_ms;  // pg_consistency.poll_interval
-extern int max_databases;     // pg_consistency.max_databases (postmaster start only)
+extern char* database;          // pg_consistency.database: comma-separated list
+extern int poll_interval_ms;    // pg_consistency.poll_interval
+extern int max_databases;       // pg_consistency.max_databases (postmaster start only)
+extern int integrity_max_rows;  // pg_consistency.integrity_max_rows
 
 void define_settings();
 

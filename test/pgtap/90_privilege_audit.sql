@@ -157,6 +157,8 @@ SELECT p.oid::regprocedure,
            $q$SELECT consistency.wait_for_subscription('audit_sub'::pg_catalog.text, 1::pg_catalog.int8, '10 milliseconds'::pg_catalog.interval)$q$
          WHEN 'consistency.define_saga(text,jsonb)' THEN
            $q$SELECT consistency.define_saga('audit_saga'::pg_catalog.text, '{"steps":[{"name":"s1","action":{"function":"audit_trap.step"},"compensation":{"function":"audit_trap.step"}},{"name":"s2","action":{"topic":"audit.commands","command":"Do"}}]}'::pg_catalog.jsonb)$q$
+         WHEN 'consistency.saga_definition_diagram(text)' THEN
+           $q$SELECT consistency.saga_definition_diagram('audit_saga'::pg_catalog.text)$q$
          WHEN 'consistency.start_saga(text,jsonb,text)' THEN
            $q$SELECT consistency.start_saga('audit_saga'::pg_catalog.text, '{"x":1}'::pg_catalog.jsonb, 'audit-key'::pg_catalog.text)$q$
          WHEN 'consistency.add_participant(text,text)' THEN
@@ -186,6 +188,7 @@ SELECT p.oid::regprocedure,
 -- Replies and operator calls on the audit saga, then every view and table.
 INSERT INTO audit_trap.calls (fn, sql) VALUES
   (NULL, $q$SELECT consistency.complete_step((SELECT s.id FROM consistency.saga_instances s WHERE s.idempotency_key OPERATOR(pg_catalog.=) 'audit-key'), 's2', '{}'::pg_catalog.jsonb)$q$),
+  (NULL, $q$SELECT consistency.saga_diagram((SELECT s.id FROM consistency.saga_instances s WHERE s.idempotency_key OPERATOR(pg_catalog.=) 'audit-key'))$q$),
   (NULL, $q$SELECT consistency.retry_saga((SELECT s.id FROM consistency.saga_instances s WHERE s.idempotency_key OPERATOR(pg_catalog.=) 'audit-key'))$q$),
   (NULL, $q$SELECT consistency.abort_saga((SELECT s.id FROM consistency.saga_instances s WHERE s.idempotency_key OPERATOR(pg_catalog.=) 'audit-key'), 'audit')$q$),
   (NULL, $q$SELECT * FROM consistency.aggregate_state('audit-1'::pg_catalog.text)$q$),

@@ -1,0 +1,10 @@
+\set ON_ERROR_STOP on
+CREATE EXTENSION pg_consistency;
+CREATE FUNCTION public.bench_step(saga_id uuid, data jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
+CREATE FUNCTION public.bench_handler(topic text, partition int, "offset" bigint, key text, value jsonb, headers jsonb)
+  RETURNS void LANGUAGE sql AS $$ SELECT $$;
+SELECT consistency.define_saga('bench', '{"steps": [{"name": "one", "action": {"function": "public.bench_step"}}]}');
+INSERT INTO consistency.consumer_state (name, topics, handler, raw_value, owner, start_from)
+VALUES ('bench-in', ARRAY['bench.topic'],
+        'public.bench_handler(text,int,bigint,text,jsonb,jsonb)'::regprocedure, false, 10, 'earliest');
+INSERT INTO consistency.consumer_offsets (consumer, topic, partition, next_offset) VALUES ('bench-in', 'bench.topic', 0, 0);
