@@ -1,7 +1,7 @@
 -- pg_consistency 0.1.0 -> 0.2.0. Every change to src/sql since 0.1.0, in the same order
 -- (docs/development.md, "Changing the schema"); test/t/700_upgrade.t checks that a
 -- database updated with this script has the same catalog as a fresh 0.2.0 install.
--- Brought up to date with src/sql of sha256 cfc050edeeda8b8e9caaa00f146bcf3a014457b35087596b5a8463b9fac80c8d
+-- Brought up to date with src/sql of sha256 5252821857289b91113c5df4009fd4d4950fc34c17a84f4e8268cb066e81ba90
 
 \echo Use "ALTER EXTENSION pg_consistency UPDATE TO '0.2.0'" to load this file. \quit
 
@@ -438,3 +438,286 @@ BEGIN
 END
 $fn$;
 
+
+-- Bounded integrity checks (docs/operations.md, "Bounded integrity checks"): each check reads
+-- the most recent rows up to pg_consistency.integrity_max_rows through an index.
+CREATE OR REPLACE FUNCTION consistency._check_scan_limit() RETURNS bigint
+  LANGUAGE sql STABLE
+  AS $$ SELECT GREATEST(1, COALESCE(NULLIF(pg_catalog.current_setting('pg_consistency.integrity_max_rows', true),
+                                             '')::pg_catalog.int8, 10000)) $$;
+
+GRANT EXECUTE ON FUNCTION consistency._check_scan_limit() TO PUBLIC;
+
+CREATE INDEX saga_instances_created ON consistency.saga_instances (created_at);
+
+CREATE OR REPLACE FUNCTION consistency._integrity_eventstore()
+  RETURNS TABLE(check_name text, ok boolean, detail text)
+  LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  -- Bounded (docs/operations.md): the most recent events by position (primary key, read
+  -- backwards), their streams and the first streams by name (primary key), each stream
+  -- probed through its (stream, version) index. On a table within the limit that is every event and stream.
+  WITH recent AS (
+    SELECT e.stream, e.version FROM consistency.events e
+     ORDER BY e.global_position DESC LIMIT consistency._check_scan_limit()
+  ),
+  capped AS (
+    SELECT count(*) >= consistency._check_scan_limit() AS capped,
+           format(' (capped: the %s most recent events and their streams, pg_consistency.integrity_max_rows)',
+                  count(*)) AS note
+      FROM recent
+  ),
+  scope AS (
+    SELECT r.stream FROM recent r
+    UNION
+    SELECT s.stream FROM (SELECT s.stream FROM consistency.streams s
+                           ORDER BY s.stream LIMIT consistency._check_scan_limit()) s
+  ),
+  -- Correlated subqueries, not joins: index probes per stream, whatever the planner
+  -- thinks of the tables' sizes.
+  per_stream AS (
+    SELECT sc.stream,
+           coalesce((SELECT s.version FROM consistency.streams s WHERE s.stream = sc.stream), 0) AS version,
+           coalesce(b.hi, 0) AS hi, b.lo
+      FROM scope sc
+      CROSS JOIN LATERAL (SELECT min(e.version) AS lo, max(e.version) AS hi
+                            FROM consistency.events e WHERE e.stream = sc.stream) b
+  ),
+  bad_versions AS (
+    SELECT * FROM per_stream WHERE version <> hi
+  ),
+  gaps AS (
+    SELECT p.stream, p.lo, p.hi FROM per_stream p WHERE p.lo <> 1
+    UNION
+    SELECT p.stream, p.lo, p.hi
+      FROM recent r JOIN per_stream p ON p.stream = r.stream
+     WHERE r.version > 1
+       AND (SELECT true FROM consistency.events e
+             WHERE e.stream = r.stream AND e.version = r.version - 1) IS NULL
+  ),
+  chains AS (
+    SELECT event_type, count(*) AS n, max(from_schema_version) AS hi
+      FROM consistency.upcasters GROUP BY event_type
+  ),
+  bad_chains AS (SELECT * FROM chains WHERE hi <> n)
+  SELECT 'eventstore.stream_versions',
+         NOT EXISTS (SELECT 1 FROM bad_versions),
+         CASE WHEN NOT EXISTS (SELECT 1 FROM bad_versions)
+              THEN 'every stream version equals its number of events'
+              ELSE (SELECT count(*) || ' stream(s) whose version differs from their events, e.g. '
+                           || string_agg(format('%s: version %s, last event version %s', stream, version, hi), '; ')
+                      FROM (SELECT * FROM bad_versions ORDER BY stream LIMIT 5) b) END
+         || CASE WHEN (SELECT capped FROM capped) THEN (SELECT note FROM capped) ELSE '' END
+  UNION ALL
+  SELECT 'eventstore.version_gaps',
+         NOT EXISTS (SELECT 1 FROM gaps),
+         CASE WHEN NOT EXISTS (SELECT 1 FROM gaps)
+              THEN 'every stream has versions 1..n without gaps'
+              ELSE (SELECT count(*) || ' stream(s) with missing versions, e.g. '
+                           || string_agg(format('%s: versions %s..%s with a gap', stream, lo, hi), '; ')
+                      FROM (SELECT * FROM gaps ORDER BY stream LIMIT 5) g) END
+         || CASE WHEN (SELECT capped FROM capped) THEN (SELECT note FROM capped) ELSE '' END
+  UNION ALL
+  SELECT 'eventstore.position_sequence',
+         (SELECT seqcache = 1 AND seqincrement = 1 FROM pg_sequence
+           WHERE seqrelid = 'consistency.event_position_seq'::regclass)
+         AND coalesce((SELECT max(global_position) FROM consistency.events), 0)
+             <= (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END
+                   FROM consistency.event_position_seq),
+         'the position sequence must have CACHE 1 and INCREMENT 1 and lie at or above every stored position'
+  UNION ALL
+  SELECT 'eventstore.immutability_trigger',
+         EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'consistency.events'::regclass
+                    AND tgname = 'events_immutable' AND tgenabled = 'A'),
+         'trigger events_immutable on consistency.events must be enabled ALWAYS'
+  UNION ALL
+  SELECT 'eventstore.upcaster_chains',
+         NOT EXISTS (SELECT 1 FROM bad_chains),
+         CASE WHEN NOT EXISTS (SELECT 1 FROM bad_chains)
+              THEN 'every upcaster chain starts at schema version 1 without gaps'
+              ELSE (SELECT 'broken chains: ' || string_agg(event_type, ', ') FROM bad_chains) END
+  UNION ALL
+  SELECT 'eventstore.subscription_positions',
+         NOT EXISTS (SELECT 1 FROM consistency.subscription_state s
+                      WHERE s.position > (SELECT last_value FROM consistency.event_position_seq)),
+         'no subscription checkpoint lies beyond the last position handed out'
+$$;
+
+CREATE OR REPLACE FUNCTION consistency._integrity_relay()
+  RETURNS TABLE(check_name text, ok boolean, detail text)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+  -- Bounded (docs/operations.md): the most recent dead letters and outbox rows by id
+  -- (primary keys, read backwards), the other table probed by id.
+  SELECT 'outbox_ids_not_dead_lettered',
+         count(*) FILTER (WHERE d.queued) = 0,
+         CASE WHEN count(*) FILTER (WHERE d.queued) = 0 THEN 'no outbox id is also in dead_letters'
+              ELSE count(*) FILTER (WHERE d.queued) || ' outbox ids are also in dead_letters (e.g. '
+                   || min(d.id) FILTER (WHERE d.queued) || ')' END
+         || CASE WHEN count(*) >= consistency._check_scan_limit()
+                 THEN format(' (capped: the %s most recent dead letters, pg_consistency.integrity_max_rows)', count(*))
+                 ELSE '' END
+    FROM (SELECT d.id, (SELECT true FROM consistency.outbox o WHERE o.id = d.id) IS NOT NULL AS queued
+            FROM (SELECT d.id FROM consistency.dead_letters d
+                   ORDER BY d.id DESC LIMIT consistency._check_scan_limit()) d
+          OFFSET 0) d  -- one probe per dead letter, not one per use of `queued`
+  UNION ALL
+  SELECT 'outbox_topics_valid',
+         count(*) FILTER (WHERE bad) = 0,
+         CASE WHEN count(*) FILTER (WHERE bad) = 0 THEN 'every outbox topic is a valid Kafka topic name'
+              ELSE count(*) FILTER (WHERE bad) || ' outbox rows have an invalid topic (e.g. id '
+                   || min(id) FILTER (WHERE bad) || ')' END
+         || CASE WHEN count(*) >= consistency._check_scan_limit()
+                 THEN format(' (capped: the %s most recent outbox rows, pg_consistency.integrity_max_rows)', count(*))
+                 ELSE '' END
+    -- Kafka's rule, as a character class and a length (a bounded repetition {1,249} in
+    -- the pattern costs far more per row).
+    FROM (SELECT o.id, o.topic ~ '[^a-zA-Z0-9._-]' OR length(o.topic) NOT BETWEEN 1 AND 249
+                       OR o.topic IN ('.', '..') AS bad
+            FROM consistency.outbox o ORDER BY o.id DESC LIMIT consistency._check_scan_limit()) o
+  UNION ALL
+  SELECT 'relay_open_batches',
+         count(b.batch) <= 2 AND coalesce(bool_and(b.batch > s.last_batch), true),
+         count(b.batch) || ' open exactly-once batch(es); last finished batch ' || max(s.last_batch)
+    FROM consistency.relay_stats s LEFT JOIN consistency.relay_batches b ON true
+  UNION ALL
+  SELECT 'event_routes_trigger',
+         NOT EXISTS (SELECT 1 FROM consistency.event_routes)
+           OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
+                       WHERE tgname = 'pgc_route_events' AND tgenabled <> 'D'
+                         AND tgrelid = pg_catalog.to_regclass('consistency.events')),
+         CASE WHEN NOT EXISTS (SELECT 1 FROM consistency.event_routes) THEN 'no event routes'
+              WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
+                            WHERE tgname = 'pgc_route_events' AND tgenabled <> 'D'
+                              AND tgrelid = pg_catalog.to_regclass('consistency.events'))
+                THEN (SELECT count(*) FROM consistency.event_routes) || ' event route(s), trigger enabled'
+              ELSE 'event routes exist but the routing trigger on consistency.events is missing or disabled; '
+                   'run SELECT consistency.route_events(category, topic) FROM consistency.event_routes' END
+$fn$;
+
+CREATE OR REPLACE FUNCTION consistency._integrity_saga()
+  RETURNS TABLE(check_name text, ok boolean, detail text)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  AS $$
+  -- Bounded (docs/operations.md): the most recently started sagas and the running or
+  -- compensating ones next due (both through an index), each probed for its definition
+  -- and its audit stream by primary key. On a table within the limit that is every saga.
+  WITH recent AS (
+    SELECT r.id, r.name, r.definition_version, r.status, r.phase, r.step_index, r.failed_step, r.attempts,
+           r.next_run_at, jsonb_typeof(r.data) AS data_type
+      FROM consistency.saga_instances r ORDER BY r.created_at DESC LIMIT consistency._check_scan_limit()
+  ), active AS (
+    SELECT a.id, a.name, a.definition_version, a.status, a.phase, a.step_index, a.failed_step, a.attempts,
+           a.next_run_at, jsonb_typeof(a.data) AS data_type
+      FROM consistency.saga_instances a WHERE a.status IN ('running', 'compensating')
+     ORDER BY a.next_run_at LIMIT consistency._check_scan_limit()
+  ), checked AS (
+    SELECT DISTINCT ON (id) * FROM (SELECT * FROM recent UNION ALL SELECT * FROM active) c ORDER BY id
+  ), capped AS (
+    SELECT (SELECT count(*) FROM recent) >= consistency._check_scan_limit()
+           OR (SELECT count(*) FROM active) >= consistency._check_scan_limit() AS capped,
+           (SELECT count(*) FROM checked) AS n
+  ), bad_state AS (
+    -- Correlated subqueries, not joins: one index probe per checked saga, whatever the
+    -- planner thinks of the tables' sizes.
+    SELECT s.id
+      FROM checked s
+      LEFT JOIN LATERAL (SELECT jsonb_array_length(d.compiled -> 'steps') AS steps
+                           FROM consistency.saga_definitions d
+                          WHERE d.name = s.name AND d.version = s.definition_version) d ON true
+     WHERE d.steps IS NULL
+        OR s.status NOT IN ('running', 'compensating', 'completed', 'compensated', 'failed', 'aborted')
+        OR s.phase NOT IN ('ready', 'waiting')
+        OR s.step_index < 0
+        OR s.step_index >= d.steps
+        OR s.attempts < 0
+        OR (s.status IN ('compensating', 'compensated', 'failed') AND s.failed_step IS NULL)
+        OR (s.failed_step IS NOT NULL AND (s.failed_step < 0 OR s.failed_step >= d.steps))
+        OR (s.status = 'compensating' AND s.step_index >= s.failed_step)
+        OR (s.status IN ('completed', 'compensated', 'failed', 'aborted') AND s.next_run_at IS NOT NULL)
+        OR (s.status IN ('running', 'compensating') AND s.phase = 'ready' AND s.next_run_at IS NULL)
+        OR (s.status = 'running' AND s.failed_step IS NOT NULL)
+        OR s.data_type <> 'object'
+  ), no_audit AS (
+    SELECT s.id
+      FROM checked s
+     WHERE coalesce((SELECT st.version FROM consistency.streams st
+                      WHERE st.stream = 'saga-' || s.id::text), 0) = 0
+  ), orphan_owner AS (
+    SELECT d.name, d.version
+      FROM consistency.saga_definitions d
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid = d.owner)
+  )
+  SELECT 'saga_state_consistent',
+         NOT EXISTS (SELECT 1 FROM bad_state),
+         CASE WHEN EXISTS (SELECT 1 FROM bad_state)
+              THEN (SELECT count(*) FROM bad_state) || ' saga(s) with an impossible state or no definition, e.g. '
+                   || (SELECT min(id::text) FROM bad_state)
+              ELSE (SELECT n FROM capped) || ' sagas checked' END
+         || CASE WHEN (SELECT capped FROM capped)
+                 THEN ' (capped: the most recently started and the next due, pg_consistency.integrity_max_rows)'
+                 ELSE '' END
+  UNION ALL
+  SELECT 'saga_audit_trail',
+         NOT EXISTS (SELECT 1 FROM no_audit),
+         CASE WHEN EXISTS (SELECT 1 FROM no_audit)
+              THEN (SELECT count(*) FROM no_audit) || ' saga(s) without events in their stream saga-<id>, e.g. '
+                   || (SELECT min(id::text) FROM no_audit)
+              ELSE 'every saga has its audit stream' END
+         || CASE WHEN (SELECT capped FROM capped) THEN format(' (capped: %s sagas checked)', (SELECT n FROM capped))
+                 ELSE '' END
+  UNION ALL
+  SELECT 'saga_definition_owners_exist',
+         NOT EXISTS (SELECT 1 FROM orphan_owner),
+         CASE WHEN EXISTS (SELECT 1 FROM orphan_owner)
+              THEN (SELECT string_agg(format('%s v%s', name, version), ', ') FROM orphan_owner)
+                   || ': the defining role was dropped; their steps fail until redefined'
+              ELSE 'every definition''s role exists' END;
+$$;
+
+CREATE OR REPLACE FUNCTION consistency._integrity_inbox()
+  RETURNS TABLE(check_name text, ok boolean, detail text)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+  SELECT 'inbox_handlers_exist', count(*) = 0,
+         CASE WHEN count(*) = 0 THEN 'every consumer handler and owner exists'
+              ELSE count(*) || ' consumer(s) whose handler function or owner role is gone (e.g. '
+                   || min(c.name) || ')' END
+    FROM consistency.consumer_state c
+   WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.oid = c.handler::oid)
+      OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid = c.owner)
+  UNION ALL
+  SELECT 'inbox_offsets_topics', count(*) = 0,
+         CASE WHEN count(*) = 0 THEN 'every stored offset belongs to a topic of its consumer'
+              ELSE count(*) || ' offset row(s) for topics their consumer no longer reads' END
+    FROM consistency.consumer_offsets o JOIN consistency.consumer_state c ON c.name = o.consumer
+   WHERE NOT (o.topic = ANY (c.topics))
+  UNION ALL
+  -- Bounded (docs/operations.md): the most recent dead letters by id (primary key, read
+  -- backwards), each offset row probed by its primary key.
+  SELECT 'inbox_dead_letters_behind_offsets', count(*) FILTER (WHERE d."offset" >= d.next_offset) = 0,
+         CASE WHEN count(*) FILTER (WHERE d."offset" >= d.next_offset) = 0
+              THEN 'every dead letter lies before its partition''s stored offset'
+              ELSE count(*) FILTER (WHERE d."offset" >= d.next_offset)
+                   || ' dead letter(s) at or after the stored offset of their partition' END
+         || CASE WHEN count(*) >= consistency._check_scan_limit()
+                 THEN format(' (capped: the %s most recent dead letters, pg_consistency.integrity_max_rows)', count(*))
+                 ELSE '' END
+    FROM (SELECT d."offset",
+                 (SELECT o.next_offset FROM consistency.consumer_offsets o
+                   WHERE o.consumer = d.consumer AND o.topic = d.topic AND o.partition = d.partition) AS next_offset
+            FROM (SELECT d.consumer, d.topic, d.partition, d."offset" FROM consistency.consumer_dead_letters d
+                   ORDER BY d.id DESC LIMIT consistency._check_scan_limit()) d
+          OFFSET 0) d  -- one probe per dead letter
+$fn$;
+
+-- Saga diagrams (docs/sagas.md).
+CREATE FUNCTION consistency.saga_diagram(saga_id uuid) RETURNS text
+  LANGUAGE c STABLE
+  AS 'MODULE_PATHNAME', 'pgc_saga_diagram';
+
+CREATE FUNCTION consistency.saga_definition_diagram(name text) RETURNS text
+  LANGUAGE c STABLE
+  AS 'MODULE_PATHNAME', 'pgc_saga_definition_diagram';
+
+REVOKE ALL ON FUNCTION consistency.saga_diagram(uuid), consistency.saga_definition_diagram(text)
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION consistency.saga_diagram(uuid), consistency.saga_definition_diagram(text)
+  TO consistency_reader;
