@@ -78,6 +78,7 @@ def is_ours(e, sources):
 
 
 def called_functions(statement):
+    statement = re.sub(r"'(?:[^']|'')*'", "''", statement or '')  # not the names inside literals
     return sorted(set(re.findall(r'\bconsistency\."?(\w+)"?\s*\(', statement or '')))
 
 

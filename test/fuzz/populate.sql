@@ -155,6 +155,33 @@ INSERT INTO consistency.consumer_dead_letters (consumer, topic, partition, "offs
   ('payments', 'refunds', 2, 4, NULL, convert_to('{not json', 'UTF8'), '{}', 'CS002: value is not valid JSON'),
   ('raw', 'raw.bytes', 1, 99, 'k', '\xdeadbeef', '{}', 'handler: refused');
 
+-- User code that misbehaves, for the fuzzers to register as upcasters, folds and handlers:
+-- NULL or the wrong JSON, an error, an attempt to leave the security-restricted context.
+CREATE FUNCTION fuzz_app.hostile_upcast_null(data jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT NULL::jsonb $$;
+CREATE FUNCTION fuzz_app.hostile_upcast_array(data jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '[1, 2]'::jsonb $$;
+CREATE FUNCTION fuzz_app.hostile_upcast_raise(data jsonb) RETURNS jsonb LANGUAGE plpgsql
+  AS $$ BEGIN RAISE EXCEPTION 'upcaster refuses %', data; END $$;
+CREATE FUNCTION fuzz_app.hostile_upcast_escape(data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', 'fuzz_hostile, pg_catalog', false);
+  BEGIN
+    EXECUTE 'RESET ROLE';
+  EXCEPTION WHEN OTHERS THEN NULL;
+  END;
+  RETURN data;
+END $$;
+CREATE FUNCTION fuzz_app.hostile_apply_null(state jsonb, type text, data jsonb) RETURNS jsonb LANGUAGE sql
+  AS $$ SELECT NULL::jsonb $$;
+CREATE FUNCTION fuzz_app.hostile_apply_scalar(state jsonb, type text, data jsonb) RETURNS jsonb LANGUAGE sql
+  AS $$ SELECT to_jsonb(type) $$;
+CREATE FUNCTION fuzz_app.hostile_handler(global_position bigint, stream text, version bigint, type text, data jsonb,
+                                         metadata jsonb) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', 'fuzz_hostile, pg_catalog', false);
+  PERFORM pg_catalog.set_config('statement_timeout', '1', false);
+  IF version OPERATOR(pg_catalog.%) 3 OPERATOR(pg_catalog.=) 0 THEN RAISE EXCEPTION 'handler refuses %', stream; END IF;
+END $$;
+
 -- The roles the fuzzers use: non-superusers holding the extension's admin role, or its
 -- reader role alone.
 DO $$ BEGIN

@@ -32,12 +32,19 @@ class Known:
         self.topics = ['orders.commands', 'payments.events', 'refunds', 'raw.bytes', 'customers.events']
         self.participants = ['remote', 'down']
         self.roles = ['consistency_writer', 'consistency_reader', 'fuzz_admin', 'public', 'pg_monitor']
+        # Handlers with the right signature; the hostile_* ones misbehave (test/fuzz/populate.sql).
         self.handlers = {
-            'subscription': 'fuzz_app.on_event(bigint,text,bigint,text,jsonb,jsonb)',
-            'consumer': 'fuzz_app.on_message(text,int,bigint,text,jsonb,jsonb)',
-            'consumer_raw': 'fuzz_app.on_raw(text,int,bigint,text,bytea,jsonb)',
-            'upcaster': 'fuzz_app.upcast_v1(jsonb)',
-            'aggregate': 'fuzz_app.apply_order(jsonb,text,jsonb)',
+            'subscription': ['fuzz_app.on_event(bigint,text,bigint,text,jsonb,jsonb)',
+                             'fuzz_app.on_event_fails(bigint,text,bigint,text,jsonb,jsonb)',
+                             'fuzz_app.hostile_handler(bigint,text,bigint,text,jsonb,jsonb)'],
+            'consumer': ['fuzz_app.on_message(text,int,bigint,text,jsonb,jsonb)',
+                         'consistency.handle_saga_reply(text,int,bigint,text,jsonb,jsonb)'],
+            'consumer_raw': ['fuzz_app.on_raw(text,int,bigint,text,bytea,jsonb)'],
+            'upcaster': ['fuzz_app.upcast_v1(jsonb)', 'fuzz_app.hostile_upcast_null(jsonb)',
+                         'fuzz_app.hostile_upcast_array(jsonb)', 'fuzz_app.hostile_upcast_raise(jsonb)',
+                         'fuzz_app.hostile_upcast_escape(jsonb)'],
+            'aggregate': ['fuzz_app.apply_order(jsonb,text,jsonb)', 'fuzz_app.hostile_apply_null(jsonb,text,jsonb)',
+                          'fuzz_app.hostile_apply_scalar(jsonb,text,jsonb)'],
         }
 
 
@@ -262,7 +269,7 @@ def v_jsonb(r, known):
 def v_regprocedure(r, known):
     k = r.random()
     if k < 0.4:
-        return lit(r.choice(list(known.handlers.values()))) + '::regprocedure'
+        return lit(r.choice([h for hs in known.handlers.values() for h in hs])) + '::regprocedure'
     if k < 0.7:
         return lit(r.choice(['pg_catalog.now()', 'pg_catalog.pg_sleep(double precision)',
                              'consistency.check_integrity()', 'consistency.handle_saga_reply(text,int,bigint,text,jsonb,jsonb)',
@@ -378,7 +385,7 @@ def valid(r, known, function, arg, typ):
     if arg in ('handler', 'fn', 'apply_fn') and typ == 'regprocedure':
         kind = {'create_subscription': 'subscription', 'register_upcaster': 'upcaster',
                 'register_aggregate': 'aggregate'}.get(function, r.choice(['consumer', 'consumer_raw']))
-        return lit(known.handlers[kind]) + '::regprocedure'
+        return lit(r.choice(known.handlers[kind])) + '::regprocedure'
     gen = by_name.get(arg)
     if gen is None:
         if typ == 'jsonb':
