@@ -22,6 +22,11 @@ import sys
 import time
 
 import psycopg2
+import psycopg2.extras
+
+# Results stay text: json.loads would recurse over the deeply nested values the fuzzer sends.
+psycopg2.extras.register_default_json(loads=lambda s: s, globally=True)
+psycopg2.extras.register_default_jsonb(loads=lambda s: s, globally=True)
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, __file__.rsplit('/', 1)[0])
@@ -212,7 +217,7 @@ class Fuzzer:
             else:
                 outcome = e.pgcode
                 self.judge(i, f, e.pgcode, e, sql, settings, encoding, role, shape)
-        except (UnicodeError, ValueError):
+        except (UnicodeError, ValueError, RecursionError):
             # the client could not encode the statement or decode a result in this encoding
             self.client_side += 1
             outcome = 'client-side'

@@ -371,6 +371,9 @@ def valid(r, known, function, arg, typ):
         'saga_id': lambda: lit(r.choice(known.saga_ids)),
         'token': lambda: lit(r.choice(['0/0', '0/16B3740', 'x', ''])),
     }
+    if arg == 'name' and function.startswith('drop_'):
+        # drop what the fuzzer made, so the populated objects stay for the calls that follow
+        return lit(r.choice(['fuzz_p', 'fuzz_c', 'fuzz_s']) + str(r.randint(1, 5))) + '::' + typ
     if arg == 'name':
         pool = {'start_saga': known.sagas, 'define_saga': known.sagas + ['fuzz_saga'],
                 'saga_definition_diagram': known.sagas, 'drop_participant': known.participants,
