@@ -105,6 +105,22 @@ void lock_for_management(Datum name, const char* name_c) {
   require_manage_rights(owner, "subscription", name_c);
 }
 
+// A checkpoint beyond the last position handed out would pass over every event appended
+// until the sequence got there (check_integrity() reports it as
+// eventstore.subscription_positions), so create and reset refuse one.
+void check_position_handed_out(int64 position, const char* what) {
+  static pg::SavedPlan last("SELECT last_value FROM consistency.event_position_seq", {});
+  pg::spi_connect();
+  spi_run_as_owner(last, nullptr, nullptr, true, 1);
+  int64 handed_out = pg::spi_int64(0, 1);
+  SPI_finish();
+  if (position > handed_out)
+    throw pgc::invalid_argument(std::string(what) + " " + std::to_string(position) +
+                                    " lies beyond the last event position handed out (" +
+                                    std::to_string(handed_out) + ")",
+                                "", "Positions come from consistency.read_all or last_appended_position().");
+}
+
 // Runs `plan`, a change of subscription $1 = args[0], as the owner once the caller's
 // right to manage the subscription has been checked under its row lock.
 void change_subscription(pg::SavedPlan& plan, const Datum* args, const char* name_c) {
@@ -133,6 +149,7 @@ PGC_FUNCTION(pgc_es_create_subscription) {
   int64 from = PG_GETARG_INT64(4);
   if (from < 0)
     throw pgc::invalid_argument("from_position must not be negative, not " + std::to_string(from));
+  check_position_handed_out(from, "from_position");
   Oid caller = GetUserId();
   // Handlers run as the role that creates the subscription: it must be allowed to call
   // the handler (checked again before every batch).
@@ -178,6 +195,7 @@ PGC_FUNCTION(pgc_es_reset_subscription) {
   if (PG_ARGISNULL(1)) throw pgc::invalid_argument("to_position must not be NULL");
   int64 to = PG_GETARG_INT64(1);
   if (to < 0) throw pgc::invalid_argument("to_position must not be negative, not " + std::to_string(to));
+  check_position_handed_out(to, "to_position");
   static pg::SavedPlan reset(
       "UPDATE consistency.subscription_state SET position = $2, status = 'active', attempts = 0, "
       "last_error = NULL, next_attempt_at = pg_catalog.now(), updated_at = pg_catalog.now() "

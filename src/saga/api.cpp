@@ -251,7 +251,9 @@ PGC_FUNCTION(pgc_define_saga) {
       // Concurrent definitions of one name get consecutive versions.
       lock_plan.execute(&name_d, nullptr, false, 1);
       Datum args[2] = {name_d, compiled_jsonb};
-      latest_plan.execute(args, nullptr, true, 1);
+      // Not read-only: a fresh snapshot also sees a version this statement defined in an
+      // earlier call (SELECT define_saga(...) FROM generate_series(1, 3)).
+      latest_plan.execute(args, nullptr, false, 1);
       if (SPI_processed == 1) {
         bool isnull = false;
         exists = true;

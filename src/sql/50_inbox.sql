@@ -100,12 +100,19 @@ CREATE FUNCTION consistency.reset_consumer(name text, topic text, partition int,
 CREATE FUNCTION consistency.retry_consumer_dead_letters(consumer text)
   RETURNS int LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_retry_consumer_dead_letters';
 
--- Records a saga reply handle_saga_reply could not apply.
+-- Records a saga reply handle_saga_reply could not apply. Writers may call it, so a
+-- result outside the four the log knows is refused with CS002 (not a NOT NULL violation).
 CREATE FUNCTION consistency._record_saga_reply(saga_id text, step text, attempt text, outcome text,
                                                result text, detail text)
-  RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+  RETURNS void LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  IF $5 IS NULL OR $5 NOT IN ('unknown_saga', 'not_awaited', 'stale_attempt', 'invalid') THEN
+    RAISE EXCEPTION 'invalid saga reply result %', COALESCE(pg_catalog.quote_literal(pg_catalog.left($5, 100)), 'NULL')
+      USING ERRCODE = 'CS002', HINT = 'One of unknown_saga, not_awaited, stale_attempt, invalid.';
+  END IF;
   INSERT INTO consistency.saga_reply_log (saga_id, step, attempt, outcome, result, detail)
-  VALUES ($1, $2, $3, $4, $5, pg_catalog.left($6, 2000))
+  VALUES ($1, $2, $3, $4, $5, pg_catalog.left($6, 2000));
+END
 $fn$;
 
 -- The built-in handler for saga replies (headers saga_id, step, attempt, outcome). Runs as
