@@ -1,7 +1,7 @@
 -- pg_consistency 0.1.0 -> 0.2.0. Every change to src/sql since 0.1.0, in the same order
 -- (docs/development.md, "Changing the schema"); test/t/700_upgrade.t checks that a
 -- database updated with this script has the same catalog as a fresh 0.2.0 install.
--- Brought up to date with src/sql of sha256 5252821857289b91113c5df4009fd4d4950fc34c17a84f4e8268cb066e81ba90
+-- Brought up to date with src/sql of sha256 96c71e618da5964e939cece27f83e674fc646eed1e8a20ee07f8c4107252d406
 
 \echo Use "ALTER EXTENSION pg_consistency UPDATE TO '0.2.0'" to load this file. \quit
 
@@ -721,3 +721,18 @@ REVOKE ALL ON FUNCTION consistency.saga_diagram(uuid), consistency.saga_definiti
   FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION consistency.saga_diagram(uuid), consistency.saga_definition_diagram(text)
   TO consistency_reader;
+
+-- A reply result other than completed/failed is refused with CS002.
+CREATE OR REPLACE FUNCTION consistency._record_saga_reply(saga_id text, step text, attempt text, outcome text,
+                                               result text, detail text)
+  RETURNS void LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  IF $5 IS NULL OR $5 NOT IN ('unknown_saga', 'not_awaited', 'stale_attempt', 'invalid') THEN
+    RAISE EXCEPTION 'invalid saga reply result %', COALESCE(pg_catalog.quote_literal(pg_catalog.left($5, 100)), 'NULL')
+      USING ERRCODE = 'CS002', HINT = 'One of unknown_saga, not_awaited, stale_attempt, invalid.';
+  END IF;
+  INSERT INTO consistency.saga_reply_log (saga_id, step, attempt, outcome, result, detail)
+  VALUES ($1, $2, $3, $4, $5, pg_catalog.left($6, 2000));
+END
+$fn$;
+
