@@ -92,3 +92,11 @@ PG_SRCS += src/inbox/api.cpp
 PG_SRCS += src/inbox/apply.cpp
 PG_SRCS += src/inbox/settings.cpp
 PG_SRCS += src/inbox/worker.cpp
+
+
+# --- consistency levels (tokens, waits, the read horizon in WAL) ------------------
+CORE_SRCS += src/consistency/token.cpp
+PG_SRCS += src/consistency/functions.cpp
+PG_SRCS += src/consistency/horizon.cpp
+PG_SRCS += src/consistency/settings.cpp
+PG_SRCS += src/consistency/wait.cpp
