@@ -95,10 +95,11 @@ Token combine(const Token& a, const Token& b) {
 
 uint64_t insert_end(uint64_t insert, uint64_t page_size, uint64_t segment_size, uint64_t short_header,
                     uint64_t long_header) {
-  if (segment_size > 0 && insert % segment_size == long_header && insert >= long_header)
-    return insert - long_header;
-  if (page_size > 0 && insert % page_size == short_header && insert >= short_header)
-    return insert - short_header;
+  if (page_size == 0 || segment_size == 0) return insert;
+  uint64_t in_segment = insert % segment_size;
+  // A segment's first page has the long header; every other page the short one.
+  uint64_t header = in_segment < page_size ? long_header : short_header;
+  if (insert % page_size == header && insert >= header) return insert - header;
   return insert;
 }
 
