@@ -18,9 +18,10 @@ COMMENT ON TABLE consistency.published_horizon IS
 CREATE FUNCTION consistency.session_token() RETURNS text
   LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'pgc_cs_session_token';
 
--- NULL stands for "no token yet": max_token(NULL, t) = t.
+-- NULL stands for "no token yet": max_token(NULL, t) = t. STABLE, not IMMUTABLE: it refuses
+-- tokens of another cluster or database, so the same text may fail elsewhere.
 CREATE FUNCTION consistency.max_token(a text, b text) RETURNS text
-  LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'pgc_cs_max_token';
+  LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'pgc_cs_max_token';
 
 CREATE FUNCTION consistency.wait_for_token(token text, timeout interval DEFAULT '5 seconds',
                                            subscription text DEFAULT NULL)

@@ -7,8 +7,8 @@ SELECT has_function('consistency', 'session_token', ARRAY[]::text[], 'session_to
 SELECT function_returns('consistency', 'session_token', ARRAY[]::text[], 'text');
 SELECT volatility_is('consistency', 'session_token', ARRAY[]::text[], 'volatile', 'session_token is volatile');
 SELECT function_returns('consistency', 'max_token', ARRAY['text', 'text'], 'text');
-SELECT volatility_is('consistency', 'max_token', ARRAY['text', 'text'], 'immutable',
-  'max_token depends on its arguments alone');
+SELECT volatility_is('consistency', 'max_token', ARRAY['text', 'text'], 'stable',
+  'max_token is stable (it refuses tokens of other clusters and databases)');
 SELECT function_returns('consistency', 'wait_for_token', ARRAY['text', 'interval', 'text'], 'boolean');
 SELECT is((SELECT prokind::text || ':' || pg_get_function_arguments(oid) FROM pg_proc
             WHERE oid = 'consistency.await_token(text,interval,text,boolean)'::regprocedure),
