@@ -99,3 +99,9 @@ PG_SRCS += src/inbox/worker.cpp
 # --- correlation and causation ids ---------------------------------------------
 CORE_SRCS += src/correlation/ids.cpp
 PG_SRCS += src/correlation/context.cpp
+# --- consistency levels (tokens, waits, the read horizon in WAL) ------------------
+CORE_SRCS += src/consistency/token.cpp
+PG_SRCS += src/consistency/functions.cpp
+PG_SRCS += src/consistency/horizon.cpp
+PG_SRCS += src/consistency/settings.cpp
+PG_SRCS += src/consistency/wait.cpp

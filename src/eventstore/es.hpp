@@ -41,7 +41,7 @@ int64 take_position();
 void note_appended(int64 position);
 
 // The read horizon H: every position below H that will ever be visible is visible to a
-// snapshot taken after this call. Raises on a standby.
+// snapshot taken after this call. On a standby: the horizon replayed from the primary.
 int64 read_horizon();
 
 // Subscription progress: the worker broadcasts after committing a checkpoint.

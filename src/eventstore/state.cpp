@@ -14,6 +14,7 @@
 #include <random>
 
 #include "common/backoff.hpp"
+#include "consistency/horizon.hpp"
 #include "eventstore/core.hpp"
 #include "eventstore/es.hpp"
 #include "pg/component.hpp"
@@ -301,12 +302,9 @@ void note_appended(int64 position) {
 }
 
 int64 read_horizon() {
-  if (RecoveryInProgress())
-    throw Error(sqlstate::kFeatureNotSupported,
-                "the global event order (read_all, subscriptions) is not available on a standby",
-                "Open appending transactions on the primary are not visible here, so a position "
-                "cursor could skip events.",
-                "Run read_all on the primary; read_stream works on a standby.");
+  // A standby sees no writer of the primary: it reads the horizon the primary published
+  // into WAL (consistency/horizon.cpp).
+  if (RecoveryInProgress()) return consistency::replayed_read_horizon();
   Oid seq = oids().sequence;
   int64 h = sequence_next(seq);
   pg_memory_barrier();  // read the sequence before the bounds (see the method's proof)

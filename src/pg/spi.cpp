@@ -2,6 +2,10 @@
 
 #include "pg/guard.hpp"
 
+extern "C" {
+#include "nodes/parsenodes.h"
+}
+
 namespace pgc::pg {
 
 SavedPlan::SavedPlan(const char* sql, std::initializer_list<Oid> argtypes) : sql_(sql) {
@@ -32,6 +36,16 @@ int SavedPlan::execute(const Datum* values, const char* nulls, bool read_only, l
 void spi_connect() {
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_consistency: SPI_connect failed");
 }
+
+bool spi_connect_nonatomic_if_allowed(FunctionCallInfo fcinfo) {
+  bool nonatomic = fcinfo->context != nullptr && IsA(fcinfo->context, CallContext) &&
+                   !castNode(CallContext, fcinfo->context)->atomic;
+  if (SPI_connect_ext(nonatomic ? SPI_OPT_NONATOMIC : 0) != SPI_OK_CONNECT)
+    elog(ERROR, "pg_consistency: SPI_connect failed");
+  return nonatomic;
+}
+
+void spi_commit() { SPI_commit(); }
 
 // Through pg_call, so a failure to connect arrives as PgError while C++ objects are live.
 SpiScope::SpiScope() {

@@ -45,6 +45,16 @@ class SpiScope {
 // (plain data; wrap it in pg_call where C++ objects are live).
 void spi_connect();
 
+// For a procedure called by CALL outside an explicit transaction block: when `fcinfo`'s
+// call context allows it, connects SPI non-atomically (SPI_OPT_NONATOMIC) and returns
+// true, so that spi_commit may end the transaction; otherwise connects as spi_connect
+// does and returns false.
+bool spi_connect_nonatomic_if_allowed(FunctionCallInfo fcinfo);
+// SPI_commit: commits the current transaction, releasing its snapshots and locks, and
+// starts a new one that holds none yet. Only after spi_connect_nonatomic_if_allowed
+// returned true.
+void spi_commit();
+
 // Reads column `col` (1-based) of row `row` of SPI_tuptable.
 Datum spi_value(uint64 row, int col, bool* isnull);
 // Column `col` of row `row` of the last SPI result as int64 (its fallback for NULL).

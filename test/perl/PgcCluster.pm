@@ -15,11 +15,12 @@ our @EXPORT_OK = qw(new_node wait_until worker_pid process_gone psql_as worker_r
 # The repository's root (this file is test/perl/PgcCluster.pm).
 my $root = abs_path(dirname(__FILE__) . '/../..');
 
-# new_node($name, conf => "extra lines", databases => 'postgres', extension => 1, start => 1)
+# new_node($name, conf => "extra lines", databases => 'postgres', extension => 1, start => 1,
+#          init => { allows_streaming => 1 })
 sub new_node {
   my ($name, %opts) = @_;
   my $node = PostgreSQL::Test::Cluster->new($name);
-  $node->init;
+  $node->init(%{ $opts{init} // {} });
   my $dbs = $opts{databases} // 'postgres';
   $node->append_conf('postgresql.conf', <<"CONF" . ($opts{conf} // ''));
 shared_preload_libraries = 'pg_consistency'

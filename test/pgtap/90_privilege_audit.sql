@@ -161,6 +161,12 @@ SELECT p.oid::regprocedure,
            $q$SELECT consistency.saga_definition_diagram('audit_saga'::pg_catalog.text)$q$
          WHEN 'consistency.start_saga(text,jsonb,text)' THEN
            $q$SELECT consistency.start_saga('audit_saga'::pg_catalog.text, '{"x":1}'::pg_catalog.jsonb, 'audit-key'::pg_catalog.text)$q$
+         WHEN 'consistency.wait_for_token(text,interval,text)' THEN
+           $q$SELECT consistency.wait_for_token(consistency.session_token(), '10 milliseconds'::pg_catalog.interval, 'audit_sub'::pg_catalog.text)$q$
+         WHEN 'consistency.max_token(text,text)' THEN
+           $q$SELECT consistency.max_token(consistency.session_token(), consistency.session_token())$q$
+         WHEN 'consistency.await_token(text,interval,text,boolean)' THEN
+           $q$CALL consistency.await_token(consistency.session_token(), '10 milliseconds'::pg_catalog.interval, 'audit_sub'::pg_catalog.text, NULL)$q$
          WHEN 'consistency.add_participant(text,text)' THEN
            $q$SELECT consistency.add_participant('audit_p'::pg_catalog.text, 'host=127.0.0.1 port=1 dbname=x user=nobody connect_timeout=1'::pg_catalog.text)$q$
          ELSE
