@@ -1,7 +1,7 @@
 -- pg_consistency 0.1.0 -> 0.2.0. Every change to src/sql since 0.1.0, in the same order
 -- (docs/development.md, "Changing the schema"); test/t/700_upgrade.t checks that a
 -- database updated with this script has the same catalog as a fresh 0.2.0 install.
--- Brought up to date with src/sql of sha256 96c71e618da5964e939cece27f83e674fc646eed1e8a20ee07f8c4107252d406
+-- Brought up to date with src/sql of sha256 f01ad8d2776f2970314f9b503bad677f4aa19090822aad8fa548d29d38f3943c
 
 \echo Use "ALTER EXTENSION pg_consistency UPDATE TO '0.2.0'" to load this file. \quit
 
@@ -736,3 +736,44 @@ BEGIN
 END
 $fn$;
 
+
+-- Consistency levels (docs/consistency.md).
+
+-- The read horizon the primary's worker last published: a standby caps read_all at the
+-- value it has replayed (its commit record follows, in WAL order, the commits of every
+-- position below it). One row, advanced by the worker when the horizon moves.
+CREATE TABLE consistency.published_horizon (
+  only_row     boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+  horizon      bigint NOT NULL CHECK (horizon >= 1),
+  published_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+INSERT INTO consistency.published_horizon (horizon) VALUES (1);
+COMMENT ON TABLE consistency.published_horizon IS
+  'read_all on a standby returns positions below this horizon (published by the primary''s worker).';
+
+CREATE FUNCTION consistency.session_token() RETURNS text
+  LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'pgc_cs_session_token';
+
+-- NULL stands for "no token yet": max_token(NULL, t) = t. STABLE, not IMMUTABLE: it refuses
+-- tokens of another cluster or database, so the same text may fail elsewhere.
+CREATE FUNCTION consistency.max_token(a text, b text) RETURNS text
+  LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'pgc_cs_max_token';
+
+CREATE FUNCTION consistency.wait_for_token(token text, timeout interval DEFAULT '5 seconds',
+                                           subscription text DEFAULT NULL)
+  RETURNS boolean LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_cs_wait_for_token';
+
+-- The same wait holding no snapshot: CALL it outside an explicit transaction block.
+CREATE PROCEDURE consistency.await_token(token text, timeout interval DEFAULT '5 seconds',
+                                         subscription text DEFAULT NULL,
+                                         INOUT reached boolean DEFAULT NULL)
+  LANGUAGE c AS 'MODULE_PATHNAME', 'pgc_cs_await_token';
+
+REVOKE ALL ON consistency.published_horizon FROM PUBLIC;
+GRANT SELECT ON consistency.published_horizon TO consistency_reader;
+REVOKE ALL ON FUNCTION consistency.session_token(), consistency.max_token(text, text),
+  consistency.wait_for_token(text, interval, text) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE consistency.await_token(text, interval, text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION consistency.session_token(), consistency.max_token(text, text),
+  consistency.wait_for_token(text, interval, text) TO consistency_reader;
+GRANT EXECUTE ON PROCEDURE consistency.await_token(text, interval, text, boolean) TO consistency_reader;
