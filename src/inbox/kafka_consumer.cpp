@@ -46,7 +46,10 @@ std::unique_ptr<Consumer> Consumer::create(const relay::KafkaConfig& cfg, const 
 }
 
 Consumer::~Consumer() {
-  if (queue_ != nullptr) rd_kafka_queue_destroy(queue_);
+  if (queue_ != nullptr) {
+    rd_kafka_queue_io_event_enable(queue_, -1, nullptr, 0);
+    rd_kafka_queue_destroy(queue_);
+  }
   if (rk_ != nullptr) relay::destroy_kafka_handle(rk_);
 }
 
@@ -162,5 +165,12 @@ void Consumer::pause(const std::string& topic, int32_t partition, bool paused) {
   else
     rd_kafka_resume_partitions(rk_, l.get());
 }
+
+void Consumer::wake_through(int fd) {
+  static const char kByte = 'm';
+  rd_kafka_queue_io_event_enable(queue_, fd, &kByte, 1);
+}
+
+std::size_t Consumer::queued() { return rd_kafka_queue_length(queue_); }
 
 }  // namespace pgc::inbox
