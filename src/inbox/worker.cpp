@@ -87,13 +87,14 @@ struct Runtime {
   TimestampTz next_heartbeat = 0;
 };
 
+// Written by librdkafka when a consumer's queue becomes non-empty; the loop waits on it.
+// Declared before the consumers: destroyed after their librdkafka handles at exit.
+WakePipe g_wake;
 std::map<std::string, std::unique_ptr<Runtime>> g_consumers;
 TimestampTz g_next_catalog = 0;
 TimestampTz g_next_cleanup = 0;
 bool g_dirty = false;  // a transaction was interrupted: rebuild from the catalog
-// Written by librdkafka when a consumer's queue becomes non-empty; the loop waits on it.
-WakePipe g_wake;
-int g_process = 1;  // this process's index (1 in the database's worker)
+int g_process = 1;     // this process's index (1 in the database's worker)
 
 TimestampTz now() { return GetCurrentTimestamp(); }
 TimestampTz after_ms(long ms) { return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms); }
