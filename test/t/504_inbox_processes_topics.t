@@ -3,11 +3,13 @@
 # exactly one process (the one the stable hash of its name picks; both processes are
 # used) and every message takes effect exactly once. Partitions added to a topic are
 # picked up (from start_from); a topic deleted under a consumer is reported in
-# consistency.consumers while its other topic goes on.
+# consistency.consumers while its other topic goes on, without spinning. Idle, the
+# processes sleep on their latch and librdkafka's wake-up pipe.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes;
 use PgcKafka;
 use PgcCluster qw(new_node wait_until);
 
@@ -92,6 +94,16 @@ my $ticks0 = q1(q{SELECT sum(ticks) FROM consistency.workers WHERE kind LIKE '%c
 sleep 2;
 my $ticks1 = q1(q{SELECT sum(ticks) FROM consistency.workers WHERE kind LIKE '%consumer%'});
 cmp_ok($ticks1 - $ticks0, '<', 200, 'no spinning over the deleted topic (' . ($ticks1 - $ticks0) . ' rounds in 2 s)');
+
+# Idle, the processes sleep on their latch and librdkafka's wake-up pipe (a wait event of
+# ours), not inside librdkafka's poll.
+my $sleeping = 0;
+for (1 .. 20) {
+  $sleeping += q1(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_consistency consumer'
+                     AND wait_event_type = 'Extension'});
+  Time::HiRes::usleep(100_000);
+}
+cmp_ok($sleeping, '>=', 30, "idle consumer processes wait on their latch and pipe ($sleeping of 40 samples)");
 
 $node->stop;
 $kafka->stop;
