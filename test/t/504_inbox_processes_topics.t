@@ -96,8 +96,8 @@ my $ticks1 = q1(q{SELECT sum(ticks) FROM consistency.workers WHERE kind LIKE '%c
 cmp_ok($ticks1 - $ticks0, '<', 200, 'no spinning over the deleted topic (' . ($ticks1 - $ticks0) . ' rounds in 2 s)');
 
 # Idle, the processes sleep on their latch and librdkafka's wake-up pipe (a wait event of
-# ours), not inside librdkafka's poll (where a process waited before, between its rounds:
-# 0 samples of 40). Half is the bar: on a busy machine a sample can catch a round.
+# ours), not inside librdkafka's poll (where a process with consumers used to wait, never
+# on its latch). Half is the bar: on a busy machine a sample can catch a round.
 my $sleeping = 0;
 for (1 .. 20) {
   $sleeping += q1(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_consistency consumer'
