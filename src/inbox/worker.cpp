@@ -4,7 +4,10 @@
 // isolation.level=read_committed, partitions assigned with rd_kafka_assign from the
 // offsets stored in consistency.consumer_offsets (no group membership, no commits to
 // Kafka). librdkafka's threads never call PostgreSQL: messages are copied out on this
-// process's main thread.
+// process's main thread, which sleeps on its latch and on a pipe librdkafka writes to when
+// a consumer's queue becomes non-empty (wake_pipe.hpp), so a message is applied as soon
+// as it is fetched. A handler ended by the hard stop is charged by the next process
+// (hard_stops.hpp).
 //
 // A batch is one transaction: it locks the consumer's row (so two processes can never
 // apply the same partition: a process that took over re-reads the offsets under the lock
