@@ -88,10 +88,13 @@ PG_SRCS += src/twopc/state.cpp
 
 
 # --- inbox (Kafka into PostgreSQL) -----------------------------------------------
+CORE_SRCS += src/inbox/hard_stop_label.cpp
 CORE_SRCS += src/inbox/kafka_consumer.cpp
 CORE_SRCS += src/inbox/message.cpp
+CORE_SRCS += src/inbox/wake_pipe.cpp
 PG_SRCS += src/inbox/api.cpp
 PG_SRCS += src/inbox/apply.cpp
+PG_SRCS += src/inbox/hard_stops.cpp
 PG_SRCS += src/inbox/settings.cpp
 PG_SRCS += src/inbox/worker.cpp
 

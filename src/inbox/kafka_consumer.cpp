@@ -1,10 +1,19 @@
 #include "inbox/kafka_consumer.hpp"
 
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <chrono>
+#include <future>
+#include <thread>
 
 namespace pgc::inbox {
 
 namespace {
+// How long a consumer process waits for librdkafka to close a consumer.
+constexpr int kCloseWaitMs = 5000;
+
 struct ListDeleter {
   void operator()(rd_kafka_topic_partition_list_t* l) const {
     if (l) rd_kafka_topic_partition_list_destroy(l);
@@ -46,8 +55,36 @@ std::unique_ptr<Consumer> Consumer::create(const relay::KafkaConfig& cfg, const 
 }
 
 Consumer::~Consumer() {
-  if (queue_ != nullptr) rd_kafka_queue_destroy(queue_);
-  if (rk_ != nullptr) relay::destroy_kafka_handle(rk_);
+  if (queue_ != nullptr) {
+    rd_kafka_queue_io_event_enable(queue_, -1, nullptr, 0);
+    rd_kafka_queue_destroy(queue_);
+  }
+  if (rk_ == nullptr) return;
+  // librdkafka 2.0.2 can wait forever in rd_kafka_destroy once a topic it was fetching
+  // has been deleted (its broker thread keeps waiting for the deleted partition). The
+  // process must not hang with it (a fast shutdown would never end): the handle is
+  // destroyed on a thread of its own, with every signal blocked (PostgreSQL's handlers
+  // run on the main thread only), and left to it after kCloseWaitMs.
+  rd_kafka_t* rk = rk_;
+  auto closed = std::make_shared<std::promise<void>>();
+  std::future<void> done = closed->get_future();
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  bool started = true;
+  try {
+    std::thread([rk, closed] {
+      relay::destroy_kafka_handle(rk);
+      closed->set_value();
+    }).detach();
+  } catch (...) {
+    started = false;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (!started)
+    relay::destroy_kafka_handle(rk);
+  else
+    done.wait_for(std::chrono::milliseconds(kCloseWaitMs));
 }
 
 bool Consumer::metadata(const std::vector<std::string>& topics, int timeout_ms, std::vector<TopicInfo>* out,
@@ -162,5 +199,12 @@ void Consumer::pause(const std::string& topic, int32_t partition, bool paused) {
   else
     rd_kafka_resume_partitions(rk_, l.get());
 }
+
+void Consumer::wake_through(int fd) {
+  static const char kByte = 'm';
+  rd_kafka_queue_io_event_enable(queue_, fd, &kByte, 1);
+}
+
+std::size_t Consumer::queued() { return rd_kafka_queue_length(queue_); }
 
 }  // namespace pgc::inbox

@@ -54,6 +54,11 @@ class Consumer {
   int64_t position(const std::string& topic, int32_t partition);
   // Stops or restarts fetching a partition (while its messages wait for a retry).
   void pause(const std::string& topic, int32_t partition, bool paused);
+  // From now on librdkafka writes a byte to `fd` (non-blocking) whenever the queue this
+  // consumer polls becomes non-empty; -1 stops it.
+  void wake_through(int fd);
+  // Messages and events waiting in that queue (poll() would return them at once).
+  std::size_t queued();
 
  private:
   Consumer() = default;

@@ -4,7 +4,10 @@
 // isolation.level=read_committed, partitions assigned with rd_kafka_assign from the
 // offsets stored in consistency.consumer_offsets (no group membership, no commits to
 // Kafka). librdkafka's threads never call PostgreSQL: messages are copied out on this
-// process's main thread.
+// process's main thread, which sleeps on its latch and on a pipe librdkafka writes to when
+// a consumer's queue becomes non-empty (wake_pipe.hpp), so a message is applied as soon
+// as it is fetched. A handler ended by the hard stop is charged by the next process
+// (hard_stops.hpp).
 //
 // A batch is one transaction: it locks the consumer's row (so two processes can never
 // apply the same partition: a process that took over re-reads the offsets under the lock
@@ -14,6 +17,7 @@
 // the dead letters. Anything that interrupts a batch (an ERROR outside a handler) drops
 // every consumer's state in this process: the next tick rebuilds it from the stored
 // offsets, so what did not commit is read again and what did is never applied twice.
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <memory>
@@ -24,8 +28,10 @@
 #include "common/backoff.hpp"
 #include "inbox/apply.hpp"
 #include "inbox/component.hpp"
+#include "inbox/hard_stops.hpp"
 #include "inbox/kafka_consumer.hpp"
 #include "inbox/settings.hpp"
+#include "inbox/wake_pipe.hpp"
 #include "pg/component.hpp"
 #include "pg/guard.hpp"
 #include "pg/run_as.hpp"
@@ -57,7 +63,7 @@ constexpr long kMetadataEveryMs = 5000;  // new partitions, deleted topics
 constexpr long kHeartbeatEveryMs = 1000;
 constexpr long kCleanupEveryMs = 60000;
 constexpr int kBrokerTimeoutMs = 5000;
-constexpr long kIdlePollMs = 100;  // the longest a tick waits for messages
+constexpr long kIdlePollMs = 100;  // without a wake-up pipe: the longest a tick waits in librdkafka
 
 struct PartitionState {
   std::deque<Message> pending;
@@ -84,10 +90,14 @@ struct Runtime {
   TimestampTz next_heartbeat = 0;
 };
 
+// Written by librdkafka when a consumer's queue becomes non-empty; the loop waits on it.
+// Declared before the consumers: destroyed after their librdkafka handles at exit.
+WakePipe g_wake;
 std::map<std::string, std::unique_ptr<Runtime>> g_consumers;
 TimestampTz g_next_catalog = 0;
 TimestampTz g_next_cleanup = 0;
 bool g_dirty = false;  // a transaction was interrupted: rebuild from the catalog
+int g_process = 1;     // this process's index (1 in the database's worker)
 
 TimestampTz now() { return GetCurrentTimestamp(); }
 TimestampTz after_ms(long ms) { return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms); }
@@ -260,6 +270,7 @@ bool refresh_assignment(Runtime& rt) {
       rt.topic_error = error;
       return true;
     }
+    if (g_wake.open()) rt.kafka->wake_through(g_wake.write_end());
   }
   std::vector<TopicInfo> infos;
   if (!rt.kafka->metadata(rt.topics, kBrokerTimeoutMs, &infos, &error)) {
@@ -372,10 +383,25 @@ std::size_t apply_partition(Runtime& rt, const PartKey& key, PartitionState& ps,
     if (*budget <= 0) break;
     (*budget)--;
     std::string why;
-    Outcome o = apply_message(rt.def, m, &why);
+    // A hard stop of this message's handler in an earlier process: failed attempts
+    // already, stored here with the offsets before it; the handler is not called now.
+    TimestampTz stopped_at = 0;
+    int failures = take_hard_stop_charges(rt.def.name, m, &stopped_at);
+    Outcome o = Outcome::kFailed;
+    if (failures > 0) {
+      why = "the handler ran past its time limit (pg_consistency.consumer_handler_timeout, " +
+            std::to_string(settings::handler_timeout_ms) +
+            " ms) and did not stop when cancelled; its process was stopped at " +
+            pg_call([&] { return std::string(timestamptz_to_str(stopped_at)); });
+    } else {
+      failures = 1;
+      name_running_message(g_process, rt.def.name, m);
+      o = apply_message(rt.def, m, &why);
+      clear_running_message();
+    }
     if (o == Outcome::kFailed) {
-      c->failed++;
-      (*attempts)++;
+      c->failed += failures;
+      *attempts += failures;
       std::string where =
           key.first + " [" + std::to_string(key.second) + "] offset " + std::to_string(m.offset);
       if (*attempts < settings::max_attempts) {
@@ -468,6 +494,7 @@ long apply_batch(Runtime& rt) {
   }
   commit_txn();
   g_dirty = false;
+  charges_committed();
   // Committed: what was handled leaves the queues.
   for (auto& [key, d] : done) {
     PartitionState& ps = rt.parts[key];
@@ -564,12 +591,33 @@ void resume_drained(Runtime& rt) {
   }
 }
 
+// Nothing was handled: how long the process may sleep on its latch and the wake-up pipe
+// before something of ours is due (a retry, a heartbeat, a look at the catalog or the
+// topics). 0 when messages already wait in a queue (librdkafka writes to the pipe only
+// when a queue becomes non-empty).
+long idle_wait_ms() {
+  TimestampTz t = now(), due = g_next_catalog;
+  for (auto& [name, rt] : g_consumers) {
+    if (rt->kafka && rt->assigned && rt->kafka->queued() > 0) return 0;
+    due = std::min({due, rt->next_metadata, rt->next_heartbeat});
+    for (auto& [key, ps] : rt->parts)
+      if (!ps.pending.empty() && ps.retry_at > t) due = std::min(due, ps.retry_at);
+  }
+  return due <= t ? 0 : static_cast<long>((due - t + 999) / 1000);
+}
+
 // Serves this process's consumers once: catalog, assignment, fetch, batches, heartbeat.
 long tick(int index, int processes) {
+  // What librdkafka writes from here on wakes the next wait; the queues are read below.
+  g_wake.drain();
+  g_process = index;
+  clear_running_message();  // left set when an ERROR cut a handler call short
   if (g_dirty) {
     g_consumers.clear();
     g_dirty = false;
+    charges_lost();
   }
+  collect_hard_stops(index);
   if (now() >= g_next_catalog) {
     load_catalog(index, processes);
     g_next_catalog = after_ms(kCatalogEveryMs);
@@ -593,13 +641,17 @@ long tick(int index, int processes) {
     it = keep ? std::next(it) : g_consumers.erase(it);
   }
   if (handled > 0) return 0;
-  // Nothing to do: wait for messages (at most kIdlePollMs over all consumers).
-  for (auto& [name, rt] : g_consumers)
-    if (rt->kafka && rt->assigned) fetch(*rt, share);
-  return 0;
+  if (g_wake.read_end() < 0) {
+    // No pipe (the system refused one): wait in librdkafka, at most kIdlePollMs over all.
+    for (auto& [name, rt] : g_consumers)
+      if (rt->kafka && rt->assigned) fetch(*rt, share);
+    return 0;
+  }
+  return idle_wait_ms();
 }
 
 long process_tick(int index) { return tick(index, std::max(1, settings::workers)); }
+int wait_socket() { return g_consumers.empty() ? -1 : g_wake.read_end(); }
 long worker_tick() { return tick(1, 1); }
 int processes() { return settings::workers; }
 void on_exit() { g_consumers.clear(); }
@@ -609,7 +661,8 @@ const pg::Component kComponent = {"inbox",     settings::define_settings,
                                   worker_tick, on_exit,
                                   0,           nullptr,
                                   processes,   process_tick,
-                                  nullptr,     "pg_consistency consumer"};
+                                  nullptr,     "pg_consistency consumer",
+                                  wait_socket};
 pg::ComponentRegistrar registrar(&kComponent);
 
 }  // namespace

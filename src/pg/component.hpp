@@ -37,6 +37,10 @@ struct Component {
   long (*process_tick)(int index);
   void (*process_start)(int index);
   const char* process_type;
+  // Optional: a descriptor that the process running this component's tick (its own
+  // process, or the worker) waits on beside its latch; readable runs the tick at once
+  // (e.g. a Kafka queue's wake-up pipe). -1: none now. The tick reads it empty.
+  int (*wait_socket)() = nullptr;
 };
 
 // Bit i of a database's wake mask stands for component i.

@@ -119,16 +119,17 @@ long run_task(Task* t) {
   return next_ms;
 }
 
-// Runs the due tasks; returns how long to wait before the next round.
-// *clean: no task failed.
-long run_round(Task* tasks, int ntasks, uint32 woken, bool* clean) {
+// Runs the due tasks; returns how long to wait before the next round. `readable`: the
+// task whose descriptor the last wait found readable, or nullptr. *clean: no task failed.
+long run_round(Task* tasks, int ntasks, uint32 woken, const Task* readable, bool* clean) {
   long wait_ms = settings::poll_interval_ms;
   bool failing = false;
   for (int i = 0; i < ntasks; i++) {
     Task* t = &tasks[i];
     if (t->active != nullptr && !t->active(t->arg)) continue;
     TimestampTz now = GetCurrentTimestamp();
-    if (t->wake_bit >= 0 && (woken & (1u << t->wake_bit)) && t->failures == 0) t->next_due = now;
+    bool signalled = (t->wake_bit >= 0 && (woken & (1u << t->wake_bit))) || t == readable;
+    if (signalled && t->failures == 0) t->next_due = now;
     // Due within kCoalesceUs counts as due: tasks whose periods drifted apart by a few
     // milliseconds run in one round instead of one round each.
     if (now + kCoalesceUs >= t->next_due) {
@@ -144,6 +145,20 @@ long run_round(Task* tasks, int ntasks, uint32 woken, bool* clean) {
   set_state(failing ? WorkerState::kBackoff : WorkerState::kRunning);
   *clean = !failing;
   return wait_ms;
+}
+
+// The first active task with a descriptor now (*fd), or nullptr (*fd = -1). A task
+// backing off after errors is not watched: it would not drain its descriptor, and a
+// readable one would turn the wait into a busy loop.
+Task* socket_task(Task* tasks, int ntasks, int* fd) {
+  *fd = -1;
+  for (int i = 0; i < ntasks; i++) {
+    Task* t = &tasks[i];
+    if (t->socket == nullptr || t->failures > 0 || (t->active != nullptr && !t->active(t->arg))) continue;
+    *fd = t->socket(t->arg);
+    if (*fd >= 0) return t;
+  }
+  return nullptr;
 }
 
 }  // namespace
@@ -167,6 +182,7 @@ void run_loop(ProcessSlot* me, Task* tasks, int ntasks, const LoopHooks& hooks) 
   MemoryContextSwitchTo(g_loop_cxt);
   TimestampTz last_wake = 0;
   bool clean = true;
+  const Task* readable = nullptr;
   for (;;) {
     CHECK_FOR_INTERRUPTS();
     if (ConfigReloadPending) {
@@ -177,7 +193,7 @@ void run_loop(ProcessSlot* me, Task* tasks, int ntasks, const LoopHooks& hooks) 
     long wait_ms = settings::poll_interval_ms;
     uint32 woken = pg_atomic_exchange_u32(&me->wake_mask, 0);
     if (extension_ready(clean)) {
-      wait_ms = run_round(tasks, ntasks, woken, &clean);
+      wait_ms = run_round(tasks, ntasks, woken, readable, &clean);
     } else {
       set_state(WorkerState::kWaitingForExtension);
     }
@@ -186,7 +202,9 @@ void run_loop(ProcessSlot* me, Task* tasks, int ntasks, const LoopHooks& hooks) 
     me->last_tick_at = GetCurrentTimestamp();
     SpinLockRelease(databases_lock());
     MemoryContextReset(g_loop_cxt);
-    wait_paced(wait_ms, &last_wake);
+    int fd;
+    Task* watched = socket_task(tasks, ntasks, &fd);
+    readable = wait_paced(wait_ms, &last_wake, fd) ? watched : nullptr;
   }
 }
 

@@ -18,6 +18,10 @@ struct Task {
   bool (*active)(void* arg);  // nullptr: always; false: skipped this round
   TimestampTz next_due;
   int failures;  // in a row
+  // nullptr, or a descriptor the loop waits on beside the latch while this task is
+  // active (-1: none now). Readable makes the task due at once, as a wake bit does; the
+  // task reads it empty (the wait is level-triggered). Only the first one is watched.
+  int (*socket)(void* arg) = nullptr;
 };
 
 struct LoopHooks {

@@ -180,5 +180,6 @@ extern "C" PGDLLEXPORT void pgc_process_main(Datum) {
   ereport(LOG, (errmsg("%s started", g_who)));
   Task task{
       g_component->name, pgc::pg::component_index(g_component), tick_of_process, nullptr, nullptr, 0, 0};
+  if (g_component->wait_socket != nullptr) task.socket = [](void*) { return g_component->wait_socket(); };
   run_loop(me, &task, 1, LoopHooks{g_who, stay});
 }

@@ -99,16 +99,20 @@ void call_at_commit(void (*fn)()) {
   g_commit_calls[g_commit_call_count++] = fn;
 }
 
-void wait_paced(long timeout_ms, TimestampTz* last_wake) {
-  if (timeout_ms <= 0) return;
+bool wait_paced(long timeout_ms, TimestampTz* last_wake, int socket) {
+  if (timeout_ms <= 0) return false;
   if (*last_wake != 0) {
     long since = static_cast<long>(GetCurrentTimestamp() - *last_wake);
     if (since >= 0 && since < kMinWakeGapUs)
       pg_usleep(std::min<long>(kMinWakeGapUs - since, timeout_ms * 1000L));
   }
-  int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms, PG_WAIT_EXTENSION);
+  int events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
+  int rc = socket >= 0 ? WaitLatchOrSocket(MyLatch, events | WL_SOCKET_READABLE, socket, timeout_ms,
+                                           PG_WAIT_EXTENSION)
+                       : WaitLatch(MyLatch, events, timeout_ms, PG_WAIT_EXTENSION);
   ResetLatch(MyLatch);
   if (rc & WL_LATCH_SET) *last_wake = GetCurrentTimestamp();
+  return (rc & WL_SOCKET_READABLE) != 0;
 }
 
 void install_wake_callback() { RegisterXactCallback(on_xact, nullptr); }

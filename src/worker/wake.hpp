@@ -25,8 +25,9 @@ void call_at_commit(void (*fn)());
 // at thousands of commits a second that was a fifth of the CPU of a publish-heavy load.
 // After a wake-up the next wait first pauses off the latch (SetLatch then only sets
 // the flag), so later commits are taken together in one tick, at most 1 ms later.
-// *last_wake: when the latch last woke this process (0 at first).
-void wait_paced(long timeout_ms, TimestampTz* last_wake);
+// *last_wake: when the latch last woke this process (0 at first). With socket >= 0 it
+// also waits for that descriptor to become readable; returns true when it is.
+bool wait_paced(long timeout_ms, TimestampTz* last_wake, int socket = -1);
 // Registers the transaction callback behind wake_at_commit; called from _PG_init.
 void install_wake_callback();
 

@@ -77,8 +77,10 @@ extern "C" PGDLLEXPORT void pgc_worker_main(Datum) {
   int n = 0;
   for (int i = 0; i < pg::component_count(); i++) {
     const pg::Component* c = pg::component_at(i);
-    if (c->worker_tick != nullptr)
-      tasks[n++] = Task{c->name, i, component_tick, const_cast<pg::Component*>(c), component_in_worker, 0, 0};
+    if (c->worker_tick == nullptr) continue;
+    tasks[n++] = Task{c->name, i, component_tick, const_cast<pg::Component*>(c), component_in_worker, 0, 0};
+    if (c->wait_socket != nullptr)
+      tasks[n - 1].socket = [](void* arg) { return static_cast<const pg::Component*>(arg)->wait_socket(); };
   }
   tasks[n++] = Task{"processes", -1, processes_tick, nullptr, nullptr, 0, 0};
 

@@ -162,6 +162,21 @@ sub create_topic
 	return $self;
 }
 
+# Grows $name to $partitions partitions in all.
+sub add_partitions
+{
+	my ($self, $name, $partitions) = @_;
+	$self->_tool('add-partitions', $self->{dir}, $name, $partitions);
+	return $self;
+}
+
+sub delete_topic
+{
+	my ($self, $name) = @_;
+	$self->_tool('delete-topic', $self->{dir}, $name);
+	return $self;
+}
+
 # produce($topic, {key => ..., value => ..., headers => [name => value, ...], partition => N}, ...)
 # undef key or value is sent as NULL.  Consecutive messages with the same headers and partition
 # share one kcat run.
