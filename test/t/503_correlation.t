@@ -1,7 +1,8 @@
 # Correlation and causation ids end to end with a real broker: a consumer handler that
-# publishes and appends, a subscription handler that publishes, and a saga started with a
-# correlation id; the messages read back from Kafka carry correlation_id and causation_id
-# headers, and a message handled after them in the same worker carries only its own.
+# publishes and appends (its events routed to Kafka), a subscription handler that
+# publishes, and a saga started with a correlation id; the messages read back from Kafka
+# carry correlation_id and causation_id headers, and a message handled after them in the
+# same consumer process carries only its own.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -12,7 +13,7 @@ use PgcCluster qw(new_node wait_until);
 
 my $kafka = PgcKafka->start;
 my $node = new_node('correlation', conf => "pg_consistency.kafka_brokers = '" . $kafka->bootstrap . "'\n");
-$kafka->create_topic($_, 1) for qw(corr.in corr.out corr.fromsub corr.commands);
+$kafka->create_topic($_, 1) for qw(corr.in corr.out corr.routed corr.fromsub corr.commands);
 sub Q { return $node->safe_psql('postgres', $_[0]) }
 
 # The messages of $topic once there are at least $n of them (or what is there after 60 s).
@@ -40,6 +41,7 @@ Q(q{
     RETURNS void LANGUAGE plpgsql AS $$ BEGIN
       PERFORM consistency.publish('corr.fromsub', stream, data);
     END $$;
+  SELECT consistency.route_events('corrin', 'corr.routed');
   SELECT consistency.create_consumer('corr-in', ARRAY['corr.in'], 'on_message(text,int,bigint,text,jsonb,jsonb)');
   SELECT consistency.create_subscription('corr-sub', 'on_event(bigint,text,bigint,text,jsonb,jsonb)', ARRAY['corrsub']);
   SELECT consistency.define_saga('corr_saga', '{"steps": [
@@ -63,6 +65,10 @@ is(Q(q{SELECT string_agg(stream || ' ' || (metadata->>'correlation_id') || ' ' |
          ORDER BY global_position) FROM consistency.events WHERE stream LIKE 'corrin-%'}),
    'corrin-a req-in m-1, corrin-b m-2 m-2, corrin-c corr.in/0/2 corr.in/0/2',
    'the events the handler appended carry the same ids in their metadata');
+my $routed = messages('corr.routed', 3);
+is(join(', ', map { "$_->{key} " . ids($_) } sort { $a->{key} cmp $b->{key} } @$routed),
+   'corrin-a req-in / m-1, corrin-b m-2 / m-2, corrin-c corr.in/0/2 / corr.in/0/2',
+   'routed to Kafka, those events carry them as headers');
 
 # --- A subscription handler that publishes. ---------------------------------------------
 Q(q{SELECT consistency.append_event('corrsub-1', NULL, 'Happened', '{"x": 1}', '{"correlation_id": "req-sub"}')});
