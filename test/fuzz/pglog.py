@@ -89,7 +89,6 @@ def main():
                     help='application_name prefix of the fuzzing client (errors of others are ignored, crashes never)')
     ap.add_argument('--sources', default=os.path.join(os.path.dirname(__file__), '..', '..', 'src'))
     ap.add_argument('--from-byte', type=int, default=0)
-    ap.add_argument('--examples', type=int, default=1)
     args = ap.parse_args()
     sources = our_source_files(args.sources)
 
