@@ -43,7 +43,8 @@ struct SagaRow {
   Oid started_by = InvalidOid;  // the role that started it (InvalidOid: not loaded)
   State state;
   std::shared_ptr<const Definition> def;
-  Datum data = 0;  // jsonb, copied into the memory context current at load time
+  Datum data = 0;        // jsonb, copied into the memory context current at load time
+  int64 updated_at = 0;  // TimestampTz of the row's last change (load_for_update only)
 };
 
 // Loads a saga with its definition; false if it does not exist.
