@@ -16,7 +16,7 @@ inline constexpr const char* kSagaDurationFamily = "pg_consistency_saga_duration
 inline constexpr const char* kSagaStepFamily = "pg_consistency_saga_step_seconds";
 inline constexpr const char* kSagasTotal = "pg_consistency_sagas_total";
 
-using Labels = std::vector<std::pair<const char*, std::string>>;  // name, value
+using Labels = std::vector<std::pair<std::string, std::string>>;  // name, value
 
 struct HistogramSeries {
   const char* family;

@@ -29,10 +29,10 @@ Datum labels_jsonb(const Labels& labels, const std::string* le) {
   initStringInfo(&buf);
   appendStringInfoChar(&buf, '{');
   bool first = true;
-  auto add = [&](const char* name, const std::string& value) {
+  auto add = [&](const std::string& name, const std::string& value) {
     if (!first) appendStringInfoString(&buf, ", ");
     first = false;
-    escape_json(&buf, name);
+    escape_json(&buf, name.c_str());
     appendStringInfoString(&buf, ": ");
     escape_json(&buf, value.c_str());
   };
@@ -44,7 +44,7 @@ Datum labels_jsonb(const Labels& labels, const std::string* le) {
 
 const char* label(const Labels& labels, const char* name) {
   for (const auto& [n, v] : labels)
-    if (std::string(n) == name) return v.c_str();
+    if (n == name) return v.c_str();
   return nullptr;
 }
 
