@@ -7,6 +7,17 @@ namespace pgc::metrics {
 
 namespace {
 
+// FNV-1a over the label values (and the outcome), a separator between them.
+uint32_t fnv(std::string_view a, std::string_view b = {}, uint8_t c = 0) {
+  uint32_t h = 2166136261u;
+  auto mix = [&h](unsigned char ch) { h = (h ^ ch) * 16777619u; };
+  for (char ch : a) mix(static_cast<unsigned char>(ch));
+  mix(0);
+  for (char ch : b) mix(static_cast<unsigned char>(ch));
+  mix(c);
+  return h;
+}
+
 bool same(const char* stored, std::string_view name) {
   return std::strncmp(stored, name.data(), name.size()) == 0 && stored[name.size()] == '\0';
 }
@@ -80,17 +91,25 @@ const char* step_outcome_name(StepOutcome o) {
 }
 
 SagaSeries& saga_series(SagaTable& t, std::string_view name) noexcept {
+  uint32_t h = fnv(name);
   return find_or_add(
-      t, name.size() < kNameBytes, [&](const SagaSeries& e) { return same(e.name, name); },
-      [&](SagaSeries& e) { copy_name(e.name, name); });
+      t, name.size() < kNameBytes, [&](const SagaSeries& e) { return e.hash == h && same(e.name, name); },
+      [&](SagaSeries& e) {
+        e.hash = h;
+        copy_name(e.name, name);
+      });
 }
 
 StepSeries& step_series(StepTable& t, std::string_view saga, std::string_view step, StepOutcome o) noexcept {
   auto outcome = static_cast<uint8_t>(o);
+  uint32_t h = fnv(saga, step, outcome);
   return find_or_add(
       t, saga.size() < kNameBytes && step.size() < kNameBytes,
-      [&](const StepSeries& e) { return e.outcome == outcome && same(e.saga, saga) && same(e.step, step); },
+      [&](const StepSeries& e) {
+        return e.hash == h && e.outcome == outcome && same(e.saga, saga) && same(e.step, step);
+      },
       [&](StepSeries& e) {
+        e.hash = h;
         copy_name(e.saga, saga);
         copy_name(e.step, step);
         e.outcome = outcome;

@@ -36,13 +36,16 @@ enum class StepOutcome : uint8_t { kSucceeded, kFailed, kTimedOut, kCompensated,
 inline constexpr std::size_t kStepOutcomes = 5;
 const char* step_outcome_name(StepOutcome o);
 
+// `hash` of the label values is compared before the names: a lookup scans the table.
 struct SagaSeries {
+  uint32_t hash;
   char name[kNameBytes];
   std::atomic<uint64_t> reached[kSagaStatuses];
   Histogram duration[kSagaOutcomes];
 };
 
 struct StepSeries {
+  uint32_t hash;
   char saga[kNameBytes];
   char step[kNameBytes];
   uint8_t outcome;
