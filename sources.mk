@@ -62,6 +62,7 @@ PG_SRCS += src/saga/api.cpp
 PG_SRCS += src/saga/advance.cpp
 PG_SRCS += src/saga/diagram_functions.cpp
 PG_SRCS += src/saga/hard_stops.cpp
+PG_SRCS += src/saga/observe.cpp
 PG_SRCS += src/saga/pg_saga.cpp
 PG_SRCS += src/saga/settings.cpp
 PG_SRCS += src/saga/steps.cpp
@@ -84,6 +85,13 @@ PG_SRCS += src/twopc/state.cpp
 
 
 # --- operations ----------------------------------------------------------------
+CORE_SRCS += src/metrics/collect.cpp
+CORE_SRCS += src/metrics/histogram.cpp
+CORE_SRCS += src/metrics/pending.cpp
+CORE_SRCS += src/metrics/saga_events.cpp
+CORE_SRCS += src/metrics/series.cpp
+PG_SRCS += src/metrics/component.cpp
+PG_SRCS += src/metrics/functions.cpp
 
 
 

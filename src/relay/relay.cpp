@@ -24,6 +24,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "metrics/metrics.hpp"
 #include "outbox/names.hpp"
 #include "worker/settings.hpp"
 #include "pg/guard.hpp"
@@ -128,6 +129,9 @@ void on_delivery(void* ctx, uint64_t tag, int32_t, int err, const char* errstr) 
     return;
   }
   if (idx < f->batch.size()) f->batch.reported(idx, err, errstr ? errstr : "");
+  // The batch in flight is always produced from rt->rows (start_batch).
+  if (err == 0 && idx < rt->rows.rows.size())
+    metrics::relay_acknowledged(rt->rows.rows[idx].created_at, GetCurrentTimestamp());
 }
 
 // exactly_once's transactional.id: the setting, or one derived from the cluster and database.

@@ -7,6 +7,7 @@
 
 #include "pg/spi.hpp"
 #include "saga/advance.hpp"
+#include "saga/observe.hpp"
 #include "saga/settings.hpp"
 #include "worker/hard_stop.hpp"
 
@@ -67,6 +68,9 @@ bool process(SagaRow& row, BatchStats& st, int max_steps) {
       case Work::Kind::kReplyTimeout:
         st.timeouts++;
         (compensating ? st.compensation_failures : st.step_failures)++;
+        observe_step_timeout(
+            row, current_step_name(row.state, def),
+            static_cast<double>(def.steps[static_cast<size_t>(row.state.step)].timeout_ms) / 1e3);
         t = reply_timed_out(row.state, def, now, unit_random());
         break;
       case Work::Kind::kRunAction:
@@ -78,13 +82,16 @@ bool process(SagaRow& row, BatchStats& st, int max_steps) {
         if (attempt.attempts > 1) st.retries++;
         SubResult r;
         std::string failure;
+        double call_seconds = -1;  // a function step's call (-1: a command was sent)
         if (a.is_function()) {
           const Step& step = def.steps[static_cast<size_t>(attempt.step)];
           char label[96];
           snprintf(label, sizeof(label), "%s%s:%c:%d", kHardStopPrefix, row.id_text.c_str(),
                    compensating ? 'c' : 'r', attempt.step);
           pgc::worker::set_hard_stop_label(label);
+          TimestampTz called = GetCurrentTimestamp();
           r = in_subtransaction([&] { output = call_step_function(row, step, a); });
+          call_seconds = static_cast<double>(GetCurrentTimestamp() - called) / 1e6;
           pgc::worker::clear_hard_stop_label();
           if (r.ok()) t = succeeded(attempt, def, GetCurrentTimestamp());
           failure = r.error;
@@ -120,6 +127,8 @@ bool process(SagaRow& row, BatchStats& st, int max_steps) {
           break;
         }
         if (conflicts == 0) forget_conflicts(row.id_text);
+        if (call_seconds >= 0)
+          observe_step(row, current_step_name(attempt, def), compensating, r.ok(), call_seconds);
         if (!r.ok()) {
           output = 0;
           (compensating ? st.compensation_failures : st.step_failures)++;

@@ -13,12 +13,14 @@
 #include <string>
 
 #include "correlation/context.hpp"
+#include "metrics/metrics.hpp"
 #include "pg/guard.hpp"
 #include "pg/roles.hpp"
 #include "pg/run_as.hpp"
 #include "pg/spi.hpp"
 #include "saga/definition.hpp"
 #include "saga/machine.hpp"
+#include "saga/observe.hpp"
 #include "saga/pg_saga.hpp"
 
 extern "C" {
@@ -43,6 +45,7 @@ using pgc::pg::SavedPlan;
 namespace sqlstate = pgc::sqlstate;
 namespace saga = pgc::saga;
 namespace sp = pgc::saga::backend;
+namespace metrics = pgc::metrics;
 
 double unit_random() {
   static std::minstd_rand rng(static_cast<unsigned>(MyProcPid) ^
@@ -392,6 +395,7 @@ PGC_FUNCTION(pgc_start_saga) {
   sp::append_audit(id_text, {started}, true);
   spi_finish();
   sp::wake_workers_at_commit();
+  metrics::saga_reached(name, metrics::SagaStatus::kRunning, 0);
   pg_uuid_t* out = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
   *out = id;
   PG_RETURN_UUID_P(out);
@@ -425,6 +429,9 @@ Datum reply(FunctionCallInfo fcinfo, saga::ReplyKind kind) {
                              : saga::failed(row.state, *row.def, now, reason, unit_random());
     sp::store_transition(row, t, output);
     sp::wake_workers_at_commit();
+    // A command step's attempt lasted from its sending (the row's last change) to now.
+    sp::observe_step(row, step, row.state.status == saga::Status::kCompensating,
+                     kind == saga::ReplyKind::kComplete, static_cast<double>(now - row.updated_at) / 1e6);
   }
   // kRepeat: this reply was applied before; nothing changes.
   spi_finish();

@@ -7,6 +7,7 @@
 #include "pg/guard.hpp"
 #include "pg/spi.hpp"
 #include "pg/text.hpp"
+#include "saga/observe.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -297,7 +298,7 @@ bool load_for_update(const pg_uuid_t& id, SagaRow* out) {
   static SavedPlan plan(
       "SELECT s.name, s.definition_version, d.owner, d.compiled, s.data, "
       "       s.status, s.step_index, s.failed_step, s.phase, s.attempts, s.next_run_at, s.deadline, "
-      "       s.started_by, s.correlation_id "
+      "       s.started_by, s.correlation_id, s.updated_at "
       "  FROM consistency.saga_instances s "
       "  JOIN consistency.saga_definitions d "
       "    ON d.name OPERATOR(pg_catalog.=) s.name "
@@ -322,6 +323,7 @@ bool load_for_update(const pg_uuid_t& id, SagaRow* out) {
     read_raw_state(0, 6, &raw);
     out->started_by = DatumGetObjectId(pgc::pg::spi_value(0, 13, &isnull));
     correlation_id = pgc::pg::spi_text_copy(0, 14);
+    out->updated_at = DatumGetTimestampTz(pgc::pg::spi_value(0, 15, &isnull));
     return true;
   });
   if (!found) return false;
@@ -437,10 +439,11 @@ void store_state(const SagaRow& row, const State& s, const std::vector<Event>& e
       "       data = CASE WHEN $12::pg_catalog.jsonb IS NULL THEN data "
       "                   ELSE data OPERATOR(pg_catalog.||) $12 END, "
       "       updated_at = pg_catalog.clock_timestamp() "
-      " WHERE id OPERATOR(pg_catalog.=) $1",
+      " WHERE id OPERATOR(pg_catalog.=) $1 RETURNING created_at",
       {UUIDOID, TEXTOID, INT4OID, TEXTOID, INT4OID, TEXTOID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, BOOLOID,
        TEXTOID, JSONBOID});
   std::string step = current_step_name(s, *row.def);
+  TimestampTz created_at = 0;
   pg_call([&] {
     Datum v[12];
     char n[12];
@@ -464,8 +467,11 @@ void store_state(const SagaRow& row, const State& s, const std::vector<Event>& e
     n[11] = data == 0 ? 'n' : ' ';
     plan.execute(v, n, false, 0);
     if (SPI_processed != 1) elog(ERROR, "pg_consistency: saga %s vanished", row.id_text.c_str());
+    bool isnull = false;
+    created_at = DatumGetTimestampTz(pgc::pg::spi_value(0, 1, &isnull));
   });
   append_audit(row.id_text, events);
+  observe_transition(row, events, created_at);
 }
 
 }  // namespace pgc::saga::backend

@@ -45,6 +45,7 @@ struct SagaRow {
   std::shared_ptr<const Definition> def;
   Datum data = 0;              // jsonb, copied into the memory context current at load time
   std::string correlation_id;  // in effect when it started, or ""
+  int64 updated_at = 0;        // TimestampTz of the row's last change (load_for_update only)
 };
 
 // Loads a saga with its definition; false if it does not exist.

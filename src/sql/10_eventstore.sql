@@ -245,7 +245,7 @@ CREATE FUNCTION consistency._metrics_eventstore()
   SELECT 'pg_consistency_events_total', 'counter', 'Events stored in the event store.',
          '{}'::jsonb, coalesce(sum(version), 0)::float8 FROM consistency.streams
   UNION ALL
-  SELECT 'pg_consistency_streams_total', 'gauge', 'Streams in the event store.',
+  SELECT 'pg_consistency_streams', 'gauge', 'Streams in the event store.',
          '{}'::jsonb, count(*)::float8 FROM consistency.streams
   UNION ALL
   SELECT 'pg_consistency_events_last_position', 'gauge', 'Highest global position stored.',

@@ -19,7 +19,9 @@ AS $$
     FROM consistency.worker_status() w WHERE w.kind = 'worker' AND w.pid IS NOT NULL
 $$;
 
--- Every _metrics_<pillar>() row in the Prometheus text format, grouped by metric.
+-- Every _metrics_<pillar>() row in the Prometheus text format, grouped by metric. Rows of
+-- kind 'histogram' are samples named <family>_bucket/_sum/_count: one HELP and TYPE for
+-- the family, then per series its buckets by ascending `le`, the sum and the count.
 CREATE FUNCTION consistency.metrics() RETURNS text
   LANGUAGE plpgsql STABLE
   SET search_path = pg_catalog, pg_temp
@@ -34,10 +36,14 @@ BEGIN
     INTO sources
     FROM pg_proc p
    WHERE p.pronamespace = 'consistency'::regnamespace AND p.proname LIKE '\_metrics\_%' AND p.pronargs = 0;
-  FOR r IN EXECUTE 'SELECT * FROM (' || sources || ') m ORDER BY metric, labels::text' LOOP
-    IF last_metric IS DISTINCT FROM r.metric THEN
-      out := out || format(E'# HELP %s %s\n# TYPE %s %s\n', r.metric, r.help, r.metric, r.kind);
-      last_metric := r.metric;
+  FOR r IN EXECUTE 'SELECT m.*, CASE WHEN m.kind = ''histogram'' '
+                   '  THEN regexp_replace(m.metric, ''_(bucket|sum|count)$'', '''') ELSE m.metric END AS family '
+                   'FROM (' || sources || ') m '
+                   'ORDER BY family, (m.labels - ''le'')::text, m.metric LIKE ''%\_count'', m.metric LIKE ''%\_sum'', '
+                   '  (m.labels ->> ''le'')::float8' LOOP
+    IF last_metric IS DISTINCT FROM r.family THEN
+      out := out || format(E'# HELP %s %s\n# TYPE %s %s\n', r.family, r.help, r.family, r.kind);
+      last_metric := r.family;
     END IF;
     out := out || r.metric
        || CASE WHEN r.labels IS NULL OR r.labels = '{}'::jsonb THEN ''
