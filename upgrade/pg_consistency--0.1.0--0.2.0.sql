@@ -1,7 +1,7 @@
 -- pg_consistency 0.1.0 -> 0.2.0. Every change to src/sql since 0.1.0, in the same order
 -- (docs/development.md, "Changing the schema"); test/t/700_upgrade.t checks that a
 -- database updated with this script has the same catalog as a fresh 0.2.0 install.
--- Brought up to date with src/sql of sha256 f01ad8d2776f2970314f9b503bad677f4aa19090822aad8fa548d29d38f3943c
+-- Brought up to date with src/sql of sha256 c0ca6b535e6cb051187d19b928d28784032ceab19d0d967fe624fe37a1ab2e34
 
 \echo Use "ALTER EXTENSION pg_consistency UPDATE TO '0.2.0'" to load this file. \quit
 
@@ -777,3 +777,124 @@ REVOKE ALL ON PROCEDURE consistency.await_token(text, interval, text, boolean) F
 GRANT EXECUTE ON FUNCTION consistency.session_token(), consistency.max_token(text, text),
   consistency.wait_for_token(text, interval, text) TO consistency_reader;
 GRANT EXECUTE ON PROCEDURE consistency.await_token(text, interval, text, boolean) TO consistency_reader;
+
+-- Latency histograms, saga counters and subscription lag (docs/operations.md, "Scraping with
+-- Prometheus"); metrics() writes histogram families; the stream count is a gauge without _total.
+CREATE OR REPLACE FUNCTION consistency._metrics_eventstore()
+  RETURNS TABLE(metric text, kind text, help text, labels jsonb, value double precision)
+  LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  SELECT 'pg_consistency_events_total', 'counter', 'Events stored in the event store.',
+         '{}'::jsonb, coalesce(sum(version), 0)::float8 FROM consistency.streams
+  UNION ALL
+  SELECT 'pg_consistency_streams', 'gauge', 'Streams in the event store.',
+         '{}'::jsonb, count(*)::float8 FROM consistency.streams
+  UNION ALL
+  SELECT 'pg_consistency_events_last_position', 'gauge', 'Highest global position stored.',
+         '{}'::jsonb, coalesce(max(global_position), 0)::float8 FROM consistency.events
+  UNION ALL
+  SELECT 'pg_consistency_events_read_horizon', 'gauge',
+         'read_all returns positions below this value (gap safety).',
+         '{}'::jsonb, consistency.read_horizon()::float8
+   WHERE NOT pg_is_in_recovery()  -- the horizon is only known on the primary
+  UNION ALL
+  SELECT 'pg_consistency_open_writers', 'gauge',
+         'Open transactions that appended events and hold back the read horizon.',
+         '{}'::jsonb, count(*)::float8 FROM consistency.open_writers
+  UNION ALL
+  SELECT 'pg_consistency_oldest_open_writer_age_seconds', 'gauge',
+         'Age of the oldest open appending transaction (0 when none).',
+         '{}'::jsonb, coalesce(extract(epoch FROM max(age)), 0)::float8 FROM consistency.open_writers
+  UNION ALL
+  SELECT 'pg_consistency_subscription_lag_events', 'gauge',
+         'Matching events behind the subscription checkpoint.',
+         jsonb_build_object('subscription', name), lag::float8 FROM consistency.subscriptions
+  UNION ALL
+  SELECT 'pg_consistency_subscription_position', 'gauge',
+         'Global position up to which the subscription has processed events.',
+         jsonb_build_object('subscription', name), position::float8 FROM consistency.subscriptions
+  UNION ALL
+  SELECT 'pg_consistency_subscription_failed', 'gauge',
+         '1 when the subscription is parked after max_attempts failures.',
+         jsonb_build_object('subscription', name), (status = 'failed')::int::float8
+    FROM consistency.subscriptions
+  UNION ALL
+  SELECT 'pg_consistency_subscription_processed_total', 'counter',
+         'Events handled by the subscription since it was created.',
+         jsonb_build_object('subscription', name), processed::float8 FROM consistency.subscriptions
+$$;
+
+CREATE OR REPLACE FUNCTION consistency.metrics() RETURNS text
+  LANGUAGE plpgsql STABLE
+  SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  sources text;
+  out text := '';
+  last_metric text := NULL;
+  r record;
+BEGIN
+  SELECT string_agg(format('SELECT * FROM %s', p.oid::regprocedure), ' UNION ALL ' ORDER BY p.proname)
+    INTO sources
+    FROM pg_proc p
+   WHERE p.pronamespace = 'consistency'::regnamespace AND p.proname LIKE '\_metrics\_%' AND p.pronargs = 0;
+  FOR r IN EXECUTE 'SELECT m.*, CASE WHEN m.kind = ''histogram'' '
+                   '  THEN regexp_replace(m.metric, ''_(bucket|sum|count)$'', '''') ELSE m.metric END AS family '
+                   'FROM (' || sources || ') m '
+                   'ORDER BY family, (m.labels - ''le'')::text, m.metric LIKE ''%\_count'', m.metric LIKE ''%\_sum'', '
+                   '  (m.labels ->> ''le'')::float8' LOOP
+    IF last_metric IS DISTINCT FROM r.family THEN
+      out := out || format(E'# HELP %s %s\n# TYPE %s %s\n', r.family, r.help, r.family, r.kind);
+      last_metric := r.family;
+    END IF;
+    out := out || r.metric
+       || CASE WHEN r.labels IS NULL OR r.labels = '{}'::jsonb THEN ''
+               ELSE '{' || (SELECT string_agg(format('%s="%s"', key,
+                                   replace(replace(replace(value, E'\\', E'\\\\'), '"', E'\\"'), E'\n', E'\\n')), ',' ORDER BY key)
+                              FROM jsonb_each_text(r.labels)) || '}' END
+       || ' ' || CASE WHEN r.value IS NULL THEN 'NaN' ELSE r.value::text END || E'\n';
+  END LOOP;
+  RETURN out;
+END
+$$;
+
+CREATE FUNCTION consistency._metrics_latency()
+  RETURNS TABLE(metric text, kind text, help text, labels jsonb, value double precision)
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_metrics_latency';
+
+-- One row per histogram series: cumulative counts per upper bound (the +Inf bucket is
+-- `count`), the shape of postgres_exporter's HISTOGRAM columns
+-- (docs/monitoring/postgres_exporter.yml).
+CREATE FUNCTION consistency._latency_histograms(
+    OUT metric text, OUT saga text, OUT step text, OUT outcome text,
+    OUT bounds double precision[], OUT buckets bigint[], OUT sum double precision, OUT count bigint)
+  RETURNS SETOF record
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_latency_histograms';
+
+-- pg_consistency_sagas_total as rows: sagas of each definition that reached each status
+-- since the server started.
+CREATE FUNCTION consistency._saga_counts(OUT saga text, OUT status text, OUT total bigint)
+  RETURNS SETOF record
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgc_saga_counts';
+
+-- How old the first event a subscription has still to handle is (0 when it is caught up):
+-- one probe of the events' primary key per subscription, computed at scrape time so that
+-- a stalled or parked subscription's lag keeps growing.
+CREATE FUNCTION consistency._metrics_subscription_lag()
+  RETURNS TABLE(metric text, kind text, help text, labels jsonb, value double precision)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  SELECT 'pg_consistency_subscription_lag_seconds', 'gauge',
+         'Age of the oldest event the subscription has still to handle (0 when caught up).',
+         jsonb_build_object('subscription', s.name),
+         coalesce((SELECT greatest(extract(epoch FROM now() - e.created_at), 0)
+                     FROM consistency.events e
+                    WHERE e.global_position > s.position
+                      AND (s.categories IS NULL OR e.category = ANY (s.categories))
+                      AND (s.event_types IS NULL OR e.type = ANY (s.event_types))
+                    ORDER BY e.global_position LIMIT 1), 0)::float8
+    FROM consistency.subscription_state s
+$$;
+
+REVOKE ALL ON FUNCTION consistency._metrics_latency(), consistency._latency_histograms(),
+  consistency._saga_counts(), consistency._metrics_subscription_lag() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION consistency._metrics_latency(), consistency._latency_histograms(),
+  consistency._saga_counts(), consistency._metrics_subscription_lag() TO consistency_reader;
