@@ -21,6 +21,19 @@ PG_CPPFLAGS = -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server) -isystem 
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-register -Wno-missing-field-initializers \
               -fvisibility-inlines-hidden -MMD -MP $(EXTRA_CXXFLAGS)
 SHLIB_LINK = -lrdkafka -lpq -lstdc++ $(EXTRA_LDFLAGS)
+
+# `make SANITIZE=1`: the library under AddressSanitizer + UBSan, for a server started with the
+# ASan runtime preloaded (scripts/sanitize/postgres). UBSan reports and goes on, so one run
+# lists every report; scripts/test-suite fails the run on any of them.
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+SANITIZE_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer
+PG_CXXFLAGS += $(SANITIZE_FLAGS)
+SHLIB_LINK += $(SANITIZE_FLAGS)
+endif
+# Objects are rebuilt when the flavour changes (the stamp is rewritten only then).
+FLAVOUR_STAMP := build/flavour
+$(shell mkdir -p build; echo 'SANITIZE=$(SANITIZE)' | cmp -s - $(FLAVOUR_STAMP) || echo 'SANITIZE=$(SANITIZE)' > $(FLAVOUR_STAMP))
 EXTRA_CLEAN = $(OBJS:.o=.d) build
 
 # PGXS would also emit LLVM bitcode with clang, without our -std flag; the JIT gains
@@ -39,5 +52,7 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) $(EXTENSION).control
 installcheck: | build/regress
 build/regress:
 	mkdir -p $@
+
+$(OBJS): $(FLAVOUR_STAMP)
 
 -include $(OBJS:.o=.d)

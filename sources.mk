@@ -56,6 +56,7 @@ PG_SRCS += src/relay/status.cpp
 # --- sagas ---------------------------------------------------------------------
 CORE_SRCS += src/saga/json.cpp
 CORE_SRCS += src/saga/definition.cpp
+CORE_SRCS += src/saga/duration.cpp
 CORE_SRCS += src/saga/machine.cpp
 CORE_SRCS += src/saga/diagram.cpp
 PG_SRCS += src/saga/api.cpp

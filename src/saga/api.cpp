@@ -7,7 +7,6 @@
 // statements, inside pgc::pg::OwnerScope: a catalog-only override search path (no
 // pg_temp, nothing of the caller's), no user code inside. Privilege checks (who may
 // redefine, answer, retry or abort a saga) are made for the caller before that.
-#include <cmath>
 #include <optional>
 #include <random>
 #include <string>
@@ -19,6 +18,7 @@
 #include "pg/run_as.hpp"
 #include "pg/spi.hpp"
 #include "saga/definition.hpp"
+#include "saga/duration.hpp"
 #include "saga/machine.hpp"
 #include "saga/observe.hpp"
 #include "saga/pg_saga.hpp"
@@ -75,13 +75,7 @@ class PgResolver : public saga::Resolver {
       (void)pg_message(e);
       return std::nullopt;
     }
-    // Like EXTRACT(EPOCH FROM interval): a day is 24 hours, a month 30 days.
-    long double us = static_cast<long double>(iv.time) + static_cast<long double>(iv.day) * USECS_PER_DAY +
-                     static_cast<long double>(iv.month) * DAYS_PER_MONTH * USECS_PER_DAY;
-    long double ms = us / 1000.0L;
-    if (ms > static_cast<long double>(saga::kMaxDurationMs)) return saga::kMaxDurationMs + 1;
-    if (ms < 0) return static_cast<int64_t>(std::floor(ms));
-    return static_cast<int64_t>(std::ceil(ms));  // 500 microseconds is 1 ms, not 0
+    return saga::interval_ms(iv.time, iv.day, iv.month);
   }
 
   bool resolve_function(const std::string& name, std::string& canonical, uint32_t& oid, std::string& code,
