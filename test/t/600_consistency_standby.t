@@ -82,6 +82,17 @@ sub q1 { my ($node, $sql) = @_; return $node->safe_psql('postgres', $sql); }
   is($bouncer->safe_psql('lagging', "SELECT consistency.wait_for_token('$token', '20 s')",
                          "SELECT count(*) FROM consistency.read_stream('acct-1')"),
      "t\n3", 'wait_for_token through the pooler: true, then the write is visible');
+
+  # The token taken on another server backend than the write's: the pooler's backend
+  # writes, a direct connection (a backend of its own) takes the token.
+  my $writer = $bouncer->safe_psql('primary',
+    "SELECT consistency.append_event('acct-1', NULL, 'Deposited', '{}')", 'SELECT pg_backend_pid()');
+  my ($token_pid, $other) = split /\n/,
+    $primary->safe_psql('postgres', 'SELECT pg_backend_pid(); SELECT consistency.session_token()');
+  isnt($token_pid, (split /\n/, $writer)[-1], 'the token was taken on another backend than the write');
+  is($bouncer->safe_psql('lagging', "CALL consistency.await_token('$other', '20 s')",
+                         "SELECT count(*) FROM consistency.read_stream('acct-1')"),
+     "t\n4", 'a token taken on another backend covers the write');
 }
 
 # --- projection read-your-writes with a subscription -----------------------------------
