@@ -6,12 +6,17 @@
 // sees the row has replayed them: a snapshot taken afterwards sees every event below H.
 #include "consistency/horizon.hpp"
 
+#include <algorithm>
+
 #include "consistency/settings.hpp"
 #include "eventstore/es.hpp"
 #include "pg/component.hpp"
 
 extern "C" {
 #include "pgstat.h"
+#include "replication/walsender.h"
+#include "replication/walsender_private.h"
+#include "worker/settings.hpp"
 }
 
 namespace pgc::consistency {
@@ -20,6 +25,15 @@ namespace {
 
 // The value this worker last published (-1: not yet since it started).
 int64 g_published = -1;
+
+// True while a WAL sender serves someone (a streaming standby, pg_basebackup, a logical
+// client). Read without the senders' spinlocks: a hint that only picks the interval.
+bool wal_sender_connected() {
+  if (WalSndCtl == nullptr) return false;
+  for (int i = 0; i < max_wal_senders; i++)
+    if (WalSndCtl->walsnds[i].pid != 0) return true;
+  return false;
+}
 
 // The worker tick: publishes the horizon when it moved since the last tick.
 long publish_tick() {
@@ -42,7 +56,12 @@ long publish_tick() {
   CommitTransactionCommand();
   if (h != g_published) pgstat_report_activity(STATE_IDLE, nullptr);
   g_published = h;
-  return settings::horizon_publish_interval_ms;
+  // Streaming standbys read it soon after replay; with none connected (archive recovery
+  // only, or no standby at all) once per poll interval is enough and keeps an idle worker
+  // asleep.
+  return wal_sender_connected()
+             ? settings::horizon_publish_interval_ms
+             : std::max(settings::horizon_publish_interval_ms, worker::settings::poll_interval_ms);
 }
 
 }  // namespace
