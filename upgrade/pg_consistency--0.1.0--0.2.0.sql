@@ -1,7 +1,7 @@
 -- pg_consistency 0.1.0 -> 0.2.0. Every change to src/sql since 0.1.0, in the same order
 -- (docs/development.md, "Changing the schema"); test/t/700_upgrade.t checks that a
 -- database updated with this script has the same catalog as a fresh 0.2.0 install.
--- Brought up to date with src/sql of sha256 c0ca6b535e6cb051187d19b928d28784032ceab19d0d967fe624fe37a1ab2e34
+-- Brought up to date with src/sql of sha256 e5067f62e878c1595fbc9e2bc930e131a1cac82e66e153a788bee875bfd23165
 
 \echo Use "ALTER EXTENSION pg_consistency UPDATE TO '0.2.0'" to load this file. \quit
 
@@ -442,7 +442,7 @@ $fn$;
 -- Bounded integrity checks (docs/operations.md, "Bounded integrity checks"): each check reads
 -- the most recent rows up to pg_consistency.integrity_max_rows through an index.
 CREATE OR REPLACE FUNCTION consistency._check_scan_limit() RETURNS bigint
-  LANGUAGE sql STABLE
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
   AS $$ SELECT GREATEST(1, COALESCE(NULLIF(pg_catalog.current_setting('pg_consistency.integrity_max_rows', true),
                                              '')::pg_catalog.int8, 10000)) $$;
 

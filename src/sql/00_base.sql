@@ -44,7 +44,7 @@ CREATE VIEW consistency.workers AS SELECT * FROM consistency.worker_status();
 -- (pg_consistency.integrity_max_rows): _integrity_<pillar>() checks the most recent rows
 -- up to this many, through an index, and says so in its detail (docs/operations.md).
 CREATE FUNCTION consistency._check_scan_limit() RETURNS bigint
-  LANGUAGE sql STABLE
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
   AS $$ SELECT GREATEST(1, COALESCE(NULLIF(pg_catalog.current_setting('pg_consistency.integrity_max_rows', true),
                                              '')::pg_catalog.int8, 10000)) $$;
 

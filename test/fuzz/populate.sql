@@ -15,7 +15,10 @@ CREATE TABLE fuzz_app.inbox_seen (topic text, part int, off bigint, value jsonb)
 CREATE TABLE fuzz_app.saga_log (saga uuid, entry text);
 
 -- Event store: streams in several categories, upcasters, aggregates, snapshots.
+-- Upcasters run as the reader with the reader's settings (docs/eventstore.md), so this one
+-- pins its own path like any function meant to be called by others.
 CREATE FUNCTION fuzz_app.upcast_v1(data jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE
+  SET search_path = pg_catalog, pg_temp
   AS $$ SELECT data || '{"upcast": 1}'::jsonb $$;
 CREATE FUNCTION fuzz_app.apply_order(state jsonb, type text, data jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE
   AS $$ SELECT state || jsonb_build_object('last', type, 'n', coalesce((state->>'n')::int, 0) + 1) $$;
