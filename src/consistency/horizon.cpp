@@ -11,12 +11,12 @@
 #include "consistency/settings.hpp"
 #include "eventstore/es.hpp"
 #include "pg/component.hpp"
+#include "worker/settings.hpp"
 
 extern "C" {
 #include "pgstat.h"
 #include "replication/walsender.h"
 #include "replication/walsender_private.h"
-#include "worker/settings.hpp"
 }
 
 namespace pgc::consistency {
