@@ -124,8 +124,8 @@ still_works($node, 'restored', $remote, $sagas, what => 'restored', old_position
 # 5. What pg_dump keeps: every table and sequence of the extension, except twopc_decisions
 # (transaction ids of the cluster that wrote them) and published_horizon (the worker
 # publishes the restored database's own horizon; see docs/operations.md).
-is($node->safe_psql('restored', <<'SQL'), 'published_horizon,twopc_decisions',
-   'every table and sequence of the extension is dumped but the 2PC decisions and the published horizon');
+my $not_dumped = 'every table and sequence of the extension is dumped but the 2PC decisions and the published horizon';
+is($node->safe_psql('restored', <<'SQL'), 'published_horizon,twopc_decisions', $not_dumped);
 SELECT string_agg(c.relname, ',' ORDER BY c.relname)
   FROM pg_depend d JOIN pg_class c ON c.oid = d.objid AND d.classid = 'pg_class'::regclass
   JOIN pg_extension e ON e.oid = d.refobjid AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
