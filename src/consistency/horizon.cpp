@@ -41,19 +41,14 @@ long publish_tick() {
       "UPDATE consistency.published_horizon SET horizon = $1, published_at = pg_catalog.clock_timestamp() "
       "WHERE horizon OPERATOR(pg_catalog.<) $1",
       {INT8OID});
-  SetCurrentStatementStartTimestamp();
-  StartTransactionCommand();
-  pg::spi_connect();
-  PushActiveSnapshot(GetTransactionSnapshot());
+  pg::begin_worker_transaction(nullptr);
   int64 h = eventstore::read_horizon();
   if (h != g_published) {
     pgstat_report_activity(STATE_RUNNING, "pg_consistency: publishing the read horizon");
     Datum v[1] = {Int64GetDatum(h)};
     eventstore::spi_run_as_owner(advance, v, nullptr, false);
   }
-  SPI_finish();
-  PopActiveSnapshot();
-  CommitTransactionCommand();
+  pg::commit_worker_transaction();
   if (h != g_published) pgstat_report_activity(STATE_IDLE, nullptr);
   g_published = h;
   // Streaming standbys read it soon after replay; with none connected (archive recovery

@@ -348,28 +348,13 @@ BatchResult run_batch(Datum name, const char* name_c, bool honor_schedule, bool 
   return res;
 }
 
-// Starts a transaction of the worker's own, with SPI connected and a snapshot.
-void begin_worker_transaction() {
-  SetCurrentStatementStartTimestamp();
-  StartTransactionCommand();
-  pg::spi_connect();
-  PushActiveSnapshot(GetTransactionSnapshot());
-}
-
-// Commits a transaction begun by begin_worker_transaction.
-void commit_worker_transaction() {
-  SPI_finish();
-  PopActiveSnapshot();
-  CommitTransactionCommand();
-}
-
 // In the worker: one batch of `name` in its own transaction.
 BatchResult process_in_transaction(const char* name) {
-  begin_worker_transaction();
+  pg::begin_worker_transaction(nullptr);
   char* activity = psprintf("pg_consistency: subscription %s", name);
   pgstat_report_activity(STATE_RUNNING, activity);
   BatchResult r = run_batch(CStringGetTextDatum(name), name, true, true);
-  commit_worker_transaction();
+  pg::commit_worker_transaction();
   if (r.moved) broadcast_progress();
   return r;
 }
@@ -400,9 +385,9 @@ void charge_hard_stops() {
   worker::HardStopEntry entries[worker::kMaxHardStops];
   int n = worker::take_hard_stops(kHardStopPrefix, entries, worker::kMaxHardStops);
   if (n == 0) return;
-  begin_worker_transaction();
+  pg::begin_worker_transaction(nullptr);
   for (int i = 0; i < n; i++) charge_hard_stop(entries[i].label + strlen(kHardStopPrefix), entries[i].at);
-  commit_worker_transaction();
+  pg::commit_worker_transaction();
 }
 
 }  // namespace
@@ -417,7 +402,7 @@ long subscriptions_tick() {
       {});
   charge_hard_stops();
   MemoryContextSwitchTo(tick_cxt);
-  begin_worker_transaction();
+  pg::begin_worker_transaction(nullptr);
   pgstat_report_activity(STATE_RUNNING, "pg_consistency: subscriptions");
   spi_run(list, nullptr, nullptr, true);
   uint64 n = SPI_processed;
@@ -429,7 +414,7 @@ long subscriptions_tick() {
     names[i] = copy_text_to(tick_cxt, pg::spi_value(i, 1, &isnull), &len);
     waits[i] = pg::spi_int64(i, 2);
   }
-  commit_worker_transaction();
+  pg::commit_worker_transaction();
   MemoryContextSwitchTo(tick_cxt);
   set_active_subscriptions(static_cast<uint32>(n));
 

@@ -103,20 +103,12 @@ TimestampTz now() { return GetCurrentTimestamp(); }
 TimestampTz after_ms(long ms) { return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms); }
 
 void begin_txn(const char* activity) {
-  pg_call([&] {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-    pgstat_report_activity(STATE_RUNNING, activity);
-    pg::spi_connect();
-  });
+  pg_call([&] { pg::begin_worker_transaction(activity); });
 }
 
 void commit_txn() {
   pg_call([] {
-    SPI_finish();
-    PopActiveSnapshot();
-    CommitTransactionCommand();
+    pg::commit_worker_transaction();
     pgstat_report_activity(STATE_IDLE, nullptr);
   });
 }

@@ -3,7 +3,10 @@
 #include "pg/guard.hpp"
 
 extern "C" {
+#include "access/xact.h"
 #include "nodes/parsenodes.h"
+#include "pgstat.h"
+#include "utils/snapmgr.h"
 }
 
 namespace pgc::pg {
@@ -85,6 +88,20 @@ char* spi_text_copy(uint64 row, int col) {
   memcpy(out, VARDATA_ANY(t), len);
   out[len] = '\0';
   return out;
+}
+
+void begin_worker_transaction(const char* activity) {
+  SetCurrentStatementStartTimestamp();
+  StartTransactionCommand();
+  spi_connect();
+  PushActiveSnapshot(GetTransactionSnapshot());
+  if (activity != nullptr) pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+void commit_worker_transaction() {
+  SPI_finish();
+  PopActiveSnapshot();
+  CommitTransactionCommand();
 }
 
 }  // namespace pgc::pg

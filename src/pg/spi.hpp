@@ -55,6 +55,14 @@ bool spi_connect_nonatomic_if_allowed(FunctionCallInfo fcinfo);
 // returned true.
 void spi_commit();
 
+// A transaction of a background process's own (its loop runs outside transactions):
+// statement start time, a snapshot, SPI connected, and `activity` (unless nullptr) shown in
+// pg_stat_activity. Plain data, like spi_connect: wrap it in pg_call where C++ objects are
+// live. An ERROR in between is cleaned up by the abort of the transaction.
+void begin_worker_transaction(const char* activity);
+// Ends what begin_worker_transaction began: SPI_finish, the snapshot popped, COMMIT.
+void commit_worker_transaction();
+
 // Reads column `col` (1-based) of row `row` of SPI_tuptable.
 Datum spi_value(uint64 row, int col, bool* isnull);
 // Column `col` of row `row` of the last SPI result as int64 (its fallback for NULL).

@@ -24,32 +24,24 @@ namespace pgc::relay {
 template <typename F>
 auto in_transaction(const char* activity, bool synchronous, F&& f) -> decltype(f()) {
   pg::pg_call([&] {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    pg::spi_connect();
-    PushActiveSnapshot(GetTransactionSnapshot());
-    pgstat_report_activity(STATE_RUNNING, activity);
+    pg::begin_worker_transaction(activity);
     // The exactly-once batch record must be durable before Kafka commits; other relay
     // transactions can be lost in a crash without harm (see docs/outbox.md).
     (void)set_config_option("synchronous_commit", synchronous ? "on" : "off", PGC_USERSET, PGC_S_SESSION,
                             GUC_ACTION_LOCAL, true, 0, false);
   });
+  auto commit = [] {
+    pg::pg_call([] {
+      pg::commit_worker_transaction();
+      pgstat_report_activity(STATE_IDLE, nullptr);
+    });
+  };
   if constexpr (std::is_void_v<decltype(f())>) {
     f();
-    pg::pg_call([&] {
-      SPI_finish();
-      PopActiveSnapshot();
-      CommitTransactionCommand();
-      pgstat_report_activity(STATE_IDLE, nullptr);
-    });
+    commit();
   } else {
     auto result = f();
-    pg::pg_call([&] {
-      SPI_finish();
-      PopActiveSnapshot();
-      CommitTransactionCommand();
-      pgstat_report_activity(STATE_IDLE, nullptr);
-    });
+    commit();
     return result;
   }
 }

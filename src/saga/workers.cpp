@@ -52,20 +52,12 @@ using pgc::pg::PgError;
 
 bool begin_batch(const char* activity) {
   bool installed = pg_call([&] {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
+    pgc::pg::begin_worker_transaction(nullptr);
     if (!OidIsValid(get_extension_oid("pg_consistency", true))) return false;
     pgstat_report_activity(STATE_RUNNING, activity);
-    pgc::pg::spi_connect();
     return true;
   });
-  if (!installed) {
-    pg_call([] {
-      PopActiveSnapshot();
-      CommitTransactionCommand();
-    });
-  }
+  if (!installed) pg_call([] { pgc::pg::commit_worker_transaction(); });
   return installed;
 }
 

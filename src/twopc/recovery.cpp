@@ -68,19 +68,9 @@ Datum xid_array(const std::vector<uint64>& xids) {
 // One unit of work in its own transaction (the worker runs outside transactions).
 template <typename F>
 void in_transaction(F&& f) {
-  pg::pg_call([] {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-  });
-  {
-    pg::SpiScope spi;
-    f();
-  }
-  pg::pg_call([] {
-    PopActiveSnapshot();
-    CommitTransactionCommand();
-  });
+  pg::pg_call([] { pg::begin_worker_transaction(nullptr); });
+  f();
+  pg::pg_call([] { pg::commit_worker_transaction(); });
 }
 
 // Runs `plan` on participant `participant_id`'s decision rows for `xids` ($1 its id, $2
