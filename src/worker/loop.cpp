@@ -124,6 +124,11 @@ long run_task(Task* t) {
 long run_round(Task* tasks, int ntasks, uint32 woken, const Task* readable, bool* clean) {
   long wait_ms = settings::poll_interval_ms;
   bool failing = false;
+  // Periods count from the round's start, not from the end of each task's run: counted
+  // from the end, every task in a round is due a run-time later than the one before it,
+  // and once the runs are slower than kCoalesceUs (a sanitized build, a loaded machine)
+  // the tasks drift apart into one round each.
+  const TimestampTz round_start = GetCurrentTimestamp();
   for (int i = 0; i < ntasks; i++) {
     Task* t = &tasks[i];
     if (t->active != nullptr && !t->active(t->arg)) continue;
@@ -134,7 +139,11 @@ long run_round(Task* tasks, int ntasks, uint32 woken, const Task* readable, bool
     // milliseconds run in one round instead of one round each.
     if (now + kCoalesceUs >= t->next_due) {
       long next = run_task(t);
-      t->next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), next);
+      TimestampTz after = GetCurrentTimestamp();
+      t->next_due = TimestampTzPlusMilliseconds(round_start, next);
+      // A run longer than its own period: the next run waits a full period from now,
+      // so a slow task does not take every round.
+      if (t->next_due <= after && next > 0) t->next_due = TimestampTzPlusMilliseconds(after, next);
     }
     failing |= t->failures > 0;
     // Rounded up: a sub-millisecond remainder truncated to 0 made an idle process spin
