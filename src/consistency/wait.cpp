@@ -43,28 +43,6 @@ void check_local(const Token& t, const char* what) {
         "Tokens are valid on the primary that issued them, its standbys and the same database.");
 }
 
-// Where the subscription stands, as read with a fresh snapshot.
-struct SubscriptionState {
-  int64 position;
-  bool failed;
-};
-
-SubscriptionState read_subscription(const WaitTarget* t, Datum name) {
-  static pg::SavedPlan read(
-      "SELECT position, status OPERATOR(pg_catalog.=) 'failed' FROM consistency.subscription_state "
-      "WHERE name OPERATOR(pg_catalog.=) $1",
-      {TEXTOID});
-  Datum v[1] = {name};
-  eventstore::spi_run_latest_as_owner(read, v, nullptr, 1);
-  if (SPI_processed == 0) eventstore::throw_unknown_subscription(t->subscription);
-  bool isnull = false;
-  SubscriptionState s;
-  s.position = pg::spi_int64(0, 1);
-  s.failed = DatumGetBool(pg::spi_value(0, 2, &isnull));
-  SPI_freetuptable(SPI_tuptable);
-  return s;
-}
-
 // The WAL position this server has reached: replayed on a standby, inserted on a primary.
 XLogRecPtr reached_lsn(bool standby) {
   return standby ? GetXLogReplayRecPtr(nullptr) : GetXLogInsertRecPtr();
@@ -133,7 +111,11 @@ bool wait_for(const WaitTarget* t, bool nonatomic) {
         eventstore::prepare_progress_wait();
         on_cv = sleep_on_cv = true;
       }
-      SubscriptionState s = read_subscription(t, name);
+      eventstore::SubscriptionProgress s{};
+      if (!eventstore::subscription_progress(name, &s)) {
+        if (on_cv) eventstore::cancel_progress_wait();
+        eventstore::throw_unknown_subscription(t->subscription);
+      }
       if (nonatomic) pg::spi_commit();
       if (s.position >= t->token.position - 1) {
         reached = true;

@@ -199,5 +199,12 @@ long subscriptions_tick();
 int subscription_step(Datum name, const char* name_c);
 // Raises CS004: no subscription is called `name`.
 [[noreturn]] void throw_unknown_subscription(const char* name);
+// Where subscription `name` (text) stands, read with a fresh snapshot as the extension
+// owner, SPI connected; false when there is no such subscription.
+struct SubscriptionProgress {
+  int64 position;
+  bool failed;  // parked: it moves again only after reset_subscription
+};
+bool subscription_progress(Datum name, SubscriptionProgress* out);
 
 }  // namespace pgc::eventstore

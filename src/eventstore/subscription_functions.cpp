@@ -207,6 +207,21 @@ PGC_FUNCTION(pgc_es_reset_subscription) {
   PG_RETURN_VOID();
 }
 
+bool pgc::eventstore::subscription_progress(Datum name, SubscriptionProgress* out) {
+  static pg::SavedPlan read(
+      "SELECT position, status OPERATOR(pg_catalog.=) 'failed' FROM consistency.subscription_state "
+      "WHERE name OPERATOR(pg_catalog.=) $1",
+      {TEXTOID});
+  Datum v[1] = {name};
+  spi_run_latest_as_owner(read, v, nullptr, 1);
+  if (SPI_processed == 0) return false;
+  bool isnull = false;
+  out->position = pg::spi_int64(0, 1);
+  out->failed = DatumGetBool(pg::spi_value(0, 2, &isnull));
+  SPI_freetuptable(SPI_tuptable);
+  return true;
+}
+
 // consistency.wait_for_subscription(name, position, timeout): waits until the
 // subscription's checkpoint reaches `position` (true), or it is parked or the timeout
 // passes (false).
@@ -217,25 +232,19 @@ PGC_FUNCTION(pgc_es_wait_for_subscription) {
   if (PG_ARGISNULL(2)) throw pgc::invalid_argument("timeout must not be NULL");
   int64 timeout_ms = interval_ms(PG_GETARG_INTERVAL_P(2));
   if (timeout_ms < 0) throw pgc::invalid_argument("timeout must not be negative");
-  static pg::SavedPlan read(
-      "SELECT position, status OPERATOR(pg_catalog.=) 'failed' FROM consistency.subscription_state "
-      "WHERE name OPERATOR(pg_catalog.=) $1",
-      {TEXTOID});
-  Datum v[1] = {CStringGetTextDatum(name)};
+  Datum v = CStringGetTextDatum(name);
   TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
   pg::spi_connect();
   bool reached = false;
   for (;;) {
     prepare_progress_wait();
-    spi_run_latest_as_owner(read, v, nullptr, 1);
-    if (SPI_processed == 0) {
+    SubscriptionProgress p{};
+    if (!subscription_progress(v, &p)) {
       cancel_progress_wait();
       throw_unknown_subscription(name);
     }
-    bool isnull;
-    int64 position = pg::spi_int64(0, 1);
-    bool failed = DatumGetBool(pg::spi_value(0, 2, &isnull));
-    SPI_freetuptable(SPI_tuptable);
+    int64 position = p.position;
+    bool failed = p.failed;
     if (position >= target) {
       reached = true;
       break;
