@@ -93,11 +93,11 @@ sub run_page {
   };
   my $died = $ok ? '' : "psql did not finish: $@";
   $err = decode('UTF-8', $err);
-  my (%errs, %other);
+  my (%errs, %other, %seen);
   my $cur = -1;
   my $ended = 0;
   for my $l (split /\n/, $err) {
-    if ($l =~ /^\@\@block (\d+)\@\@$/) { $cur = $1; next; }
+    if ($l =~ /^\@\@block (\d+)\@\@$/) { $cur = $1; $seen{$cur} = 1; next; }
     if ($l =~ /^\@\@end\@\@$/) { $ended = 1; next; }
     if ($l =~ /(?:ERROR|FATAL|PANIC):\s+([0-9A-Z]{5}): (.*)$/) {
       push @{ $errs{$cur} }, { state => $1, text => $2 };
@@ -111,7 +111,9 @@ sub run_page {
     my @got = @{ $errs{$i} // [] };
     my @want = @{ $b->{errors} };
     my $why = '';
-    if (@{ $other{$i} // [] }) {
+    if (!$seen{$i}) {
+      $why = 'never ran: ' . ($died || join('; ', @{ $other{-1} // [] }) || 'the session ended before it');
+    } elsif (@{ $other{$i} // [] }) {
       $why = join('; ', @{ $other{$i} });
     } elsif (@got != @want) {
       $why = sprintf('%d error(s) expected, %d raised', scalar @want, scalar @got);

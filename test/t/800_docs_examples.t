@@ -81,7 +81,8 @@ my %catalog = map { split /\t/ } split /\n/, $node->safe_psql('docs_catalog', q{
 my $table = function_table("$root/docs/reference.md");
 ok(scalar(keys %catalog) > 0, scalar(keys %catalog) . ' public functions in the catalog');
 my @missing = grep { !exists $table->{ s/\s+//gr } } sort keys %catalog;
-is(join("\n", @missing), '', 'every public function has a row in docs/reference.md');
+is(join("\n", @missing), '', 'every public function has a row in docs/reference.md')
+  or diag("rows to complete and add:\n" . join("\n", map { "| `$_` | `$catalog{$_}` | … |" } @missing));
 my @wrong = map { "$_: documented $table->{ s/\s+//gr }, the catalog grants it to $catalog{$_}" }
   grep { exists $table->{ s/\s+//gr } && $table->{ s/\s+//gr } ne $catalog{$_} } sort keys %catalog;
 is(join("\n", @wrong), '', 'each row names the least role that may execute the function');
