@@ -12,6 +12,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use File::Basename qw(basename dirname);
 use Cwd qw(abs_path);
+use IPC::Run;
 use PgcKafka;
 use PgcCluster qw(new_node wait_until);
 use PgcDocs qw(doc_blocks run_page function_table);
@@ -63,6 +64,19 @@ for my $page (@pages) {
   }
 }
 ok($blocks_run > 0, "$blocks_run SQL blocks ran");
+
+# Shell blocks are not run (they build, install or start servers), but they must parse and
+# the scripts they name must exist.
+for my $page (@pages) {
+  my $name = $page =~ s{^\Q$root\E/}{}r;
+  for my $b (grep { $_->{lang} =~ /^(bash|sh|shell)$/ } doc_blocks($page)) {
+    my ($out, $err) = ('', '');
+    my $parses = IPC::Run::run(['bash', '-n'], '<', \$b->{text}, '>', \$out, '2>', \$err);
+    my @missing = grep { !-e "$root/$_" } ($b->{text} =~ m{(?:^|[\s;|&(])((?:scripts|bench|test|tools)/[\w./-]*\w)}mg);
+    ok($parses && !@missing, "$name:$b->{line}: shell block parses and names scripts that exist")
+      or diag("$name:$b->{line}: " . ($parses ? '' : "bash -n: $err") . (@missing ? "missing: @missing" : ''));
+  }
+}
 diag(scalar(@skipped) . " SQL block(s) not run, each marked on its page:\n  " . join("\n  ", @skipped)) if @skipped;
 note('fenced blocks by language: ' . join(', ', map { "$_ $fences{$_}" } sort keys %fences));
 
