@@ -131,7 +131,7 @@ sub run_page {
     }
     $why ||= $died if $i == $#run && $died;
     $why ||= 'the session ended before the page did' if $i == $#run && !$ended;
-    push @results, { block => $b, ok => !$why, why => $why,
+    push @results, { block => $b, ok => !$why, why => $why, output => $i == 0 ? decode('UTF-8', $out) : undef,
                      errors => [ map { "$_->{state}: $_->{text}" } @got ] };
   }
   return @results;

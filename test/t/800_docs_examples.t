@@ -42,6 +42,8 @@ for my $page (@pages) {
   $node->reload;
 
   for my $r (run_page($node->connstr($db), \@blocks)) {
+    # PGC_DOCS_OUTPUT=1 shows what the page printed, to compare with what its text says.
+    note("$name printed:\n$r->{output}") if $ENV{PGC_DOCS_OUTPUT} && defined $r->{output};
     $blocks_run++;
     ok($r->{ok}, "$name:$r->{block}{line} runs as written")
       or diag("$name:$r->{block}{line}: $r->{why}\n  errors raised: "
