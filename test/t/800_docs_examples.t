@@ -79,7 +79,7 @@ for my $page (@pages) {
       or diag("$name:$b->{line}: " . ($parses ? '' : "bash -n: $err") . (@missing ? "missing: @missing" : ''));
   }
 }
-diag(scalar(@skipped) . " SQL block(s) not run, each marked on its page:\n  " . join("\n  ", @skipped)) if @skipped;
+diag(scalar(@skipped) . " SQL block(s) marked not run" . join('', map { "\n  $_" } @skipped));
 note('fenced blocks by language: ' . join(', ', map { "$_ $fences{$_}" } sort keys %fences));
 
 # The reference table of functions against the catalog.
