@@ -82,6 +82,26 @@ for my $page (@pages) {
 diag(scalar(@skipped) . " SQL block(s) marked not run" . join('', map { "\n  $_" } @skipped));
 note('fenced blocks by language: ' . join(', ', map { "$_ $fences{$_}" } sort keys %fences));
 
+# The checker itself: a page whose blocks break the convention in each way fails block by
+# block (so a change in psql's output cannot make every page pass unseen).
+{
+  my $tmp = "${PostgreSQL::Test::Utils::tmp_check}/docs_selfcheck.md";
+  open my $fh, '>:encoding(UTF-8)', $tmp or die $!;
+  print $fh join("\n", '```sql', 'SELECT 1;', '```',
+    '```sql', "SELECT consistency_nonexistent();", '```',
+    '```sql', "SELECT 1/0;", '-- ERROR:  division by zero (SQLSTATE 22012)', '```',
+    '```sql', "SELECT 1/0;", '-- ERROR:  division by zero (SQLSTATE CS002)', '```',
+    '```sql', "SELECT 1/0;", '-- ERROR:  not this message (SQLSTATE 22012)', '```',
+    '```sql', "SELECT 1;", '-- ERROR:  … (SQLSTATE 22012)', '```',
+    '```sql', '-- not run: a reason', 'SELECT 1/0;', '```', '');
+  close $fh;
+  $node->safe_psql('postgres', 'CREATE DATABASE docs_selfcheck');
+  my @r = run_page($node->connstr('docs_selfcheck'), [ doc_blocks($tmp) ]);
+  is(join(',', map { $_->{ok} ? 'ok' : 'fail' } @r), 'ok,fail,ok,fail,fail,fail',
+     'the checker passes a clean block and a documented error, fails an undocumented error, '
+     . 'a wrong SQLSTATE, a wrong message and an error that did not happen, and skips a marked block');
+}
+
 # The reference table of functions against the catalog.
 $node->safe_psql('postgres', 'CREATE DATABASE docs_catalog');
 $node->safe_psql('docs_catalog', 'CREATE EXTENSION pg_consistency');
