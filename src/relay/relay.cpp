@@ -572,6 +572,9 @@ long relay_tick() {
   Runtime& rt = runtime();
   if (!relay_enabled()) {
     if (rt.producer) teardown(rt);
+    // An error of the relay that was on would otherwise outlive it in outbox_status.
+    clear_error();
+    rt.fingerprint.clear();
     set_state(State::kStopped, 0);
     return worker::settings::poll_interval_ms;
   }
@@ -579,6 +582,8 @@ long relay_tick() {
   if (fp != rt.fingerprint) {
     if (rt.producer) ereport(LOG, (errmsg("pg_consistency relay: configuration changed, reconnecting")));
     teardown(rt);
+    // The old brokers' error says nothing about the new ones.
+    if (!rt.fingerprint.empty()) clear_error();
     rt.fingerprint = fp;
     rt.breaker = CircuitBreaker();
   }

@@ -87,6 +87,15 @@ void record_error(const std::string& message) {
   SpinLockRelease(worker::databases_lock());
 }
 
+void clear_error() {
+  RelayStatus* slot = my_slot();
+  if (slot == nullptr) return;
+  SpinLockAcquire(worker::databases_lock());
+  slot->last_error[0] = '\0';
+  slot->last_error_at = 0;
+  SpinLockRelease(worker::databases_lock());
+}
+
 double postgres_seconds() {
   RelayStatus* slot = my_slot();
   if (slot == nullptr) return 0;

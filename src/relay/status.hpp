@@ -40,6 +40,9 @@ void add_kafka_time(TimestampTz since, double postgres_before);
 bool log_limited(const std::string& message);
 // Records a relay error in shared memory (last_error) and logs it.
 void record_error(const std::string& message);
+// Forgets the last error: it belonged to a configuration that is no longer in effect (the
+// relay turned off, or pointed at other brokers), and would otherwise read as current.
+void clear_error();
 // The worker is leaving: the slot says stopped.
 void release_status();
 
