@@ -54,7 +54,8 @@ cont_cluster() { local p; for p in $(cluster_pids "$1"); do kill -CONT "$p"; don
 # The faults, one after another over the placing of the orders (about $1 seconds).
 inject_faults() {
   local span="$1" gap pid
-  gap=$(( span / 5 )); [ "$gap" -ge 3 ] || gap=3
+  # The four faults take about 30 s themselves; the rest of the span separates them.
+  gap=$(( (span - 30) / 4 )); [ "$gap" -ge 2 ] || gap=2
   sleep "$gap"
   say "FAULT 1: Kafka broker stopped for 6 s"
   "$root/scripts/kafka/kafka" stop "$kafka_dir" >/dev/null 2>&1

@@ -16,9 +16,12 @@ report() {
   echo
   echo "================================ report ================================"
   echo "orders by final status (orders database):"
-  q orders "SELECT format('  %-10s %6s  %s', status, count(*),
-                  coalesce(string_agg(DISTINCT split_part(reason, ':', 1) || ': ' || left(split_part(reason, ': ', 2), 40), '; '), ''))
-              FROM orders.orders GROUP BY status ORDER BY status"
+  q orders "SELECT format('  %-10s %6s  %s', status, sum(n), coalesce(string_agg(why || ' ' || n, ', ' ORDER BY why), ''))
+              FROM (SELECT status, CASE split_part(reason, ':', 1) WHEN 'reserve_inventory' THEN 'out of stock'
+                                    WHEN 'process_payment' THEN 'payment declined' WHEN 'create_shipment' THEN 'shipping timeout'
+                                    ELSE split_part(reason, ':', 1) END AS why, count(*) n
+                      FROM orders.orders GROUP BY 1, 2) s GROUP BY status ORDER BY status"
+  echo "  (reasons: $(q orders "SELECT string_agg(DISTINCT left(reason, 70), ' | ') FROM orders.orders WHERE reason IS NOT NULL"))"
   echo "submissions: $(q orders "SELECT count(*) || ' (' || count(*) FILTER (WHERE duplicate) || ' duplicates with the same idempotency key)' FROM orders.submissions")"
   echo
   echo "compensations run:"
@@ -26,7 +29,7 @@ report() {
     q orders "SELECT format('  %-18s %5s undone', e.data->>'step', count(*))
                 FROM consistency.sagas s, consistency.read_stream('saga-' || s.id) e
                WHERE s.status IN ('compensated', 'failed') AND e.type = 'CompensationSucceeded'
-               GROUP BY 1 ORDER BY 1"
+               GROUP BY e.data->>'step' ORDER BY e.data->>'step'"
   fi
   echo "  inventory released: $(q inventory "SELECT count(*) FROM inventory.reservations WHERE status = 'released' AND sku IS NOT NULL"), refunds: $(q payment "SELECT count(*) FROM payment.refunds"), shipments cancelled: $(q shipping "SELECT count(*) FROM shipping.shipments WHERE status = 'cancelled' AND region IS NOT NULL")"
   echo
@@ -49,7 +52,7 @@ report() {
   for t in book lamp mug pen tea; do
     printf '  %-8s %s + %s\n' "$t" "$(q east "SELECT qty FROM bins WHERE sku = '$t'")" "$(q west "SELECT qty FROM bins WHERE sku = '$t'")"
   done
-  echo "  transfers committed: $(q inventory "SELECT count(*) FROM inventory.transfers"), refused or failed: $(grep -c 'ERROR' "$work/transfers.err" 2>/dev/null || echo 0)"
+  echo "  transfers committed: $(q inventory "SELECT count(*) FROM inventory.transfers"), failed (errors): $(cat "$work/transfers.err" 2>/dev/null | grep -c ERROR)"
   echo
   local charged refunded revenue
   charged=$(q payment "SELECT coalesce(sum(amount), 0) FROM payment.payments WHERE status = 'charged'")
@@ -73,7 +76,7 @@ report() {
                     WHERE s.status = 'compensated' ORDER BY o.reason LIKE 'create_shipment%' DESC, o.reason LIKE 'process_payment%' DESC, o.id LIMIT 1")
     if [ -n "$sid" ]; then
       echo
-      echo "one compensated saga ($sid, order $(q orders "SELECT id || ': ' || reason FROM orders.orders WHERE saga_id = '$sid'")):"
+      echo "one compensated saga ($sid, order $(q orders "SELECT id || ': ' || coalesce(reason, '') FROM orders.orders WHERE saga_id = '$sid'")):"
       echo '```mermaid'
       q orders "SELECT consistency.saga_diagram('$sid')"
       echo '```'

@@ -188,9 +188,15 @@ BEGIN
         WHEN 'create_shipment'   THEN PERFORM orders.record(o.id, 'OrderShipped', jsonb_build_object('tracking', data->'output'->'tracking'), 'shipped');
         ELSE NULL;
       END CASE;
+    WHEN 'StepFailed' THEN
+      -- The step failed for good (no retry left): why the order will be cancelled.
+      IF data->'retry_in_ms' = 'null'::jsonb THEN
+        UPDATE orders.orders SET reason = (data->>'step') || ': ' || left(coalesce(data->>'error', ''), 200)
+         WHERE id = o.id;
+      END IF;
     WHEN 'CompensationStarted' THEN
       UPDATE orders.orders SET status = 'compensating',
-             reason = (data->>'failed_step') || ': ' || left(coalesce(data->>'error', ''), 200)
+             reason = coalesce(reason, (data->>'failed_step') || ': ' || left(coalesce(data->>'error', ''), 200))
        WHERE id = o.id;
     WHEN 'CompensationSucceeded' THEN
       CASE data->>'step'
