@@ -35,9 +35,9 @@ struct Order {
   bool duplicate = false;
 };
 
-const char *const kSkus[] = {"book", "lamp", "mug", "pen", "tea"};
+const char* const kSkus[] = {"book", "lamp", "mug", "pen", "tea"};
 const double kPrices[] = {12.50, 30.00, 8.00, 2.50, 6.00};
-const char *const kRegions[] = {"north", "south", "east", "west"};
+const char* const kRegions[] = {"north", "south", "east", "west"};
 
 // The mix: 8 % for the SKU with little stock (out of stock once it is gone), 8 % from a
 // customer who cannot pay, 5 % to a region whose carrier never answers, 10 % submitted twice.
@@ -68,7 +68,7 @@ Order make_order(unsigned long seed, long i) {
 
 class Client {
  public:
-  explicit Client(const std::string &conninfo) : conninfo_(conninfo) {}
+  explicit Client(const std::string& conninfo) : conninfo_(conninfo) {}
   ~Client() {
     if (conn_) PQfinish(conn_);
   }
@@ -76,7 +76,7 @@ class Client {
   // Runs one statement (its own transaction through the pooler). A lost connection or a
   // server that is restarting is retried on a new connection for up to a minute; an SQL
   // error is returned as such. Returns false on an SQL error, with the message in *err.
-  bool exec(const char *sql, const std::vector<std::string> &params, std::string *value, std::string *err) {
+  bool exec(const char* sql, const std::vector<std::string>& params, std::string* value, std::string* err) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     for (;;) {
       if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
@@ -84,22 +84,22 @@ class Client {
         conn_ = PQconnectdb(conninfo_.c_str());
       }
       if (PQstatus(conn_) == CONNECTION_OK) {
-        std::vector<const char *> p;
-        for (const auto &s : params) p.push_back(s.c_str());
-        PGresult *res = PQexecParams(conn_, sql, static_cast<int>(p.size()), nullptr, p.data(), nullptr,
-                                     nullptr, 0);
+        std::vector<const char*> p;
+        for (const auto& s : params) p.push_back(s.c_str());
+        PGresult* res =
+            PQexecParams(conn_, sql, static_cast<int>(p.size()), nullptr, p.data(), nullptr, nullptr, 0);
         const ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
           if (value) *value = (PQntuples(res) > 0 && PQnfields(res) > 0) ? PQgetvalue(res, 0, 0) : "";
           PQclear(res);
           return true;
         }
-        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         const std::string msg = PQresultErrorMessage(res);
         PQclear(res);
         // Connection-class errors, and a server shutting down or starting: retry.
-        const bool transient = PQstatus(conn_) != CONNECTION_OK || !state || std::strncmp(state, "08", 2) == 0 ||
-                               std::strncmp(state, "57P", 3) == 0;
+        const bool transient = PQstatus(conn_) != CONNECTION_OK || !state ||
+                               std::strncmp(state, "08", 2) == 0 || std::strncmp(state, "57P", 3) == 0;
         if (!transient) {
           if (err) *err = msg;
           return false;
@@ -115,7 +115,7 @@ class Client {
 
  private:
   std::string conninfo_;
-  PGconn *conn_ = nullptr;
+  PGconn* conn_ = nullptr;
 };
 
 std::string money(double v) {
@@ -124,7 +124,7 @@ std::string money(double v) {
   return buf;
 }
 
-int run(const Options &opt) {
+int run(const Options& opt) {
   std::atomic<long> next{0};
   std::atomic<long> errors{0};
   std::atomic<long> done{0};
@@ -135,10 +135,10 @@ int run(const Options &opt) {
       if (opt.rate > 0)
         std::this_thread::sleep_until(t0 + std::chrono::microseconds(static_cast<long>(i * 1e6 / opt.rate)));
       const Order o = make_order(opt.seed, i);
-      const std::vector<std::string> args = {o.key, o.customer, o.sku, std::to_string(o.qty), money(o.amount),
-                                             o.region};
+      const std::vector<std::string> args = {o.key,           o.customer, o.sku, std::to_string(o.qty),
+                                             money(o.amount), o.region};
       std::string id, err;
-      const char *place = "SELECT orders.place_order($1, $2, $3, $4::int, $5::numeric, $6)";
+      const char* place = "SELECT orders.place_order($1, $2, $3, $4::int, $5::numeric, $6)";
       if (!c.exec(place, args, &id, &err)) {
         std::fprintf(stderr, "driver: order %s: %s", o.key.c_str(), err.c_str());
         ++errors;
@@ -169,23 +169,28 @@ int run(const Options &opt) {
   };
   std::vector<std::thread> threads;
   for (int t = 0; t < opt.clients; ++t) threads.emplace_back(worker);
-  for (auto &t : threads) t.join();
+  for (auto& t : threads) t.join();
   if (errors > 0) std::fprintf(stderr, "driver: %ld calls failed\n", errors.load());
   return errors > 0 ? 1 : 0;
 }
 
 }  // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   Options opt;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    const char *v = argv[i + 1];
-    if (a == "--conninfo") opt.conninfo = v;
-    else if (a == "--orders") opt.orders = std::atol(v);
-    else if (a == "--clients") opt.clients = std::atoi(v);
-    else if (a == "--rate") opt.rate = std::atof(v);
-    else if (a == "--seed") opt.seed = std::strtoul(v, nullptr, 10);
+    const char* v = argv[i + 1];
+    if (a == "--conninfo")
+      opt.conninfo = v;
+    else if (a == "--orders")
+      opt.orders = std::atol(v);
+    else if (a == "--clients")
+      opt.clients = std::atoi(v);
+    else if (a == "--rate")
+      opt.rate = std::atof(v);
+    else if (a == "--seed")
+      opt.seed = std::strtoul(v, nullptr, 10);
     else {
       std::fprintf(stderr, "driver: unknown option %s\n", a.c_str());
       return 2;
