@@ -12,7 +12,6 @@ use Test::More;
 use IPC::Run;
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
-use File::Temp qw(tempdir);
 use Time::HiRes qw(usleep time);
 
 my $root = abs_path(dirname(__FILE__) . '/../..');
@@ -26,7 +25,7 @@ END { $_->() for @releases }
 
 sub run_system {
   my ($style, $orders, $seed) = @_;
-  my $keep = tempdir('orders_keep_XXXXXX', TMPDIR => 1, CLEANUP => 1);
+  my $keep = PostgreSQL::Test::Utils::tempdir("orders_keep_$style");
   my ($out, $err) = ('', '');
   my $run = IPC::Run::start([ "$root/examples/order-processing/run", '--orders', $orders, '--seed', $seed,
                               '--style', $style, '--keep', $keep ],
