@@ -275,6 +275,10 @@ bool prepare_exactly_once(Runtime& rt) {
   if (pr == ProgressRead::kNoTopic) {
     committed = 0;
   } else if (pr != ProgressRead::kOk) {
+    // The producer is initialised now, and init_transactions may not be called twice on
+    // it ("Operation not valid in state Ready", forever): the next attempt starts from a
+    // new producer, whose init_transactions fences this one.
+    teardown(rt);
     note_transient_failure(rt, "reading the progress topic: " + error);
     return false;
   }
