@@ -1,4 +1,4 @@
-# The documentation's SQL examples as tests (test/t/800_docs_examples.t): fenced ```sql
+# The documentation's SQL examples as tests (test/t/810_docs_examples.t): fenced ```sql
 # blocks of README.md and docs/*.md, their markers, and a run of one page's blocks in one
 # psql session whose errors are matched to the blocks. The convention is in
 # docs/development.md, "Documentation that runs".
