@@ -4,6 +4,7 @@
 
 #include "common/backoff.hpp"
 #include "pg/catching.hpp"
+#include "pg/spi.hpp"
 #include "pg/version.hpp"
 #include "worker/settings.hpp"
 #include "worker/wake.hpp"
@@ -119,6 +120,21 @@ long run_task(Task* t) {
   return next_ms;
 }
 
+// `due` moved to the nearest point of this process's grid of poll intervals (so at least
+// half an interval away) when the task asked for a poll interval or more. Tasks that started at different
+// times, or were backed off, or ran before an interval was reloaded keep their own phase otherwise, and an
+// idle process then wakes once per phase instead of once per interval. Shorter delays (a retry due, a busy
+// task) are kept as asked. The grid is offset by the pid so that the processes of a cluster do not all wake
+// at the same instant.
+TimestampTz on_grid(TimestampTz due, long next_ms) {
+  long grid_ms = settings::poll_interval_ms;
+  if (grid_ms <= 0 || next_ms < grid_ms) return due;
+  TimestampTz grid = static_cast<TimestampTz>(grid_ms) * 1000;
+  TimestampTz offset = static_cast<TimestampTz>(MyProcPid) * 7919 % grid;
+  TimestampTz k = (due - offset + grid / 2) / grid;
+  return k * grid + offset;
+}
+
 // Runs the due tasks; returns how long to wait before the next round. `readable`: the
 // task whose descriptor the last wait found readable, or nullptr. *clean: no task failed.
 long run_round(Task* tasks, int ntasks, uint32 woken, const Task* readable, bool* clean) {
@@ -140,7 +156,7 @@ long run_round(Task* tasks, int ntasks, uint32 woken, const Task* readable, bool
     if (now + kCoalesceUs >= t->next_due) {
       long next = run_task(t);
       TimestampTz after = GetCurrentTimestamp();
-      t->next_due = TimestampTzPlusMilliseconds(round_start, next);
+      t->next_due = on_grid(TimestampTzPlusMilliseconds(round_start, next), next);
       // A run longer than its own period: the next run waits a full period from now,
       // so a slow task does not take every round.
       if (t->next_due <= after && next > 0) t->next_due = TimestampTzPlusMilliseconds(after, next);
@@ -211,6 +227,9 @@ void run_loop(ProcessSlot* me, Task* tasks, int ntasks, const LoopHooks& hooks) 
     me->last_tick_at = GetCurrentTimestamp();
     SpinLockRelease(databases_lock());
     MemoryContextReset(g_loop_cxt);
+    // Statistics of transactions a task ended without commit_worker_transaction (or
+    // aborted) go out before the process sleeps.
+    if (!IsTransactionOrTransactionBlock()) pg::report_stats();
     int fd;
     Task* watched = socket_task(tasks, ntasks, &fd);
     readable = wait_paced(wait_ms, &last_wake, fd) ? watched : nullptr;
