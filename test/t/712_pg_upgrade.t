@@ -51,7 +51,7 @@ SELECT 'upcaster ' || fn || ' ' || fn_oid FROM consistency.upcasters
 UNION ALL SELECT 'aggregate ' || apply_fn || ' ' || apply_fn_oid FROM consistency.aggregates
 UNION ALL SELECT 'subscription ' || handler || ' ' || handler_oid FROM consistency.subscription_state
 UNION ALL SELECT 'consumer ' || handler || ' ' || handler_oid FROM consistency.consumer_state
-UNION ALL SELECT 'step ' || (s->'action'->>'function') || ' ' || (s->'action'->>'oid')
+UNION ALL SELECT 'step ' || (s->'action'->>'function') || '(uuid,jsonb) ' || (s->'action'->>'oid')
             FROM consistency.saga_definitions, jsonb_array_elements(compiled->'steps') s WHERE s->'action' ? 'function'
 ORDER BY 1
 SQL
@@ -68,7 +68,7 @@ $old->stop;
 # recreates); pg_upgrade loads it to check that it is there.
 my $new = new_node('new', start => 0);
 my $work = tempdir(CLEANUP => 1);
-my @upgrade = ("$bindir/pg_upgrade", '--no-sync', '-d', $old->data_dir, '-D', $new->data_dir, '-b', $bindir,
+my @upgrade = ("$bindir/pg_upgrade", '--no-sync', '-d', Cwd::abs_path($old->data_dir), '-D', Cwd::abs_path($new->data_dir), '-b', $bindir,
   '-B', $bindir, '-s', $new->host, '-p', $old->port, '-P', $new->port,
   '-o', "-c shared_preload_libraries=''", '-O', "-c shared_preload_libraries=''");
 {
