@@ -77,7 +77,7 @@ is($r->{duplicates}, 0, '... once');
 is(scalar(@{ $kafka->consume('shipping.commands') }), 5, 'the five saga commands reach Kafka');
 # The function references 0.1.0 stored as regprocedure are now signature, OID and the
 # cluster that bound them, and call the same functions.
-is($node->safe_psql('postgres', <<'SQL'), join("\n", 'aggregate app.apply(jsonb,text,jsonb) t', 'subscription app.project(bigint,text,bigint,text,jsonb,jsonb) t', 'upcaster app.placed_v1(jsonb) t'),
+is($node->safe_psql('postgres', <<'SQL'), join("\n", 'aggregate app.apply(jsonb,text,jsonb) true', 'subscription app.project(bigint,text,bigint,text,jsonb,jsonb) true', 'upcaster app.placed_v1(jsonb) true'),
 SELECT 'aggregate ' || apply_fn || ' ' || (apply_fn_oid = to_regprocedure(apply_fn)::oid AND bound_cluster = consistency._system_identifier()) FROM consistency.aggregates
 UNION ALL SELECT 'subscription ' || handler || ' ' || (handler_oid = to_regprocedure(handler)::oid AND bound_cluster = consistency._system_identifier()) FROM consistency.subscription_state
 UNION ALL SELECT 'upcaster ' || fn || ' ' || (fn_oid = to_regprocedure(fn)::oid AND bound_cluster = consistency._system_identifier()) FROM consistency.upcasters
