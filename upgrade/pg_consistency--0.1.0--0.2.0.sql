@@ -1,7 +1,7 @@
 -- pg_consistency 0.1.0 -> 0.2.0. Every change to src/sql since 0.1.0, in the same order
 -- (docs/development.md, "Changing the schema"); test/t/700_upgrade.t checks that a
 -- database updated with this script has the same catalog as a fresh 0.2.0 install.
--- Brought up to date with src/sql of sha256 89e4de80fa9e3971942d340cb19cc054478886a29b09c61b2ee222853f7ddca0
+-- Brought up to date with src/sql of sha256 1cdad4c1a0c12ba409532540146935d33c9501038f690bec8ab56e837dc9ac29
 
 \echo Use "ALTER EXTENSION pg_consistency UPDATE TO '0.2.0'" to load this file. \quit
 
@@ -900,7 +900,7 @@ GRANT EXECUTE ON FUNCTION consistency._metrics_latency(), consistency._latency_h
   consistency._saga_counts(), consistency._metrics_subscription_lag() TO consistency_reader;
 
 -- ---------------------------------------------------------------------------------
--- Function references survive pg_upgrade (docs/operations.md, "Upgrading PostgreSQL"):
+-- Function references survive pg_upgrade (docs/operations.md, "Upgrading PostgreSQL with pg_upgrade"):
 -- pg_upgrade refuses tables with regprocedure columns, and does not keep pg_proc OIDs.
 -- Each reference becomes its signature, its OID and the cluster that bound them
 -- (src/sql/00_base.sql); the rows of 0.1.0 were bound in this cluster, by OID, and keep
@@ -913,7 +913,7 @@ GRANT EXECUTE ON FUNCTION consistency._metrics_latency(), consistency._latency_h
 -- API is bound to the OID the caller named; a row bound elsewhere (restored by COPY, or
 -- carried over by pg_upgrade) is bound again by its signature, once, as a restore would.
 -- Between those, the OID is followed: a function dropped and created again under the same
--- name is not called (docs/operations.md, "Upgrading PostgreSQL").
+-- name is not called (docs/operations.md, "Upgrading PostgreSQL with pg_upgrade").
 CREATE FUNCTION consistency._system_identifier() RETURNS bigint
   LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgc_system_identifier';
 

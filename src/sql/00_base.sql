@@ -55,7 +55,7 @@ CREATE FUNCTION consistency._check_scan_limit() RETURNS bigint
 -- API is bound to the OID the caller named; a row bound elsewhere (restored by COPY, or
 -- carried over by pg_upgrade) is bound again by its signature, once, as a restore would.
 -- Between those, the OID is followed: a function dropped and created again under the same
--- name is not called (docs/operations.md, "Upgrading PostgreSQL").
+-- name is not called (docs/operations.md, "Upgrading PostgreSQL with pg_upgrade").
 CREATE FUNCTION consistency._system_identifier() RETURNS bigint
   LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgc_system_identifier';
 
