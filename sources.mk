@@ -17,6 +17,7 @@ PG_SRCS += src/pg/version.cpp
 PG_SRCS += src/worker/bgworker.cpp
 PG_SRCS += src/worker/databases.cpp
 PG_SRCS += src/worker/drop_database.cpp
+PG_SRCS += src/worker/function_refs.cpp
 PG_SRCS += src/worker/hard_stop.cpp
 PG_SRCS += src/worker/launcher.cpp
 PG_SRCS += src/worker/loop.cpp

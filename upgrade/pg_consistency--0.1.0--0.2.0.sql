@@ -1,7 +1,7 @@
 -- pg_consistency 0.1.0 -> 0.2.0. Every change to src/sql since 0.1.0, in the same order
 -- (docs/development.md, "Changing the schema"); test/t/700_upgrade.t checks that a
 -- database updated with this script has the same catalog as a fresh 0.2.0 install.
--- Brought up to date with src/sql of sha256 e5067f62e878c1595fbc9e2bc930e131a1cac82e66e153a788bee875bfd23165
+-- Brought up to date with src/sql of sha256 1cdad4c1a0c12ba409532540146935d33c9501038f690bec8ab56e837dc9ac29
 
 \echo Use "ALTER EXTENSION pg_consistency UPDATE TO '0.2.0'" to load this file. \quit
 
@@ -898,3 +898,263 @@ REVOKE ALL ON FUNCTION consistency._metrics_latency(), consistency._latency_hist
   consistency._saga_counts(), consistency._metrics_subscription_lag() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION consistency._metrics_latency(), consistency._latency_histograms(),
   consistency._saga_counts(), consistency._metrics_subscription_lag() TO consistency_reader;
+
+-- ---------------------------------------------------------------------------------
+-- Function references survive pg_upgrade (docs/operations.md, "Upgrading PostgreSQL with pg_upgrade"):
+-- pg_upgrade refuses tables with regprocedure columns, and does not keep pg_proc OIDs.
+-- Each reference becomes its signature, its OID and the cluster that bound them
+-- (src/sql/00_base.sql); the rows of 0.1.0 were bound in this cluster, by OID, and keep
+-- calling the same functions. The views over the converted columns are made again.
+-- ---------------------------------------------------------------------------------
+-- Function references kept in tables (upcasters, apply functions, handlers): the
+-- schema-qualified signature, the OID it is called by, and the system identifier of the
+-- cluster that bound the one to the other. pg_upgrade keeps rows but not pg_proc OIDs, and
+-- gives the cluster a new identifier; pg_dump keeps neither. A row written here by the
+-- API is bound to the OID the caller named; a row bound elsewhere (restored by COPY, or
+-- carried over by pg_upgrade) is bound again by its signature, once, as a restore would.
+-- Between those, the OID is followed: a function dropped and created again under the same
+-- name is not called (docs/operations.md, "Upgrading PostgreSQL with pg_upgrade").
+CREATE FUNCTION consistency._system_identifier() RETURNS bigint
+  LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgc_system_identifier';
+
+-- The signature a function reference is restored by: schema-qualified outside pg_catalog.
+CREATE FUNCTION consistency._function_signature(fn oid) RETURNS text
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+  AS $$ SELECT fn::pg_catalog.regprocedure::pg_catalog.text $$;
+
+-- The function a signature names here, 0 when none (also for what is no signature: the
+-- number a function dropped before it was converted left).
+CREATE FUNCTION consistency._resolve_signature(signature text) RETURNS oid
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  RETURN COALESCE(pg_catalog.to_regprocedure(signature)::pg_catalog.oid, 0::pg_catalog.oid);
+EXCEPTION WHEN OTHERS THEN
+  RETURN 0::pg_catalog.oid;
+END
+$fn$;
+
+-- The OID to call for a reference: the stored one when this cluster bound it, else what
+-- its signature names here (0: nothing), until the worker binds the row again.
+CREATE FUNCTION consistency._bound_function(signature text, fn oid, bound_cluster bigint) RETURNS oid
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+  AS $$ SELECT CASE WHEN bound_cluster OPERATOR(pg_catalog.=) consistency._system_identifier() THEN fn
+                    ELSE consistency._resolve_signature(signature) END $$;
+
+-- BEFORE INSERT OR UPDATE OF <col>, <col>_oid, bound_cluster (TG_ARGV[0] = <col>): the API
+-- writes <col>_oid with bound_cluster NULL, and the signature is recorded; a row that comes
+-- with a signature only, or bound elsewhere (a restore's COPY, even from this cluster's
+-- other database, or the worker's rebinding after pg_upgrade) gets the OID its signature
+-- names here, 0 when none (its use then fails as for a dropped function).
+CREATE FUNCTION consistency._bind_function_ref() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  col text := TG_ARGV[0];
+  here bigint := consistency._system_identifier();
+  r jsonb := pg_catalog.to_jsonb(NEW);
+  bound bigint := (r OPERATOR(pg_catalog.->>) 'bound_cluster'::pg_catalog.text)::pg_catalog.int8;
+  fn oid;
+  signature text;
+BEGIN
+  IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND bound OPERATOR(pg_catalog.=) here THEN
+    RETURN NEW;
+  END IF;
+  fn := (r OPERATOR(pg_catalog.->>) (col OPERATOR(pg_catalog.||) '_oid'::pg_catalog.text))::pg_catalog.oid;
+  IF bound IS NULL AND fn IS NOT NULL THEN
+    signature := consistency._function_signature(fn);
+  ELSE
+    signature := r OPERATOR(pg_catalog.->>) col;
+    fn := consistency._resolve_signature(signature);
+  END IF;
+  NEW := pg_catalog.jsonb_populate_record(NEW, pg_catalog.jsonb_build_object(
+           col, signature, col OPERATOR(pg_catalog.||) '_oid'::pg_catalog.text, fn, 'bound_cluster', here));
+  RETURN NEW;
+END
+$fn$;
+REVOKE ALL ON FUNCTION consistency._system_identifier(), consistency._function_signature(oid),
+  consistency._resolve_signature(text), consistency._bound_function(text, oid, bigint),
+  consistency._bind_function_ref() FROM PUBLIC;
+-- The views show a reference as the function it names now (consistency.subscriptions).
+GRANT EXECUTE ON FUNCTION consistency._system_identifier(), consistency._resolve_signature(text),
+  consistency._bound_function(text, oid, bigint) TO consistency_reader;
+
+DROP VIEW consistency.subscriptions;
+DROP VIEW consistency.consumers;
+ALTER TABLE consistency.upcasters ADD COLUMN fn_oid oid, ADD COLUMN bound_cluster bigint;
+UPDATE consistency.upcasters SET fn_oid = fn::pg_catalog.oid, bound_cluster = consistency._system_identifier();
+ALTER TABLE consistency.upcasters ALTER COLUMN fn TYPE text USING consistency._function_signature(fn::pg_catalog.oid),
+  ALTER COLUMN fn_oid SET NOT NULL, ALTER COLUMN bound_cluster SET NOT NULL;
+ALTER TABLE consistency.aggregates ADD COLUMN apply_fn_oid oid, ADD COLUMN bound_cluster bigint;
+UPDATE consistency.aggregates SET apply_fn_oid = apply_fn::pg_catalog.oid, bound_cluster = consistency._system_identifier();
+ALTER TABLE consistency.aggregates ALTER COLUMN apply_fn TYPE text USING consistency._function_signature(apply_fn::pg_catalog.oid),
+  ALTER COLUMN apply_fn_oid SET NOT NULL, ALTER COLUMN bound_cluster SET NOT NULL;
+ALTER TABLE consistency.subscription_state ADD COLUMN handler_oid oid, ADD COLUMN bound_cluster bigint;
+UPDATE consistency.subscription_state SET handler_oid = handler::pg_catalog.oid, bound_cluster = consistency._system_identifier();
+ALTER TABLE consistency.subscription_state ALTER COLUMN handler TYPE text USING consistency._function_signature(handler::pg_catalog.oid),
+  ALTER COLUMN handler_oid SET NOT NULL, ALTER COLUMN bound_cluster SET NOT NULL;
+ALTER TABLE consistency.consumer_state ADD COLUMN handler_oid oid, ADD COLUMN bound_cluster bigint;
+UPDATE consistency.consumer_state SET handler_oid = handler::pg_catalog.oid, bound_cluster = consistency._system_identifier();
+ALTER TABLE consistency.consumer_state ALTER COLUMN handler TYPE text USING consistency._function_signature(handler::pg_catalog.oid),
+  ALTER COLUMN handler_oid SET NOT NULL, ALTER COLUMN bound_cluster SET NOT NULL;
+CREATE TRIGGER upcasters_bind_fn BEFORE INSERT OR UPDATE OF fn, fn_oid, bound_cluster
+  ON consistency.upcasters FOR EACH ROW EXECUTE FUNCTION consistency._bind_function_ref('fn');
+CREATE TRIGGER aggregates_bind_fn BEFORE INSERT OR UPDATE OF apply_fn, apply_fn_oid, bound_cluster
+  ON consistency.aggregates FOR EACH ROW EXECUTE FUNCTION consistency._bind_function_ref('apply_fn');
+CREATE TRIGGER subscription_state_bind_fn BEFORE INSERT OR UPDATE OF handler, handler_oid, bound_cluster
+  ON consistency.subscription_state FOR EACH ROW EXECUTE FUNCTION consistency._bind_function_ref('handler');
+
+CREATE TRIGGER consumer_state_bind_fn BEFORE INSERT OR UPDATE OF handler, handler_oid, bound_cluster
+  ON consistency.consumer_state FOR EACH ROW EXECUTE FUNCTION consistency._bind_function_ref('handler');
+
+CREATE VIEW consistency.subscriptions AS
+  SELECT s.name, s.position, s.status, s.last_error,
+         consistency._subscription_lag(s) AS lag,
+         consistency._bound_function(s.handler, s.handler_oid, s.bound_cluster)::regprocedure AS handler,
+         s.owner::regrole AS owner, s.categories, s.event_types,
+         s.attempts, s.max_attempts, s.next_attempt_at, s.processed,
+         s.created_at, s.updated_at
+    FROM consistency.subscription_state s;
+REVOKE ALL ON consistency.subscriptions FROM PUBLIC;
+GRANT SELECT ON consistency.subscriptions TO consistency_reader;
+
+CREATE VIEW consistency.consumers AS
+SELECT c.name, c.topics,
+       CASE WHEN c.status = 'paused' THEN 'paused'
+            WHEN c.topic_error IS NOT NULL THEN 'failed'
+            WHEN c.seen_at IS NULL OR c.seen_at < pg_catalog.now() - interval '30 seconds' THEN 'stopped'
+            ELSE 'running' END AS status,
+       (SELECT COALESCE(pg_catalog.sum(GREATEST(o.high_watermark - o.next_offset, 0)), 0)::bigint
+          FROM consistency.consumer_offsets o WHERE o.consumer = c.name) AS lag,
+       COALESCE(c.topic_error, c.last_error) AS last_error,
+       consistency._bound_function(c.handler, c.handler_oid, c.bound_cluster)::regprocedure AS handler,
+       pg_catalog.pg_get_userbyid(c.owner) AS owner, c.start_from,
+       c.consumed, c.failed, c.dead_lettered, c.deduplicated, c.created_at
+  FROM consistency.consumer_state c;
+REVOKE ALL ON consistency.consumers FROM PUBLIC;
+GRANT SELECT ON consistency.consumers TO consistency_reader;
+
+CREATE OR REPLACE FUNCTION consistency._integrity_inbox()
+  RETURNS TABLE(check_name text, ok boolean, detail text)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+  SELECT 'inbox_handlers_exist', count(*) = 0,
+         CASE WHEN count(*) = 0 THEN 'every consumer handler and owner exists'
+              ELSE count(*) || ' consumer(s) whose handler function or owner role is gone (e.g. '
+                   || min(c.name) || ')' END
+    FROM consistency.consumer_state c
+   WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
+                      WHERE p.oid = consistency._bound_function(c.handler, c.handler_oid, c.bound_cluster))
+      OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid = c.owner)
+  UNION ALL
+  SELECT 'inbox_offsets_topics', count(*) = 0,
+         CASE WHEN count(*) = 0 THEN 'every stored offset belongs to a topic of its consumer'
+              ELSE count(*) || ' offset row(s) for topics their consumer no longer reads' END
+    FROM consistency.consumer_offsets o JOIN consistency.consumer_state c ON c.name = o.consumer
+   WHERE NOT (o.topic = ANY (c.topics))
+  UNION ALL
+  -- Bounded (docs/operations.md): the most recent dead letters by id (primary key, read
+  -- backwards), each offset row probed by its primary key.
+  SELECT 'inbox_dead_letters_behind_offsets', count(*) FILTER (WHERE d."offset" >= d.next_offset) = 0,
+         CASE WHEN count(*) FILTER (WHERE d."offset" >= d.next_offset) = 0
+              THEN 'every dead letter lies before its partition''s stored offset'
+              ELSE count(*) FILTER (WHERE d."offset" >= d.next_offset)
+                   || ' dead letter(s) at or after the stored offset of their partition' END
+         || CASE WHEN count(*) >= consistency._check_scan_limit()
+                 THEN format(' (capped: the %s most recent dead letters, pg_consistency.integrity_max_rows)', count(*))
+                 ELSE '' END
+    FROM (SELECT d."offset",
+                 (SELECT o.next_offset FROM consistency.consumer_offsets o
+                   WHERE o.consumer = d.consumer AND o.topic = d.topic AND o.partition = d.partition) AS next_offset
+            FROM (SELECT d.consumer, d.topic, d.partition, d."offset" FROM consistency.consumer_dead_letters d
+                   ORDER BY d.id DESC LIMIT consistency._check_scan_limit()) d
+          OFFSET 0) d  -- one probe per dead letter
+$fn$;
+
+-- Saga definitions: the cluster whose OIDs `compiled` holds.
+ALTER TABLE consistency.saga_definitions ADD COLUMN bound_cluster bigint;
+UPDATE consistency.saga_definitions SET bound_cluster = consistency._system_identifier();
+ALTER TABLE consistency.saga_definitions ALTER COLUMN bound_cluster SET NOT NULL;
+-- A step function is called by the OID in `compiled`, which pg_dump's copy of the row
+-- cannot carry to another database, nor pg_upgrade's to another cluster; the
+-- schema-qualified name beside it can. The OIDs the names resolve to now: the same ones
+-- for define_saga, the restored functions after a restore; 0 when a function is missing
+-- (its step then fails and asks for the saga to be defined again).
+CREATE FUNCTION consistency._saga_bind_steps(compiled jsonb) RETURNS jsonb
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  steps jsonb := '[]'::pg_catalog.jsonb;
+  step jsonb;
+  part text;
+  fn regprocedure;
+BEGIN
+  IF pg_catalog.jsonb_typeof(compiled OPERATOR(pg_catalog.->) 'steps'::pg_catalog.text)
+       IS DISTINCT FROM 'array' THEN
+    RETURN compiled;
+  END IF;
+  FOR step IN SELECT s FROM pg_catalog.jsonb_array_elements(compiled OPERATOR(pg_catalog.->) 'steps'::pg_catalog.text) s
+  LOOP
+    FOREACH part IN ARRAY ARRAY['action', 'compensation']::pg_catalog.text[] LOOP
+      IF pg_catalog.jsonb_typeof(step OPERATOR(pg_catalog.->) part) OPERATOR(pg_catalog.=) 'object'::pg_catalog.text
+         AND (step OPERATOR(pg_catalog.->) part) OPERATOR(pg_catalog.?) 'function'::pg_catalog.text THEN
+        fn := pg_catalog.to_regprocedure(((step OPERATOR(pg_catalog.->) part) OPERATOR(pg_catalog.->>) 'function'::pg_catalog.text)
+                                         OPERATOR(pg_catalog.||) '(pg_catalog.uuid, pg_catalog.jsonb)'::pg_catalog.text);
+        step := pg_catalog.jsonb_set(step, ARRAY[part, 'oid']::pg_catalog.text[],
+                                     pg_catalog.to_jsonb(coalesce(fn::pg_catalog.oid::pg_catalog.int8, 0::pg_catalog.int8)));
+      END IF;
+    END LOOP;
+    steps := steps OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(step);
+  END LOOP;
+  RETURN pg_catalog.jsonb_set(compiled, '{steps}'::pg_catalog.text[], steps);
+END
+$fn$;
+
+-- Every row written (by define_saga, a restore, or the worker binding rows again after
+-- pg_upgrade, 90_operations.sql) is bound here, in this cluster (bound_cluster).
+CREATE OR REPLACE FUNCTION consistency._saga_definition_oids() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  NEW.compiled := consistency._saga_bind_steps(NEW.compiled);
+  NEW.bound_cluster := consistency._system_identifier();
+  RETURN NEW;
+END
+$fn$;
+
+-- The compiled definition to run: as stored when this cluster bound it, else with the
+-- OIDs its names resolve to here (until the worker binds the row again).
+CREATE FUNCTION consistency._saga_bound_steps(compiled jsonb, bound_cluster bigint) RETURNS jsonb
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+  AS $$ SELECT CASE WHEN bound_cluster OPERATOR(pg_catalog.=) consistency._system_identifier() THEN compiled
+                    ELSE consistency._saga_bind_steps(compiled) END $$;
+REVOKE ALL ON FUNCTION consistency._saga_bind_steps(jsonb), consistency._saga_definition_oids(),
+  consistency._saga_bound_steps(jsonb, bigint) FROM PUBLIC;
+DROP TRIGGER saga_definition_oids ON consistency.saga_definitions;
+CREATE TRIGGER saga_definition_oids BEFORE INSERT OR UPDATE OF compiled, bound_cluster
+  ON consistency.saga_definitions FOR EACH ROW EXECUTE FUNCTION consistency._saga_definition_oids();
+
+-- Binds again, by signature, every function reference that another cluster bound (after
+-- pg_upgrade: src/sql/00_base.sql); the triggers of each table do the binding. Each
+-- database's worker runs it once when it starts. Returns the rows bound.
+CREATE FUNCTION consistency._rebind_function_refs() RETURNS bigint
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  here bigint := consistency._system_identifier();
+  total bigint := 0;
+  n bigint;
+BEGIN
+  UPDATE consistency.upcasters SET bound_cluster = bound_cluster WHERE bound_cluster OPERATOR(pg_catalog.<>) here;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  total := total OPERATOR(pg_catalog.+) n;
+  UPDATE consistency.aggregates SET bound_cluster = bound_cluster WHERE bound_cluster OPERATOR(pg_catalog.<>) here;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  total := total OPERATOR(pg_catalog.+) n;
+  UPDATE consistency.subscription_state SET bound_cluster = bound_cluster WHERE bound_cluster OPERATOR(pg_catalog.<>) here;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  total := total OPERATOR(pg_catalog.+) n;
+  UPDATE consistency.consumer_state SET bound_cluster = bound_cluster WHERE bound_cluster OPERATOR(pg_catalog.<>) here;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  total := total OPERATOR(pg_catalog.+) n;
+  UPDATE consistency.saga_definitions SET bound_cluster = bound_cluster WHERE bound_cluster OPERATOR(pg_catalog.<>) here;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN total OPERATOR(pg_catalog.+) n;
+END
+$fn$;
+REVOKE ALL ON FUNCTION consistency._rebind_function_refs() FROM PUBLIC;
+

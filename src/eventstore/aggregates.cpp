@@ -238,10 +238,10 @@ PGC_FUNCTION(pgc_es_register_upcaster) {
       "SELECT pg_catalog.count(*) FROM consistency.upcasters WHERE event_type OPERATOR(pg_catalog.=) $1",
       {TEXTOID});
   static pg::SavedPlan upsert(
-      "INSERT INTO consistency.upcasters (event_type, from_schema_version, fn, registered_by) "
+      "INSERT INTO consistency.upcasters (event_type, from_schema_version, fn_oid, registered_by) "
       "VALUES ($1, $2, $3, $4) ON CONFLICT (event_type, from_schema_version) "
-      "DO UPDATE SET fn = EXCLUDED.fn, registered_by = EXCLUDED.registered_by, registered_at = "
-      "pg_catalog.now()",
+      "DO UPDATE SET fn = EXCLUDED.fn, fn_oid = EXCLUDED.fn_oid, bound_cluster = EXCLUDED.bound_cluster, "
+      "registered_by = EXCLUDED.registered_by, registered_at = pg_catalog.now()",
       {TEXTOID, INT4OID, REGPROCEDUREOID, OIDOID});
   Oid caller = GetUserId();
   pg::spi_connect();
@@ -326,12 +326,15 @@ PGC_FUNCTION(pgc_es_register_aggregate) {
     throw pgc::invalid_argument("snapshot_every must be 0 (never) or positive, not " + std::to_string(every));
 
   static pg::SavedPlan existing(
-      "SELECT apply_fn::pg_catalog.oid OPERATOR(pg_catalog.=) $2 AND initial_state OPERATOR(pg_catalog.=) $3 "
+      "SELECT consistency._bound_function(apply_fn, apply_fn_oid, bound_cluster) OPERATOR(pg_catalog.=) $2 "
+      "AND initial_state OPERATOR(pg_catalog.=) $3 "
       "FROM consistency.aggregates WHERE category OPERATOR(pg_catalog.=) $1 FOR UPDATE",
       {TEXTOID, OIDOID, JSONBOID});
   static pg::SavedPlan upsert(
-      "INSERT INTO consistency.aggregates (category, apply_fn, initial_state, snapshot_every, registered_by) "
+      "INSERT INTO consistency.aggregates (category, apply_fn_oid, initial_state, snapshot_every, "
+      "registered_by) "
       "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (category) DO UPDATE SET apply_fn = EXCLUDED.apply_fn, "
+      "apply_fn_oid = EXCLUDED.apply_fn_oid, bound_cluster = EXCLUDED.bound_cluster, "
       "initial_state = EXCLUDED.initial_state, snapshot_every = EXCLUDED.snapshot_every, "
       "registered_by = EXCLUDED.registered_by, registered_at = pg_catalog.now()",
       {TEXTOID, REGPROCEDUREOID, JSONBOID, INT4OID, OIDOID});

@@ -198,7 +198,8 @@ int fill_upcasters(MemoryContext cxt, SPITupleTable* tt, uint64 n, UpcasterEntry
 // The upcaster chain of `type`, or nullptr; reloads the cache first when it is stale.
 UpcasterEntry* find_upcaster(const char* type, int len) {
   static pg::SavedPlan plan(
-      "SELECT event_type, from_schema_version, fn::pg_catalog.oid FROM consistency.upcasters "
+      "SELECT event_type, from_schema_version, consistency._bound_function(fn, fn_oid, bound_cluster) "
+      "FROM consistency.upcasters "
       "ORDER BY event_type COLLATE pg_catalog.\"C\", from_schema_version",
       {});
   if (!g_up.valid) reload(&g_up, plan, fill_upcasters);
@@ -373,7 +374,8 @@ Datum upcast(UpcastFns* fns, const char* type, int len, int32 schema_version, Da
 
 const AggregateDef* find_aggregate(const char* category, int len) {
   static pg::SavedPlan plan(
-      "SELECT category, apply_fn::pg_catalog.oid, initial_state, snapshot_every, registered_by "
+      "SELECT category, consistency._bound_function(apply_fn, apply_fn_oid, bound_cluster), initial_state, "
+      "snapshot_every, registered_by "
       "FROM consistency.aggregates ORDER BY category COLLATE pg_catalog.\"C\"",
       {});
   if (!g_aggs.valid) reload(&g_aggs, plan, fill_aggregates);

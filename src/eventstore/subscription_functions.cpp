@@ -156,7 +156,7 @@ PGC_FUNCTION(pgc_es_create_subscription) {
   pg::require_execute(handler, caller, "The subscription's owner");
   static pg::SavedPlan insert(
       "INSERT INTO consistency.subscription_state "
-      "(name, handler, categories, event_types, position, max_attempts, owner) "
+      "(name, handler_oid, categories, event_types, position, max_attempts, owner) "
       "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
       {TEXTOID, REGPROCEDUREOID, TEXTARRAYOID, TEXTARRAYOID, INT8OID, INT4OID, OIDOID});
   Datum v[7] = {CStringGetTextDatum(name),

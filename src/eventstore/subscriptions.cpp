@@ -65,7 +65,8 @@ struct Subscription {
 // *sub; false when there is none.
 bool lock_subscription(Datum name, Subscription* sub) {
   static pg::SavedPlan lock(
-      "SELECT handler::pg_catalog.oid, categories, event_types, position, "
+      "SELECT consistency._bound_function(handler, handler_oid, bound_cluster), categories, event_types, "
+      "position, "
       "status OPERATOR(pg_catalog.=) 'active', attempts, max_attempts, owner, "
       "next_attempt_at OPERATOR(pg_catalog.<=) pg_catalog.now() "
       "FROM consistency.subscription_state WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",

@@ -135,7 +135,8 @@ Datum text_datum(const std::string& s) {
 // the owner's role, or a consistency_admin). Returns the row's owner, handler and kind.
 inbox::ConsumerDef lock_for_caller(const std::string& name, const char* action) {
   static SavedPlan plan(
-      "SELECT owner, handler::pg_catalog.oid, raw_value FROM consistency.consumer_state "
+      "SELECT owner, consistency._bound_function(handler, handler_oid, bound_cluster), raw_value "
+      "FROM consistency.consumer_state "
       "WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
       {TEXTOID});
   Datum v[1] = {text_datum(name)};
@@ -198,7 +199,7 @@ PGC_FUNCTION(pgc_create_consumer) {
   // handler (checked again before every message).
   pg_call([&] { pgc::pg::require_execute(handler, caller, "The consumer's owner"); });
   static SavedPlan insert(
-      "INSERT INTO consistency.consumer_state (name, topics, handler, raw_value, owner, start_from) "
+      "INSERT INTO consistency.consumer_state (name, topics, handler_oid, raw_value, owner, start_from) "
       "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
       {TEXTOID, TEXTARRAYOID, REGPROCEDUREOID, BOOLOID, OIDOID, TEXTOID});
   spi_connect();

@@ -151,7 +151,8 @@ relay::KafkaConfig kafka_config(std::string* error) {
 // Reads consumer_state and keeps this process's running consumers in g_consumers.
 void load_catalog(int index, int processes) {
   static SavedPlan plan(
-      "SELECT name, topics::pg_catalog.text, handler::pg_catalog.oid, raw_value, owner, start_from, "
+      "SELECT name, topics::pg_catalog.text, consistency._bound_function(handler, handler_oid, "
+      "bound_cluster), raw_value, owner, start_from, "
       "status OPERATOR(pg_catalog.=) 'running', generation, topics FROM consistency.consumer_state",
       {});
   begin_txn("pg_consistency: reading consumers");

@@ -185,7 +185,7 @@ std::shared_ptr<const Definition> definition_by_version(const std::string& name,
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   static SavedPlan plan(
-      "SELECT compiled FROM consistency.saga_definitions "
+      "SELECT consistency._saga_bound_steps(compiled, bound_cluster) FROM consistency.saga_definitions "
       " WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
       {TEXTOID, INT4OID});
   Datum compiled = pg_call([&] {

@@ -70,7 +70,9 @@ CREATE TABLE consistency.snapshots (
 CREATE TABLE consistency.upcasters (
   event_type          text NOT NULL,
   from_schema_version int NOT NULL CHECK (from_schema_version >= 1),
-  fn                  regprocedure NOT NULL,
+  fn                  text NOT NULL,    -- a function reference (00_base.sql)
+  fn_oid              oid NOT NULL,
+  bound_cluster       bigint NOT NULL,
   registered_by       oid NOT NULL,
   registered_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
   PRIMARY KEY (event_type, from_schema_version)
@@ -78,7 +80,9 @@ CREATE TABLE consistency.upcasters (
 
 CREATE TABLE consistency.aggregates (
   category       text PRIMARY KEY,
-  apply_fn       regprocedure NOT NULL,
+  apply_fn       text NOT NULL,       -- a function reference (00_base.sql)
+  apply_fn_oid   oid NOT NULL,
+  bound_cluster  bigint NOT NULL,
   initial_state  jsonb NOT NULL,
   snapshot_every int NOT NULL CHECK (snapshot_every >= 0),
   registered_by  oid NOT NULL,
@@ -87,7 +91,9 @@ CREATE TABLE consistency.aggregates (
 
 CREATE TABLE consistency.subscription_state (
   name            text PRIMARY KEY,
-  handler         regprocedure NOT NULL,
+  handler         text NOT NULL,      -- a function reference (00_base.sql)
+  handler_oid     oid NOT NULL,
+  bound_cluster   bigint NOT NULL,
   categories      text[],
   event_types     text[],
   position        bigint NOT NULL CHECK (position >= 0),
@@ -101,6 +107,13 @@ CREATE TABLE consistency.subscription_state (
   created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
   updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
+
+CREATE TRIGGER upcasters_bind_fn BEFORE INSERT OR UPDATE OF fn, fn_oid, bound_cluster
+  ON consistency.upcasters FOR EACH ROW EXECUTE FUNCTION consistency._bind_function_ref('fn');
+CREATE TRIGGER aggregates_bind_fn BEFORE INSERT OR UPDATE OF apply_fn, apply_fn_oid, bound_cluster
+  ON consistency.aggregates FOR EACH ROW EXECUTE FUNCTION consistency._bind_function_ref('apply_fn');
+CREATE TRIGGER subscription_state_bind_fn BEFORE INSERT OR UPDATE OF handler, handler_oid, bound_cluster
+  ON consistency.subscription_state FOR EACH ROW EXECUTE FUNCTION consistency._bind_function_ref('handler');
 
 -- Backends cache upcasters and aggregates; any change to those tables tells them to
 -- reload (a relcache invalidation, delivered at commit).
@@ -230,7 +243,8 @@ $$;
 CREATE VIEW consistency.subscriptions AS
   SELECT s.name, s.position, s.status, s.last_error,
          consistency._subscription_lag(s) AS lag,
-         s.handler, s.owner::regrole AS owner, s.categories, s.event_types,
+         consistency._bound_function(s.handler, s.handler_oid, s.bound_cluster)::regprocedure AS handler,
+         s.owner::regrole AS owner, s.categories, s.event_types,
          s.attempts, s.max_attempts, s.next_attempt_at, s.processed,
          s.created_at, s.updated_at
     FROM consistency.subscription_state s;

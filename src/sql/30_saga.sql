@@ -13,27 +13,28 @@ CREATE TABLE consistency.saga_definitions (
   compiled    jsonb       NOT NULL,
   owner       oid         NOT NULL,
   created_at  timestamptz NOT NULL DEFAULT now(),
+  bound_cluster bigint    NOT NULL,  -- the cluster whose OIDs `compiled` holds (00_base.sql)
   PRIMARY KEY (name, version)
 );
 
 -- A step function is called by the OID in `compiled`, which pg_dump's copy of the row
--- cannot carry to another database; the schema-qualified name beside it can. Every row
--- written (by define_saga, or by a restore) gets the OIDs its names resolve to now: the
--- same ones for define_saga, the restored functions after a restore; 0 when a function
--- is missing (its step then fails and asks for the saga to be defined again).
-CREATE FUNCTION consistency._saga_definition_oids() RETURNS trigger
-  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+-- cannot carry to another database, nor pg_upgrade's to another cluster; the
+-- schema-qualified name beside it can. The OIDs the names resolve to now: the same ones
+-- for define_saga, the restored functions after a restore; 0 when a function is missing
+-- (its step then fails and asks for the saga to be defined again).
+CREATE FUNCTION consistency._saga_bind_steps(compiled jsonb) RETURNS jsonb
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   steps jsonb := '[]'::pg_catalog.jsonb;
   step jsonb;
   part text;
   fn regprocedure;
 BEGIN
-  IF pg_catalog.jsonb_typeof(NEW.compiled OPERATOR(pg_catalog.->) 'steps'::pg_catalog.text)
+  IF pg_catalog.jsonb_typeof(compiled OPERATOR(pg_catalog.->) 'steps'::pg_catalog.text)
        IS DISTINCT FROM 'array' THEN
-    RETURN NEW;
+    RETURN compiled;
   END IF;
-  FOR step IN SELECT s FROM pg_catalog.jsonb_array_elements(NEW.compiled OPERATOR(pg_catalog.->) 'steps'::pg_catalog.text) s
+  FOR step IN SELECT s FROM pg_catalog.jsonb_array_elements(compiled OPERATOR(pg_catalog.->) 'steps'::pg_catalog.text) s
   LOOP
     FOREACH part IN ARRAY ARRAY['action', 'compensation']::pg_catalog.text[] LOOP
       IF pg_catalog.jsonb_typeof(step OPERATOR(pg_catalog.->) part) OPERATOR(pg_catalog.=) 'object'::pg_catalog.text
@@ -46,13 +47,31 @@ BEGIN
     END LOOP;
     steps := steps OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(step);
   END LOOP;
-  NEW.compiled := pg_catalog.jsonb_set(NEW.compiled, '{steps}'::pg_catalog.text[], steps);
+  RETURN pg_catalog.jsonb_set(compiled, '{steps}'::pg_catalog.text[], steps);
+END
+$fn$;
+
+-- Every row written (by define_saga, a restore, or the worker binding rows again after
+-- pg_upgrade, 90_operations.sql) is bound here, in this cluster (bound_cluster).
+CREATE FUNCTION consistency._saga_definition_oids() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  NEW.compiled := consistency._saga_bind_steps(NEW.compiled);
+  NEW.bound_cluster := consistency._system_identifier();
   RETURN NEW;
 END
 $fn$;
-REVOKE ALL ON FUNCTION consistency._saga_definition_oids() FROM PUBLIC;
-CREATE TRIGGER saga_definition_oids BEFORE INSERT OR UPDATE OF compiled ON consistency.saga_definitions
-  FOR EACH ROW EXECUTE FUNCTION consistency._saga_definition_oids();
+
+-- The compiled definition to run: as stored when this cluster bound it, else with the
+-- OIDs its names resolve to here (until the worker binds the row again).
+CREATE FUNCTION consistency._saga_bound_steps(compiled jsonb, bound_cluster bigint) RETURNS jsonb
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+  AS $$ SELECT CASE WHEN bound_cluster OPERATOR(pg_catalog.=) consistency._system_identifier() THEN compiled
+                    ELSE consistency._saga_bind_steps(compiled) END $$;
+REVOKE ALL ON FUNCTION consistency._saga_bind_steps(jsonb), consistency._saga_definition_oids(),
+  consistency._saga_bound_steps(jsonb, bigint) FROM PUBLIC;
+CREATE TRIGGER saga_definition_oids BEFORE INSERT OR UPDATE OF compiled, bound_cluster
+  ON consistency.saga_definitions FOR EACH ROW EXECUTE FUNCTION consistency._saga_definition_oids();
 
 -- One row per saga. The worker claims rows whose next_run_at has come with
 -- FOR UPDATE SKIP LOCKED; replies and operators lock the row the same way. Only the

@@ -2,13 +2,15 @@
 
 \echo Use "CREATE EXTENSION pg_consistency" to load this file. \quit
 
--- One row per consumer. handler is stored by OID (regprocedure) and called by it; owner is
+-- One row per consumer. handler is a function reference (00_base.sql), called by its OID; owner is
 -- the role that created the consumer, as whom the handler runs. generation is bumped by
 -- reset_consumer: the worker then re-reads the stored offsets.
 CREATE TABLE consistency.consumer_state (
   name          text PRIMARY KEY,
   topics        text[] NOT NULL,
-  handler       regprocedure NOT NULL,
+  handler       text NOT NULL,
+  handler_oid   oid NOT NULL,
+  bound_cluster bigint NOT NULL,
   raw_value     boolean NOT NULL,           -- the handler takes bytea (else jsonb)
   owner         oid NOT NULL,
   start_from    text NOT NULL CHECK (start_from IN ('earliest', 'latest')),
@@ -24,6 +26,9 @@ CREATE TABLE consistency.consumer_state (
   seen_at       timestamptz,                -- the worker's last heartbeat for this consumer
   created_at    timestamptz NOT NULL DEFAULT now()
 );
+
+CREATE TRIGGER consumer_state_bind_fn BEFORE INSERT OR UPDATE OF handler, handler_oid, bound_cluster
+  ON consistency.consumer_state FOR EACH ROW EXECUTE FUNCTION consistency._bind_function_ref('handler');
 
 -- The position of each (consumer, topic, partition): the next offset to apply. Advanced in
 -- the transaction that applies the messages before it.
@@ -183,7 +188,8 @@ SELECT c.name, c.topics,
        (SELECT COALESCE(pg_catalog.sum(GREATEST(o.high_watermark - o.next_offset, 0)), 0)::bigint
           FROM consistency.consumer_offsets o WHERE o.consumer = c.name) AS lag,
        COALESCE(c.topic_error, c.last_error) AS last_error,
-       c.handler, pg_catalog.pg_get_userbyid(c.owner) AS owner, c.start_from,
+       consistency._bound_function(c.handler, c.handler_oid, c.bound_cluster)::regprocedure AS handler,
+       pg_catalog.pg_get_userbyid(c.owner) AS owner, c.start_from,
        c.consumed, c.failed, c.dead_lettered, c.deduplicated, c.created_at
   FROM consistency.consumer_state c;
 
@@ -210,7 +216,8 @@ CREATE FUNCTION consistency._integrity_inbox()
               ELSE count(*) || ' consumer(s) whose handler function or owner role is gone (e.g. '
                    || min(c.name) || ')' END
     FROM consistency.consumer_state c
-   WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.oid = c.handler::oid)
+   WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
+                      WHERE p.oid = consistency._bound_function(c.handler, c.handler_oid, c.bound_cluster))
       OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid = c.owner)
   UNION ALL
   SELECT 'inbox_offsets_topics', count(*) = 0,

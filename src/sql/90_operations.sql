@@ -81,5 +81,34 @@ BEGIN
 END
 $$;
 
+-- Binds again, by signature, every function reference that another cluster bound (after
+-- pg_upgrade: src/sql/00_base.sql); the triggers of each table do the binding. Each
+-- database's worker runs it once when it starts. Returns the rows bound.
+CREATE FUNCTION consistency._rebind_function_refs() RETURNS bigint
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  here bigint := consistency._system_identifier();
+  total bigint := 0;
+  n bigint;
+BEGIN
+  UPDATE consistency.upcasters SET bound_cluster = bound_cluster WHERE bound_cluster OPERATOR(pg_catalog.<>) here;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  total := total OPERATOR(pg_catalog.+) n;
+  UPDATE consistency.aggregates SET bound_cluster = bound_cluster WHERE bound_cluster OPERATOR(pg_catalog.<>) here;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  total := total OPERATOR(pg_catalog.+) n;
+  UPDATE consistency.subscription_state SET bound_cluster = bound_cluster WHERE bound_cluster OPERATOR(pg_catalog.<>) here;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  total := total OPERATOR(pg_catalog.+) n;
+  UPDATE consistency.consumer_state SET bound_cluster = bound_cluster WHERE bound_cluster OPERATOR(pg_catalog.<>) here;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  total := total OPERATOR(pg_catalog.+) n;
+  UPDATE consistency.saga_definitions SET bound_cluster = bound_cluster WHERE bound_cluster OPERATOR(pg_catalog.<>) here;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN total OPERATOR(pg_catalog.+) n;
+END
+$fn$;
+REVOKE ALL ON FUNCTION consistency._rebind_function_refs() FROM PUBLIC;
+
 GRANT EXECUTE ON FUNCTION consistency.metrics(), consistency.check_integrity() TO consistency_reader;
 GRANT EXECUTE ON FUNCTION consistency._metrics_worker() TO consistency_reader;

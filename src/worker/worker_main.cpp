@@ -3,6 +3,7 @@
 #include "pg/component.hpp"
 #include "pg/run_as.hpp"
 #include "worker/databases.hpp"
+#include "worker/function_refs.hpp"
 #include "worker/loop.hpp"
 #include "worker/processes.hpp"
 #include "worker/settings.hpp"
@@ -21,6 +22,7 @@ namespace pgc::worker {
 namespace {
 
 ProcessSlot* g_me = nullptr;
+bool g_refs_bound = false;  // function references of another cluster bound again
 
 // At exit: the components' processes are stopped and their exit hooks run.
 void worker_exit(int, Datum) {
@@ -31,8 +33,14 @@ void worker_exit(int, Datum) {
   }
 }
 
-// The foundation's own tick: the test hook that makes a tick fail inside a transaction.
+// The foundation's own tick: once, the function references that another cluster bound
+// (after pg_upgrade) bound again here; the test hook that makes a tick fail inside a
+// transaction.
 long self_tick() {
+  if (!g_refs_bound) {
+    rebind_function_refs();
+    g_refs_bound = true;
+  }
   uint32 pending = pg_atomic_read_u32(&g_me->inject_errors);
   if (pending > 0) {
     pg_atomic_fetch_sub_u32(&g_me->inject_errors, 1);

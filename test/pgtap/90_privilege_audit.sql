@@ -296,7 +296,7 @@ SELECT is((SELECT count(*)::int FROM consistency.saga_definitions d
             WHERE d.name = 'audit_saga' AND d.owner <> 'audit_writer'::regrole), 0,
           'the audit saga is owned by the writer that defined it');
 SELECT is((SELECT count(*)::int FROM consistency.upcasters u
-            WHERE u.event_type = 'AuditT' AND u.fn <> 'audit_trap.upcast(jsonb)'::regprocedure), 0,
+            WHERE u.event_type = 'AuditT' AND u.fn_oid <> 'audit_trap.upcast(jsonb)'::regprocedure), 0,
           'the upcaster registered is the function named, by OID');
 SELECT ok(NOT EXISTS (SELECT 1 FROM consistency.twopc_participants WHERE name = 'audit_p'),
           'no participant was added by a non-admin');

@@ -27,6 +27,11 @@ is($old->safe_psql('postgres', "SELECT consistency.version() || ' ' || extversio
    '0.1.0 0.1.0', 'the old cluster runs release 0.1.0');
 worker_running($old);
 my $sagas = populate($old, 'postgres', $remote, outbox => 200);
+# An upcaster too (0.1.0 has no inbox, so no consumer is there to carry over).
+$old->safe_psql('postgres', <<'SQL');
+CREATE FUNCTION app.placed_v1(d jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$ SELECT d || '{"upcast": true}' $$;
+SELECT consistency.register_upcaster('placed', 1, 'app.placed_v1(jsonb)');
+SQL
 my $before = counts($old, 'postgres');
 my $old_position = $old->safe_psql('postgres', 'SELECT max(global_position) FROM consistency.events');
 my @outbox = split /\n/, $old->safe_psql('postgres', 'SELECT id FROM consistency.outbox ORDER BY id');
@@ -70,6 +75,19 @@ my $r = check_delivery($kafka, 'orders', ids => \@orders);
 is($r->{missing}, 0, 'every message 0.1.0 published reaches Kafka') or diag("first missing: $r->{first_missing}");
 is($r->{duplicates}, 0, '... once');
 is(scalar(@{ $kafka->consume('shipping.commands') }), 5, 'the five saga commands reach Kafka');
+# The function references 0.1.0 stored as regprocedure are now signature, OID and the
+# cluster that bound them, and call the same functions.
+is($node->safe_psql('postgres', <<'SQL'), join("\n", 'aggregate app.apply(jsonb,text,jsonb) true', 'subscription app.project(bigint,text,bigint,text,jsonb,jsonb) true', 'upcaster app.placed_v1(jsonb) true'),
+SELECT 'aggregate ' || apply_fn || ' ' || (apply_fn_oid = to_regprocedure(apply_fn)::oid AND bound_cluster = consistency._system_identifier()) FROM consistency.aggregates
+UNION ALL SELECT 'subscription ' || handler || ' ' || (handler_oid = to_regprocedure(handler)::oid AND bound_cluster = consistency._system_identifier()) FROM consistency.subscription_state
+UNION ALL SELECT 'upcaster ' || fn || ' ' || (fn_oid = to_regprocedure(fn)::oid AND bound_cluster = consistency._system_identifier()) FROM consistency.upcasters
+ORDER BY 1
+SQL
+   'the stored function references are converted');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM consistency.saga_definitions WHERE bound_cluster = consistency._system_identifier()'),
+   '1', '... the saga definition is bound in this cluster');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM consistency.read_stream('order-3') WHERE data->>'upcast' = 'true'}), '1',
+   'the upcaster registered under 0.1.0 applies');
 still_works($node, 'postgres', $remote, $sagas, what => 'after the update', old_position => $old_position,
             old_outbox_id => $outbox[-1]);
 is($node->safe_psql('postgres', "SELECT count(*) FROM consistency.sagas WHERE status = 'completed'"), '5',
