@@ -54,7 +54,9 @@ bool record_ce_id(const ConsumerDef& c, const std::string& ce_id) {
   return pg_call([&] {
     Datum v[3] = {text_datum(c.name), text_datum(ce_id), Int32GetDatum(settings::dedupe_window_s)};
     plan.execute(v, nullptr, false);
-    return SPI_processed > 0;
+    bool fresh = SPI_processed > 0;
+    SPI_freetuptable(SPI_tuptable);  // else one per message stays until the batch ends
+    return fresh;
   });
 }
 
