@@ -525,6 +525,14 @@ void clean_dedupe() {
   commit_txn();
 }
 
+// True when a partition has messages to apply now (not only ones waiting for a retry).
+bool due(const Runtime& rt) {
+  TimestampTz t = now();
+  for (const auto& [key, ps] : rt.parts)
+    if (!ps.pending.empty() && ps.retry_at <= t) return true;
+  return false;
+}
+
 // Resumes the partitions whose queue has room again.
 void resume_drained(Runtime& rt) {
   for (auto& [key, ps] : rt.parts) {
@@ -578,7 +586,9 @@ long tick(int index, int processes) {
       keep = refresh_assignment(rt);
     if (keep && rt.kafka && rt.assigned) {
       fetch(rt, 0);
-      long n = apply_batch(rt);
+      // Nothing due: no transaction (its row lock would cost a WAL flush per tick, which
+      // every message of the process's other consumers would wait for).
+      long n = due(rt) ? apply_batch(rt) : 0;
       if (n < 0) keep = false;
       if (n > 0) handled += n;
       if (keep) resume_drained(rt);
