@@ -104,6 +104,7 @@ CORE_SRCS += src/inbox/message.cpp
 CORE_SRCS += src/inbox/wake_pipe.cpp
 PG_SRCS += src/inbox/api.cpp
 PG_SRCS += src/inbox/apply.cpp
+PG_SRCS += src/inbox/batch.cpp
 PG_SRCS += src/inbox/hard_stops.cpp
 PG_SRCS += src/inbox/settings.cpp
 PG_SRCS += src/inbox/worker.cpp

@@ -1,6 +1,7 @@
 #include "inbox/apply.hpp"
 
 #include "correlation/context.hpp"
+#include "inbox/hard_stops.hpp"
 #include "inbox/settings.hpp"
 #include "pg/catching.hpp"
 #include "pg/roles.hpp"
@@ -13,6 +14,7 @@ extern "C" {
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -52,13 +54,15 @@ bool record_ce_id(const ConsumerDef& c, const std::string& ce_id) {
   return pg_call([&] {
     Datum v[3] = {text_datum(c.name), text_datum(ce_id), Int32GetDatum(settings::dedupe_window_s)};
     plan.execute(v, nullptr, false);
-    return SPI_processed > 0;
+    bool fresh = SPI_processed > 0;
+    SPI_freetuptable(SPI_tuptable);  // else one per message stays until the batch ends
+    return fresh;
   });
 }
 
-// Calls the handler with m as c's owner (time limit, pinned search path).
-// *stage: 1 while the value is converted, 2 once it was.
-void call_handler(const ConsumerDef& c, const Message& m, int* stage) {
+// Calls the handler (looked up in *flinfo) with m as c's owner (time limit, pinned
+// search path). *stage: 1 while the value is converted, 2 once it was.
+void call_handler(const ConsumerDef& c, FmgrInfo* flinfo, const Message& m, int* stage) {
   Datum args[6];
   bool nulls[6] = {false, false, false, m.key_null, m.value_null, false};
   *stage = 1;
@@ -80,10 +84,8 @@ void call_handler(const ConsumerDef& c, const Message& m, int* stage) {
                                                    m.offset));
     pg::RunAs as_owner(c.owner, settings::handler_timeout_ms);
     pg_call([&] {
-      FmgrInfo flinfo;
-      fmgr_info(c.handler, &flinfo);
       LOCAL_FCINFO(fcinfo, 6);
-      InitFunctionCallInfoData(*fcinfo, &flinfo, 6, InvalidOid, nullptr, nullptr);
+      InitFunctionCallInfoData(*fcinfo, flinfo, 6, InvalidOid, nullptr, nullptr);
       for (int i = 0; i < 6; i++) {
         fcinfo->args[i].value = args[i];
         fcinfo->args[i].isnull = nulls[i];
@@ -99,7 +101,33 @@ void call_handler(const ConsumerDef& c, const Message& m, int* stage) {
                     std::to_string(limit) + " ms) had passed");
 }
 
+// What a failed handler subtransaction means for its message.
+Outcome classify(const pg::SubtransactionResult& r, int stage, std::string* error) {
+  if (stage == 1) {
+    *error = clip_reason("CS002: the message value is not valid JSON for a jsonb handler: " + r.error);
+    return Outcome::kUnusable;
+  }
+  *error = r.error;
+  if (r.sqlerrcode != 0)
+    *error += std::string(" (SQLSTATE ") + pg_call([&] { return unpack_sql_state(r.sqlerrcode); }) + ")";
+  *error = clip_reason(*error);
+  return Outcome::kFailed;
+}
+
+// The ce_id to deduplicate m by, or nullptr.
+const std::string* dedupe_id(const Message& m) {
+  const std::string* ce_id = settings::dedupe_window_s > 0 ? find_header(m.headers, "ce_id") : nullptr;
+  return ce_id != nullptr && valid_text(*ce_id) ? ce_id : nullptr;
+}
+
 }  // namespace
+
+// Plain data in the batch's memory (freed with its transaction, also on an error).
+struct BatchHandler {
+  FmgrInfo flinfo;            // its fn_extra caches a SQL-language handler's plan
+  MemoryContext message_cxt;  // one message's arguments, reset before the next
+  char* problem;              // handler_problem, or nullptr
+};
 
 std::string clip_reason(const std::string& s) {
   if (s.size() <= kMaxReasonBytes) return s;
@@ -127,8 +155,7 @@ Outcome apply_message(const ConsumerDef& c, const Message& m, std::string* error
     *error = unusable;
     return Outcome::kUnusable;
   }
-  const std::string* ce_id = settings::dedupe_window_s > 0 ? find_header(m.headers, "ce_id") : nullptr;
-  if (ce_id != nullptr && !valid_text(*ce_id)) ce_id = nullptr;
+  const std::string* ce_id = dedupe_id(m);
   bool duplicate = false;
   int stage = 0;
   std::string problem = handler_problem(c);
@@ -138,18 +165,73 @@ Outcome apply_message(const ConsumerDef& c, const Message& m, std::string* error
       return;
     }
     if (!problem.empty()) throw Error("42501", problem);
-    call_handler(c, m, &stage);
+    FmgrInfo flinfo;
+    pg_call([&] { fmgr_info(c.handler, &flinfo); });
+    call_handler(c, &flinfo, m, &stage);
   });
   if (r.ok()) return duplicate ? Outcome::kDeduplicated : Outcome::kApplied;
-  if (stage == 1) {
-    *error = clip_reason("CS002: the message value is not valid JSON for a jsonb handler: " + r.error);
-    return Outcome::kUnusable;
+  return classify(r, stage, error);
+}
+
+BatchHandler* prepare_handler(const ConsumerDef& c) {
+  std::string problem = handler_problem(c);
+  return pg_call([&] {
+    MemoryContext cxt =
+        AllocSetContextCreate(TopTransactionContext, "pg_consistency consumer batch", ALLOCSET_DEFAULT_SIZES);
+    auto* h = static_cast<BatchHandler*>(MemoryContextAllocZero(cxt, sizeof(BatchHandler)));
+    h->message_cxt = AllocSetContextCreate(cxt, "pg_consistency consumer message", ALLOCSET_DEFAULT_SIZES);
+    h->problem = problem.empty() ? nullptr : MemoryContextStrdup(cxt, problem.c_str());
+    if (problem.empty()) fmgr_info_cxt(c.handler, &h->flinfo, cxt);
+    return h;
+  });
+}
+
+RunResult apply_run(const ConsumerDef& c, BatchHandler* h, const std::vector<const Message*>& msgs,
+                    std::size_t from, std::size_t to, const std::function<RunStep(std::size_t)>& step,
+                    int process) {
+  RunResult out;
+  std::size_t at = from;
+  int stage = 0;
+  std::vector<Outcome> outcomes;
+  pg::SubtransactionResult r = pg::in_subtransaction([&] {
+    for (; at < to; at++) {
+      RunStep what = step(at);
+      if (what == RunStep::kStop) break;
+      if (what == RunStep::kSkip) {
+        outcomes.push_back(Outcome::kUnusable);
+        continue;
+      }
+      const Message& m = *msgs[at];
+      stage = 0;
+      // Each message's arguments and our statements' leftovers go with the next message;
+      // in_subtransaction restores the caller's context afterwards.
+      pg_call([&] {
+        MemoryContextReset(h->message_cxt);
+        MemoryContextSwitchTo(h->message_cxt);
+      });
+      const std::string* ce_id = dedupe_id(m);
+      if (ce_id != nullptr && !record_ce_id(c, *ce_id)) {
+        outcomes.push_back(Outcome::kDeduplicated);
+        continue;
+      }
+      if (h->problem != nullptr) throw Error("42501", h->problem);
+      name_running_message(process, c.name, m);
+      call_handler(c, &h->flinfo, m, &stage);
+      clear_running_message();
+      outcomes.push_back(Outcome::kApplied);
+    }
+  });
+  clear_running_message();
+  out.end = at;
+  if (r.ok()) {
+    out.outcomes = std::move(outcomes);
+    return out;
   }
-  *error = r.error;
-  if (r.sqlerrcode != 0)
-    *error += std::string(" (SQLSTATE ") + pg_call([&] { return unpack_sql_state(r.sqlerrcode); }) + ")";
-  *error = clip_reason(*error);
-  return Outcome::kFailed;
+  // Not a message's failure (the release of the subtransaction itself): the batch stops.
+  if (at >= to) throw Error("55000", "the batch's subtransaction could not be released: " + r.error);
+  out.failed = true;
+  out.outcome = classify(r, stage, &out.error);
+  return out;
 }
 
 void dead_letter(const ConsumerDef& c, const Message& m, const std::string& reason) {

@@ -52,6 +52,10 @@ int take_hard_stop_charges(const std::string& consumer, const Message& m, Timest
   return n;
 }
 
+bool hard_stop_pending(const std::string& consumer, const Message& m) {
+  return !g_charges.empty() && g_charges.count({partition_key(consumer, m.topic), m.partition, m.offset}) > 0;
+}
+
 void charges_committed() { g_in_flight.clear(); }
 
 void charges_lost() {

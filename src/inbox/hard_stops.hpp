@@ -27,6 +27,8 @@ void collect_hard_stops(int process);
 // back when it did not.
 int take_hard_stop_charges(const std::string& consumer, const Message& m, TimestampTz* at);
 void charges_committed();
+// True when m of `consumer` has hard stops waiting to be charged.
+bool hard_stop_pending(const std::string& consumer, const Message& m);
 void charges_lost();
 
 }  // namespace pgc::inbox

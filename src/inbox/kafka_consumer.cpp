@@ -3,9 +3,12 @@
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <future>
+#include <mutex>
 #include <thread>
 
 namespace pgc::inbox {
@@ -26,6 +29,33 @@ ListPtr one_partition(const std::string& topic, int32_t partition) {
   rd_kafka_topic_partition_list_add(l.get(), topic.c_str(), partition);
   return l;
 }
+// The partition counts of `topics` (the broker is asked now).
+bool lookup_metadata(rd_kafka_t* rk, const std::vector<std::string>& topics, int timeout_ms,
+                     std::vector<TopicInfo>* out, std::string* error) {
+  out->clear();
+  for (const auto& t : topics) {
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, t.c_str(), nullptr);
+    const struct rd_kafka_metadata* md = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    TopicInfo info;
+    info.topic = t;
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (md) rd_kafka_metadata_destroy(md);
+      if (rkt) rd_kafka_topic_destroy(rkt);
+      *error = std::string("the broker did not answer: ") + rd_kafka_err2str(err);
+      return false;
+    }
+    if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+      info.partitions = md->topics[0].partition_cnt;
+    else
+      info.error = md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err) : "no metadata";
+    rd_kafka_metadata_destroy(md);
+    if (rkt) rd_kafka_topic_destroy(rkt);
+    out->push_back(std::move(info));
+  }
+  return true;
+}
+
 }  // namespace
 
 std::unique_ptr<Consumer> Consumer::create(const relay::KafkaConfig& cfg, const std::string& client_id,
@@ -55,6 +85,7 @@ std::unique_ptr<Consumer> Consumer::create(const relay::KafkaConfig& cfg, const 
 }
 
 Consumer::~Consumer() {
+  end_lookup();  // it uses the handle; bounded by its timeout
   if (queue_ != nullptr) {
     rd_kafka_queue_io_event_enable(queue_, -1, nullptr, 0);
     rd_kafka_queue_destroy(queue_);
@@ -89,28 +120,60 @@ Consumer::~Consumer() {
 
 bool Consumer::metadata(const std::vector<std::string>& topics, int timeout_ms, std::vector<TopicInfo>* out,
                         std::string* error) {
-  out->clear();
-  for (const auto& t : topics) {
-    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, t.c_str(), nullptr);
-    const struct rd_kafka_metadata* md = nullptr;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 0, rkt, &md, timeout_ms);
-    TopicInfo info;
-    info.topic = t;
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      if (md) rd_kafka_metadata_destroy(md);
-      if (rkt) rd_kafka_topic_destroy(rkt);
-      *error = std::string("the broker did not answer: ") + rd_kafka_err2str(err);
-      return false;
+  return lookup_metadata(rk_, topics, timeout_ms, out, error);
+}
+
+struct Consumer::Answer {
+  std::atomic<bool> done{false};
+  bool ok = false;
+  std::vector<TopicInfo> infos;
+  std::string error;
+};
+
+bool Consumer::start_metadata(const std::vector<std::string>& topics, int timeout_ms) {
+  if (answer_) return false;
+  auto answer = std::make_shared<Answer>();
+  answer_ = answer;
+  rd_kafka_t* rk = rk_;
+  int fd = wake_fd_;
+  auto run = [rk, fd, answer, topics, timeout_ms] {
+    answer->ok = lookup_metadata(rk, topics, timeout_ms, &answer->infos, &answer->error);
+    answer->done.store(true, std::memory_order_release);
+    if (fd >= 0) {
+      static const char kByte = 'd';
+      (void)!write(fd, &kByte, 1);  // a full pipe wakes the reader anyway
     }
-    if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-      info.partitions = md->topics[0].partition_cnt;
-    else
-      info.error = md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err) : "no metadata";
-    rd_kafka_metadata_destroy(md);
-    if (rkt) rd_kafka_topic_destroy(rkt);
-    out->push_back(std::move(info));
+  };
+  // Every signal blocked on the thread (PostgreSQL's handlers run on the main thread only).
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  try {
+    lookup_ = std::thread(run);
+  } catch (...) {
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    run();  // no thread: the caller waits, as before
+    return true;
   }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return true;
+}
+
+bool Consumer::metadata_answered() { return answer_ && answer_->done.load(std::memory_order_acquire); }
+
+void Consumer::end_lookup() {
+  if (lookup_.joinable()) lookup_.join();
+  answer_.reset();
+}
+
+Consumer::Lookup Consumer::take_metadata(std::vector<TopicInfo>* out, std::string* error) {
+  if (!answer_) return Lookup::kNone;
+  if (!metadata_answered()) return Lookup::kRunning;
+  std::shared_ptr<Answer> a = answer_;
+  end_lookup();
+  *out = std::move(a->infos);
+  *error = std::move(a->error);
+  return a->ok ? Lookup::kAnswered : Lookup::kFailed;
 }
 
 bool Consumer::query_watermarks(const std::string& topic, int32_t partition, int timeout_ms, int64_t* low,
@@ -202,6 +265,7 @@ void Consumer::pause(const std::string& topic, int32_t partition, bool paused) {
 
 void Consumer::wake_through(int fd) {
   static const char kByte = 'm';
+  wake_fd_ = fd;
   rd_kafka_queue_io_event_enable(queue_, fd, &kByte, 1);
 }
 

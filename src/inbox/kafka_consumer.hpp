@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "inbox/message.hpp"
@@ -38,6 +39,18 @@ class Consumer {
   // Partition counts of `topics`; false with *error when the broker did not answer.
   bool metadata(const std::vector<std::string>& topics, int timeout_ms, std::vector<TopicInfo>* out,
                 std::string* error);
+  // The same lookup on a thread of its own, so that the caller never waits for it: the
+  // broker answers a metadata request only after the fetch it holds on the same
+  // connection (up to fetch.wait.max.ms), which stalled every message behind it. The
+  // thread only calls librdkafka; it writes a byte to the wake_through descriptor when the
+  // answer is there. False when a lookup runs already.
+  bool start_metadata(const std::vector<std::string>& topics, int timeout_ms);
+  enum class Lookup { kNone, kRunning, kAnswered, kFailed };
+  // The state of the lookup; kAnswered / kFailed hand over its answer (*out / *error) and
+  // end it.
+  Lookup take_metadata(std::vector<TopicInfo>* out, std::string* error);
+  // True when an answer waits to be taken.
+  bool metadata_answered();
   // The low and high watermarks as the broker says now.
   bool query_watermarks(const std::string& topic, int32_t partition, int timeout_ms, int64_t* low,
                         int64_t* high, std::string* error);
@@ -61,9 +74,14 @@ class Consumer {
   std::size_t queued();
 
  private:
+  struct Answer;
   Consumer() = default;
+  void end_lookup();
   rd_kafka_t* rk_ = nullptr;
   rd_kafka_queue_t* queue_ = nullptr;
+  int wake_fd_ = -1;
+  std::shared_ptr<Answer> answer_;
+  std::thread lookup_;
 };
 
 }  // namespace pgc::inbox

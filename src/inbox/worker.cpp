@@ -21,12 +21,11 @@
 #include <deque>
 #include <map>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
-#include "common/backoff.hpp"
 #include "inbox/apply.hpp"
+#include "inbox/batch.hpp"
 #include "inbox/component.hpp"
 #include "inbox/hard_stops.hpp"
 #include "inbox/kafka_consumer.hpp"
@@ -245,7 +244,7 @@ void read_offsets(Runtime& rt, bool add) {
 // partitions when they changed: new partitions get a stored offset first (start_from).
 // Returns false when rt must be dropped (paused, reset or gone meanwhile).
 bool refresh_assignment(Runtime& rt) {
-  rt.next_metadata = after_ms(kMetadataEveryMs);
+  if (!rt.kafka || !rt.kafka->metadata_answered()) rt.next_metadata = after_ms(kMetadataEveryMs);
   std::string error;
   if (!relay::relay_enabled()) {
     rt.topic_error = "pg_consistency.kafka_brokers is not set: the inbox has no broker to read from";
@@ -265,8 +264,16 @@ bool refresh_assignment(Runtime& rt) {
     }
     if (g_wake.open()) rt.kafka->wake_through(g_wake.write_end());
   }
+  // The broker is asked on a thread (Consumer::start_metadata); its answer wakes the
+  // process and is taken here.
   std::vector<TopicInfo> infos;
-  if (!rt.kafka->metadata(rt.topics, kBrokerTimeoutMs, &infos, &error)) {
+  Consumer::Lookup got = rt.kafka->take_metadata(&infos, &error);
+  if (got == Consumer::Lookup::kNone) {
+    rt.kafka->start_metadata(rt.topics, kBrokerTimeoutMs);
+    got = rt.kafka->take_metadata(&infos, &error);  // answered already when no thread could start
+  }
+  if (got == Consumer::Lookup::kRunning) return true;
+  if (got == Consumer::Lookup::kFailed) {
     rt.kafka_error = error;  // the broker is away: keep the assignment, look again later
     return true;
   }
@@ -355,78 +362,8 @@ std::size_t fetch(Runtime& rt, int timeout_ms) {
 
 // ---------------------------------------------------------------- applying a batch
 
-double unit_random() {
-  static std::minstd_rand rng(static_cast<unsigned>(MyProcPid));
-  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-}
-
-struct Counters {
-  int64 consumed = 0, failed = 0, dead_lettered = 0, deduplicated = 0;
-  std::string last_error;
-};
-
-// Applies the due messages of one partition (at most *budget); returns how many left the
-// queue (applied, skipped or dead-lettered) and what to store.
-std::size_t apply_partition(Runtime& rt, const PartKey& key, PartitionState& ps, int* budget, Counters* c,
-                            int64_t* next, int* attempts, std::string* error) {
-  std::size_t done = 0;
-  *next = ps.stored;
-  *attempts = ps.attempts;
-  for (const Message& m : ps.pending) {
-    if (*budget <= 0) break;
-    (*budget)--;
-    std::string why;
-    // A hard stop of this message's handler in an earlier process: failed attempts
-    // already, stored here with the offsets before it; the handler is not called now.
-    TimestampTz stopped_at = 0;
-    int failures = take_hard_stop_charges(rt.def.name, m, &stopped_at);
-    Outcome o = Outcome::kFailed;
-    if (failures > 0) {
-      why = "the handler ran past its time limit (pg_consistency.consumer_handler_timeout, " +
-            std::to_string(settings::handler_timeout_ms) +
-            " ms) and did not stop when cancelled; its process was stopped at " +
-            pg_call([&] { return std::string(timestamptz_to_str(stopped_at)); });
-    } else {
-      failures = 1;
-      name_running_message(g_process, rt.def.name, m);
-      o = apply_message(rt.def, m, &why);
-      clear_running_message();
-    }
-    if (o == Outcome::kFailed) {
-      c->failed += failures;
-      *attempts += failures;
-      std::string where =
-          key.first + " [" + std::to_string(key.second) + "] offset " + std::to_string(m.offset);
-      if (*attempts < settings::max_attempts) {
-        *error = clip_reason("handler failed at " + where + " (attempt " + std::to_string(*attempts) +
-                             "): " + why);
-        c->last_error = *error;
-        BackoffPolicy policy{settings::retry_ms, std::max(settings::retry_ms, settings::max_retry_ms), 2.0,
-                             0.2};
-        ps.retry_at = after_ms(static_cast<long>(backoff_delay_ms(policy, *attempts, unit_random())));
-        return done;
-      }
-      why = "after " + std::to_string(*attempts) + " attempts: " + why;
-      c->last_error = clip_reason("dead-lettered " + where + ": " + why);
-    }
-    if (o == Outcome::kFailed || o == Outcome::kUnusable) {
-      dead_letter(rt.def, m, clip_reason(why));
-      c->dead_lettered++;
-    } else if (o == Outcome::kDeduplicated) {
-      c->deduplicated++;
-    } else {
-      c->consumed++;
-    }
-    *next = m.offset + 1;
-    *attempts = 0;
-    error->clear();
-    done++;
-  }
-  return done;
-}
-
-// One transaction of up to consumer_batch_size messages. Returns the messages handled,
-// or -1 when rt must be dropped.
+// One transaction of up to consumer_batch_size messages, their offsets stored with them
+// (one row per partition). Returns the messages handled, or -1 when rt must be dropped.
 long apply_batch(Runtime& rt) {
   static SavedPlan store(
       "UPDATE consistency.consumer_offsets SET next_offset = $4, attempts = $5, last_error = $6, "
@@ -451,32 +388,47 @@ long apply_batch(Runtime& rt) {
   read_offsets(rt, false);
   int budget = settings::batch_size;
   Counters c;
-  struct Done {
-    std::size_t n;
-    int64_t next;
-    int attempts;
-  };
-  std::map<PartKey, Done> done;
   bool waiting = false;
   TimestampTz t = now();
+  // The due messages, partition after partition, each partition's in offset order.
+  std::map<PartKey, Progress> progress;
+  std::vector<const Message*> msgs;
+  std::vector<Progress*> owner;
   for (auto& [key, ps] : rt.parts) {
     if (ps.pending.empty() || ps.retry_at > t || budget <= 0) {
       waiting |= ps.attempts > 0;
       continue;
     }
-    int64_t next;
-    int attempts;
-    std::string error;
-    std::size_t n = apply_partition(rt, key, ps, &budget, &c, &next, &attempts, &error);
-    waiting |= attempts > 0;
-    if (next == ps.stored && attempts == ps.attempts) continue;
-    Datum v[6] = {text_datum(rt.def.name), text_datum(key.first),   Int32GetDatum(key.second),
-                  Int64GetDatum(next),     Int32GetDatum(attempts), error.empty() ? 0 : text_datum(error)};
-    char nulls[7] = {' ', ' ', ' ', ' ', ' ', error.empty() ? 'n' : ' ', '\0'};
-    exec(store, v, nulls);
-    done[key] = Done{n, next, attempts};
+    Progress& p = progress[key];
+    p.topic = &key.first;
+    p.partition = key.second;
+    p.stored = ps.stored;
+    p.stored_attempts = ps.attempts;
+    p.next = ps.stored;
+    p.attempts = ps.attempts;
+    for (const Message& m : ps.pending) {
+      if (budget-- <= 0) break;
+      msgs.push_back(&m);
+      owner.push_back(&p);
+    }
   }
-  long handled = static_cast<long>(settings::batch_size - budget);
+  long handled = msgs.empty() ? 0 : apply_messages(rt.def, msgs, owner, &c, g_process);
+  for (auto it = progress.begin(); it != progress.end();) {
+    Progress& p = it->second;
+    waiting |= p.attempts > 0;
+    if (p.retry_at != 0) rt.parts[it->first].retry_at = p.retry_at;
+    if (p.next == p.stored && p.attempts == p.stored_attempts) {
+      it = progress.erase(it);
+      continue;
+    }
+    const PartKey& key = it->first;
+    Datum v[6] = {text_datum(rt.def.name),   text_datum(key.first),
+                  Int32GetDatum(key.second), Int64GetDatum(p.next),
+                  Int32GetDatum(p.attempts), p.error.empty() ? 0 : text_datum(p.error)};
+    char nulls[7] = {' ', ' ', ' ', ' ', ' ', p.error.empty() ? 'n' : ' ', '\0'};
+    exec(store, v, nulls);
+    ++it;
+  }
   if (handled > 0) {
     Datum v[7] = {text_datum(rt.def.name),       Int64GetDatum(c.consumed),
                   Int64GetDatum(c.failed),       Int64GetDatum(c.dead_lettered),
@@ -489,11 +441,11 @@ long apply_batch(Runtime& rt) {
   g_dirty = false;
   charges_committed();
   // Committed: what was handled leaves the queues.
-  for (auto& [key, d] : done) {
+  for (auto& [key, p] : progress) {
     PartitionState& ps = rt.parts[key];
-    for (std::size_t k = 0; k < d.n; k++) ps.pending.pop_front();
-    ps.stored = d.next;
-    ps.attempts = d.attempts;
+    for (std::size_t k = 0; k < p.n; k++) ps.pending.pop_front();
+    ps.stored = p.next;
+    ps.attempts = p.attempts;
   }
   return handled;
 }
@@ -574,6 +526,14 @@ void clean_dedupe() {
   commit_txn();
 }
 
+// True when a partition has messages to apply now (not only ones waiting for a retry).
+bool due(const Runtime& rt) {
+  TimestampTz t = now();
+  for (const auto& [key, ps] : rt.parts)
+    if (!ps.pending.empty() && ps.retry_at <= t) return true;
+  return false;
+}
+
 // Resumes the partitions whose queue has room again.
 void resume_drained(Runtime& rt) {
   for (auto& [key, ps] : rt.parts) {
@@ -592,6 +552,7 @@ long idle_wait_ms() {
   TimestampTz t = now(), due = g_next_catalog;
   for (auto& [name, rt] : g_consumers) {
     if (rt->kafka && rt->assigned && rt->kafka->queued() > 0) return 0;
+    if (rt->kafka && rt->kafka->metadata_answered()) return 0;
     due = std::min({due, rt->next_metadata, rt->next_heartbeat});
     for (auto& [key, ps] : rt->parts)
       if (!ps.pending.empty() && ps.retry_at > t) due = std::min(due, ps.retry_at);
@@ -622,10 +583,13 @@ long tick(int index, int processes) {
   for (auto it = g_consumers.begin(); it != g_consumers.end();) {
     Runtime& rt = *it->second;
     bool keep = true;
-    if (now() >= rt.next_metadata) keep = refresh_assignment(rt);
+    if (now() >= rt.next_metadata || (rt.kafka && rt.kafka->metadata_answered()))
+      keep = refresh_assignment(rt);
     if (keep && rt.kafka && rt.assigned) {
       fetch(rt, 0);
-      long n = apply_batch(rt);
+      // Nothing due: no transaction (its row lock would cost a WAL flush per tick, which
+      // every message of the process's other consumers would wait for).
+      long n = due(rt) ? apply_batch(rt) : 0;
       if (n < 0) keep = false;
       if (n > 0) handled += n;
       if (keep) resume_drained(rt);

@@ -1,6 +1,7 @@
 #include "pg/run_as.hpp"
 
 #include <climits>
+#include <cstring>
 
 #include "pg/guard.hpp"
 
@@ -95,8 +96,12 @@ void run_as_enter(RunAsState* st, Oid role, int64_t timeout_ms) {
   st->nest_level = NewGUCNestLevel();
   // As a function's SET clause does (GUC_ACTION_SAVE at a new nest level), but undone
   // with AtEOXact_GUC(false) so that a plain SET inside does not survive either.
-  (void)set_config_option("search_path", kPinnedSearchPath, superuser() ? PGC_SUSET : PGC_USERSET,
-                          PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+  // A background process whose own path is pinned to it already (pin_process_search_path)
+  // skips the set, which costs more than a short handler call; the nest level still rolls
+  // back whatever the code sets.
+  if (namespace_search_path == nullptr || strcmp(namespace_search_path, kPinnedSearchPath) != 0)
+    (void)set_config_option("search_path", kPinnedSearchPath, superuser() ? PGC_SUSET : PGC_USERSET,
+                            PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
   SetUserIdAndSecContext(role,
                          st->saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
   st->hard_armed = false;
