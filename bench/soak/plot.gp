@@ -31,7 +31,7 @@ plot dir.'/soak.csv' using 1:'outbox_pending' with linespoints pt 7 ps 0.4 title
      '' using 1:'dead_letters' with linespoints pt 7 ps 0.4 title 'dead letters'
 
 set title 'throughput'
-set key bottom left
+set key center left
 set ylabel 'per minute'
 plot dir.'/soak.csv' using 1:'appends_per_min' with linespoints pt 7 ps 0.4 title 'appends', \
      '' using 1:'projected_per_min' with linespoints pt 7 ps 0.4 title 'projected (subscription)', \

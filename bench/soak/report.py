@@ -106,8 +106,9 @@ for rel in sorted(relations, key=lambda r: -size_at.get((last, r), 0))[:6]:
                                                       mb(size_at.get((mid, rel), 0))))
 print("   private memory (RssAnon) of the pg_consistency processes, minute %d -> %d:" % (mid, last))
 for (pid, typ), series in sorted(anon.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-    print("     %-32s pid %-7d %7.1f MB -> %7.1f MB (max %.1f MB)"
-          % (typ, pid, series.get(mid, 0) / 1024, series.get(last, 0) / 1024, max(series.values()) / 1024))
+    print("     %-32s pid %-7d %7.1f MB -> %7.1f MB (x%.3f; max %.1f MB)"
+          % (typ, pid, series.get(mid, 0) / 1024, series.get(last, 0) / 1024,
+             series.get(last, 0) / max(1, series.get(mid, 0)), max(series.values()) / 1024))
 
 # Verdict.
 checks = []
@@ -118,13 +119,28 @@ def check(name, ok, detail):
     print("   %-4s %-28s %s" % ("ok" if ok else "FAIL", name, detail))
 
 
-print("== verdict")
+print("   size per retained row, minute %d -> %d:" % (mid, last))
+bad = []
+for rel in relations:
+    a, b = size_at.get((mid, rel), 0), size_at.get((last, rel), 0)
+    if rel in RETAINED:
+        unit = RETAINED[rel]
+        na = half["events"] if unit == "events" else sagas(half)
+        nb = end["events"] if unit == "events" else sagas(end)
+        if na and nb:
+            print("     %-24s %6.0f -> %6.0f bytes per retained %s (x%.2f)"
+                  % (rel, a / na, b / nb, unit[:-1], (b / nb) / max(1e-9, a / na)))
+        if na and nb and (b / nb) > (a / na) * (1 + PER_ROW_GROWTH):
+            bad.append("%s: %.0f -> %.0f bytes per %s row" % (rel, a / na, b / nb, unit[:-1]))
+    elif b - a > max(BOUNDED_GROWTH_BYTES, BOUNDED_GROWTH_FRACTION * a):
+        bad.append("%s: %.2f -> %.2f MB" % (rel, mb(a), mb(b)))
 growth = []
 for (pid, typ), series in anon.items():
     if mid in series and last in series:
         bound = max(RSS_GROWTH_KB, RSS_GROWTH_FRACTION * series[mid])
         growth.append((series[last] - series[mid], bound, typ, pid))
 worst = max(growth, key=lambda g: g[0] - g[1]) if growth else None
+print("== verdict")
 check("worker memory flat", bool(growth) and all(g <= b for g, b, _, _ in growth),
       "largest RssAnon growth over the second half: %+.0f kB (%s, pid %d; bound %.0f kB)"
       % (worst[0], worst[2], worst[3], worst[1]) if worst else "no process sampled")
@@ -135,17 +151,6 @@ pend = max(r["outbox_pending"] for r in raw if r["minute"] >= mid)
 check("outbox bounded", pend <= limit,
       "most rows pending in the second half: %d (bound: one minute of publishes, %d)" % (pend, limit))
 
-bad = []
-for rel in relations:
-    a, b = size_at.get((mid, rel), 0), size_at.get((last, rel), 0)
-    if rel in RETAINED:
-        unit = RETAINED[rel]
-        na = half["events"] if unit == "events" else sagas(half)
-        nb = end["events"] if unit == "events" else sagas(end)
-        if na and nb and (b / nb) > (a / na) * (1 + PER_ROW_GROWTH):
-            bad.append("%s: %.0f -> %.0f bytes per %s row" % (rel, a / na, b / nb, unit[:-1]))
-    elif b - a > max(BOUNDED_GROWTH_BYTES, BOUNDED_GROWTH_FRACTION * a):
-        bad.append("%s: %.2f -> %.2f MB" % (rel, mb(a), mb(b)))
 check("table sizes", not bad,
       "; ".join(bad) if bad else "retained tables grew with their rows (events %d -> %d, sagas %d -> %d); the others stayed bounded"
       % (half["events"], end["events"], sagas(half), sagas(end)))
