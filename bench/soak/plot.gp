@@ -21,7 +21,8 @@ plot dir.'/soak.csv' using 1:'schema_mb' with linespoints pt 7 ps 0.4 title 'all
      '' using 1:'events_mb' with linespoints pt 7 ps 0.4 title 'events', \
      '' using 1:'sagas_mb' with linespoints pt 7 ps 0.4 title 'saga_instances', \
      '' using 1:'outbox_mb' with linespoints pt 7 ps 0.4 title 'outbox', \
-     '' using 1:'dedupe_mb' with linespoints pt 7 ps 0.4 title 'consumer_dedupe'
+     '' using 1:'dedupe_mb' with linespoints pt 7 ps 0.4 title 'consumer_dedupe', \
+     '' using 1:'relay_batches_mb' with linespoints pt 7 ps 0.4 title 'relay_batches'
 
 set title 'backlogs'
 set ylabel 'rows / events / messages'

@@ -62,7 +62,7 @@ rates = [("appends", "appends"), ("publishes", "publishes"), ("delivered", "deli
          ("sagas", "sagas_started"), ("twopc", "twopc"), ("inbox", "inbox"), ("projected", "projected")]
 with open(os.path.join(d, "soak.csv"), "w", newline="") as f:
     w = csv.writer(f)
-    w.writerow(["minute", "schema_mb", "events_mb", "outbox_mb", "sagas_mb", "dedupe_mb",
+    w.writerow(["minute", "schema_mb", "events_mb", "outbox_mb", "sagas_mb", "dedupe_mb", "relay_batches_mb",
                 "outbox_pending", "dead_letters", "subscription_lag", "consumer_lag",
                 "sagas_running", "sagas_compensating", "sagas_completed", "sagas_compensated",
                 "sagas_failed"] + [n + "_per_min" for n, _ in rates] + ["load1"])
@@ -71,7 +71,8 @@ with open(os.path.join(d, "soak.csv"), "w", newline="") as f:
         m = r["minute"]
         w.writerow([m, mb(r["schema_bytes"]), mb(size_at.get((m, "events"), 0)),
                     mb(size_at.get((m, "outbox"), 0)), mb(size_at.get((m, "saga_instances"), 0)),
-                    mb(size_at.get((m, "consumer_dedupe"), 0)), r["outbox_pending"],
+                    mb(size_at.get((m, "consumer_dedupe"), 0)), mb(size_at.get((m, "relay_batches"), 0)),
+                    r["outbox_pending"],
                     r["dead_letters"] + r["consumer_dead_letters"], r["subscription_lag"],
                     r["consumer_lag"], r["sagas_running"], r["sagas_compensating"],
                     r["sagas_completed"], r["sagas_compensated"], r["sagas_failed"]]
@@ -127,7 +128,7 @@ for rel in relations:
         unit = RETAINED[rel]
         na = half["events"] if unit == "events" else sagas(half)
         nb = end["events"] if unit == "events" else sagas(end)
-        if na and nb:
+        if na and nb and b >= 65536:
             print("     %-24s %6.0f -> %6.0f bytes per retained %s (x%.2f)"
                   % (rel, a / na, b / nb, unit[:-1], (b / nb) / max(1e-9, a / na)))
         if na and nb and (b / nb) > (a / na) * (1 + PER_ROW_GROWTH):
