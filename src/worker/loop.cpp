@@ -13,6 +13,7 @@ extern "C" {
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
@@ -154,6 +155,9 @@ long run_round(Task* tasks, int ntasks, uint32 woken, const Task* readable, bool
     // Due within kCoalesceUs counts as due: tasks whose periods drifted apart by a few
     // milliseconds run in one round instead of one round each.
     if (now + kCoalesceUs >= t->next_due) {
+      // Committing a transaction leaves TopMemoryContext current: what a task allocates
+      // outside its transactions must go to the loop's context, which each round resets.
+      MemoryContextSwitchTo(g_loop_cxt);
       long next = run_task(t);
       TimestampTz after = GetCurrentTimestamp();
       t->next_due = on_grid(TimestampTzPlusMilliseconds(round_start, next), next);
@@ -167,6 +171,12 @@ long run_round(Task* tasks, int ntasks, uint32 woken, const Task* readable, bool
     long until = static_cast<long>((t->next_due - GetCurrentTimestamp() + 999) / 1000);
     if (until < wait_ms) wait_ms = until < 0 ? 0 : until;
   }
+  MemoryContextSwitchTo(g_loop_cxt);
+  // A background process's table statistics reach the shared counters only when it
+  // reports them (a backend does so when it goes idle): without this, autovacuum never
+  // sees the rows our processes delete (relay_batches, consumer_dedupe, the outbox) and
+  // those tables bloat. At most once a second, however often it is called.
+  pgstat_report_stat(false);
   set_state(failing ? WorkerState::kBackoff : WorkerState::kRunning);
   *clean = !failing;
   return wait_ms;

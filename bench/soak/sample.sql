@@ -1,0 +1,26 @@
+-- One sample of the soak's database-side figures as one CSV line (columns: see the header
+-- written by scripts/soak). Counters are cumulative; report.py turns them into rates.
+SELECT concat_ws(',',
+  (SELECT pending FROM consistency.outbox_status),
+  (SELECT delivered_total FROM consistency.outbox_status),
+  (SELECT count(*) FROM consistency.dead_letters),
+  (SELECT count(*) FROM consistency.consumer_dead_letters),
+  (SELECT coalesce(sum(lag), 0) FROM consistency.subscriptions),
+  (SELECT coalesce(sum(lag), 0) FROM consistency.consumers),
+  (SELECT count(*) FILTER (WHERE status = 'running') FROM consistency.sagas),
+  (SELECT count(*) FILTER (WHERE status = 'compensating') FROM consistency.sagas),
+  (SELECT count(*) FILTER (WHERE status = 'completed') FROM consistency.sagas),
+  (SELECT count(*) FILTER (WHERE status = 'compensated') FROM consistency.sagas),
+  (SELECT count(*) FILTER (WHERE status IN ('failed', 'aborted')) FROM consistency.sagas),
+  (SELECT n FROM soak.done WHERE kind = 'append'),
+  (SELECT n FROM soak.done WHERE kind = 'projected'),
+  (SELECT n FROM soak.done WHERE kind = 'publish'),
+  (SELECT n FROM soak.done WHERE kind = 'saga'),
+  (SELECT n FROM soak.done WHERE kind = 'twopc'),
+  (SELECT n FROM soak.done WHERE kind = 'inbox'),
+  (SELECT count(*) FROM consistency.events),
+  (SELECT count(*) FROM consistency.consumer_dedupe),
+  (SELECT count(*) FROM consistency.in_doubt),
+  (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
+    WHERE c.relnamespace = 'consistency'::regnamespace AND c.relkind IN ('r', 'm')),
+  (SELECT coalesce(sum(errors), 0) FROM consistency.worker_status()));
