@@ -13,7 +13,6 @@ extern "C" {
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "miscadmin.h"
-#include "pgstat.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
@@ -172,11 +171,6 @@ long run_round(Task* tasks, int ntasks, uint32 woken, const Task* readable, bool
     if (until < wait_ms) wait_ms = until < 0 ? 0 : until;
   }
   MemoryContextSwitchTo(g_loop_cxt);
-  // A background process's table statistics reach the shared counters only when it
-  // reports them (a backend does so when it goes idle): without this, autovacuum never
-  // sees the rows our processes delete (relay_batches, consumer_dedupe, the outbox) and
-  // those tables bloat. At most once a second, however often it is called.
-  pgstat_report_stat(false);
   set_state(failing ? WorkerState::kBackoff : WorkerState::kRunning);
   *clean = !failing;
   return wait_ms;
