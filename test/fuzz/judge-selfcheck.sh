@@ -2,7 +2,9 @@
 # Shows that the fuzzers' log judge (test/fuzz/pglog.py) fails when it should, on the
 # running fuzz cluster in DIR: an internal error (XX000) raised by our C++ (the
 # superuser-only test hook consistency._test_raise('std')), and a backend killed with
-# SIGSEGV (after which the postmaster restarts every process). Exit 0 when both are reported.
+# SIGSEGV (after which the postmaster restarts every process), and that an internal error of
+# PostgreSQL's own in a statement that also calls ours is not blamed on us. Exit 0 when all
+# three hold.
 #
 #   test/fuzz/judge-selfcheck.sh DIR      (PATH must hold the cluster's PostgreSQL binaries)
 set -uo pipefail
@@ -12,6 +14,19 @@ dir="$1"
 port=$(sed -n 's/^port *= *\([0-9]*\).*/\1/p' "$dir/data/postgresql.conf" | tail -n 1)
 owner=$(if [ "$(id -u)" -eq 0 ]; then echo "$PGC_OS_USER"; else id -un; fi)
 log="$dir/postgresql.log"
+start=$(stat -c %s "$log")
+
+# An internal error of PostgreSQL's own (an interval typmod it does not know) in a statement
+# that also calls one of ours is PostgreSQL's, not ours.
+PGAPPNAME=sqlfuzz psql -X -q -h 127.0.0.1 -p "$port" -U "$owner" -d fuzz \
+  -c "SELECT consistency.version(), pg_catalog.interval('1 day'::interval, 61)" >/dev/null 2>&1
+out=$(/usr/bin/python3 "$root/test/fuzz/pglog.py" "$log" --from-byte "$start" --app sqlfuzz)
+rc=$?
+if [ $rc -ne 0 ] || ! grep -q "interval typmod" <<<"$out"; then
+  echo "log judge blamed an internal error of PostgreSQL's on pg_consistency (exit $rc):"; echo "$out"
+  exit 1
+fi
+echo "log judge: PostgreSQL's own internal error beside a call of ours is not blamed on us"
 start=$(stat -c %s "$log")
 
 PGAPPNAME=sqlfuzz psql -X -q -h 127.0.0.1 -p "$port" -U "$owner" -d fuzz \

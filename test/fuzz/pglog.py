@@ -28,6 +28,19 @@ CRASH = [
 ]
 OUR_BACKENDS = re.compile(r'pg_consistency')
 
+# Internal errors of PostgreSQL that SQL reaches directly with a bad argument (typmod
+# functions, a cast of an unknown literal), raised in PostgreSQL's own files. A fuzzed
+# statement that also calls one of our functions would otherwise be blamed on it.
+CORE_INTERNAL = [
+    (re.compile(r'^(?:[0-9A-Z]{5}: )?(invalid|unrecognized) interval typmod', re.I), re.compile(r',\s*timestamp\.c:\d+$')),
+    (re.compile(r'^(?:[0-9A-Z]{5}: )?failed to find conversion function from unknown to'), re.compile(r',\s*parse_coerce\.c:\d+$')),
+]
+
+
+def known_core_internal(e):
+    loc = e['fields'].get('LOCATION', '')
+    return any(m.search(e['message']) and l.search(loc) for m, l in CORE_INTERNAL)
+
 
 def our_source_files(root):
     names = set()
@@ -111,7 +124,7 @@ def main():
         stmt = e['fields'].get('STATEMENT', '')
         mine = background or is_ours(e, sources)
         if state == 'XX000':
-            if mine or called_functions(stmt):
+            if mine or (called_functions(stmt) and not known_core_internal(e)):
                 problems.append('internal error (XX000) from pg_consistency: %s\n    LOCATION: %s\n    CONTEXT: %s\n'
                                 '    STATEMENT: %s' % (text, e['fields'].get('LOCATION', ''),
                                                       e['fields'].get('CONTEXT', ''), stmt[:2000]))
