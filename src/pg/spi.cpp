@@ -102,14 +102,6 @@ void commit_worker_transaction() {
   SPI_finish();
   PopActiveSnapshot();
   CommitTransactionCommand();
-  report_stats();
-}
-
-void report_stats() {
-  // A backend sends its table statistics when it goes idle; a background process never
-  // does unless asked. Without them autovacuum never sees the rows the worker deletes
-  // (relay batches, dedupe entries), and those tables bloat. At most once a second.
-  (void)pgstat_report_stat(false);
 }
 
 }  // namespace pgc::pg

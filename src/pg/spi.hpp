@@ -60,12 +60,8 @@ void spi_commit();
 // pg_stat_activity. Plain data, like spi_connect: wrap it in pg_call where C++ objects are
 // live. An ERROR in between is cleaned up by the abort of the transaction.
 void begin_worker_transaction(const char* activity);
-// Ends what begin_worker_transaction began: SPI_finish, the snapshot popped, COMMIT,
-// then report_stats().
+// Ends what begin_worker_transaction began: SPI_finish, the snapshot popped, COMMIT.
 void commit_worker_transaction();
-// Flushes this process's pending table statistics (rate-limited by PostgreSQL to once a
-// second); outside a transaction. Background processes must call it themselves.
-void report_stats();
 
 // Reads column `col` (1-based) of row `row` of SPI_tuptable.
 Datum spi_value(uint64 row, int col, bool* isnull);

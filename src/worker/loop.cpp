@@ -4,7 +4,6 @@
 
 #include "common/backoff.hpp"
 #include "pg/catching.hpp"
-#include "pg/spi.hpp"
 #include "pg/version.hpp"
 #include "worker/settings.hpp"
 #include "worker/wake.hpp"
@@ -13,6 +12,7 @@ extern "C" {
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
@@ -231,9 +231,11 @@ void run_loop(ProcessSlot* me, Task* tasks, int ntasks, const LoopHooks& hooks) 
     me->last_tick_at = GetCurrentTimestamp();
     SpinLockRelease(databases_lock());
     MemoryContextReset(g_loop_cxt);
-    // Statistics of transactions a task ended without commit_worker_transaction (or
-    // aborted) go out before the process sleeps.
-    if (!IsTransactionOrTransactionBlock()) pg::report_stats();
+    // A backend sends its table statistics when it goes idle; a background process only
+    // when asked. Without them autovacuum never sees the rows our processes delete
+    // (relay batches, dedupe entries) and those tables bloat. Once a round, covering every
+    // transaction the tasks committed or aborted; PostgreSQL sends at most once a second.
+    if (!IsTransactionOrTransactionBlock()) (void)pgstat_report_stat(false);
     int fd;
     Task* watched = socket_task(tasks, ntasks, &fd);
     readable = wait_paced(wait_ms, &last_wake, fd) ? watched : nullptr;
