@@ -229,6 +229,24 @@ SELECT pg_temp.error_of($$SELECT consistency.register_upcaster('ItemAdded', 1, N
 -- Replacing a link is allowed; an upcaster returning NULL fails the read with CS002.
 SELECT consistency.register_upcaster('ItemAdded', 2, 'public.es_returns_null(jsonb)');
 SELECT pg_temp.error_of($$SELECT * FROM consistency.read_stream('item-1')$$);
+-- An upcaster that raises: its error reaches the reader as raised (SQLSTATE, message),
+-- with a context line naming the event type and the link.
+CREATE FUNCTION public.es_refuses(d jsonb) RETURNS jsonb LANGUAGE plpgsql AS
+  $$ BEGIN RAISE EXCEPTION 'refusing %', d->>'sku' USING ERRCODE = 'P0042'; END $$;
+CREATE FUNCTION pg_temp.error_and_context(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE st text; msg text; ctx text;
+BEGIN
+  EXECUTE stmt;
+  RETURN 'no error';
+EXCEPTION WHEN others THEN
+  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, ctx = PG_EXCEPTION_CONTEXT;
+  -- the lines our code adds, not PL/pgSQL's own or this function's
+  RETURN st || ' | ' || msg || ' | ' || coalesce((SELECT string_agg(l, ' / ') FROM regexp_split_to_table(ctx, E'\n') l
+                                                   WHERE l !~ '^(PL/pgSQL|SQL statement)'), '-');
+END $$;
+SELECT consistency.register_upcaster('ItemAdded', 2, 'public.es_refuses(jsonb)');
+SELECT pg_temp.error_and_context($$SELECT * FROM consistency.read_stream('item-1')$$);
+SELECT pg_temp.error_and_context($$SELECT * FROM consistency.read_all(0, 10, 'item')$$);
 SELECT consistency.register_upcaster('ItemAdded', 2, 'public.es_v2_to_v3(jsonb)');
 SELECT count(*) AS readable_again FROM consistency.read_stream('item-1');
 
@@ -301,6 +319,22 @@ SELECT consistency.append_event('nullacct-1', NULL, 'Deposited', '{"amount": 1}'
 SELECT pg_temp.error_of($$SELECT * FROM consistency.aggregate_state('nullacct-1')$$);
 SELECT pg_temp.error_of($$SELECT * FROM consistency.aggregate_state('nobody-1')$$);
 SELECT pg_temp.error_of($$SELECT * FROM consistency.aggregate_state(NULL)$$);
+-- An apply function or an upcaster that raises during a fold: the error as raised, with
+-- context lines naming the event and the stream.
+CREATE FUNCTION public.es_apply_refuses(state jsonb, type text, data jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+  IF (data->>'amount')::int > 1 THEN RAISE EXCEPTION 'too much: %', data->>'amount' USING ERRCODE = 'P0043'; END IF;
+  RETURN state;
+END $$;
+SELECT consistency.register_aggregate('refusing', 'public.es_apply_refuses(jsonb,text,jsonb)');
+SELECT consistency.append_events('refusing-1', NULL, '[{"type": "Deposited", "data": {"amount": 1}},
+                                                      {"type": "Deposited", "data": {"amount": 5}}]') AS v;
+SELECT pg_temp.error_and_context($$SELECT * FROM consistency.aggregate_state('refusing-1')$$);
+SELECT consistency.append_event('refusing-2', NULL, 'Refusable', '{"sku": "Z", "amount": 1}') AS v;
+SELECT consistency.register_upcaster('Refusable', 1, 'public.es_refuses(jsonb)');
+SELECT pg_temp.error_and_context($$SELECT * FROM consistency.aggregate_state('refusing-2')$$);
+SELECT consistency.register_upcaster('Refusable', 1, 'public.es_v2_to_v3(jsonb)');
+SELECT * FROM consistency.aggregate_state('refusing-2') AS folds_again;
 
 -- ---------------------------------------------------------------------------------
 -- Subscriptions (no worker here: _subscription_step runs one batch as the worker would)

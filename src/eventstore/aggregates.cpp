@@ -111,6 +111,20 @@ int64 start_fold(Fold* f) {
   return f->version;
 }
 
+struct ApplyStep {
+  const Fold* fold;
+  int64 version;
+};
+
+// An error raised by the apply function reaches the caller as it was raised; this line
+// says which event of which stream it was folding.
+void apply_error_context(void* arg) {
+  const ApplyStep* s = static_cast<const ApplyStep*>(arg);
+  text* stream = DatumGetTextPP(s->fold->stream);
+  errcontext("folding event %lld of stream \"%s\"", static_cast<long long>(s->version),
+             clipped_name(VARDATA_ANY(stream), VARSIZE_ANY_EXHDR(stream)));
+}
+
 // Applies one event row (version, type, schema_version, data), upcast first, to the
 // state. Returns 0, or the event's version when the apply function returned NULL.
 int64 apply_row(Fold* f, UpcastFns* fns, HeapTuple row, TupleDesc desc) {
@@ -121,11 +135,22 @@ int64 apply_row(Fold* f, UpcastFns* fns, HeapTuple row, TupleDesc desc) {
   int64 version = DatumGetInt64(values[0]);
   text* type = DatumGetTextPP(values[1]);
   int32 out_sv = 0;
-  Datum data =
-      upcast(fns, VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type), DatumGetInt32(values[2]), values[3], &out_sv);
+  ApplyStep step{f, version};
+  ErrorContextCallback cb{error_context_stack, apply_error_context, &step};
+  error_context_stack = &cb;
+  Datum data;
+  try {
+    data =
+        upcast(fns, VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type), DatumGetInt32(values[2]), values[3], &out_sv);
+  } catch (...) {
+    // Our own errors travel as C++ exceptions: the callback on this frame must go first.
+    error_context_stack = cb.previous;
+    throw;
+  }
   Datum args[3] = {f->state, values[1], data};  // apply_fn(state, type, data)
   bool isnull = false;
   Datum next = call_function(f->def->finfo, args, 3, &isnull);
+  error_context_stack = cb.previous;
   MemoryContextSwitchTo(old);
   if (isnull) return version;
   f->state = next;

@@ -345,6 +345,22 @@ FmgrInfo* upcaster_info(UpcastFns* fns, Oid fn) {
 }
 }  // namespace
 
+namespace {
+struct UpcastStep {
+  const char* type;
+  int len;
+  int32 from;
+};
+
+// An error raised by a user's upcaster reaches the reader as it was raised (its own
+// SQLSTATE and message); this line says which event and link it came from.
+void upcast_error_context(void* arg) {
+  const UpcastStep* s = static_cast<const UpcastStep*>(arg);
+  errcontext("upcasting an event of type \"%s\" from schema version %d", clipped_name(s->type, s->len),
+             s->from);
+}
+}  // namespace
+
 Datum upcast(UpcastFns* fns, const char* type, int len, int32 schema_version, Datum data,
              int32* out_version) {
   UpcasterEntry* e = find_upcaster(type, len);
@@ -355,7 +371,11 @@ Datum upcast(UpcastFns* fns, const char* type, int len, int32 schema_version, Da
   for (int32 v = Max(schema_version, 1); v < e->latest; v++) {
     FmgrInfo* fi = upcaster_info(fns, e->fns[v - 1]);
     bool isnull = false;
+    UpcastStep step{type, len, v};
+    ErrorContextCallback cb{error_context_stack, upcast_error_context, &step};
+    error_context_stack = &cb;
     Datum r = call_function(fi, &data, 1, &isnull);
+    error_context_stack = cb.previous;
     if (isnull) {
       char* fname = format_procedure(fi->fn_oid);
       char* tname = clipped_name(type, len);
