@@ -1,7 +1,7 @@
 -- pg_consistency 0.1.0 -> 0.2.0. Every change to src/sql since 0.1.0, in the same order
 -- (docs/development.md, "Changing the schema"); test/t/700_upgrade.t checks that a
 -- database updated with this script has the same catalog as a fresh 0.2.0 install.
--- Brought up to date with src/sql of sha256 1cdad4c1a0c12ba409532540146935d33c9501038f690bec8ab56e837dc9ac29
+-- Brought up to date with src/sql of sha256 f108d6f08932821607ac2047bd6592b8d8bff0e034da8596a442d9cd4a658ff2
 
 \echo Use "ALTER EXTENSION pg_consistency UPDATE TO '0.2.0'" to load this file. \quit
 
@@ -979,6 +979,13 @@ GRANT EXECUTE ON FUNCTION consistency._system_identifier(), consistency._resolve
 
 DROP VIEW consistency.subscriptions;
 DROP VIEW consistency.consumers;
+-- The roles code runs as: regrole, so that pg_dump writes role names (10_eventstore.sql).
+ALTER TABLE consistency.upcasters ALTER COLUMN registered_by TYPE regrole;
+ALTER TABLE consistency.aggregates ALTER COLUMN registered_by TYPE regrole;
+ALTER TABLE consistency.subscription_state ALTER COLUMN owner TYPE regrole;
+ALTER TABLE consistency.consumer_state ALTER COLUMN owner TYPE regrole;
+ALTER TABLE consistency.saga_definitions ALTER COLUMN owner TYPE regrole;
+ALTER TABLE consistency.saga_instances ALTER COLUMN started_by TYPE regrole;
 ALTER TABLE consistency.upcasters ADD COLUMN fn_oid oid, ADD COLUMN bound_cluster bigint;
 UPDATE consistency.upcasters SET fn_oid = fn::pg_catalog.oid, bound_cluster = consistency._system_identifier();
 ALTER TABLE consistency.upcasters ALTER COLUMN fn TYPE text USING consistency._function_signature(fn::pg_catalog.oid),

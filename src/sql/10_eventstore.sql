@@ -67,13 +67,17 @@ CREATE TABLE consistency.snapshots (
   PRIMARY KEY (stream, version)
 );
 
+-- The roles that code runs as (registered_by, owner, and in other files started_by) are
+-- regrole, not oid: pg_dump writes them as role names, so a restore into another cluster
+-- names the same roles there (whose OIDs differ). pg_upgrade keeps role OIDs, and accepts
+-- regrole columns.
 CREATE TABLE consistency.upcasters (
   event_type          text NOT NULL,
   from_schema_version int NOT NULL CHECK (from_schema_version >= 1),
   fn                  text NOT NULL,    -- a function reference (00_base.sql)
   fn_oid              oid NOT NULL,
   bound_cluster       bigint NOT NULL,
-  registered_by       oid NOT NULL,
+  registered_by       regrole NOT NULL,
   registered_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
   PRIMARY KEY (event_type, from_schema_version)
 );
@@ -85,7 +89,7 @@ CREATE TABLE consistency.aggregates (
   bound_cluster  bigint NOT NULL,
   initial_state  jsonb NOT NULL,
   snapshot_every int NOT NULL CHECK (snapshot_every >= 0),
-  registered_by  oid NOT NULL,
+  registered_by  regrole NOT NULL,
   registered_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
@@ -102,7 +106,7 @@ CREATE TABLE consistency.subscription_state (
   max_attempts    int NOT NULL CHECK (max_attempts >= 1),
   last_error      text,
   next_attempt_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-  owner           oid NOT NULL,
+  owner           regrole NOT NULL,
   processed       bigint NOT NULL DEFAULT 0,
   created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
   updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()

@@ -11,7 +11,7 @@ CREATE TABLE consistency.saga_definitions (
   version     int         NOT NULL CHECK (version > 0),
   definition  jsonb       NOT NULL,
   compiled    jsonb       NOT NULL,
-  owner       oid         NOT NULL,
+  owner       regrole     NOT NULL,
   created_at  timestamptz NOT NULL DEFAULT now(),
   bound_cluster bigint    NOT NULL,  -- the cluster whose OIDs `compiled` holds (00_base.sql)
   PRIMARY KEY (name, version)
@@ -93,7 +93,7 @@ CREATE TABLE consistency.saga_instances (
   data               jsonb       NOT NULL,
   last_error         text,
   idempotency_key    text,
-  started_by         oid         NOT NULL,             -- the role that called start_saga
+  started_by         regrole     NOT NULL,             -- the role that called start_saga
   correlation_id     text,                             -- in effect at start_saga; NULL = none (docs/correlation.md)
   created_at         timestamptz NOT NULL DEFAULT now(),
   updated_at         timestamptz NOT NULL DEFAULT now()

@@ -12,7 +12,7 @@ CREATE TABLE consistency.consumer_state (
   handler_oid   oid NOT NULL,
   bound_cluster bigint NOT NULL,
   raw_value     boolean NOT NULL,           -- the handler takes bytea (else jsonb)
-  owner         oid NOT NULL,
+  owner         regrole NOT NULL,
   start_from    text NOT NULL CHECK (start_from IN ('earliest', 'latest')),
   status        text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'paused')),
   generation    bigint NOT NULL DEFAULT 0,
