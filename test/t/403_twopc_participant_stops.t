@@ -9,6 +9,10 @@
 #                     prepared transaction survives the stop
 #   commit_durable    COMMIT PREPARED written, not answered (synchronous standby wait)
 #   rollback_durable  ROLLBACK PREPARED of the abort path written, not answered
+#   recovery's COMMIT PREPARED (after a coordinator crash) written, not answered
+#
+# And a PREPARE the coordinator gives up on (twopc_timeout, cancel) is cancelled on the
+# participant, not left running behind a closed connection.
 #
 # Then the participant restarts and the worker recovers: the local outcome (the COMMIT's
 # error or success) holds on every participant, nothing stays prepared, the decision rows
@@ -254,6 +258,79 @@ for my $round (1 .. ($ENV{PGC_403_ROUNDS} // 2)) {
       ok(!log_shows($log, $line, 0), "$what: recovery had nothing of it to finish on p2") unless $c->{left};
     }
   }
+}
+
+# --- a PREPARE given up on is cancelled on the participant ----------------------------------
+# p2's PREPARE runs its deferred trigger (asleep) when the coordinator gives it up, on its
+# twopc_timeout or on a cancel request: the PREPARE is cancelled there too (it would
+# otherwise go on, holding its locks, after the connection is closed), nothing is left
+# prepared, and the session ends without waiting for the abort's 5 s.
+for my $how ('timeout', 'cancel') {
+  my $what = "PREPARE given up ($how)";
+  $id++;
+  my $t0 = time;
+  my $s = start_session(($how eq 'timeout' ? "SET pg_consistency.twopc_timeout = '1s';\n" : '')
+    . "BEGIN;\nSELECT consistency.remote_exec('p1', \$q\$INSERT INTO t VALUES ($id)\$q\$);\n"
+    . "SELECT consistency.remote_exec('p2', \$q\$INSERT INTO t VALUES ($id, 'sleep')\$q\$);\nCOMMIT;\n");
+  my $in_prepare = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_consistency' "
+                 . "AND query LIKE 'PREPARE TRANSACTION %' AND wait_event = 'PgSleep'";
+  ok(wait_until($p2, $in_prepare, '1', 60), "$what: p2's backend is inside PREPARE TRANSACTION (PgSleep)");
+  if ($how eq 'cancel') {
+    $t0 = time;
+    $coord->safe_psql('postgres', "SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+      . "WHERE backend_type = 'client backend' AND query LIKE 'COMMIT%' AND pid <> pg_backend_pid()");
+  }
+  $s->{h}->finish;
+  my $took = time - $t0;
+  like(${ $s->{err} }, $how eq 'timeout' ? qr/participant "p2" did not answer PREPARE TRANSACTION within 1000 ms/
+                                         : qr/canceling statement due to user request/,
+       "$what: the COMMIT failed");
+  cmp_ok($took, '<', 5, "$what: the session ended without the abort's wait (" . sprintf('%.2f', $took) . ' s)');
+  ok(wait_until($p2, $in_prepare, '0', 10), "$what: p2's PREPARE was cancelled");
+  is(wait_none_prepared(30, $p1, $p2), 0, "$what: nothing left prepared");
+  is(rows($p1, $id) . rows($p2, $id), '00', "$what: the row is on neither");
+}
+
+# --- recovery's own COMMIT PREPARED --------------------------------------------------------
+# The coordinator crashes after its local commit (test hook), so the worker's recovery is
+# what commits both parts; p2 makes every session wait for the synchronous standby (but for
+# the coordinator's transaction, whose PREPARE must not wait), and it stops while
+# recovery's COMMIT PREPARED there is written but not answered. Recovery gives the
+# participant up for this pass, keeps its decision, and once p2 is back finds nothing left
+# to commit there.
+for my $mode ('immediate', 'crash') {
+  my $what = "recovery's COMMIT PREPARED, $mode";
+  $id++;
+  my $log = -s $coord->logfile;
+  $p2->safe_psql('postgres', "ALTER SYSTEM SET synchronous_commit = on;\nSELECT pg_reload_conf();");
+  my ($rc) = $coord->psql('postgres', "SET pg_consistency.twopc_debug_crash_at = 'after_local_commit';\nBEGIN;\n"
+    . "SELECT consistency.remote_exec('p1', \$q\$INSERT INTO t VALUES ($id)\$q\$);\n"
+    . "SELECT consistency.remote_exec('p2', 'SET LOCAL synchronous_commit = local');\n"
+    . "SELECT consistency.remote_exec('p2', \$q\$INSERT INTO t VALUES ($id)\$q\$);\nCOMMIT;\n");
+  isnt($rc, 0, "$what: the session ended with the coordinator's crash");
+  like(slurp_file($coord->logfile, $log), qr/crashing on purpose after_local_commit/,
+       "$what: the coordinator crashed after its local commit");
+  ok(wait_until($coord, 'SELECT 1', '1', 90), "$what: the coordinator is back");
+  my $match = "FROM pg_stat_activity WHERE application_name = 'pg_consistency' "
+            . "AND query LIKE 'COMMIT PREPARED %' AND wait_event = 'SyncRep'";
+  ok(wait_until($p2, "SELECT count(*) $match", '1', 60), "$what: recovery's backend on p2 is inside COMMIT PREPARED");
+  my ($gid) = $p2->safe_psql('postgres', "SELECT query $match") =~ /'(pgc_\d+_\d+_\d+_\d+)'/;
+  my ($xid) = ($gid // '') =~ /^pgc_\d+_\d+_(\d+)_\d+$/;
+  ok(defined $xid, "$what: the gid is known ($gid)") or $xid = 0;
+  ok(stop_participant($p2, $mode), "$what: p2 stopped");
+  ok(log_shows($log, qr/recovery skipped participant "p2": participant "p2" failed during recovery/, 60),
+     "$what: recovery lost p2 in the middle of its COMMIT PREPARED");
+  is(decisions($xid, 'p2'), '1', "$what: the decision for p2 is kept while p2 is down");
+  $p2->start;
+  is($p2->safe_psql('postgres', "SELECT count(*) FROM pg_prepared_xacts WHERE gid = '$gid'"), '0',
+     "$what: the commit on p2 was durable before the stop");
+  $p2->safe_psql('postgres', "ALTER SYSTEM RESET synchronous_commit;\nSELECT pg_reload_conf();");
+  is(wait_none_prepared(60, $p1, $p2), 0, "$what: nothing left prepared");
+  ok(wait_until($coord, "SELECT count(*) FROM consistency.twopc_decisions WHERE xid = '$xid'::xid8", '0', 30),
+     "$what: the decision rows are gone");
+  is(rows($p1, $id) . rows($p2, $id), '11', "$what: the row is on both");
+  ok(!log_shows($log, qr/committed prepared transaction "\Q$gid\E" on participant "p2" \(recovery\)/, 0),
+     "$what: recovery never saw it answered, and had nothing left to commit on p2");
 }
 
 is($coord->safe_psql('postgres', 'SELECT count(*) FROM consistency.in_doubt'), '0', 'nothing in doubt');
