@@ -210,8 +210,23 @@ void pre_commit() {
     });
   }
 
+  // PREPAREs given up on (twopc_timeout, a cancel, statement_timeout) are cancelled on the
+  // participants still preparing, as remote statements are: a deferred trigger there may
+  // run for long, holding its locks. The abort then reads their answers and rolls back
+  // those that prepared all the same.
+  auto cancel_preparing = [&parts] {
+    for (Entry* p : parts)
+      if (p->phase == Phase::kPrepareSent) request_cancel(p->conn);
+  };
   for (Entry* e : parts) {
-    Outcome o = collect(e->conn, 1, deadline, WaitMode::kInterruptible);
+    Outcome o;
+    try {
+      o = collect(e->conn, 1, deadline, WaitMode::kInterruptible);
+    } catch (...) {
+      cancel_preparing();
+      throw;
+    }
+    if (o.kind == Outcome::kTimeout || o.kind == Outcome::kInterrupted) cancel_preparing();
     if (o.ok()) {
       const char* tag = PQcmdStatus(o.result.get());
       if (tag == nullptr || strcmp(tag, "PREPARE TRANSACTION") != 0) {
@@ -351,7 +366,10 @@ void on_abort() {
           prepared.push_back(e.get());
         } else if (o.kind == Outcome::kTimeout || o.kind == Outcome::kConnectionLost ||
                    o.kind == Outcome::kInterrupted) {
-          close_connection(e->conn);  // outcome unknown: recovery rolls it back if prepared
+          // Outcome unknown: recovery rolls it back if it prepared. A PREPARE still running
+          // there is cancelled: closing the connection alone would not stop it.
+          if (o.kind != Outcome::kConnectionLost) request_cancel(e->conn);
+          close_connection(e->conn);
           count(&Stats::commit_deferred);
           worker::wake_now(&kComponent);
         }

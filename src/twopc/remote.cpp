@@ -272,14 +272,19 @@ Outcome collect(PGconn* conn, int ncmds, TimestampTz deadline, WaitMode mode, Ro
   return ok;
 }
 
-bool cancel_and_drain(PGconn* conn, int grace_ms) {
-  if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) return false;
+void request_cancel(PGconn* conn) {
+  if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) return;
   PGcancel* cancel = PQgetCancel(conn);
   if (cancel != nullptr) {
     char errbuf[256];
     (void)PQcancel(cancel, errbuf, sizeof(errbuf));
     PQfreeCancel(cancel);
   }
+}
+
+bool cancel_and_drain(PGconn* conn, int grace_ms) {
+  if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) return false;
+  request_cancel(conn);
   try {
     Outcome o = collect(conn, 1, deadline_in(grace_ms), WaitMode::kHeld);
     return o.kind == Outcome::kOk || o.kind == Outcome::kRemoteError;

@@ -77,6 +77,9 @@ bool send_commands(PGconn* conn, const std::vector<std::string>& cmds, bool sing
 // COPY TO STDOUT is read and dropped; COPY FROM STDIN is ended with an error).
 Outcome collect(PGconn* conn, int ncmds, TimestampTz deadline, WaitMode mode, RowSink* sink = nullptr);
 
+// Sends a cancel request for the command running on conn; does not wait for its answer.
+void request_cancel(PGconn* conn);
+
 // Cancels the running command and reads what is left, within grace_ms. False when the
 // connection is no longer usable (the caller closes it).
 bool cancel_and_drain(PGconn* conn, int grace_ms);
