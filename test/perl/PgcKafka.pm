@@ -11,6 +11,7 @@ PgcKafka - a real single-node Kafka broker for pg_consistency's TAP tests
   $kafka->create_topic('orders', 4);
   my $msgs = $kafka->consume('orders');    # read_committed, from the beginning
   $kafka->kill; $kafka->restart;           # crash, then come back on the same port with the same data
+  my $t = $kafka->describe_transaction('relay-1');   # {state => 'Ongoing', epoch => 3, ...}
   $kafka->stop;
 
 The broker is driven by scripts/kafka/kafka and tracked by PID; a broker the test forgot to stop
@@ -175,6 +176,29 @@ sub delete_topic
 	my ($self, $name) = @_;
 	$self->_tool('delete-topic', $self->{dir}, $name);
 	return $self;
+}
+
+# describe_transaction($transactional_id): the transaction coordinator's view of that id, as
+# {state => 'Ongoing' | 'CompleteCommit' | 'CompleteAbort' | 'PrepareCommit' | 'Empty' | ...,
+#  producer_id, epoch, start_ms (the current transaction's start, -1 if none),
+#  partitions => [topic-partition, ...]}. Croaks when the broker does not know the id.
+sub describe_transaction
+{
+	my ($self, $id) = @_;
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ $TOOL, 'describe-transaction', $self->{dir}, $id ],
+		'<', \undef, '>', \$out, '2>', \$err, IPC::Run::timeout(60))
+	  or croak "describing transaction $id failed: $err";
+	my @lines = grep { $_ ne '' } split /\n/, $out;
+	my @f = split / /, $lines[-1] // '';
+	croak "unexpected transaction description of $id: $out" unless @f == 5;
+	return {
+		state       => $f[0],
+		producer_id => $f[1],
+		epoch       => $f[2],
+		start_ms    => $f[3],
+		partitions  => [ $f[4] eq '-' ? () : split /,/, $f[4] ],
+	};
 }
 
 # produce($topic, {key => ..., value => ..., headers => [name => value, ...], partition => N}, ...)

@@ -12,7 +12,8 @@ use Time::HiRes qw(usleep time);
 use PgcCluster qw(new_node wait_until);
 use Exporter 'import';
 our @EXPORT_OK = qw(relay_node publish_sequences wait_drained check_delivery relay_status
-  publish_logged logged_ids wait_ready relay_worker_pid delivered_exactly_once);
+  publish_logged logged_ids wait_ready relay_worker_pid delivered_exactly_once
+  freeze_relay freeze_inside_transaction recovered_open_transaction);
 
 # relay_node($name, $kafka, mode => 'exactly_once', batch_size => 200, conf => "extra")
 sub relay_node {
@@ -169,6 +170,82 @@ sub delivered_exactly_once {
   is($r->{bad_headers}, 0, 'headers intact');
   my $raw = $kafka->consume($topic, isolation => 'read_uncommitted', timeout => 120);
   note(sprintf('read_uncommitted sees %d records, read_committed %d', scalar @$raw, $r->{total}));
+  return { committed => $r->{total}, uncommitted => scalar @$raw };
+}
+
+# freeze_relay($node, $kafka, $transactional_id): stops the relay worker with SIGSTOP (its
+# librdkafka threads too: nothing more reaches the broker), then asks the broker's
+# transaction coordinator what it holds for the relay's transactional id. The worker stays
+# stopped; the caller kills it, stops the server or continues it (SIGCONT). The freeze comes
+# as soon as relay_batches shows a batch recorded (waited for at most 2 s). Returns undef
+# when no worker runs, else {pid, state, producer_id, epoch, start_ms, partitions, batch,
+# inside}: batch is the lowest batch number recorded in relay_batches (the one whose Kafka
+# transaction was begun; a prefetched one is above it), inside is true when the coordinator
+# holds a transaction Ongoing with partitions added: records produced, neither committed nor
+# aborted.
+sub freeze_relay {
+  my ($node, $kafka, $txid) = @_;
+  my $pid = relay_worker_pid($node);
+  return undef unless $pid =~ /^\d+$/;
+  # Aim (the coordinator judges): wait, for at most 2 s, until a batch is recorded, i.e.
+  # between the relay's step 1 and step 4, then freeze at once.
+  $node->psql('postgres', q{DO $$ BEGIN
+      FOR i IN 1 .. 400 LOOP
+        EXIT WHEN EXISTS (SELECT 1 FROM consistency.relay_batches);
+        PERFORM pg_sleep(0.005);
+      END LOOP; END $$});
+  kill 'STOP', $pid or return undef;
+  my $t = $kafka->describe_transaction($txid);
+  # Reading relay_batches takes no lock the frozen worker could hold for long; bounded anyway.
+  my ($ret, $batch, $to) = (0, '', 0);
+  ($ret, $batch) = $node->psql('postgres', 'SELECT coalesce(min(batch)::text, \'\') FROM consistency.relay_batches',
+    timeout => 20, timed_out => \$to);
+  $t->{pid}    = $pid;
+  $t->{batch}  = ($ret == 0 && !$to) ? $batch : '';
+  $t->{inside} = ($t->{state} eq 'Ongoing' && @{ $t->{partitions} } > 0 && $t->{batch} ne '') ? 1 : 0;
+  return $t;
+}
+
+# freeze_inside_transaction($node, $kafka, $txid, tries => 10, before => sub {...}): freezes
+# the relay worker at random moments (freeze_relay) until the freeze lands inside an open
+# Kafka transaction; a freeze that does not is undone (SIGCONT) and tried again after a pause
+# of 0.1-0.5 s. `before` runs before each try (e.g. to keep the relay busy).
+# Returns ($frozen, $misses): $frozen is the inside freeze (worker still stopped) or undef
+# when none of the tries landed inside.
+sub freeze_inside_transaction {
+  my ($node, $kafka, $txid, %o) = @_;
+  my $misses = 0;
+  for my $try (1 .. ($o{tries} // 10)) {
+    $o{before}->() if $o{before};
+    usleep(int(100_000 + rand(400_000)));
+    my $f = freeze_relay($node, $kafka, $txid);
+    next unless $f;
+    return ($f, $misses) if $f->{inside};
+    kill 'CONT', $f->{pid};
+    $misses++;
+    note("freeze $try missed: coordinator $f->{state}, lowest recorded batch " . ($f->{batch} eq '' ? 'none' : $f->{batch}));
+  }
+  return (undef, $misses);
+}
+
+# recovered_open_transaction($node, $kafka, $txid, $frozen, $log_offset, $label): after the
+# relay came back from a crash that hit the open transaction $frozen (freeze_relay), checks
+# the recovery path ran: the first recovery the server log shows after $log_offset found the
+# progress topic's committed batches below the frozen batch and sends that batch again, and
+# the coordinator now has the same producer id under a higher epoch (init_transactions fenced
+# the dead producer, which aborts its open transaction). Returns true when both hold.
+sub recovered_open_transaction {
+  my ($node, $kafka, $txid, $frozen, $offset, $label) = @_;
+  my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile, $offset);
+  my ($committed, $open, $what) =
+    $log =~ /pg_consistency relay: recovery: Kafka holds batches up to (\d+) committed; open batch (\d+) ([^\n]*)/;
+  my $ok = ok(defined $committed && $committed < $frozen->{batch} && $what eq 'was not committed and will be sent again',
+    "$label: recovery found batch $frozen->{batch} (open in Kafka when killed) uncommitted and sends it again")
+    or diag('recovery lines since the crash: ' . join(' | ', $log =~ /(pg_consistency relay: recovery: [^\n]*)/g));
+  my $now = $kafka->describe_transaction($txid);
+  $ok &= ok($now->{producer_id} eq $frozen->{producer_id} && $now->{epoch} > $frozen->{epoch},
+    "$label: producer $frozen->{producer_id} fenced, epoch $frozen->{epoch} -> $now->{epoch} (now $now->{state})");
+  return $ok;
 }
 
 1;

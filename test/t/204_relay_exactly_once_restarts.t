@@ -1,6 +1,12 @@
-# exactly_once across PostgreSQL immediate stops and broker crashes in the middle of a
-# stream: after each, the relay recovers from the progress topic and a read_committed
-# consumer sees every committed outbox id exactly once, in per-key order.
+# exactly_once across PostgreSQL immediate stops and broker crashes, each aimed at an open
+# Kafka transaction: the relay worker is frozen (SIGSTOP) at random moments until the
+# broker's transaction coordinator shows its transaction Ongoing (records produced, neither
+# committed nor aborted), and only then is the server stopped or the broker crashed. Every
+# round must land there (counted) and be followed by its recovery: after an immediate stop
+# the progress topic shows the frozen batch uncommitted, the batch is sent again and the new
+# producer fenced the old one; after a broker crash the open transaction is ended once the
+# broker is back. A read_committed consumer then sees every committed outbox id exactly
+# once, in per-key order.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -8,47 +14,87 @@ use Test::More;
 use Time::HiRes qw(usleep time);
 use PgcKafka;
 use PgcCluster qw(wait_until);
-use PgcRelay qw(relay_node wait_drained publish_logged logged_ids wait_ready delivered_exactly_once);
+use PgcRelay qw(relay_node wait_drained publish_logged logged_ids wait_ready delivered_exactly_once
+  freeze_inside_transaction recovered_open_transaction);
 
+my $txid  = 'pgc-test-eo-restarts';
 my $kafka = PgcKafka->start;
-my $node  = relay_node('relay_eo_restart', $kafka, mode => 'exactly_once', batch_size => 50);
+my $node  = relay_node('relay_eo_restart', $kafka, mode => 'exactly_once', batch_size => 50,
+  conf => "pg_consistency.relay_transactional_id = '$txid'\n");
 
-is(publish_logged($node, 'eo2', n => 15000, keys => 40, txn => 1000), 15000, '15,000 messages waiting');
+is(publish_logged($node, 'eo2', n => 20000, keys => 40, txn => 20000), 20000, '20,000 messages waiting');
 srand(4242);
+my $more = 0;
+my ($rounds, $inside) = (0, 0);
 
-# PostgreSQL immediate stop (no shutdown checkpoint, the worker dies mid-batch), twice.
-for my $round (1 .. 2) {
-  usleep(int(300_000 + rand(1_200_000)));
-  my $delivered = $node->safe_psql('postgres', 'SELECT delivered_total FROM consistency.outbox_status');
-  $node->stop('immediate');
-  note("round $round: immediate stop after $delivered delivered");
-  $node->start;
-  ok(wait_ready($node, 90), "round $round: PostgreSQL and the relay back after an immediate stop");
-  is(publish_logged($node, 'eo2', n => 500, keys => 40, txn => 100), 500, "round $round: 500 more published");
+# Keeps the relay busy: a stop only means something while batches are going out.
+sub top_up {
+  my $pending = $node->safe_psql('postgres', 'SELECT pending FROM consistency.outbox_status');
+  return if $pending >= 10000;
+  $more += publish_logged($node, 'eo2', n => 20000, keys => 40, txn => 20000);
+  usleep(300_000);
 }
 
-# Broker crash (SIGKILL) mid-stream, then back after a few seconds; and a clean restart.
+# PostgreSQL immediate stop with the worker frozen inside a Kafka transaction: the other
+# backends quit at once, the frozen worker is killed by the postmaster (SIGKILL after 5 s)
+# without having run again. Three rounds.
+for my $round (1 .. 3) {
+  $rounds++;
+  my ($frozen, $misses) = freeze_inside_transaction($node, $kafka, $txid, tries => 12, before => \&top_up);
+  if (!$frozen) {
+    fail("stop $round: no freeze landed inside an open transaction ($misses tries)");
+    next;
+  }
+  $inside++;
+  note("stop $round: worker frozen inside the transaction of batch $frozen->{batch} after $misses misses");
+  my $offset = -s $node->logfile;
+  $node->stop('immediate');
+  $node->start;
+  ok(wait_ready($node, 90), "stop $round: PostgreSQL and the relay back after an immediate stop");
+  recovered_open_transaction($node, $kafka, $txid, $frozen, $offset, "stop $round");
+  is(publish_logged($node, 'eo2', n => 500, keys => 40, txn => 100), 500, "stop $round: 500 more published");
+  $more += 500;
+}
+
+# Broker crash (SIGKILL) and clean stop with the relay's transaction open; the worker goes on
+# (SIGCONT) while the broker is away, then the broker comes back.
 for my $how ('kill', 'stop') {
-  usleep(int(200_000 + rand(800_000)));
+  $rounds++;
+  my ($frozen, $misses) = freeze_inside_transaction($node, $kafka, $txid, tries => 12, before => \&top_up);
+  if (!$frozen) {
+    fail("broker $how: no freeze landed inside an open transaction ($misses tries)");
+    next;
+  }
+  $inside++;
+  note("broker $how: worker frozen inside the transaction of batch $frozen->{batch} after $misses misses");
+  my $offset    = -s $node->logfile;
   my $delivered = $node->safe_psql('postgres', 'SELECT delivered_total FROM consistency.outbox_status');
   $how eq 'kill' ? $kafka->kill : $kafka->stop;
-  note("broker $how after $delivered delivered");
+  kill 'CONT', $frozen->{pid};
   is(publish_logged($node, 'eo2', n => 300, keys => 40, txn => 100), 300, "broker $how: rows keep coming while it is away");
+  $more += 300;
   sleep 3;
   $kafka->restart;
   ok(wait_until($node, 'SELECT relay_state FROM consistency.outbox_status', 'running', 120), "broker $how: relay running again");
+  ok(wait_until($node, "SELECT delivered_total > $delivered FROM consistency.outbox_status", 't', 120),
+    "broker $how: delivering again");
+  # The transaction open when the broker went away is over: committed or aborted by the
+  # relay's producer, or aborted when a new producer fenced it.
+  my $now = $kafka->describe_transaction($txid);
+  ok(!($now->{state} eq 'Ongoing' && $now->{epoch} == $frozen->{epoch} && $now->{start_ms} == $frozen->{start_ms}),
+    "broker $how: the transaction open at the crash (epoch $frozen->{epoch}) ended "
+      . "(now $now->{state}, epoch $now->{epoch})");
+  note("broker $how: relay said: " . join(' | ',
+    slurp_file($node->logfile, $offset) =~ /pg_consistency relay: ((?:recovery|batch \d+ aborted|commit of batch)[^\n]*)/g));
 }
-
-# One more immediate stop while the relay works through the rest.
-usleep(500_000);
-$node->stop('immediate');
-$node->start;
-ok(wait_ready($node, 90), 'back after a last immediate stop');
+is($inside, $rounds, "all $rounds stops and crashes landed inside an open Kafka transaction");
 
 ok(wait_drained($node, 300), 'outbox drained');
 my $ids = logged_ids($node);
-is(scalar @$ids, 15000 + 2 * 500 + 2 * 300, 'committed ids known from the log table');
-delivered_exactly_once($kafka, 'eo2', $ids);
+is(scalar @$ids, 20000 + $more, 'committed ids known from the log table');
+my $seen = delivered_exactly_once($kafka, 'eo2', $ids);
+cmp_ok($seen->{uncommitted}, '>', $seen->{committed},
+  'records of the aborted transactions are in the topic, invisible to read_committed');
 note(join("\n", slurp_file($node->logfile) =~ /(pg_consistency relay: recovery: [^\n]*)/g));
 ok($node->safe_psql('postgres', 'SELECT bool_and(ok) FROM consistency._integrity_relay()') eq 't', 'integrity checks pass');
 
