@@ -79,6 +79,7 @@ SELECT pg_temp.err_brief(format('SELECT consistency.retry_saga(%L)', :'s2')) AS 
 SELECT consistency._advance_sagas() AS resend;
 SELECT headers->>'attempt' AS attempt, payload->>'attempt' AS payload_attempt FROM pg_temp.commands(:'s2');
 SELECT pg_temp.err_brief(format('SELECT consistency.retry_saga(%L)', :'s2'));
+-- Deliberate: the step's 50 ms reply timeout passes (the clock, not another process).
 SELECT pg_sleep(0.1);
 SELECT consistency._advance_sagas() AS timeout;
 SELECT status, current_step, attempts, last_error FROM consistency.saga_status(:'s2');

@@ -11,10 +11,14 @@
 #
 #   bench/eventstore/run.sh            (as root or as an unprivileged user)
 #   DURATION=10 ROUNDS=5 bench/eventstore/run.sh   (the defaults)
+#
+# A pgbench run that fails ends the benchmark at once with its output; a figure that comes
+# out empty or zero makes it exit 1 at the end (bench/checks.sh). It prints no target.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 . "$root/scripts/lib.sh"
+. "$root/bench/checks.sh"
 
 DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-5}"
@@ -83,7 +87,18 @@ pgb() {
   local tps lat
   tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out")"
   lat="$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' <<<"$out")"
-  echo "${tps:-0} ${lat:-0}"
+  echo "${tps:-} ${lat:-}"
+}
+
+# figs NAME COMMAND...: runs COMMAND (pgb or pgb_cpu), dies when it fails (a process
+# substitution would hide that), sets FIGS to its "a b" output and checks both figures.
+figs() {
+  local name=$1; shift
+  FIGS=$("$@") || die "$name: $* failed"
+  local a b
+  read -r a b <<<"$FIGS"
+  bench_figure "$name (first figure)" "$a"
+  bench_figure "$name (second figure)" "$b"
 }
 
 # Backend CPU time (user + system clock ticks) of the given processes.
@@ -118,7 +133,7 @@ pgb_cpu() {
   wait "$bg" || { cat "$out" >&2; return 1; }
   local tps
   tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$out")"
-  awk -v t="${tps:-0}" -v c=$((c1 - c0)) -v n=$((s1 - s0)) -v hz="$hz" \
+  awk -v t="${tps:-}" -v c=$((c1 - c0)) -v n=$((s1 - s0)) -v hz="$hz" \
     'BEGIN { printf "%s %.1f\n", t, (n > 0) ? c * 1000000 / hz / n : 0 }'
 }
 
@@ -140,7 +155,8 @@ for sync in off on; do
         1) order="limit es plpgsql" ;; 2) order="es plpgsql limit" ;; *) order="plpgsql limit es" ;;
       esac
       for variant in $order; do
-        read -r tps cpu < <(pgb_cpu "append_$variant.sql" "$clients" "$sync" "${SEQ[$variant]}")
+        figs "append $variant, $clients clients, sync $sync" pgb_cpu "append_$variant.sql" "$clients" "$sync" "${SEQ[$variant]}"
+        read -r tps cpu <<<"$FIGS"
         R[$variant]+="$tps"$'\n'
         C[$variant]+="$cpu"$'\n'
       done
@@ -160,9 +176,11 @@ for sync in off on; do
       if [ $((round % 2)) -eq 1 ]; then order="es insert"; else order="insert es"; fi
       for variant in $order; do
         if [ "$variant" = es ]; then
-          read -r t c < <(pgb_cpu batch_es.sql "$clients" "$sync" consistency.event_position_seq); es+="$t"$'\n'; ces+="$c"$'\n'
+          figs "append_events, $clients clients, sync $sync" pgb_cpu batch_es.sql "$clients" "$sync" consistency.event_position_seq
+          read -r t c <<<"$FIGS"; es+="$t"$'\n'; ces+="$c"$'\n'
         else
-          read -r t c < <(pgb_cpu batch_insert.sql "$clients" "$sync" bench.limit_seq); ins+="$t"$'\n'; cins+="$c"$'\n'
+          figs "multi-row INSERT, $clients clients, sync $sync" pgb_cpu batch_insert.sql "$clients" "$sync" bench.limit_seq
+          read -r t c <<<"$FIGS"; ins+="$t"$'\n'; cins+="$c"$'\n'
         fi
       done
     done
@@ -177,8 +195,8 @@ echo "== read_stream of 1,000 events vs plain SELECT ($ROUNDS rounds x ${DURATIO
 for clients in 1 8; do
   es=""; sq=""
   for round in $(seq 1 "$ROUNDS"); do
-    read -r t _ < <(pgb read_es.sql "$clients" on -T "$DURATION"); es+="$t"$'\n'
-    read -r t _ < <(pgb read_sql.sql "$clients" on -T "$DURATION"); sq+="$t"$'\n'
+    figs "read_stream, $clients clients" pgb read_es.sql "$clients" on -T "$DURATION"; read -r t _ <<<"$FIGS"; es+="$t"$'\n'
+    figs "plain SELECT, $clients clients" pgb read_sql.sql "$clients" on -T "$DURATION"; read -r t _ <<<"$FIGS"; sq+="$t"$'\n'
   done
   e="$(printf '%s' "$es" | median)"; s="$(printf '%s' "$sq" | median)"
   printf '| %s | %s | %s | %s |\n' "$clients" "$(fmt "$e")" "$(fmt "$s")" "$(ratio "$e" "$s")" | tee -a "$DIR/read.rows"
@@ -188,9 +206,9 @@ echo "== aggregate_state latency (1 client) =="
 for len in 1000 10000 100000; do
   echo "SELECT version FROM consistency.aggregate_state('aggsnap-$len');" > "$work/agg_snap_$len.sql"
   echo "SELECT version FROM consistency.aggregate_state('aggnosnap-$len');" > "$work/agg_nosnap_$len.sql"
-  read -r _ snap < <(pgb "agg_snap_$len.sql" 1 on -T "$DURATION")
+  figs "aggregate_state with snapshots, $len events" pgb "agg_snap_$len.sql" 1 on -T "$DURATION"; read -r _ snap <<<"$FIGS"
   n=$(( len >= 100000 ? 10 : (len >= 10000 ? 50 : 300) ))
-  read -r _ nosnap < <(pgb "agg_nosnap_$len.sql" 1 on -t "$n")
+  figs "aggregate_state without snapshots, $len events" pgb "agg_nosnap_$len.sql" 1 on -t "$n"; read -r _ nosnap <<<"$FIGS"
   printf '| %s | %s | %s |\n' "$len" "$snap" "$nosnap" | tee -a "$DIR/agg.rows"
 done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -227,3 +245,4 @@ echo
 cat "$OUT"
 echo
 echo "(written to $OUT)"
+bench_finish

@@ -6,5 +6,7 @@ CREATE FUNCTION public.bench_handler(topic text, partition int, "offset" bigint,
 SELECT consistency.define_saga('bench', '{"steps": [{"name": "one", "action": {"function": "public.bench_step"}}]}');
 INSERT INTO consistency.consumer_state (name, topics, handler, raw_value, owner, start_from)
 VALUES ('bench-in', ARRAY['bench.topic'],
-        'public.bench_handler(text,int,bigint,text,jsonb,jsonb)'::regprocedure, false, 10, 'earliest');
+        -- The signature schema-qualified, as create_consumer records it: the binding trigger
+        -- resolves it with search_path = pg_catalog (a regprocedure cast would drop public.).
+        'public.bench_handler(text,integer,bigint,text,jsonb,jsonb)', false, 10, 'earliest');
 INSERT INTO consistency.consumer_offsets (consumer, topic, partition, next_offset) VALUES ('bench-in', 'bench.topic', 0, 0);

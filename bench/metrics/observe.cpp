@@ -63,7 +63,16 @@ int main() {
         "lookup+queue+commit %.1f ns (ratio %.2f)\n",
         threads, base, obs, obs / base, saga, saga / base);
   }
-  std::printf("observed: relay %llu, steps %zu series\n",
-              static_cast<unsigned long long>(area->relay_ack.snapshot().count()), area->steps.size());
+  uint64_t observed = area->relay_ack.snapshot().count();
+  std::printf("observed: relay %llu, steps %zu series\n", static_cast<unsigned long long>(observed),
+              area->steps.size());
+  // Every observation of the two runs (1 thread, then 2) must be counted: a lost one would
+  // make the figure above the cost of doing less.
+  const uint64_t expected = 3 * static_cast<uint64_t>(kN);
+  if (observed != expected) {
+    std::fprintf(stderr, "FAILED: %llu relay observations counted, %llu made\n",
+                 static_cast<unsigned long long>(observed), static_cast<unsigned long long>(expected));
+    return 1;
+  }
   return 0;
 }

@@ -14,9 +14,15 @@
 # baseline, and the CPU time (server processes + pgbench) per step, which the load of a
 # shared machine disturbs much less than throughput. Then: step and saga latency at half
 # the saturated rate, and the idle pickup latency of a ready step.
+#
+# Each run is checked (bench/checks.sh): a failed pgbench, an empty or zero figure, or a run
+# whose sagas are not all started, completed and measured exits 1; the printed target is
+# marked PASS or MISS, and a miss exits 3 unless BENCH_NO_TARGETS=1 asks for a report only.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
+. scripts/lib.sh
+. bench/checks.sh
 DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-3}"
 CLIENTS="${CLIENTS:-4}"
@@ -61,8 +67,15 @@ cluster_ticks() {
 # pgbench under /usr/bin/time; sets PGB_OUT (its output) and PGB_CPU (its CPU seconds).
 run_pgbench() {
   local tf; tf=$(mktemp)
-  PGB_OUT=$(/usr/bin/time -f '%U %S' -o "$tf" pgbench -n "$@" 2>/dev/null)
-  PGB_CPU=$(awk '{print $1 + $2}' "$tf"); rm -f "$tf"
+  PGB_OUT=$(/usr/bin/time -f '%U %S' -o "$tf" pgbench -n "$@" 2>"$tf.err") \
+    || die "pgbench $* failed: $(cat "$tf.err")"
+  PGB_CPU=$(awk '{print $1 + $2}' "$tf"); rm -f "$tf" "$tf.err"
+  PGB_N=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$PGB_OUT")
+}
+# Every saga pgbench started is in the figures of run $1, and completed.
+check_run() {
+  bench_count "run $1: sagas in the figures, of those started" "${F[0]}" "$PGB_N"
+  bench_count "run $1: sagas completed, of those started" "${F[1]}" "$PGB_N"
 }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 
@@ -90,7 +103,9 @@ for sc in $SYNC; do
     run_pgbench -c "$CLIENTS" -j 2 -T "$DURATION" -D naccounts="$ACCOUNTS" -f bench/saga/baseline.sql
     c1=$(cluster_ticks)
     base_tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$PGB_OUT")
-    base_n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$PGB_OUT")
+    base_n=$PGB_N
+    bench_figure "round $round baseline tps" "$base_tps"
+    bench_figure "round $round baseline transactions" "$base_n"
     base_steps=$(echo "$base_tps * 3" | bc -l)
     base_cpu=$(echo "(($c1 - $c0) / $ticks + $PGB_CPU) * 1000000 / ($base_n * 3)" | bc -l)
     base_all+=" $base_steps"; base_cpu_all+=" $base_cpu"
@@ -105,6 +120,8 @@ for sc in $SYNC; do
       drain $run
       c1=$(cluster_ticks)
       figures $run
+      check_run $run
+      bench_figure "run $run sagas/s" "${F[2]}"
       s=$(echo "${F[2]} * 3" | bc -l)
       cpu=$(echo "(($c1 - $c0) / $ticks + $PGB_CPU) * 1000000 / (${F[1]} * 3)" | bc -l)
       r=$(echo "$s / $base_steps" | bc -l)
@@ -130,6 +147,8 @@ for sc in $SYNC; do
     run_pgbench -c "$CLIENTS" -j 2 -T "$DURATION" -R "$rate" -D naccounts="$ACCOUNTS" -D run=$run -f bench/saga/start.sql
     drain $run
     figures $run
+    check_run $run
+    for i in 3 4 7 8; do bench_figure "run $run latency figure $i" "${F[$i]}"; done
     printf 'latency, saga_chain_steps=%s, %s sagas/s (half the saturated rate): step p50 %s ms, p99 %s ms; saga start to completion p50 %s ms, p99 %s ms\n' \
       "$chain" "$rate" "${F[3]}" "${F[4]}" "${F[7]}" "${F[8]}"
   done
@@ -139,15 +158,21 @@ for sc in $SYNC; do
   run=$((run + 1))
   logs="$(mktemp -d)"
   (cd "$logs" && pgbench -n -c 1 -T 10 -R 20 -D naccounts="$ACCOUNTS" -D run=$run -l --log-prefix=pickup \
-     -f "$root/bench/saga/start.sql" >/dev/null 2>&1)
+     -f "$root/bench/saga/start.sql" >"$logs/out" 2>&1) || die "pickup pgbench failed: $(cat "$logs/out")"
+  PGB_N=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$logs/out")
   drain $run
   figures $run
+  check_run $run
   read -r -a P <<<"$(psql_q -v run="$run" -At -F ' ' -f bench/saga/pickup.sql < "$(ls "$logs"/pickup.*)")"
   rm -rf "$logs"
+  bench_count "idle pickup: samples from the client's log, of the sagas started" "${P[0]:-}" "$PGB_N"
+  for f in "${F[5]}" "${P[1]:-}" "${P[2]:-}"; do bench_figure "idle pickup latency" "$f"; done
   printf 'idle pickup of a ready step (%s sagas), from the commit record: p50 %s ms, p99 %s ms; from the commit acknowledged to the client: p50 %s ms, p99 %s ms (target p99 <= 10 ms)\n' \
     "${F[0]}" "${F[5]}" "${F[6]}" "${P[1]}" "${P[2]}"
+  bench_target "synchronous_commit=$sc: idle pickup p99 from the commit record (ms)" "${F[6]}" '<=' 10
   scripts/pg-cluster stop "$dir" >/dev/null
   trap - EXIT
   unset ratios steps cpus
 done
 echo "finished $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_finish

@@ -116,5 +116,11 @@ int main(int argc, char** argv) {
   };
   printf("%s %d %d %zu %.1f %.2f %.2f %ld\n", mode.c_str(), clients, seconds, all.size(),
          all.size() / static_cast<double>(seconds), pct(0.50), pct(0.99), errors);
+  // The percentiles cover committed transfers only: a failed one would be left out of them,
+  // so any failure (or no transfer at all) fails the run.
+  if (errors > 0 || all.empty()) {
+    fprintf(stderr, "%s: %ld transfers failed, %zu committed\n", mode.c_str(), errors, all.size());
+    return 1;
+  }
   return 0;
 }

@@ -39,6 +39,8 @@ CONF
 }
 
 # Polls $sql on $db until it returns $expected (string compare) or $timeout seconds pass.
+# A predicate: it returns false on a timeout (after showing the last value), so every caller
+# asserts on it (ok(wait_until(...)), or ... or fail/die) -- never calls it bare.
 sub wait_until {
   my ($node, $sql, $expected, $timeout, $db) = @_;
   $timeout //= 30;

@@ -24,8 +24,11 @@ sub relay_node {
     . "pg_consistency.topic_partitions = " . ($o{partitions} // 4) . "\n"
     . ($o{conf} // '');
   my $node = new_node($name, conf => $conf);
+  # Every test built on this node needs a running relay: one that never starts ends the
+  # test here, with the state it was left in, rather than failing later for another reason.
   wait_until($node, "SELECT relay_state FROM consistency.outbox_status", 'running', 60)
-    or diag("relay did not reach running: " . $node->safe_psql('postgres', 'SELECT * FROM consistency.outbox_status'));
+    or die "relay did not reach running within 60 s: "
+    . $node->safe_psql('postgres', "SELECT relay_state || ' ' || coalesce(last_error, '') FROM consistency.outbox_status") . "\n";
   return $node;
 }
 

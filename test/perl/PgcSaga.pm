@@ -7,6 +7,7 @@ package PgcSaga;
 
 use strict;
 use warnings;
+use Test::More;
 use Exporter 'import';
 use PgcCluster qw(wait_until psql_as);
 our @EXPORT_OK = qw(install_order_flow order_flow_definition start_order wait_terminal
@@ -135,12 +136,18 @@ sub start_order {
     COMMIT;));
 }
 
-# Waits until saga $id is in a terminal state (or failed); returns its status.
+# Waits until saga $id is in a terminal state (or failed); returns its status. A saga that
+# reaches none within $timeout seconds (30) fails the test, naming where it stopped.
 sub wait_terminal {
   my ($node, $id, $timeout, $db) = @_;
+  $timeout //= 30;
   wait_until($node,
     "SELECT status IN ('completed', 'compensated', 'failed', 'aborted') FROM consistency.sagas WHERE id = '$id'",
-    't', $timeout // 30, $db);
+    't', $timeout, $db)
+    or fail("saga $id reached no terminal state within $timeout s: "
+      . $node->safe_psql($db // 'postgres',
+        "SELECT coalesce(status || ' at ' || coalesce(current_step, '-') || ', ' || coalesce(last_error, ''), 'no such saga') "
+        . "FROM (SELECT 1) one LEFT JOIN consistency.sagas ON id = '$id'"));
   return $node->safe_psql($db // 'postgres', "SELECT status FROM consistency.sagas WHERE id = '$id'");
 }
 

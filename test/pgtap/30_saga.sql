@@ -164,6 +164,7 @@ SELECT is(consistency._advance_sagas(), 1, 'a');
 SELECT is(consistency._advance_sagas(), 1, 'b attempt 1');
 SELECT ok((SELECT next_run_at <= created_at + interval '300 ms' FROM consistency.saga_instances
             WHERE id = (SELECT id FROM ids WHERE name = 'deadline')), 'a retry after the deadline is due at the deadline');
+-- Deliberate: the saga's 300 ms deadline passes (the clock, not another process).
 SELECT pg_sleep(0.35);
 SELECT is(pg_temp.drain(), 2, 'timeout, then undo_a');
 SELECT is(status || ' ' || last_error, 'compensated saga timed out after 300 ms in step "b"', 'timed out in step b')

@@ -28,6 +28,8 @@ sub ticks { return $node->safe_psql('postgres', "SELECT ticks FROM consistency.w
 sub ticks_at_interval {
   my ($interval, $settle, $seconds) = @_;
   $node->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.poll_interval = '$interval'; SELECT pg_reload_conf()");
+  # Deliberate: the worker applies a reloaded interval at its next wake-up, which no view
+  # shows; $settle covers it. Then ticks are counted over a fixed window of $seconds.
   sleep $settle;
   my $t0 = ticks();
   sleep $seconds;

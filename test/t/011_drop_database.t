@@ -22,7 +22,7 @@ my $postgres_pid = worker_pid($node, 'postgres');
 $node->safe_psql('postgres', 'CREATE ROLE not_owner LOGIN');
 my ($rc, $out, $err) = $node->psql('postgres', 'DROP DATABASE shop', extra_params => ['-U', 'not_owner']);
 like($err, qr/must be owner of database shop/, 'a role that may not drop shop is refused');
-sleep 1;
+sleep 1;    # deliberate: time for a wrongly stopped worker to be gone (shows nothing happens)
 is(worker_pid($node, 'shop'), $shop_pid, 'and the worker was left alone');
 
 # The owner drops it without FORCE.

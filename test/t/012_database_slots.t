@@ -30,7 +30,7 @@ $node->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.database = 'postgr
 $node->reload;
 ok(wait_until_log(qr/no worker for database "db3": all 2 database slots are taken/), 'a full registry is logged')
   or diag(slurp_file($node->logfile, $log_offset));
-sleep 3;
+sleep 3;    # deliberate: several launcher retries pass, and still no worker (shows nothing happens)
 is(served(), 'postgres', 'db3 has no worker while the registry is full');
 my $logged = () = slurp_file($node->logfile, $log_offset) =~ /no worker for database "db3"/g;
 is($logged, 1, 'logged once, not on every retry');

@@ -73,7 +73,7 @@ ok(wait_until($node, "SELECT state FROM consistency.workers WHERE kind = 'worker
 q1("SELECT consistency.append_event('fast-1', NULL, 'Tick', '{}')");
 is(q1("SELECT consistency.wait_for_subscription('fast', (SELECT max(global_position) FROM consistency.events), '10 s')"),
    't', 'the other subscription is served after the poison one was parked');
-usleep(1_500_000);
+usleep(1_500_000);    # deliberate: longer than a hard stop takes, and still no restart
 is(worker_pid($node), $pid1, 'no further restart');
 is(q1("SELECT count(*) FROM fast_done"), q1("SELECT count(*) FROM consistency.events WHERE category = 'fast'"),
    'every fast event was handled once');

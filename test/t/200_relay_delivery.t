@@ -109,10 +109,11 @@ is($o77[0]{headers}{'content-type'}, 'application/json', 'content-type applicati
 # Commit-to-delivery on an idle relay (poll_interval is 10 s): woken at commit.
 my @lat;
 for my $i (1 .. 5) {
-  usleep(300_000);
+  usleep(300_000);    # deliberate: the relay goes idle (back in its 10 s wait) before each publish
   my $start = time;
   $node->safe_psql('postgres', "SELECT consistency.publish('idle', 'k', '{\"i\": $i}'::jsonb)");
-  wait_until($node, 'SELECT pending FROM consistency.outbox_status', '0', 10);
+  wait_until($node, 'SELECT pending FROM consistency.outbox_status', '0', 10)
+    or fail("idle message $i was not delivered within 10 s: " . relay_status($node));
   push @lat, time - $start;
 }
 my ($worst) = sort { $b <=> $a } @lat;

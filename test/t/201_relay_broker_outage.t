@@ -53,14 +53,14 @@ sub cpu_ticks {
 my $c0 = cpu_ticks($pid);
 ok(defined $c0, "the worker's CPU time is readable (" . ($c0 // 'none') . " ticks so far)");
 $c0 //= 0;
-sleep 4;
+sleep 4;    # deliberate: the window over which CPU use is measured
 my $used = (cpu_ticks($pid) - $c0) / 100.0;
 cmp_ok($used, '<', 0.8, sprintf('worker used %.2f s of CPU in 4 s of outage (no busy loop)', $used));
 is(relay_worker_pid($node), $pid, 'same worker process throughout (no crash loop)');
 like($node->safe_psql('postgres', 'SELECT last_error FROM consistency.outbox_status'), qr/./, 'last_error tells why');
 
 my $wait = 10 - (time - $down_at);
-sleep $wait if $wait > 0;
+sleep $wait if $wait > 0;    # deliberate: the broker stays away 10 s in all
 $writer->finish;
 is($?, 0, 'the writer committed everything while the broker was away') or diag($err);
 my $last_id = $node->safe_psql('postgres', "SELECT last_value FROM consistency.outbox_id_seq");

@@ -71,7 +71,7 @@ is(wait_terminal($node, $stuck), 'failed', 'compensation exhausted: saga failed'
 is(Q("SELECT current_step || ' ' || attempts || ' ' || last_error FROM consistency.sagas WHERE id = '$stuck'"),
    'reserve_inventory 3 warehouse unavailable', 'failed saga shows the stuck compensation');
 is(effects_of($node, $stuck), 'reserve', 'nothing was released');
-usleep(300_000);
+usleep(300_000);    # deliberate: several poll intervals pass, and it is not retried by itself
 is(Q("SELECT status FROM consistency.sagas WHERE id = '$stuck'"), 'failed', 'a failed saga stays failed');
 Q("UPDATE consistency.saga_instances SET data = data || '{\"release_failures\": 0}' WHERE id = '$stuck'");
 Q("SELECT consistency.retry_saga('$stuck')");
@@ -82,7 +82,9 @@ is(effects_of($node, $stuck), 'reserve,release,cancel_order', 'released once aft
 #    interval a saga still completes at once.
 Q("ALTER SYSTEM SET pg_consistency.poll_interval = '60s'");
 Q("SELECT pg_reload_conf()");
-sleep 2;    # let the workers finish their current wait and apply the new interval
+# Deliberate: the workers apply a reloaded interval when their current 200 ms wait ends,
+# which no view shows; 2 s is ten such waits.
+sleep 2;
 my $t0 = time;
 my $woken = start_order($node, 6);
 is(wait_terminal($node, $woken, 50), 'completed', 'saga completed with a 60 s poll interval');

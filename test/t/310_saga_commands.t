@@ -42,8 +42,13 @@ cmp_ok(time - $t0, '<', 10, sprintf('the reply woke the worker (%.2f s with a 60
 is(Q("SELECT string_agg(effect, ',' ORDER BY seq) FROM wh.effects WHERE saga = '$s1'"), 'reserve,finish',
    'function steps once each');
 is(Q("SELECT data->>'tracking' FROM consistency.sagas WHERE id = '$s1'"), 'T-1', 'reply output merged');
-Q("SELECT consistency.complete_step('$s1', 'ship', '{}')");
-pass('a repeated reply is accepted as a no-op');
+my $before = Q("SELECT updated_at FROM consistency.sagas WHERE id = '$s1'");
+# A redelivered reply with another output: accepted (Q dies on an error), and it changes nothing.
+Q("SELECT consistency.complete_step('$s1', 'ship', '{\"tracking\": \"T-2\"}')");
+is(Q("SELECT status || ' ' || (data->>'tracking') || ' ' || (updated_at = '$before') FROM consistency.sagas WHERE id = '$s1'"),
+   'completed T-1 true', 'a repeated reply is accepted as a no-op: output, status and updated_at unchanged');
+is(Q("SELECT string_agg(effect, ',' ORDER BY seq) FROM wh.effects WHERE saga = '$s1'"), 'reserve,finish',
+   'and runs no step again');
 
 # No reply: two attempts of 400 ms, then compensation - timed by the worker itself.
 my $s2 = Q("SELECT consistency.start_saga('shipping', '{\"order\": 2}')");

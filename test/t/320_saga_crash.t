@@ -88,10 +88,14 @@ is(Q("SELECT status || ':' || count(*) FROM consistency.sagas GROUP BY status OR
 # Exactly once, on the example tables.
 is(Q("SELECT count(*) FROM shop.orders WHERE status = 'completed' AND id % 5 <> 0"), $valid, 'valid orders completed');
 is(Q("SELECT count(*) FROM shop.orders WHERE status = 'cancelled' AND id % 5 = 0"), $sagas / 5, 'declined orders cancelled');
-is(Q("SELECT count(*) || ' ' || count(DISTINCT order_id) || ' ' || bool_or(refunded) FROM shop.payments"),
-   "$valid $valid false", 'one payment per valid order, none for declined ones, no refund');
-is(Q("SELECT count(*) || ' ' || count(DISTINCT order_id) || ' ' || bool_or(cancelled) FROM shop.shipments"),
-   "$valid $valid false", 'one shipment per valid order');
+is(Q("SELECT count(*) || ' ' || bool_or(refunded) FROM shop.payments"),
+   "$valid false", 'one payment per valid order, none for declined ones, no refund');
+is(Q("SELECT count(*) || ' ' || bool_or(cancelled) FROM shop.shipments"),
+   "$valid false", 'one shipment per valid order');
+# order_id is the key of both tables: a step run a second time fails on it rather than
+# adding a row, so a second run shows as a failed attempt with a duplicate key.
+is(Q("SELECT count(*) FROM consistency.events WHERE type = 'StepFailed' AND data->>'error' LIKE '%duplicate key%'"),
+   '0', 'no step ran a second time (no attempt failed on a duplicate key)');
 is(Q("SELECT available FROM shop.stock"), 1000000 - 2 * $valid, 'stock reserved once per completed order and released once per declined one');
 
 my $per_saga = <<'SQL';

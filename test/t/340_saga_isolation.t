@@ -81,7 +81,7 @@ su("DROP TRIGGER refuse_progress ON consistency.saga_instances; DROP FUNCTION pu
 # its own) is a failed attempt; the sagas after it are not held for its 20 s.
 su("ALTER SYSTEM SET pg_consistency.saga_step_timeout = '1s'");
 su("SELECT pg_reload_conf()");
-usleep(300_000);
+usleep(300_000);    # deliberate: the workers apply the reload at their next wake-up, which no view shows
 my $t0 = time;
 my $sleepy = as('mallory', "SELECT consistency.start_saga('sleepy', '{}')");
 @alice = @{ start_alice(5) };

@@ -174,7 +174,7 @@ is(ledger_count(8), 3, 'transfer 8 committed on all three participants after the
 # --- 7. a participant is down at COMMIT PREPARED time -----------------------------------
 # Keep the periodic recovery quiet so that the backend meets the stopped participant.
 $coord->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.twopc_recovery_interval = '1h'; SELECT pg_reload_conf()");
-sleep 1;
+sleep 1;    # deliberate: the recovery process applies the reload at its next wake-up, which no view shows
 my $berr;
 ($h, $berr) = pause_at('after_local_commit', 3000, 7);
 $p{p2}->stop('fast');

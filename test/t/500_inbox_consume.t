@@ -77,9 +77,9 @@ ok(wait_until($node, q{SELECT count(*) FROM seen WHERE key = 'p'}, '1', 10), 'th
 
 # Pause: nothing is applied; resume: it is.
 $node->safe_psql('postgres', q{SELECT consistency.pause_consumer('orders-in')});
-sleep 1;
+sleep 1;    # deliberate: a round already under way when the pause came ends first
 $kafka->produce('orders', { key => 'pz', value => '{"seq": 1}', partition => 0 });
-sleep 2;
+sleep 2;    # deliberate: ten poll intervals pass, and the message is still not applied
 is($node->safe_psql('postgres', q{SELECT count(*) FROM seen WHERE key = 'pz'}), '0', 'paused: not applied');
 is($node->safe_psql('postgres', q{SELECT status FROM consistency.consumers}), 'paused', 'status paused');
 $node->safe_psql('postgres', q{SELECT consistency.resume_consumer('orders-in')});

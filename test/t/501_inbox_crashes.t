@@ -65,13 +65,13 @@ cmp_ok($kills, '>=', 3, "$kills kill -9 rounds");
 
 # PostgreSQL stopped in immediate mode while consuming.
 send_some(2000);
-usleep(300_000);
+usleep(300_000);    # deliberate: the stop lands while the consumer is busy with them
 $node->stop('immediate');
 $node->start;
 send_some(500);
 
 # The broker restarted while consuming.
-usleep(300_000);
+usleep(300_000);    # deliberate: the restart lands while the consumer is busy
 $kafka->restart(down => 2);
 send_some(500);
 

@@ -61,7 +61,8 @@ while (time < $deadline) {
   $sent++;
   $kafka->produce('fast', { key => 'f', value => qq({"n": $sent}) });
   my $t0 = time;
-  wait_until($node, q{SELECT count(*) FROM done WHERE topic = 'fast'}, $sent, 20);
+  wait_until($node, q{SELECT count(*) FROM done WHERE topic = 'fast'}, $sent, 20)
+    or fail("fast message $sent was not applied within 20 s");
   my $waited = time - $t0;
   $max_wait = $waited if $waited > $max_wait;
   last if q1(q{SELECT count(*) FROM consistency.consumer_dead_letters}) eq '2' && $sent >= 5;
@@ -101,7 +102,7 @@ my $pid1 = consumer_pid();
 isnt($pid1, $pid0, 'the consumer process was stopped and restarted');
 $kafka->produce('sly', { key => 's', value => '{"n": 4}' });
 ok(wait_until($node, q{SELECT count(*) FROM done WHERE topic = 'sly'}, '3', 30), 'the sly consumer goes on');
-usleep(1_500_000);
+usleep(1_500_000);    # deliberate: longer than a hard stop takes, and still no restart
 is(consumer_pid(), $pid1, 'no further restart');
 is(q1(q{SELECT string_agg(status, ',' ORDER BY name) FROM consistency.consumers}), 'running,running,running',
    'every consumer running');

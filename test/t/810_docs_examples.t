@@ -57,7 +57,8 @@ for my $page (@pages) {
   my %had_db = map { $_ => 1 } split /,/, $dbs_before;
   my @new_dbs = grep { !$had_db{$_} } split /,/, $node->safe_psql('postgres', 'SELECT string_agg(datname, \',\') FROM pg_database');
   for my $d (@new_dbs) {
-    wait_until($node, "SELECT count(*) FROM pg_stat_activity WHERE datname = '$d' AND backend_type LIKE 'pg_consistency%'", '0', 30);
+    wait_until($node, "SELECT count(*) FROM pg_stat_activity WHERE datname = '$d' AND backend_type LIKE 'pg_consistency%'", '0', 30)
+      or fail("the workers of $d did not leave within 30 s of its removal from pg_consistency.database");
     $node->safe_psql('postgres', qq{DROP DATABASE "$d" WITH (FORCE)});
   }
   my %had_role = map { $_ => 1 } split /,/, $roles_before;

@@ -42,7 +42,7 @@ $node->safe_psql('postgres', q{SELECT consistency.define_saga('notify', '{"steps
 my $notify = $node->safe_psql('postgres', q{SELECT consistency.start_saga('notify', '{}')});
 ok(wait_until($node, "SELECT phase FROM consistency.saga_instances WHERE id = '$notify'", 'waiting'),
    'command sent');
-usleep(300_000);
+usleep(300_000);    # deliberate: the command waits a measurable time for its reply
 $node->safe_psql('postgres', "SELECT consistency.complete_step('$notify', 'mail', '{}')");
 is(wait_terminal($node, $notify), 'completed', 'command saga completed by its reply');
 
@@ -155,7 +155,7 @@ note($check);
 # ---- recording off: nothing more is observed
 $node->append_conf('postgresql.conf', "pg_consistency.latency_metrics = off\n");
 $node->reload;
-usleep(500_000);
+usleep(500_000);    # deliberate: the worker applies the reload at its next wake-up, which no view shows
 publish_sequences($node, 'mon', keys => 1, per_key => 10, txn => 10, first => 1000);
 ok(wait_drained($node, 60), 'more messages relayed');
 my %after = samples($node->safe_psql('postgres', 'SELECT consistency.metrics()') . "\n");

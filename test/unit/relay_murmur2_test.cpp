@@ -2,6 +2,8 @@
 // org.apache.kafka.common.utils.Utils and toPositive(hash) % partitions.
 #include "relay/murmur2.hpp"
 
+#include <string>
+
 #include <gtest/gtest.h>
 
 using pgc::relay::java_partition;
@@ -46,8 +48,13 @@ TEST(JavaPartition, PositiveModulo) {
   EXPECT_EQ(java_partition("21", 7), 1173551340 % 7);
   EXPECT_EQ(java_partition("foobar", 12), (static_cast<uint32_t>(-790332482) & 0x7fffffffu) % 12);
   EXPECT_EQ(java_partition("abc", 3), 479470107 % 3);
+  // Beyond the vectors: for every count, Java's toPositive (the sign bit masked, not abs())
+  // of the hash, modulo the count -- a range check alone would pass a wrong formula.
   for (int p = 1; p < 50; p++) {
-    int32_t got = java_partition("order-" + std::to_string(p), p);
+    std::string key = "order-" + std::to_string(p);
+    int32_t got = java_partition(key, p);
+    uint32_t positive = static_cast<uint32_t>(murmur2(key)) & 0x7fffffffu;
+    EXPECT_EQ(got, static_cast<int32_t>(positive % static_cast<uint32_t>(p))) << key;
     EXPECT_GE(got, 0);
     EXPECT_LT(got, p);
   }
