@@ -14,32 +14,30 @@ dir="$1"
 port=$(sed -n 's/^port *= *\([0-9]*\).*/\1/p' "$dir/data/postgresql.conf" | tail -n 1)
 owner=$(if [ "$(id -u)" -eq 0 ]; then echo "$PGC_OS_USER"; else id -un; fi)
 log="$dir/postgresql.log"
-start=$(stat -c %s "$log")
+
+# expect SQL RC PATTERN SAYS: runs SQL as the fuzzers' application, judges the log lines it
+# wrote; the judge must exit RC with PATTERN in its report. SAYS: what that shows.
+expect() {
+  local start out rc
+  start=$(stat -c %s "$log")
+  PGAPPNAME=sqlfuzz psql -X -q -h 127.0.0.1 -p "$port" -U "$owner" -d fuzz -c "$1" >/dev/null 2>&1
+  out=$(/usr/bin/python3 "$root/test/fuzz/pglog.py" "$log" --from-byte "$start" --app sqlfuzz)
+  rc=$?
+  if [ $rc -ne "$2" ] || ! grep -q "$3" <<<"$out"; then
+    echo "log judge, wanted: $4 (exit $2, report with \"$3\"); got exit $rc:"; echo "$out"
+    exit 1
+  fi
+  echo "log judge: $4"
+}
 
 # An internal error of PostgreSQL's own (an interval typmod it does not know) in a statement
 # that also calls one of ours is PostgreSQL's, not ours.
-PGAPPNAME=sqlfuzz psql -X -q -h 127.0.0.1 -p "$port" -U "$owner" -d fuzz \
-  -c "SELECT consistency.version(), pg_catalog.interval('1 day'::interval, 61)" >/dev/null 2>&1
-out=$(/usr/bin/python3 "$root/test/fuzz/pglog.py" "$log" --from-byte "$start" --app sqlfuzz)
-rc=$?
-if [ $rc -ne 0 ] || ! grep -q "interval typmod" <<<"$out"; then
-  echo "log judge blamed an internal error of PostgreSQL's on pg_consistency (exit $rc):"; echo "$out"
-  exit 1
-fi
-echo "log judge: PostgreSQL's own internal error beside a call of ours is not blamed on us"
-start=$(stat -c %s "$log")
+expect "SELECT consistency.version(), pg_catalog.interval('1 day'::interval, 61)" 0 "interval typmod" \
+  "PostgreSQL's own internal error beside a call of ours is not blamed on us"
+expect "SELECT consistency._test_raise('std')" 1 "internal error (XX000) from pg_consistency" \
+  "an XX000 raised by pg_consistency is reported"
 
-PGAPPNAME=sqlfuzz psql -X -q -h 127.0.0.1 -p "$port" -U "$owner" -d fuzz \
-  -c "SELECT consistency._test_raise('std')" >/dev/null 2>&1
-out=$(/usr/bin/python3 "$root/test/fuzz/pglog.py" "$log" --from-byte "$start" --app sqlfuzz)
-rc=$?
-if [ $rc -ne 1 ] || ! grep -q "internal error (XX000) from pg_consistency" <<<"$out"; then
-  echo "log judge missed an internal error of ours (exit $rc):"; echo "$out"
-  exit 1
-fi
-echo "log judge: an XX000 raised by pg_consistency is reported"
 start=$(stat -c %s "$log")
-
 psql -X -q -h 127.0.0.1 -p "$port" -U "$owner" -d fuzz -c "SELECT pg_sleep(60) /* judge-selfcheck */" \
   >/dev/null 2>&1 &
 client=$!

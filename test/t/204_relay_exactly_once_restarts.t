@@ -35,18 +35,26 @@ sub top_up {
   usleep(300_000);
 }
 
+# One round: the relay frozen inside an open Kafka transaction (counted), or a failure
+# when no try landed there. Returns the freeze (worker still stopped) or undef.
+sub freeze_round {
+  my ($label) = @_;
+  $rounds++;
+  my ($frozen, $misses) = freeze_inside_transaction($node, $kafka, $txid, tries => 12, before => \&top_up);
+  if (!$frozen) {
+    fail("$label: no freeze landed inside an open transaction ($misses tries)");
+    return undef;
+  }
+  $inside++;
+  note("$label: worker frozen inside the transaction of batch $frozen->{batch} after $misses misses");
+  return $frozen;
+}
+
 # PostgreSQL immediate stop with the worker frozen inside a Kafka transaction: the other
 # backends quit at once, the frozen worker is killed by the postmaster (SIGKILL after 5 s)
 # without having run again. Three rounds.
 for my $round (1 .. 3) {
-  $rounds++;
-  my ($frozen, $misses) = freeze_inside_transaction($node, $kafka, $txid, tries => 12, before => \&top_up);
-  if (!$frozen) {
-    fail("stop $round: no freeze landed inside an open transaction ($misses tries)");
-    next;
-  }
-  $inside++;
-  note("stop $round: worker frozen inside the transaction of batch $frozen->{batch} after $misses misses");
+  my $frozen = freeze_round("stop $round") or next;
   my $offset = -s $node->logfile;
   $node->stop('immediate');
   $node->start;
@@ -59,14 +67,7 @@ for my $round (1 .. 3) {
 # Broker crash (SIGKILL) and clean stop with the relay's transaction open; the worker goes on
 # (SIGCONT) while the broker is away, then the broker comes back.
 for my $how ('kill', 'stop') {
-  $rounds++;
-  my ($frozen, $misses) = freeze_inside_transaction($node, $kafka, $txid, tries => 12, before => \&top_up);
-  if (!$frozen) {
-    fail("broker $how: no freeze landed inside an open transaction ($misses tries)");
-    next;
-  }
-  $inside++;
-  note("broker $how: worker frozen inside the transaction of batch $frozen->{batch} after $misses misses");
+  my $frozen = freeze_round("broker $how") or next;
   my $offset    = -s $node->logfile;
   my $delivered = $node->safe_psql('postgres', 'SELECT delivered_total FROM consistency.outbox_status');
   $how eq 'kill' ? $kafka->kill : $kafka->stop;
