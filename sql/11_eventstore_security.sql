@@ -172,6 +172,42 @@ SELECT version, data FROM consistency.read_stream('vault-1', 4) AS upcast_in_mal
 SELECT * FROM consistency.aggregate_state('vault-1') AS true_fold_in_the_same_transaction;
 COMMIT;
 RESET ROLE;
+-- An upcaster that changes search_path at session level (set_config(..., false)) to a
+-- schema with mallory's + first, and that anyone may use. A fold calls the upcasters and
+-- the apply function in one scope; the path is pinned again before each call, so the
+-- apply function (parsed after the upcaster ran) still adds with pg_catalog's +.
+-- A subscription handler called after the same upcaster sees the pinned path too.
+SET ROLE regress_es_mallory;
+GRANT USAGE ON SCHEMA regress_es_mallory TO PUBLIC;
+RESET ROLE;
+CREATE FUNCTION public.es_escape_up(d jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM set_config('search_path', 'regress_es_mallory, pg_catalog', false);
+  RETURN d;
+END $$;
+SELECT consistency.append_events('vault-2', 0, '[{"type": "EscapeDeposit", "data": {"amount": 10}},
+                                                {"type": "Deposited", "data": {"amount": 5}},
+                                                {"type": "EscapeDeposit", "data": {"amount": 1}}]') AS v;
+-- Registered after the events were written at schema version 1, so they are upcast.
+SELECT consistency.register_upcaster('EscapeDeposit', 1, 'public.es_escape_up(jsonb)');
+SELECT * FROM consistency.aggregate_state('vault-2') AS fold_after_a_path_changing_upcaster;
+SHOW search_path;
+CREATE TABLE public.es_path_log (type text, run_as text, search_path text);
+GRANT INSERT ON public.es_path_log TO regress_es_writer;
+CREATE FUNCTION public.es_path_seen(global_position bigint, stream text, version bigint, type text,
+                                    data jsonb, metadata jsonb) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO public.es_path_log VALUES (type, current_user, current_setting('search_path'));
+END $$;
+SET ROLE regress_es_writer;
+SELECT consistency.create_subscription('path_seen', 'public.es_path_seen(bigint,text,bigint,text,jsonb,jsonb)', ARRAY['vault']);
+RESET ROLE;
+SELECT consistency._subscription_step('path_seen') AS handled;
+SELECT type, run_as, search_path, count(*) FROM public.es_path_log GROUP BY 1, 2, 3 ORDER BY 1;
+SELECT consistency.drop_subscription('path_seen');
+SET ROLE regress_es_mallory;
+REVOKE USAGE ON SCHEMA regress_es_mallory FROM PUBLIC;
+RESET ROLE;
 -- What later readers get, and what was saved.
 SET ROLE regress_es_reader;
 SELECT * FROM consistency.aggregate_state('vault-1') AS later_reader;
@@ -321,12 +357,13 @@ DROP OWNED BY regress_es_reader, regress_es_writer, regress_es_writer2, regress_
   regress_es_admin, regress_es_mallory, regress_es_rita;
 DROP ROLE regress_es_reader, regress_es_writer, regress_es_writer2, regress_es_outsider,
   regress_es_admin, regress_es_mallory, regress_es_rita;
-DROP TABLE public.es_projection, public.es_seen;
+DROP TABLE public.es_projection, public.es_seen, public.es_path_log;
 DROP FUNCTION public.es_project(bigint,text,bigint,text,jsonb,jsonb), public.es_wrong_handler(bigint,text),
   public.es_v1_to_v2(jsonb), public.es_v2_to_v3(jsonb), public.es_returns_null(jsonb), public.es_wrong_args(text),
   public.es_wrong_result(jsonb), public.es_apply_account(jsonb,text,jsonb), public.es_apply_null(jsonb,text,jsonb),
   public.es_apply_wrong(jsonb,jsonb), public.es_secret_up(jsonb), public.es_secret_apply(jsonb,text,jsonb),
   public.es_secret_handler(bigint,text,bigint,text,jsonb,jsonb), public.es_apply_balance(jsonb,text,jsonb),
-  public.es_meddle(bigint,text,bigint,text,jsonb,jsonb), public.es_fee_up(jsonb);
+  public.es_meddle(bigint,text,bigint,text,jsonb,jsonb), public.es_fee_up(jsonb),
+  public.es_escape_up(jsonb), public.es_path_seen(bigint,text,bigint,text,jsonb,jsonb);
 DROP EXTENSION pg_consistency;
 CREATE EXTENSION pg_consistency;

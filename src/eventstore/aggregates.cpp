@@ -149,6 +149,8 @@ int64 apply_row(Fold* f, UpcastFns* fns, HeapTuple row, TupleDesc desc) {
   }
   Datum args[3] = {f->state, values[1], data};  // apply_fn(state, type, data)
   bool isnull = false;
+  // The upcasters and the earlier events' calls ran in the same scope.
+  pg::run_as_repin();
   Datum next = call_function(f->def->finfo, args, 3, &isnull);
   error_context_stack = cb.previous;
   MemoryContextSwitchTo(old);
@@ -169,7 +171,7 @@ int64 fold_events(Fold* f) {
       "WHERE stream OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.>) $2 ORDER BY version LIMIT "
       "$3",
       {TEXTOID, INT8OID, INT8OID});
-  UpcastFns* fns = new_upcast_fns(f->outer);
+  UpcastFns* fns = new_upcast_fns(f->outer, true);
   int64 null_at = 0;
   pg::RunAsState ras;
   // No time limit of its own: the caller's statement_timeout (or an enclosing handler's

@@ -300,11 +300,13 @@ struct UpcastFns {
   Oid* oids;
   Oid* checked_for;  // the role whose EXECUTE right was checked
   FmgrInfo** infos;
+  bool in_run_as;
 };
 
-UpcastFns* new_upcast_fns(MemoryContext cxt) {
+UpcastFns* new_upcast_fns(MemoryContext cxt, bool in_run_as) {
   UpcastFns* f = static_cast<UpcastFns*>(MemoryContextAllocZero(cxt, sizeof(UpcastFns)));
   f->cxt = cxt;
+  f->in_run_as = in_run_as;
   return f;
 }
 
@@ -374,6 +376,7 @@ Datum upcast(UpcastFns* fns, const char* type, int len, int32 schema_version, Da
     UpcastStep step{type, len, v};
     ErrorContextCallback cb{error_context_stack, upcast_error_context, &step};
     error_context_stack = &cb;
+    if (fns->in_run_as) pg::run_as_repin();
     Datum r = call_function(fi, &data, 1, &isnull);
     error_context_stack = cb.previous;
     if (isnull) {

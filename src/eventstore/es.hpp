@@ -120,9 +120,11 @@ int32 latest_schema_version(const char* type, int len);
 // The upcaster functions called in one context (one read call, one fold, one subscription
 // batch), each with its own FmgrInfo: a SQL function keeps its parsed body in its FmgrInfo
 // for the rest of the transaction, so an FmgrInfo first called under one role and search
-// path must never be reused under another. Allocated in `cxt`.
+// path must never be reused under another. Allocated in `cxt`. `in_run_as`: the calls
+// run inside a pg::RunAs scope that makes other user calls too (a fold, a subscription
+// handler), so the pinned search path is set again before each (pg::run_as_repin).
 struct UpcastFns;
-UpcastFns* new_upcast_fns(MemoryContext cxt);
+UpcastFns* new_upcast_fns(MemoryContext cxt, bool in_run_as);
 // Returns `data` upcast from `schema_version` to the latest version of `type`, and sets
 // *out_version. Calls the registered functions as the current user, who must be allowed
 // to EXECUTE each of them (42501 otherwise).

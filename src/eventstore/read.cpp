@@ -39,7 +39,7 @@ void emit_rows(ReturnSetInfo* rsinfo) {
       continue;
     }
     if (row_cxt == nullptr) {
-      fns = new_upcast_fns(CurrentMemoryContext);
+      fns = new_upcast_fns(CurrentMemoryContext, false);
       row_cxt =
           AllocSetContextCreate(CurrentMemoryContext, "pg_consistency read row", ALLOCSET_DEFAULT_SIZES);
     }

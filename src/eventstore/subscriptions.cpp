@@ -164,6 +164,7 @@ void invoke_handler(FmgrInfo* finfo, UpcastFns* fns, Oid owner, HeapTuple tup, T
       upcast(fns, VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type), DatumGetInt32(values[4]), values[5], &sv);
   Datum args[6] = {values[0], values[1], values[2], values[3], data, values[6]};
   bool isnull = false;
+  pg::run_as_repin();  // the upcasters ran in the same scope
   (void)call_function(finfo, args, 6, &isnull);
   pg::run_as_leave(&g_handler_scope);
   correlation::leave(context);
@@ -275,7 +276,7 @@ Handled handle_rows(const Subscription& sub, const char* name_c, SPITupleTable* 
   // A fresh FmgrInfo per batch, used only as the owner in the pinned context.
   FmgrInfo finfo;
   fmgr_info(sub.handler, &finfo);
-  UpcastFns* fns = new_upcast_fns(CurrentMemoryContext);
+  UpcastFns* fns = new_upcast_fns(CurrentMemoryContext, true);
   MemoryContext row_cxt =
       AllocSetContextCreate(CurrentMemoryContext, "pg_consistency handler", ALLOCSET_DEFAULT_SIZES);
   TimestampTz batch_start = GetCurrentTimestamp();
