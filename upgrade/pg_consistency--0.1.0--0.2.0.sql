@@ -1,7 +1,7 @@
 -- pg_consistency 0.1.0 -> 0.2.0. Every change to src/sql since 0.1.0, in the same order
 -- (docs/development.md, "Changing the schema"); test/t/700_upgrade.t checks that a
 -- database updated with this script has the same catalog as a fresh 0.2.0 install.
--- Brought up to date with src/sql of sha256 f108d6f08932821607ac2047bd6592b8d8bff0e034da8596a442d9cd4a658ff2
+-- Brought up to date with src/sql of sha256 4fd38d4a18fb996a1f26b138f7e3301f5d2ea87068fcd658455c83c5870ae4dd
 
 \echo Use "ALTER EXTENSION pg_consistency UPDATE TO '0.2.0'" to load this file. \quit
 
@@ -1165,3 +1165,23 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION consistency._rebind_function_refs() FROM PUBLIC;
 
+
+-- consistency.worker_status() and consistency.workers show when each process last read
+-- the configuration (settings_loaded_at). The function's OUT columns change, so it and
+-- the view over it are created again (the SQL functions that call it name it at run time).
+DROP VIEW consistency.workers;
+DROP FUNCTION consistency.worker_status();
+-- One row per pg_consistency background process (the launcher, each database's worker):
+-- its state and counters, and when it last read the configuration (at start, then at
+-- each reload it applied). consistency.workers shows it.
+CREATE FUNCTION consistency.worker_status(
+    OUT kind text, OUT database text, OUT pid int, OUT state text,
+    OUT started_at timestamptz, OUT last_tick_at timestamptz,
+    OUT ticks bigint, OUT errors bigint, OUT last_error text,
+    OUT settings_loaded_at timestamptz)
+  RETURNS SETOF record
+  LANGUAGE c VOLATILE
+  AS 'MODULE_PATHNAME', 'pgc_worker_status';
+CREATE VIEW consistency.workers AS SELECT * FROM consistency.worker_status();
+GRANT EXECUTE ON FUNCTION consistency.worker_status() TO consistency_reader;
+GRANT SELECT ON consistency.workers TO consistency_reader;

@@ -29,11 +29,13 @@ CREATE FUNCTION consistency.version() RETURNS text
   AS 'MODULE_PATHNAME', 'pgc_version';
 
 -- One row per pg_consistency background process (the launcher, each database's worker):
--- its state and counters. consistency.workers shows it.
+-- its state and counters, and when it last read the configuration (at start, then at
+-- each reload it applied). consistency.workers shows it.
 CREATE FUNCTION consistency.worker_status(
     OUT kind text, OUT database text, OUT pid int, OUT state text,
     OUT started_at timestamptz, OUT last_tick_at timestamptz,
-    OUT ticks bigint, OUT errors bigint, OUT last_error text)
+    OUT ticks bigint, OUT errors bigint, OUT last_error text,
+    OUT settings_loaded_at timestamptz)
   RETURNS SETOF record
   LANGUAGE c VOLATILE
   AS 'MODULE_PATHNAME', 'pgc_worker_status';

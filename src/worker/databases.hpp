@@ -46,6 +46,7 @@ struct ProcessSlot {
   WorkerState state;
   TimestampTz started_at;
   TimestampTz last_tick_at;
+  TimestampTz settings_loaded_at;  // read the configuration: at start, then at each reload
   uint64 ticks;
   uint64 errors;
   uint64 starts;

@@ -215,6 +215,7 @@ extern "C" PGDLLEXPORT void pgc_launcher_main(Datum) {
   s->launcher_pid = MyProcPid;
   s->launcher_proc = MyProc;
   s->launcher_started_at = GetCurrentTimestamp();
+  s->launcher_settings_loaded_at = s->launcher_started_at;
   SpinLockRelease(&s->mutex);
   before_shmem_exit(launcher_exit, 0);
   g_capacity = database_capacity();
@@ -229,6 +230,9 @@ extern "C" PGDLLEXPORT void pgc_launcher_main(Datum) {
     if (ConfigReloadPending) {
       ConfigReloadPending = false;
       ProcessConfigFile(PGC_SIGHUP);
+      SpinLockAcquire(&s->mutex);
+      s->launcher_settings_loaded_at = GetCurrentTimestamp();
+      SpinLockRelease(&s->mutex);
     }
     reconcile();
     MemoryContextReset(loop_cxt);

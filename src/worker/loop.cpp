@@ -199,6 +199,7 @@ void occupy(ProcessSlot* me) {
   me->proc = MyProc;
   me->state = WorkerState::kStarting;
   me->started_at = GetCurrentTimestamp();
+  me->settings_loaded_at = me->started_at;
   me->starts++;
   SpinLockRelease(databases_lock());
   before_shmem_exit(vacate, 0);
@@ -217,6 +218,11 @@ void run_loop(ProcessSlot* me, Task* tasks, int ntasks, const LoopHooks& hooks) 
     if (ConfigReloadPending) {
       ConfigReloadPending = false;
       ProcessConfigFile(PGC_SIGHUP);
+      // Shown in consistency.workers: an operator (or a test) can see that a reload
+      // reached this process, rather than guess.
+      SpinLockAcquire(databases_lock());
+      me->settings_loaded_at = GetCurrentTimestamp();
+      SpinLockRelease(databases_lock());
     }
     if (hooks.stay != nullptr && !hooks.stay()) proc_exit(0);
     long wait_ms = settings::poll_interval_ms;

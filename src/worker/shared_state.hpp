@@ -31,6 +31,7 @@ struct SharedState {
   pid_t launcher_pid;
   PGPROC* launcher_proc;
   TimestampTz launcher_started_at;
+  TimestampTz launcher_settings_loaded_at;
   char held_dbname[NAMEDATALEN];  // DROP DATABASE in progress: start no worker for it
   TimestampTz held_until;
   int hard_stop_count;  // entries in hard_stops, oldest first

@@ -14,9 +14,10 @@ namespace {
 
 // One row of consistency.worker_status().
 void put_row(ReturnSetInfo* rsinfo, const char* kind, const char* dbname, pid_t pid, const char* state,
-             TimestampTz started, TimestampTz last_tick, int64 ticks, int64 errors, const char* last_error) {
-  Datum values[9];
-  bool nulls[9] = {};
+             TimestampTz started, TimestampTz last_tick, int64 ticks, int64 errors, const char* last_error,
+             TimestampTz settings_loaded) {
+  Datum values[10];
+  bool nulls[10] = {};
   values[0] = CStringGetTextDatum(kind);
   nulls[1] = dbname == nullptr;
   values[1] = dbname ? CStringGetTextDatum(dbname) : 0;
@@ -31,6 +32,8 @@ void put_row(ReturnSetInfo* rsinfo, const char* kind, const char* dbname, pid_t 
   values[7] = Int64GetDatum(errors);
   nulls[8] = last_error == nullptr || *last_error == '\0';
   values[8] = nulls[8] ? 0 : CStringGetTextDatum(last_error);
+  nulls[9] = settings_loaded == 0;
+  values[9] = TimestampTzGetDatum(settings_loaded);
   tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
@@ -48,7 +51,8 @@ const char* process_kind(int component) {
 void put_process(ReturnSetInfo* rsinfo, const char* kind, const char* dbname,
                  const pgc::worker::ProcessSlot& p) {
   put_row(rsinfo, kind, dbname, p.pid, p.pid ? pgc::worker::state_name(p.state) : "stopped", p.started_at,
-          p.last_tick_at, static_cast<int64>(p.ticks), static_cast<int64>(p.errors), p.last_error);
+          p.last_tick_at, static_cast<int64>(p.ticks), static_cast<int64>(p.errors), p.last_error,
+          p.pid ? p.settings_loaded_at : 0);
 }
 
 }  // namespace
@@ -60,15 +64,16 @@ PGC_FUNCTION(pgc_worker_status) {
   SharedState* s = shared();
   if (s == nullptr || !have_databases()) {
     put_row(rsinfo, "worker", get_database_name(MyDatabaseId), 0, "not_preloaded", 0, 0, 0, 0,
-            "shared_preload_libraries does not include pg_consistency");
+            "shared_preload_libraries does not include pg_consistency", 0);
     return (Datum)0;
   }
   SpinLockAcquire(&s->mutex);
   pid_t launcher_pid = s->launcher_pid;
   TimestampTz launcher_started_at = s->launcher_started_at;
+  TimestampTz launcher_loaded_at = launcher_pid ? s->launcher_settings_loaded_at : 0;
   SpinLockRelease(&s->mutex);
   put_row(rsinfo, "launcher", nullptr, launcher_pid, launcher_pid ? "running" : "stopped",
-          launcher_started_at, 0, 0, 0, nullptr);
+          launcher_started_at, 0, 0, 0, nullptr, launcher_loaded_at);
   // Copy a slot's rows under the lock, format them outside it (formatting may allocate
   // and error).
   for (int i = 0; i < database_capacity(); i++) {
