@@ -10,7 +10,7 @@ use Time::HiRes qw(usleep time);
 use File::Basename qw(dirname);
 use Cwd qw(abs_path);
 use Exporter 'import';
-our @EXPORT_OK = qw(new_node wait_until worker_pid process_gone psql_as worker_running sql_fixture);
+our @EXPORT_OK = qw(new_node wait_until reload_config worker_pid process_gone psql_as worker_running sql_fixture);
 
 # The repository's root (this file is test/perl/PgcCluster.pm).
 my $root = abs_path(dirname(__FILE__) . '/../..');
@@ -53,6 +53,24 @@ sub wait_until {
     usleep(50_000);
   }
   diag("wait_until timed out: `$sql` returned '$last', wanted '$expected'");
+  return 0;
+}
+
+# Reloads the configuration and waits until every running process of ours (the launcher,
+# each worker and its processes) has read it: settings_loaded_at in consistency.workers
+# (read in $db, default postgres) later than a moment taken before the reload. A predicate
+# like wait_until: false after $timeout seconds (default 30), with the rows shown.
+sub reload_config {
+  my ($node, $timeout, $db) = @_;
+  $db //= 'postgres';
+  my $before = $node->safe_psql($db, 'SELECT clock_timestamp()');
+  $node->safe_psql($db, 'SELECT pg_reload_conf()');
+  return 1 if wait_until($node, "SELECT bool_and(settings_loaded_at > '$before') FROM consistency.workers "
+                              . "WHERE pid IS NOT NULL", 't', $timeout, $db);
+  diag('processes that did not read the reloaded configuration: '
+       . $node->safe_psql($db, "SELECT string_agg(kind || ' ' || coalesce(database, '') || ' pid ' || pid "
+                             . "|| ' loaded ' || coalesce(settings_loaded_at::text, 'never'), '; ') "
+                             . "FROM consistency.workers WHERE pid IS NOT NULL AND settings_loaded_at <= '$before'"));
   return 0;
 }
 

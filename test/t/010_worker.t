@@ -7,7 +7,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
-use PgcCluster qw(new_node wait_until worker_pid process_gone);
+use PgcCluster qw(new_node wait_until reload_config worker_pid process_gone);
 
 my $node = new_node('worker');
 
@@ -20,17 +20,19 @@ ok(wait_until($node, "SELECT state FROM consistency.worker_status() WHERE kind =
 my $pid = worker_pid($node);
 like($pid, qr/^\d+$/, "worker pid $pid");
 
+is($node->safe_psql('postgres', "SELECT bool_and(settings_loaded_at = started_at) FROM consistency.workers WHERE pid IS NOT NULL"),
+   't', 'each process read the configuration when it started, and not since');
+
 # The worker's tick count.
 sub ticks { return $node->safe_psql('postgres', "SELECT ticks FROM consistency.worker_status() WHERE kind = 'worker'") }
 
-# Reloads pg_consistency.poll_interval as $interval, waits $settle seconds, and returns
-# how many times the worker ticks in the $seconds after that.
+# Reloads pg_consistency.poll_interval as $interval, waits until every process read it,
+# and returns how many times the worker ticks in the $seconds after that (a fixed window:
+# a rate is measured).
 sub ticks_at_interval {
-  my ($interval, $settle, $seconds) = @_;
-  $node->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.poll_interval = '$interval'; SELECT pg_reload_conf()");
-  # Deliberate: the worker applies a reloaded interval at its next wake-up, which no view
-  # shows; $settle covers it. Then ticks are counted over a fixed window of $seconds.
-  sleep $settle;
+  my ($interval, $seconds) = @_;
+  $node->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.poll_interval = '$interval'");
+  ok(reload_config($node), "every process read poll_interval = $interval");
   my $t0 = ticks();
   sleep $seconds;
   return ticks() - $t0;
@@ -39,7 +41,7 @@ sub ticks_at_interval {
 # Interval reload: with 5 s the worker ticks rarely; after SIGHUP with 50 ms, often.
 # Components may ask for earlier runs of their own (e.g. a recovery pass every second), so
 # allow a few; the 50 ms setting below must then give many times more.
-my $slow = ticks_at_interval('5s', 1, 3);
+my $slow = ticks_at_interval('5s', 3);
 cmp_ok($slow, '<=', 6, "at 5 s interval: $slow ticks in 3 s");
 
 # Commits wake the worker only for work it does: with the relay off (no kafka_brokers)
@@ -69,14 +71,14 @@ ok(wait_until($node, "SELECT count(*) FROM consistency.sagas WHERE name = 'tick_
 # the relay update and delete, and those tables bloat.
 ok(wait_until($node, "SELECT n_tup_upd > 0 FROM pg_stat_user_tables WHERE schemaname = 'consistency' AND relname = 'saga_instances'", 't', 15),
    'the saga workers\' updates of saga_instances reach the table statistics');
-my $fast = ticks_at_interval('50ms', 1, 2);
+my $fast = ticks_at_interval('50ms', 2);
 cmp_ok($fast, '>=', 15, "after SIGHUP reload to 50 ms: $fast ticks in 2 s");
 cmp_ok($fast, '>', 3 * $slow, 'the reloaded interval changed the tick rate');
 
 # An idle worker sleeps until its next component is due: at a 1 s interval it ticks about
 # once a second. (A sub-millisecond remainder once truncated to a 0 ms wait made it spin
 # through empty ticks, 7 a second here.)
-my $idle = ticks_at_interval('1s', 2, 5);
+my $idle = ticks_at_interval('1s', 5);
 cmp_ok($idle, '<=', 12, "idle at 1 s: $idle ticks in 5 s");
 
 # An error inside a tick is logged and backed off; the same process goes on.

@@ -11,7 +11,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
-use PgcCluster qw(new_node wait_until process_gone);
+use PgcCluster qw(new_node wait_until reload_config process_gone);
 use PgcSaga qw(install_order_flow start_order wait_terminal effects_of);
 
 my $node = new_node('saga_worker');
@@ -81,10 +81,7 @@ is(effects_of($node, $stuck), 'reserve,release,cancel_order', 'released once aft
 # 6. Ready steps are picked up at commit, not at the next poll: with a 60 s poll
 #    interval a saga still completes at once.
 Q("ALTER SYSTEM SET pg_consistency.poll_interval = '60s'");
-Q("SELECT pg_reload_conf()");
-# Deliberate: the workers apply a reloaded interval when their current 200 ms wait ends,
-# which no view shows; 2 s is ten such waits.
-sleep 2;
+ok(reload_config($node), 'every process read poll_interval = 60s');
 my $t0 = time;
 my $woken = start_order($node, 6);
 is(wait_terminal($node, $woken, 50), 'completed', 'saga completed with a 60 s poll interval');

@@ -10,7 +10,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
-use PgcCluster qw(new_node wait_until psql_as sql_fixture);
+use PgcCluster qw(new_node wait_until reload_config psql_as sql_fixture);
 use PgcSaga qw(wait_terminal saga_tenants two_step_saga start_sagas all_completed);
 
 my $node = new_node('saga_isolation');
@@ -80,8 +80,7 @@ su("DROP TRIGGER refuse_progress ON consistency.saga_instances; DROP FUNCTION pu
 # 3. A step past its time limit (pg_consistency.saga_step_timeout, the step has none of
 # its own) is a failed attempt; the sagas after it are not held for its 20 s.
 su("ALTER SYSTEM SET pg_consistency.saga_step_timeout = '1s'");
-su("SELECT pg_reload_conf()");
-usleep(300_000);    # deliberate: the workers apply the reload at their next wake-up, which no view shows
+ok(reload_config($node), 'every process read saga_step_timeout = 1s');
 my $t0 = time;
 my $sleepy = as('mallory', "SELECT consistency.start_saga('sleepy', '{}')");
 @alice = @{ start_alice(5) };

@@ -12,7 +12,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 use Time::HiRes qw(usleep time);
-use PgcCluster qw(new_node wait_until);
+use PgcCluster qw(new_node wait_until reload_config);
 use PgcTwopc qw(participant_node bank_sql transfer_sql prepared_count wait_none_prepared);
 
 my $coord = new_node('coord', conf => <<'CONF');
@@ -173,8 +173,8 @@ is(ledger_count(8), 3, 'transfer 8 committed on all three participants after the
 
 # --- 7. a participant is down at COMMIT PREPARED time -----------------------------------
 # Keep the periodic recovery quiet so that the backend meets the stopped participant.
-$coord->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.twopc_recovery_interval = '1h'; SELECT pg_reload_conf()");
-sleep 1;    # deliberate: the recovery process applies the reload at its next wake-up, which no view shows
+$coord->safe_psql('postgres', "ALTER SYSTEM SET pg_consistency.twopc_recovery_interval = '1h'");
+ok(reload_config($coord), 'every process read twopc_recovery_interval = 1h');
 my $berr;
 ($h, $berr) = pause_at('after_local_commit', 3000, 7);
 $p{p2}->stop('fast');

@@ -16,7 +16,7 @@ use IO::Socket::INET;
 use IPC::Run;
 use POSIX qw(WNOHANG);
 use PgcKafka;
-use PgcCluster qw(wait_until);
+use PgcCluster qw(wait_until reload_config);
 use PgcRelay qw(relay_node publish_sequences wait_drained);
 use PgcSaga qw(install_order_flow start_order wait_terminal);
 
@@ -154,8 +154,7 @@ note($check);
 
 # ---- recording off: nothing more is observed
 $node->append_conf('postgresql.conf', "pg_consistency.latency_metrics = off\n");
-$node->reload;
-usleep(500_000);    # deliberate: the worker applies the reload at its next wake-up, which no view shows
+ok(reload_config($node), 'every process read latency_metrics = off');
 publish_sequences($node, 'mon', keys => 1, per_key => 10, txn => 10, first => 1000);
 ok(wait_drained($node, 60), 'more messages relayed');
 my %after = samples($node->safe_psql('postgres', 'SELECT consistency.metrics()') . "\n");
