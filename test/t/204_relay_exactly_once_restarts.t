@@ -74,7 +74,7 @@ for my $how ('kill', 'stop') {
   kill 'CONT', $frozen->{pid};
   is(publish_logged($node, 'eo2', n => 300, keys => 40, txn => 100), 300, "broker $how: rows keep coming while it is away");
   $more += 300;
-  sleep 3;
+  sleep 3;    # deliberate: the relay meets the absent broker for a while (retries, no delivery)
   $kafka->restart;
   ok(wait_until($node, 'SELECT relay_state FROM consistency.outbox_status', 'running', 120), "broker $how: relay running again");
   ok(wait_until($node, "SELECT delivered_total > $delivered FROM consistency.outbox_status", 't', 120),
