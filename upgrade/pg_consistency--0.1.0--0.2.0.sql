@@ -1,7 +1,7 @@
 -- pg_consistency 0.1.0 -> 0.2.0. Every change to src/sql since 0.1.0, in the same order
 -- (docs/development.md, "Changing the schema"); test/t/700_upgrade.t checks that a
 -- database updated with this script has the same catalog as a fresh 0.2.0 install.
--- Brought up to date with src/sql of sha256 4fd38d4a18fb996a1f26b138f7e3301f5d2ea87068fcd658455c83c5870ae4dd
+-- Brought up to date with src/sql of sha256 622a6ca20a65e23b768fa2de57d982e8e0dc78ba3a3e5274e2ad1b80ed286df1
 
 \echo Use "ALTER EXTENSION pg_consistency UPDATE TO '0.2.0'" to load this file. \quit
 
@@ -1185,3 +1185,24 @@ CREATE FUNCTION consistency.worker_status(
 CREATE VIEW consistency.workers AS SELECT * FROM consistency.worker_status();
 GRANT EXECUTE ON FUNCTION consistency.worker_status() TO consistency_reader;
 GRANT SELECT ON consistency.workers TO consistency_reader;
+
+-- _rebind_function_refs(): one statement run over the tables that hold function references.
+CREATE OR REPLACE FUNCTION consistency._rebind_function_refs() RETURNS bigint
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  here bigint := consistency._system_identifier();
+  t pg_catalog.regclass;
+  total bigint := 0;
+  n bigint;
+BEGIN
+  -- The tables that hold function references (each has the binding trigger).
+  FOREACH t IN ARRAY ARRAY['consistency.upcasters', 'consistency.aggregates', 'consistency.subscription_state',
+                           'consistency.consumer_state', 'consistency.saga_definitions']::pg_catalog.regclass[] LOOP
+    EXECUTE pg_catalog.format('UPDATE %s SET bound_cluster = bound_cluster '
+                              'WHERE bound_cluster OPERATOR(pg_catalog.<>) $1', t) USING here;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    total := total OPERATOR(pg_catalog.+) n;
+  END LOOP;
+  RETURN total;
+END
+$fn$;

@@ -88,24 +88,19 @@ CREATE FUNCTION consistency._rebind_function_refs() RETURNS bigint
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   here bigint := consistency._system_identifier();
+  t pg_catalog.regclass;
   total bigint := 0;
   n bigint;
 BEGIN
-  UPDATE consistency.upcasters SET bound_cluster = bound_cluster WHERE bound_cluster OPERATOR(pg_catalog.<>) here;
-  GET DIAGNOSTICS n = ROW_COUNT;
-  total := total OPERATOR(pg_catalog.+) n;
-  UPDATE consistency.aggregates SET bound_cluster = bound_cluster WHERE bound_cluster OPERATOR(pg_catalog.<>) here;
-  GET DIAGNOSTICS n = ROW_COUNT;
-  total := total OPERATOR(pg_catalog.+) n;
-  UPDATE consistency.subscription_state SET bound_cluster = bound_cluster WHERE bound_cluster OPERATOR(pg_catalog.<>) here;
-  GET DIAGNOSTICS n = ROW_COUNT;
-  total := total OPERATOR(pg_catalog.+) n;
-  UPDATE consistency.consumer_state SET bound_cluster = bound_cluster WHERE bound_cluster OPERATOR(pg_catalog.<>) here;
-  GET DIAGNOSTICS n = ROW_COUNT;
-  total := total OPERATOR(pg_catalog.+) n;
-  UPDATE consistency.saga_definitions SET bound_cluster = bound_cluster WHERE bound_cluster OPERATOR(pg_catalog.<>) here;
-  GET DIAGNOSTICS n = ROW_COUNT;
-  RETURN total OPERATOR(pg_catalog.+) n;
+  -- The tables that hold function references (each has the binding trigger).
+  FOREACH t IN ARRAY ARRAY['consistency.upcasters', 'consistency.aggregates', 'consistency.subscription_state',
+                           'consistency.consumer_state', 'consistency.saga_definitions']::pg_catalog.regclass[] LOOP
+    EXECUTE pg_catalog.format('UPDATE %s SET bound_cluster = bound_cluster '
+                              'WHERE bound_cluster OPERATOR(pg_catalog.<>) $1', t) USING here;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    total := total OPERATOR(pg_catalog.+) n;
+  END LOOP;
+  RETURN total;
 END
 $fn$;
 REVOKE ALL ON FUNCTION consistency._rebind_function_refs() FROM PUBLIC;
