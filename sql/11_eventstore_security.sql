@@ -173,16 +173,18 @@ SELECT * FROM consistency.aggregate_state('vault-1') AS true_fold_in_the_same_tr
 COMMIT;
 RESET ROLE;
 -- An upcaster that changes search_path at session level (set_config(..., false)) to a
--- schema with mallory's + first, and that anyone may use. A fold calls the upcasters and
--- the apply function in one scope; the path is pinned again before each call, so the
--- apply function (parsed after the upcaster ran) still adds with pg_catalog's +.
--- A subscription handler called after the same upcaster sees the pinned path too.
+-- schema with mallory's + first, and that anyone may use, and work_mem too. A fold calls
+-- the upcasters and the apply function in one scope; what each call sets is rolled back
+-- when it returns, so the apply function (parsed after the upcaster ran) still adds with
+-- pg_catalog's +. A subscription handler called after the same upcaster sees the pinned
+-- path and the session's work_mem too.
 SET ROLE regress_es_mallory;
 GRANT USAGE ON SCHEMA regress_es_mallory TO PUBLIC;
 RESET ROLE;
 CREATE FUNCTION public.es_escape_up(d jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM set_config('search_path', 'regress_es_mallory, pg_catalog', false);
+  PERFORM set_config('work_mem', '77MB', false);
   RETURN d;
 END $$;
 SELECT consistency.append_events('vault-2', 0, '[{"type": "EscapeDeposit", "data": {"amount": 10}},
@@ -192,18 +194,18 @@ SELECT consistency.append_events('vault-2', 0, '[{"type": "EscapeDeposit", "data
 SELECT consistency.register_upcaster('EscapeDeposit', 1, 'public.es_escape_up(jsonb)');
 SELECT * FROM consistency.aggregate_state('vault-2') AS fold_after_a_path_changing_upcaster;
 SHOW search_path;
-CREATE TABLE public.es_path_log (type text, run_as text, search_path text);
+CREATE TABLE public.es_path_log (type text, run_as text, search_path text, work_mem text);
 GRANT INSERT ON public.es_path_log TO regress_es_writer;
 CREATE FUNCTION public.es_path_seen(global_position bigint, stream text, version bigint, type text,
                                     data jsonb, metadata jsonb) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO public.es_path_log VALUES (type, current_user, current_setting('search_path'));
+  INSERT INTO public.es_path_log VALUES (type, current_user, current_setting('search_path'), current_setting('work_mem'));
 END $$;
 SET ROLE regress_es_writer;
 SELECT consistency.create_subscription('path_seen', 'public.es_path_seen(bigint,text,bigint,text,jsonb,jsonb)', ARRAY['vault']);
 RESET ROLE;
 SELECT consistency._subscription_step('path_seen') AS handled;
-SELECT type, run_as, search_path, count(*) FROM public.es_path_log GROUP BY 1, 2, 3 ORDER BY 1;
+SELECT type, run_as, search_path, work_mem, count(*) FROM public.es_path_log GROUP BY 1, 2, 3, 4 ORDER BY 1;
 SELECT consistency.drop_subscription('path_seen');
 SET ROLE regress_es_mallory;
 REVOKE USAGE ON SCHEMA regress_es_mallory FROM PUBLIC;

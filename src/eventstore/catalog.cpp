@@ -376,8 +376,9 @@ Datum upcast(UpcastFns* fns, const char* type, int len, int32 schema_version, Da
     UpcastStep step{type, len, v};
     ErrorContextCallback cb{error_context_stack, upcast_error_context, &step};
     error_context_stack = &cb;
-    if (fns->in_run_as) pg::run_as_repin();
+    int level = fns->in_run_as ? pg::user_call_enter() : 0;
     Datum r = call_function(fi, &data, 1, &isnull);
+    if (fns->in_run_as) pg::user_call_leave(level);
     error_context_stack = cb.previous;
     if (isnull) {
       char* fname = format_procedure(fi->fn_oid);

@@ -122,7 +122,7 @@ int32 latest_schema_version(const char* type, int len);
 // for the rest of the transaction, so an FmgrInfo first called under one role and search
 // path must never be reused under another. Allocated in `cxt`. `in_run_as`: the calls
 // run inside a pg::RunAs scope that makes other user calls too (a fold, a subscription
-// handler), so the pinned search path is set again before each (pg::run_as_repin).
+// handler), so each call's settings are rolled back when it returns (pg::user_call_enter).
 struct UpcastFns;
 UpcastFns* new_upcast_fns(MemoryContext cxt, bool in_run_as);
 // Returns `data` upcast from `schema_version` to the latest version of `type`, and sets

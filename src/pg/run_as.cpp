@@ -117,12 +117,9 @@ void run_as_enter(RunAsState* st, Oid role, int64_t timeout_ms) {
   arm_hard_stop(st, timeout_ms);
 }
 
-void run_as_repin() {
-  // A plain SET at the scope's nest level: the scope's AtEOXact_GUC(false) rolls it back
-  // with whatever the user code set (GUC_ACTION_SAVE would clash with a SET the code
-  // made at this level).
-  if (!search_path_pinned()) set_pinned_search_path(GUC_ACTION_SET);
-}
+int user_call_enter() { return NewGUCNestLevel(); }
+
+void user_call_leave(int level) { AtEOXact_GUC(false, level); }
 
 void run_as_disarm_timeout(RunAsState* st) {
   if (!st->timeout_armed && !st->hard_armed) return;

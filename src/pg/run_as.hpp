@@ -62,14 +62,15 @@ void run_as_enter(RunAsState* st, Oid role, int64_t timeout_ms);
 // Rolls back every setting changed since run_as_enter, disarms the timeout, restores
 // the identity.
 void run_as_leave(RunAsState* st);
-// Inside a scope that makes more than one user call (a fold: upcasters and the apply
-// function; a handler after its upcasters): sets search_path back to the pinned value
-// when an earlier call changed it. What a call sets at session level otherwise stays
-// until the scope ends, and a path changed by one function (an upcaster anyone with
-// the right could register) would decide which operators and functions the next one
-// resolves. Call it before every user call but the first; a compare when nothing
-// changed. Other settings an earlier call changed stay until the scope ends.
-void run_as_repin();
+// One user call inside a scope that makes several (a fold: upcasters, then the apply
+// function, for each event; a subscription handler after the upcasters of its event):
+// every setting the call changes, a plain SET and set_config(..., false) included, is
+// rolled back when it returns, as at the end of the scope. Otherwise a search_path one
+// function set (an upcaster the aggregate's owner did not write) would decide which
+// operators and functions the next one resolves. On an error the (sub)transaction's
+// abort rolls them back. user_call_enter returns the level to pass to user_call_leave.
+int user_call_enter();
+void user_call_leave(int level);
 // Only disarms the time limit: for error paths where the (sub)transaction abort restores
 // identity and settings. Safe to call more than once.
 void run_as_disarm_timeout(RunAsState* st);
