@@ -150,9 +150,7 @@ int64 apply_row(Fold* f, UpcastFns* fns, HeapTuple row, TupleDesc desc) {
   Datum args[3] = {f->state, values[1], data};  // apply_fn(state, type, data)
   bool isnull = false;
   // The upcasters and the earlier events' calls ran in the same scope.
-  int level = pg::user_call_enter();
-  Datum next = call_function(f->def->finfo, args, 3, &isnull);
-  pg::user_call_leave(level);
+  Datum next = call_function_own_settings(f->def->finfo, args, 3, &isnull);
   error_context_stack = cb.previous;
   MemoryContextSwitchTo(old);
   if (isnull) return version;

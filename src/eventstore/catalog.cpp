@@ -288,6 +288,13 @@ Datum call_function(FmgrInfo* finfo, const Datum* args, int nargs, bool* isnull)
   return r;
 }
 
+Datum call_function_own_settings(FmgrInfo* finfo, const Datum* args, int nargs, bool* isnull) {
+  int level = pg::user_call_enter();
+  Datum r = call_function(finfo, args, nargs, isnull);
+  pg::user_call_leave(level);
+  return r;
+}
+
 int32 latest_schema_version(const char* type, int len) {
   UpcasterEntry* e = find_upcaster(type, len);
   return e == nullptr ? 1 : e->latest;
@@ -376,9 +383,8 @@ Datum upcast(UpcastFns* fns, const char* type, int len, int32 schema_version, Da
     UpcastStep step{type, len, v};
     ErrorContextCallback cb{error_context_stack, upcast_error_context, &step};
     error_context_stack = &cb;
-    int level = fns->in_run_as ? pg::user_call_enter() : 0;
-    Datum r = call_function(fi, &data, 1, &isnull);
-    if (fns->in_run_as) pg::user_call_leave(level);
+    Datum r = fns->in_run_as ? call_function_own_settings(fi, &data, 1, &isnull)
+                             : call_function(fi, &data, 1, &isnull);
     error_context_stack = cb.previous;
     if (isnull) {
       char* fname = format_procedure(fi->fn_oid);

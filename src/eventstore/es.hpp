@@ -114,6 +114,9 @@ int spi_run_latest_as_owner(pg::SavedPlan& plan, const Datum* values, const char
 // user; *isnull tells whether it returned NULL.
 inline constexpr int kMaxCallArgs = 6;
 Datum call_function(FmgrInfo* finfo, const Datum* args, int nargs, bool* isnull);
+// call_function for one of several user calls in a pg::RunAs scope: what the call sets is
+// rolled back when it returns (pg::user_call_enter), so it does not reach the next call.
+Datum call_function_own_settings(FmgrInfo* finfo, const Datum* args, int nargs, bool* isnull);
 
 // Upcasting. The latest schema version of an event type (1 without upcasters).
 int32 latest_schema_version(const char* type, int len);
@@ -122,7 +125,7 @@ int32 latest_schema_version(const char* type, int len);
 // for the rest of the transaction, so an FmgrInfo first called under one role and search
 // path must never be reused under another. Allocated in `cxt`. `in_run_as`: the calls
 // run inside a pg::RunAs scope that makes other user calls too (a fold, a subscription
-// handler), so each call's settings are rolled back when it returns (pg::user_call_enter).
+// handler), so each is called with call_function_own_settings.
 struct UpcastFns;
 UpcastFns* new_upcast_fns(MemoryContext cxt, bool in_run_as);
 // Returns `data` upcast from `schema_version` to the latest version of `type`, and sets

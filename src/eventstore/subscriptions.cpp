@@ -164,9 +164,7 @@ void invoke_handler(FmgrInfo* finfo, UpcastFns* fns, Oid owner, HeapTuple tup, T
       upcast(fns, VARDATA_ANY(type), VARSIZE_ANY_EXHDR(type), DatumGetInt32(values[4]), values[5], &sv);
   Datum args[6] = {values[0], values[1], values[2], values[3], data, values[6]};
   bool isnull = false;
-  int level = pg::user_call_enter();  // the upcasters ran in the same scope
-  (void)call_function(finfo, args, 6, &isnull);
-  pg::user_call_leave(level);
+  (void)call_function_own_settings(finfo, args, 6, &isnull);  // the upcasters ran in the same scope
   pg::run_as_leave(&g_handler_scope);
   correlation::leave(context);
   // A handler that caught the cancellation of its time limit and went on has overrun it

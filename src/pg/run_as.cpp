@@ -72,15 +72,6 @@ void arm_hard_stop(RunAsState* st, int64_t timeout_ms) {
   st->hard_armed = arm_earliest(g_hard_stop_id, hard_stop_delay_ms(timeout_ms), &st->hard_outer);
 }
 
-bool search_path_pinned() {
-  return namespace_search_path != nullptr && strcmp(namespace_search_path, kPinnedSearchPath) == 0;
-}
-
-void set_pinned_search_path(GucAction action) {
-  (void)set_config_option("search_path", kPinnedSearchPath, superuser() ? PGC_SUSET : PGC_USERSET,
-                          PGC_S_SESSION, action, true, 0, false);
-}
-
 }  // namespace
 
 bool hard_stop_fired() { return g_hard_stop_fired != 0; }
@@ -108,7 +99,9 @@ void run_as_enter(RunAsState* st, Oid role, int64_t timeout_ms) {
   // A background process whose own path is pinned to it already (pin_process_search_path)
   // skips the set, which costs more than a short handler call; the nest level still rolls
   // back whatever the code sets.
-  if (!search_path_pinned()) set_pinned_search_path(GUC_ACTION_SAVE);
+  if (namespace_search_path == nullptr || strcmp(namespace_search_path, kPinnedSearchPath) != 0)
+    (void)set_config_option("search_path", kPinnedSearchPath, superuser() ? PGC_SUSET : PGC_USERSET,
+                            PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
   SetUserIdAndSecContext(role,
                          st->saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
   st->hard_armed = false;
